@@ -1,0 +1,1 @@
+"""Settings only: typed configuration loaded from the environment, plus process configuration files."""

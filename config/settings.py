@@ -1,0 +1,123 @@
+"""Typed settings for every Storelink process, loaded from the environment and validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path.home() / ".storelink"
+
+
+class SettingsError(Exception):
+    """The environment holds a value Storelink cannot start with; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob Storelink reads. Each field maps to the environment variable of the same name in capitals.
+
+    The README's configuration table is checked against this class by the test suite.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the database. Empty: a SQLite file in DATA_DIR (the embedded default).",
+    )
+    redis_url: str = Field(
+        default="",
+        description="Redis URL for queues, counters and locks. Empty: a private Redis is started for the run.",
+    )
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="Where the embedded default keeps its SQLite file and private Redis socket.",
+    )
+    secret_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "Comma-separated Fernet keys; the first encrypts, all decrypt (rotation). "
+            "Empty: a key is generated once and kept in DATA_DIR/secret.key."
+        ),
+    )
+    log_level: str = Field(default="INFO", description="Log level for every process: DEBUG, INFO, WARNING, ERROR.")
+    log_json: bool = Field(default=True, description="Write logs as one JSON object per line.")
+    max_request_bytes: int = Field(
+        default=2 * 1024 * 1024, gt=0, description="Largest request body the web app accepts, in bytes."
+    )
+    web_host: str = Field(default="127.0.0.1", description="Address `storelink up` binds the web app to.")
+    web_port: int = Field(default=8000, ge=1, le=65535, description="Port `storelink up` binds the web app to.")
+    web_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes.")
+    worker_queues: str = Field(
+        default="orders,events,sync,bulk",
+        description="Queues a worker listens on, most urgent first, comma-separated.",
+    )
+    job_timeout_seconds: int = Field(default=3600, gt=0, description="Longest a single job may run.")
+    sweep_interval_seconds: int = Field(
+        default=15, gt=0, description="How often the scheduler re-enqueues recorded work that has no live job."
+    )
+    stale_after_seconds: int = Field(
+        default=60,
+        gt=0,
+        description="A running sync whose heartbeat is older than this, with no live job, is re-enqueued.",
+    )
+    sync_batch_size: int = Field(
+        default=1000, ge=1, le=50000, description="Rows a catalog sync reads, diffs and writes per transaction."
+    )
+    http_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout for calls to stores and feeds.")
+    feed_allow_files: bool = Field(
+        default=True, description="Allow feed merchants whose feed is a local file path (file:// or a path)."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError("must be a URL such as postgresql+psycopg://user@host/db or sqlite:///path")
+        if value.startswith("postgres://") or value.startswith("postgresql://"):
+            # The psycopg 3 driver is the one installed.
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def queue_names(self) -> list[str]:
+        return [name.strip() for name in self.worker_queues.split(",") if name.strip()]
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'storelink.db'}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment (and overrides), turning validation errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper() or "?"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()

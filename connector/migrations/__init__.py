@@ -1,0 +1,1 @@
+"""Alembic migration environment for Storelink's schema."""

@@ -1,0 +1,82 @@
+"""The StoreAdapter port: the one surface through which the core talks to any store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from connector.domain.catalog import InventoryLevel, Product
+from connector.domain.events import StoreEvent
+from connector.domain.orders import ExternalOrderRef, Order
+
+
+class Capability(StrEnum):
+    """What a store kind supports; the core asks before it calls."""
+
+    CATALOG_FULL = "catalog_full"
+    CATALOG_INCREMENTAL = "catalog_incremental"
+    BULK_EXPORT = "bulk_export"
+    INVENTORY_READ = "inventory_read"
+    INVENTORY_WRITE = "inventory_write"
+    ORDER_PUSH = "order_push"
+    WEBHOOKS = "webhooks"
+    POLLING = "polling"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """Transport settings handed to an adapter by the composition root (adapters read no globals)."""
+
+    timeout: float = 30.0
+    user_agent: str = "Storelink/0.1"
+    allow_files: bool = True
+
+
+@runtime_checkable
+class StoreAdapter(Protocol):
+    """One merchant's store. Construct with `(config, credentials, http)`; all methods are synchronous.
+
+    Methods outside the adapter's `capabilities` raise `connector.errors.PermanentError`.
+    """
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the normalized merchant config, or raise connector.errors.ValidationError."""
+        ...
+
+    @classmethod
+    def store_ref(cls, config: Mapping[str, Any]) -> str:
+        """The store's identity (shop domain, seller id, feed URL): unique per store kind."""
+        ...
+
+    def check_connection(self) -> None:
+        """Prove the credentials and address work, or raise AuthError / PermanentError / RetryableError."""
+        ...
+
+    def iter_catalog(self, since: datetime | None = None) -> Iterator[Product]:
+        """Stream the catalog (all of it when `since` is None), never holding it whole in memory."""
+        ...
+
+    def iter_catalog_errors(self) -> Sequence[tuple[int, str]]:
+        """Records the last `iter_catalog` skipped, as (position, reason): the run reports them."""
+        ...
+
+    def get_inventory(self, variant_refs: Sequence[str]) -> list[InventoryLevel]: ...
+
+    def set_inventory(self, levels: Sequence[InventoryLevel]) -> None: ...
+
+    def create_order(self, order: Order, idempotency_key: str) -> ExternalOrderRef: ...
+
+    def find_order(self, idempotency_key: str) -> ExternalOrderRef | None: ...
+
+    def cancel_order(self, ref: ExternalOrderRef) -> None: ...
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> bool: ...
+
+    def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]: ...

@@ -1,0 +1,51 @@
+"""Adapter registry: finds store adapters through the `storelink.adapters` entry-point group."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any, cast
+
+from connector.errors import ValidationError
+from connector.ports import HttpOptions, StoreAdapter
+
+logger = logging.getLogger(__name__)
+
+GROUP = "storelink.adapters"
+
+
+@lru_cache(maxsize=1)
+def adapters() -> dict[str, type[StoreAdapter]]:
+    """Every installed adapter class by store kind. A broken plug-in is logged and skipped."""
+    found: dict[str, type[StoreAdapter]] = {}
+    for ep in entry_points(group=GROUP):
+        try:
+            cls = ep.load()
+        except Exception:
+            logger.exception("adapter failed to load", extra={"entry_point": ep.name})
+            continue
+        found[ep.name] = cast(type[StoreAdapter], cls)
+    return found
+
+
+def kinds() -> list[str]:
+    return sorted(adapters())
+
+
+def adapter_class(kind: str) -> type[StoreAdapter]:
+    try:
+        return adapters()[kind]
+    except KeyError:
+        raise ValidationError(
+            f"unknown store kind {kind!r}; installed: {', '.join(kinds()) or 'none'}", code="unknown_kind"
+        ) from None
+
+
+def create_adapter(
+    kind: str, config: Mapping[str, Any], credentials: Mapping[str, str], http: HttpOptions
+) -> StoreAdapter:
+    """Instantiate the adapter for one merchant's store."""
+    cls = adapter_class(kind)
+    return cls(config, credentials, http)  # type: ignore[call-arg]

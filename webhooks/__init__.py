@@ -1,0 +1,1 @@
+"""Inbound webhook receivers (stores) and outbound delivery to the platform."""
