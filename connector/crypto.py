@@ -22,7 +22,9 @@ class SecretBox:
         try:
             self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
         except (ValueError, TypeError):
-            raise ValueError("SECRET_KEYS holds a value that is not a Fernet key (32 url-safe base64 bytes)") from None
+            raise ValueError(
+                "SECRET_KEYS holds a value that is not a Fernet key (32 url-safe base64 bytes)"
+            ) from None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -39,7 +41,9 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token).decode("utf-8")
         except InvalidToken:
-            raise PermanentError("stored secret cannot be decrypted with the configured keys", code="bad_key") from None
+            raise PermanentError(
+                "stored secret cannot be decrypted with the configured keys", code="bad_key"
+            ) from None
 
     def decrypt(self, token: bytes | None) -> dict[str, str]:
         if not token:

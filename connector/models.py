@@ -127,7 +127,10 @@ class Product(Timestamped, Base):
 
 class Variant(Timestamped, Base):
     __tablename__ = "variants"
-    __table_args__ = (UniqueConstraint("merchant_id", "external_id"), Index("ix_variants_product", "product_id"))
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "external_id"),
+        Index("ix_variants_product", "product_id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
@@ -219,7 +222,9 @@ class Reservation(Base):
     live_pin_id: Mapped[int | None] = mapped_column(ForeignKey("live_pins.id"))
     buyer_ref: Mapped[str | None] = mapped_column(String(255))
     quantity: Mapped[int]
-    state: Mapped[str] = mapped_column(String(20), default="active")  # active | confirmed | released | expired
+    state: Mapped[str] = mapped_column(
+        String(20), default="active"
+    )  # active | confirmed | released | expired
     expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -412,6 +417,7 @@ class SyncRun(Base):
     status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | succeeded | failed
     queue: Mapped[str] = mapped_column(String(20), default="sync")
     attempt: Mapped[int] = mapped_column(default=0)
+    job_id: Mapped[str | None] = mapped_column(String(80))
     lease_token: Mapped[str | None] = mapped_column(String(40))
     heartbeat_at: Mapped[datetime | None]
     rows_read: Mapped[int] = mapped_column(default=0)

@@ -40,8 +40,16 @@ class Variant:
         """Fingerprint of everything but stock, so a price or title change is seen and a re-read is not."""
         compare = self.compare_at_price.minor if self.compare_at_price else None
         return _digest(
-            self.external_id, self.title, self.price.minor, self.price.currency, self.sku, self.barcode,
-            compare, self.status, self.inventory_item_ref, self.options,
+            self.external_id,
+            self.title,
+            self.price.minor,
+            self.price.currency,
+            self.sku,
+            self.barcode,
+            compare,
+            self.status,
+            self.inventory_item_ref,
+            self.options,
         )
 
 
@@ -63,7 +71,13 @@ class Product:
 
     def content_hash(self) -> str:
         return _digest(
-            self.external_id, self.title, self.description, self.vendor, self.url, self.media, self.status,
+            self.external_id,
+            self.title,
+            self.description,
+            self.vendor,
+            self.url,
+            self.media,
+            self.status,
             self.extra,
         )
 

@@ -1,0 +1,34 @@
+"""Web composition root: `create_app()` wires settings, runtime and every web module's `init_app`."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from config.settings import Settings, get_settings
+from connector import logs, runtime
+from connector.web import context, health, metrics, problems
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = None) -> Flask:
+    """Build the WSGI app. Without arguments it reads the environment (as gunicorn does)."""
+    settings = settings or get_settings()
+    logs.configure(settings.log_level, settings.log_json)
+    if rt is None:
+        rt = runtime.current() if settings.redis_url else None
+    if rt is None:
+        raise RuntimeError("REDIS_URL is not set: run the web app through `storelink up` or set REDIS_URL")
+    runtime.install(rt)
+
+    app = Flask("storelink")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["storelink"] = rt
+    problems.init_app(app)
+    context.init_app(app, settings.max_request_bytes)
+    metrics.init_app(app)
+    health.init_app(app)
+    logger.debug("app created", extra={"database": rt.db.engine.dialect.name})
+    return app

@@ -1,0 +1,207 @@
+"""Benchmark `feed-sync`: Storelink's full catalog sync of a generated feed against a bare baseline.
+
+The baseline stream-parses the same CSV and bulk-inserts the same products and variants with SQLAlchemy
+Core: no money parsing, no diffing, no inventory levels, no events. Both run in fresh SQLite databases
+(or schemas of the PostgreSQL database given), each in its own process so peak RSS is the sync's own.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+TARGET_RATIO = 2.0
+TARGET_RSS_MB = 300
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _engine(url: str) -> Any:
+    from connector.db import make_engine
+    from connector.migrate import upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    return engine
+
+
+def _baseline(feed: Path, url: str, out: Any) -> None:
+    from sqlalchemy import insert
+
+    from connector.models import Merchant, Product, Variant
+
+    engine = _engine(url)
+    with engine.begin() as conn:
+        merchant_id = conn.execute(
+            insert(Merchant).returning(Merchant.id),
+            {"kind": "feed", "store_ref": str(feed), "name": "baseline", "config": {}, "price_rules": {}},
+        ).scalar_one()
+    started = time.perf_counter()
+    rows = 0
+    products: list[dict[str, Any]] = []
+    variants: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        with engine.begin() as conn:
+            ids = dict(
+                (ext, pid)
+                for pid, ext in conn.execute(
+                    insert(Product).returning(Product.id, Product.external_id, sort_by_parameter_order=True), products
+                )
+            )
+            for v in variants:
+                v["product_id"] = ids[v.pop("group")]
+            conn.execute(insert(Variant), variants)
+        products.clear()
+        variants.clear()
+
+    with feed.open(newline="", encoding="utf-8") as fh:
+        last_group = None
+        for row in csv.DictReader(fh):
+            rows += 1
+            group = row["item_group_id"] or row["id"]
+            if group != last_group:
+                if len(variants) >= 1000:
+                    flush()
+                products.append({"merchant_id": merchant_id, "external_id": group, "title": row["title"],
+                                 "description": row["description"], "url": row["link"], "media": [],
+                                 "status": "active", "content_hash": ""})
+                last_group = group
+            amount, currency = row["price"].split()
+            variants.append({"merchant_id": merchant_id, "external_id": row["id"], "group": group,
+                             "title": row["title"], "sku": row.get("mpn"), "barcode": row["gtin"],
+                             "price_minor": int(amount.replace(".", "")), "currency": currency,
+                             "status": "active", "inventory_tracked": True, "options": [], "content_hash": ""})
+    if variants:
+        flush()
+    out.put({"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()})
+    engine.dispose()
+
+
+def _storelink(feed: Path, url: str, passes: int, out: Any) -> None:
+    from config.settings import load_settings
+    from connector import syncs
+    from connector.catalog import CatalogSync
+    from connector.crypto import SecretBox
+    from connector.merchants import build_adapter, create_merchant
+    from connector.models import SyncRun
+    from connector.runtime import Runtime
+
+    _engine(url).dispose()
+    settings = load_settings(database_url=url, data_dir=feed.parent, secret_keys="")
+    rt = Runtime(settings=settings, redis_url="redis://unused")  # the sync itself never touches Redis
+    box = SecretBox.from_settings(settings)
+    with rt.db.session() as session:
+        merchant = create_merchant(session, box, kind="feed", name="bench", config={"url": str(feed)})
+    results = []
+    for _ in range(passes):
+        with rt.db.session() as session:
+            run = SyncRun(merchant_id=merchant.id, kind="catalog", status="queued")
+            session.add(run)
+            session.flush()
+            run_id = run.id
+        token = syncs.claim(rt, run_id)
+        assert token is not None
+        started = time.perf_counter()
+        counts = CatalogSync(rt.db, build_adapter(merchant, box, settings), merchant_id=merchant.id,
+                             run_id=run_id, lease_token=token, batch_size=settings.sync_batch_size).run()
+        elapsed = time.perf_counter() - started
+        results.append({"seconds": elapsed, "rows": counts.rows_read, "events": counts.events_emitted,
+                        "created": counts.created, "unchanged": counts.unchanged})
+    out.put({"passes": results, "peak_rss_mb": _peak_rss_mb()})
+    rt.close()
+
+
+def _in_process(target: Any, *args: Any) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result: dict[str, Any] = queue.get()
+    proc.join()
+    if proc.exitcode:
+        raise RuntimeError(f"benchmark process failed with exit code {proc.exitcode}")
+    return result
+
+
+def _fresh_url(database_url: str | None, workdir: Path, name: str) -> str:
+    if not database_url:
+        return f"sqlite:///{workdir / name}.db"
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{name}_{int(time.time())}"
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in database_url else "?"
+    return f"{database_url}{sep}options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(database_url: str | None, url: str) -> None:
+    if not database_url:
+        return
+    from sqlalchemy import create_engine, text
+
+    schema = url.rsplit("%3D", 1)[1]
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def run(*, rows: int, database_url: str | None, console: Console) -> dict[str, Any]:
+    from connector.sandbox.feeds import write_feed
+
+    with tempfile.TemporaryDirectory(prefix="storelink-bench-") as tmp:
+        workdir = Path(tmp)
+        feed = write_feed(workdir / "feed.csv", rows)
+        console.print(f"feed: {rows:,} rows, {feed.stat().st_size / 1e6:.1f} MB")
+        base_url = _fresh_url(database_url, workdir, "baseline")
+        sl_url = _fresh_url(database_url, workdir, "storelink")
+        try:
+            baseline = _in_process(_baseline, feed, base_url)
+            storelink = _in_process(_storelink, feed, sl_url, 2)
+        finally:
+            _drop_schema(database_url, base_url)
+            _drop_schema(database_url, sl_url)
+
+    first, second = storelink["passes"]
+    ratio = first["seconds"] / baseline["seconds"]
+    table = Table(title=f"feed-sync, {rows:,} rows ({'SQLite' if not database_url else 'PostgreSQL'})")
+    for col in ("run", "seconds", "rows/s", "events", "peak RSS MB"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    table.add_row("baseline: parse + Core bulk insert", f"{baseline['seconds']:.2f}",
+                  f"{baseline['rows'] / baseline['seconds']:,.0f}", "-", f"{baseline['peak_rss_mb']:.0f}")
+    table.add_row("storelink: first full sync", f"{first['seconds']:.2f}", f"{first['rows'] / first['seconds']:,.0f}",
+                  f"{first['events']:,}", f"{storelink['peak_rss_mb']:.0f}")
+    table.add_row("storelink: unchanged resync", f"{second['seconds']:.2f}",
+                  f"{second['rows'] / second['seconds']:,.0f}", f"{second['events']:,}", "")
+    console.print(table)
+    console.print(f"ratio (storelink / baseline): {ratio:.2f} (target <= {TARGET_RATIO}); "
+                  f"peak RSS {storelink['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB})")
+    return {
+        "bench": "feed-sync",
+        "rows": rows,
+        "seconds": round(first["seconds"], 3),
+        "rows_per_s": round(first["rows"] / first["seconds"]),
+        "baseline_seconds": round(baseline["seconds"], 3),
+        "ratio": round(ratio, 3),
+        "peak_rss_mb": round(storelink["peak_rss_mb"]),
+        "events_first_sync": first["events"],
+        "resync_seconds": round(second["seconds"], 3),
+        "resync_events": second["events"],
+        "target_ratio": TARGET_RATIO,
+        "target_peak_rss_mb": TARGET_RSS_MB,
+        "meets_targets": ratio <= TARGET_RATIO and storelink["peak_rss_mb"] < TARGET_RSS_MB,
+    }

@@ -1,0 +1,568 @@
+"""Catalog synchronizer: streams a store's catalog into products, variants and levels, diffing by content hash.
+
+The flow follows the binder / mapper / synchronizer split: the adapter maps store records to domain types,
+the (merchant, external id) unique keys bind them to rows, and this module decides what changed. Work is
+done in batches of `batch_size` variants, one transaction each, so memory stays flat whatever the catalog
+size; only the set of external ids seen in a full pass is kept, to find what disappeared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from connector import events
+from connector.db import Database
+from connector.domain.catalog import Product, Variant
+from connector.errors import PermanentError
+from connector.inventory import reserved_by_variant, sellable
+from connector.models import InventoryLevel as LevelRow
+from connector.models import Merchant, SyncRun
+from connector.models import Product as ProductRow
+from connector.models import Variant as VariantRow
+from connector.ports import StoreAdapter
+
+logger = logging.getLogger(__name__)
+
+DELETED = "deleted"
+INCREMENTAL_OVERLAP = timedelta(minutes=5)
+MAX_RECORDED_ERRORS = 1000
+MAX_RECORDED_DIFF = 1000
+
+_levels = LevelRow.__table__
+_level_update = (
+    update(_levels)
+    .where(_levels.c.id == bindparam("level_id"))
+    .values(
+        available=bindparam("new_available"),
+        source_updated_at=bindparam("new_source_updated_at"),
+        version=_levels.c.version + 1,
+        updated_at=bindparam("now"),
+    )
+)
+
+
+class LeaseLostError(Exception):
+    """Another worker took this run over (ours was presumed dead); stop without writing."""
+
+
+@dataclass
+class SyncCounts:
+    rows_read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed_rows: int = 0
+    events_emitted: int = 0
+    row_errors: list[dict[str, Any]] = field(default_factory=list)
+    diff: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "rows_read": self.rows_read,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "failed_rows": self.failed_rows,
+            "events_emitted": self.events_emitted,
+        }
+
+
+def _money(minor: int | None, currency: str) -> dict[str, Any] | None:
+    return None if minor is None else {"amount_minor": minor, "currency": currency}
+
+
+def _product_values(p: Product) -> dict[str, Any]:
+    return {
+        "title": p.title,
+        "description": p.description,
+        "vendor": p.vendor,
+        "url": p.url,
+        "media": list(p.media),
+        "status": str(p.status),
+        "source_updated_at": p.source_updated_at,
+        "content_hash": p.content_hash(),
+    }
+
+
+def _variant_values(v: Variant) -> dict[str, Any]:
+    return {
+        "title": v.title,
+        "sku": v.sku,
+        "barcode": v.barcode,
+        "price_minor": v.price.minor,
+        "compare_at_minor": v.compare_at_price.minor if v.compare_at_price else None,
+        "currency": v.price.currency,
+        "status": str(v.status),
+        "inventory_item_ref": v.inventory_item_ref,
+        "inventory_tracked": v.quantity is not None,
+        "options": [list(o) for o in v.options],
+        "content_hash": v.content_hash(),
+    }
+
+
+def _merge(batch: Iterable[Product]) -> dict[str, Product]:
+    """One Product per external id within a batch (a stream may repeat a product with more variants)."""
+    merged: dict[str, Product] = {}
+    for product in batch:
+        prior = merged.get(product.external_id)
+        if prior is None:
+            merged[product.external_id] = product
+        else:
+            variants = {v.external_id: v for v in prior.variants}
+            variants.update((v.external_id, v) for v in product.variants)
+            merged[product.external_id] = Product(
+                **{
+                    **{f: getattr(product, f) for f in Product.__slots__},
+                    "variants": tuple(variants.values()),
+                }
+            )
+    return merged
+
+
+class CatalogSync:
+    """One catalog pass for one merchant, recorded in one SyncRun (held by `lease_token`)."""
+
+    def __init__(
+        self,
+        db: Database,
+        adapter: StoreAdapter,
+        *,
+        merchant_id: int,
+        run_id: int,
+        lease_token: str,
+        batch_size: int = 1000,
+        full: bool = True,
+        dry_run: bool = False,
+        progress: Callable[[SyncCounts], None] | None = None,
+    ):
+        self.db = db
+        self.adapter = adapter
+        self.merchant_id = merchant_id
+        self.run_id = run_id
+        self.lease_token = lease_token
+        self.batch_size = batch_size
+        self.full = full
+        self.dry_run = dry_run
+        self.progress = progress
+        self.counts = SyncCounts()
+        self._seen_products: set[str] = set()
+        self._seen_variants: set[str] = set()
+        with db.session() as session:
+            merchant = session.get(Merchant, merchant_id)
+            if merchant is None:
+                raise PermanentError(f"merchant {merchant_id} no longer exists", code="merchant_not_found")
+            self.location = merchant.location_ref or "default"
+            self.buffer = merchant.inventory_buffer
+            self.watermark = merchant.catalog_watermark
+
+    # -- the pass ------------------------------------------------------------------------------------------
+
+    def run(self) -> SyncCounts:
+        started = datetime.now(UTC)
+        since = None if self.full or self.watermark is None else self.watermark - INCREMENTAL_OVERLAP
+        batch: list[Product] = []
+        pending = 0
+        for product in self.adapter.iter_catalog(since):
+            batch.append(product)
+            pending += len(product.variants)
+            if pending >= self.batch_size:
+                self._flush(batch)
+                batch, pending = [], 0
+        if batch:
+            self._flush(batch)
+        self._record_row_errors()
+        if self.full:
+            self._delete_unseen()
+        with self.db.session() as session:
+            self._touch(session, final=True)
+            if not self.dry_run:
+                session.execute(
+                    update(Merchant).where(Merchant.id == self.merchant_id).values(catalog_watermark=started)
+                )
+        return self.counts
+
+    def _record_row_errors(self) -> None:
+        errors = self.adapter.iter_catalog_errors()
+        self.counts.failed_rows = int(getattr(self.adapter, "skipped_count", len(errors)))
+        self.counts.row_errors = [
+            {"line": line, "error": reason} for line, reason in errors[:MAX_RECORDED_ERRORS]
+        ]
+        for line, reason in errors[:20]:
+            logger.warning(
+                "catalog row skipped",
+                extra={"merchant_id": self.merchant_id, "run_id": self.run_id, "line": line, "error": reason},
+            )
+
+    # -- one batch ------------------------------------------------------------------------------------------
+
+    def _flush(self, batch: list[Product]) -> None:
+        with self._writes() as session:
+            self.counts.events_emitted += self._apply(session, _merge(batch))
+        if self.progress:
+            self.progress(self.counts)
+
+    @contextmanager
+    def _writes(self) -> Iterator[Session]:
+        """A transaction for catalog writes that commits with the run's counters, or rolls back on a dry run."""
+        session = self.db.sessions()
+        try:
+            session.begin()
+            yield session
+            if self.dry_run:
+                session.rollback()
+                with self.db.session() as counters:
+                    self._touch(counters)
+            else:
+                self._touch(session)
+                session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _apply(self, session: Session, products: dict[str, Product]) -> int:
+        now = datetime.now(UTC)
+        m = self.merchant_id
+        variants: dict[str, tuple[Variant, str]] = {}
+        for p in products.values():
+            for v in p.variants:
+                variants[v.external_id] = (v, p.external_id)
+        self._seen_products.update(products)
+        self._seen_variants.update(variants)
+
+        stored_p = {
+            ext: (pid, h, status)
+            for ext, pid, h, status in session.execute(
+                select(
+                    ProductRow.external_id, ProductRow.id, ProductRow.content_hash, ProductRow.status
+                ).where(ProductRow.merchant_id == m, ProductRow.external_id.in_(list(products)))
+            )
+        }
+        stored_v = {
+            ext: (vid, pid, h)
+            for ext, vid, pid, h in session.execute(
+                select(
+                    VariantRow.external_id, VariantRow.id, VariantRow.product_id, VariantRow.content_hash
+                ).where(VariantRow.merchant_id == m, VariantRow.external_id.in_(list(variants)))
+            )
+        }
+        existing_variant_ids = [row[0] for row in stored_v.values()]
+        stored_levels: dict[int, tuple[int, int]] = {}
+        reserved: dict[int, int] = {}
+        if existing_variant_ids:
+            stored_levels = {
+                vid: (lid, avail)
+                for vid, lid, avail in session.execute(
+                    select(LevelRow.variant_id, LevelRow.id, LevelRow.available).where(
+                        LevelRow.variant_id.in_(existing_variant_ids), LevelRow.location_ref == self.location
+                    )
+                )
+            }
+            reserved = reserved_by_variant(session, existing_variant_ids)
+
+        # Products: insert new, update changed.
+        changed_products: dict[str, str] = {}  # external id -> "created" | "updated"
+        new_p = [ext for ext in products if ext not in stored_p]
+        upd_p = []
+        for ext, (pid, h, _status) in stored_p.items():
+            if products[ext].content_hash() != h:
+                upd_p.append({"id": pid, "updated_at": now, **_product_values(products[ext])})
+                changed_products[ext] = "updated"
+        retitled = set(changed_products)  # products whose own fields changed: every row of theirs did
+        product_ids = {ext: row[0] for ext, row in stored_p.items()}
+        if new_p:
+            rows = [
+                {
+                    "merchant_id": m,
+                    "external_id": ext,
+                    "created_at": now,
+                    "updated_at": now,
+                    **_product_values(products[ext]),
+                }
+                for ext in new_p
+            ]
+            for pid, ext in session.execute(
+                insert(ProductRow).returning(
+                    ProductRow.id, ProductRow.external_id, sort_by_parameter_order=True
+                ),
+                rows,
+            ):
+                product_ids[ext] = pid
+                changed_products[ext] = "created"
+        if upd_p:
+            session.execute(update(ProductRow), upd_p)
+
+        # Variants: insert new, update changed (a variant may move to another product).
+        new_v = []
+        upd_v = []
+        changed_variants: set[str] = set()
+        for ext, (variant, product_ext) in variants.items():
+            pid = product_ids[product_ext]
+            if ext not in stored_v:
+                new_v.append(
+                    {
+                        "merchant_id": m,
+                        "product_id": pid,
+                        "external_id": ext,
+                        "created_at": now,
+                        "updated_at": now,
+                        **_variant_values(variant),
+                    }
+                )
+                continue
+            vid, stored_pid, h = stored_v[ext]
+            if variant.content_hash() != h or stored_pid != pid:
+                upd_v.append({"id": vid, "product_id": pid, "updated_at": now, **_variant_values(variant)})
+                changed_variants.add(ext)
+                changed_products.setdefault(product_ext, "updated")
+        variant_ids = {ext: row[0] for ext, row in stored_v.items()}
+        if new_v:
+            for vid, ext in session.execute(
+                insert(VariantRow).returning(
+                    VariantRow.id, VariantRow.external_id, sort_by_parameter_order=True
+                ),
+                new_v,
+            ):
+                variant_ids[ext] = vid
+                changed_variants.add(ext)
+                changed_products.setdefault(variants[ext][1], "updated")
+        if upd_v:
+            session.execute(update(VariantRow), upd_v)
+
+        # Inventory levels at the merchant's location; events only when sellable stock changed.
+        new_levels = []
+        upd_levels = []
+        inventory_events = []
+        changed_stock: set[str] = set()
+        for ext, (variant, product_ext) in variants.items():
+            if variant.quantity is None:
+                continue
+            vid = variant_ids[ext]
+            level = stored_levels.get(vid)
+            if level is not None and level[1] == variant.quantity:
+                continue
+            held = reserved.get(vid, 0)
+            before = sellable(level[1], held, self.buffer) if level else None
+            after = sellable(variant.quantity, held, self.buffer)
+            if level is None:
+                new_levels.append(
+                    {
+                        "merchant_id": m,
+                        "variant_id": vid,
+                        "location_ref": self.location,
+                        "available": variant.quantity,
+                        "source_updated_at": None,
+                        "version": 1,
+                        "updated_at": now,
+                    }
+                )
+            else:
+                upd_levels.append(
+                    {
+                        "level_id": level[0],
+                        "new_available": variant.quantity,
+                        "new_source_updated_at": None,
+                        "now": now,
+                    }
+                )
+            changed_stock.add(ext)
+            if before != after:
+                inventory_events.append(
+                    events.DomainEvent(
+                        events.INVENTORY_UPDATED,
+                        m,
+                        {
+                            "variant_id": vid,
+                            "external_id": ext,
+                            "product_id": product_ids[product_ext],
+                            "location": self.location,
+                            "available": variant.quantity,
+                            "sellable": after,
+                            "previous_sellable": before,
+                        },
+                        now,
+                    )
+                )
+        if new_levels:
+            session.execute(insert(LevelRow), new_levels)
+        if upd_levels:
+            session.execute(_level_update, upd_levels)
+
+        # Counts per variant row.
+        for ext in variants:
+            if ext not in stored_v:
+                self.counts.created += 1
+            elif ext in changed_variants or ext in changed_stock or variants[ext][1] in retitled:
+                self.counts.updated += 1
+            else:
+                self.counts.unchanged += 1
+        self.counts.rows_read += len(variants)
+
+        product_events = [
+            events.DomainEvent(
+                events.PRODUCT_UPDATED,
+                m,
+                self._product_payload(products[ext], product_ids[ext], variant_ids, change),
+                now,
+            )
+            for ext, change in changed_products.items()
+        ]
+        if self.dry_run:
+            self._record_diff(changed_products, changed_stock, variants)
+        return events.publish(session, product_events + inventory_events)
+
+    @staticmethod
+    def _product_payload(p: Product, pid: int, variant_ids: dict[str, int], change: str) -> dict[str, Any]:
+        return {
+            "change": change,
+            "product": {
+                "id": pid,
+                "external_id": p.external_id,
+                "title": p.title,
+                "status": str(p.status),
+                "url": p.url,
+            },
+            "variants": [
+                {
+                    "id": variant_ids[v.external_id],
+                    "external_id": v.external_id,
+                    "sku": v.sku,
+                    "price": _money(v.price.minor, v.price.currency),
+                    "compare_at_price": _money(
+                        v.compare_at_price.minor if v.compare_at_price else None, v.price.currency
+                    ),
+                }
+                for v in p.variants
+            ],
+        }
+
+    def _record_diff(
+        self,
+        changed_products: dict[str, str],
+        changed_stock: set[str],
+        variants: dict[str, tuple[Variant, str]],
+    ) -> None:
+        for ext, change in changed_products.items():
+            if len(self.counts.diff) < MAX_RECORDED_DIFF:
+                self.counts.diff.append({"op": change, "product": ext})
+        for ext in changed_stock:
+            if len(self.counts.diff) < MAX_RECORDED_DIFF:
+                self.counts.diff.append(
+                    {"op": "stock", "variant": ext, "available": variants[ext][0].quantity}
+                )
+
+    # -- after a full pass -----------------------------------------------------------------------------------
+
+    def _delete_unseen(self) -> None:
+        """Soft-delete what a full pass did not see (rows with order history must keep their ids)."""
+        m = self.merchant_id
+        if not self._seen_products and self.counts.failed_rows == 0:
+            with self.db.session() as session:
+                live = session.scalar(
+                    select(ProductRow.id)
+                    .where(ProductRow.merchant_id == m, ProductRow.status != DELETED)
+                    .limit(1)
+                )
+            if live is not None:
+                raise PermanentError(
+                    "the store returned an empty catalog; refusing to delete every product (resync once fixed)",
+                    code="empty_catalog",
+                )
+        with self._writes() as session:
+            gone_products = [
+                (pid, ext)
+                for pid, ext in session.execute(
+                    select(ProductRow.id, ProductRow.external_id).where(
+                        ProductRow.merchant_id == m, ProductRow.status != DELETED
+                    )
+                )
+                if ext not in self._seen_products
+            ]
+            gone_variants = [
+                (vid, ext, pid)
+                for vid, ext, pid in session.execute(
+                    select(VariantRow.id, VariantRow.external_id, VariantRow.product_id).where(
+                        VariantRow.merchant_id == m, VariantRow.status != DELETED
+                    )
+                )
+                if ext not in self._seen_variants
+            ]
+            if not gone_products and not gone_variants:
+                return
+            now = datetime.now(UTC)
+            gone_pids = {pid for pid, _ in gone_products}
+            if gone_products:
+                session.execute(
+                    update(ProductRow),
+                    [
+                        {"id": pid, "status": DELETED, "content_hash": DELETED, "updated_at": now}
+                        for pid, _ in gone_products
+                    ],
+                )
+            if gone_variants:
+                session.execute(
+                    update(VariantRow),
+                    [
+                        {"id": vid, "status": DELETED, "content_hash": DELETED, "updated_at": now}
+                        for vid, _, _ in gone_variants
+                    ],
+                )
+            self.counts.deleted += len(gone_variants)
+            pruned = {pid for _, _, pid in gone_variants} - gone_pids
+            product_exts = (
+                dict(
+                    session.execute(
+                        select(ProductRow.id, ProductRow.external_id).where(ProductRow.id.in_(pruned))
+                    )
+                    .tuples()
+                    .all()
+                )
+                if pruned
+                else {}
+            )
+            deleted_events = [
+                events.DomainEvent(events.PRODUCT_DELETED, m, {"product_id": pid, "external_id": ext}, now)
+                for pid, ext in gone_products
+            ] + [
+                events.DomainEvent(
+                    events.PRODUCT_UPDATED,
+                    m,
+                    {
+                        "change": "variants_removed",
+                        "product": {"id": pid, "external_id": product_exts[pid]},
+                        "removed_variants": [ext for _, ext, p in gone_variants if p == pid],
+                    },
+                    now,
+                )
+                for pid in sorted(pruned)
+            ]
+            self.counts.events_emitted += events.publish(session, deleted_events)
+            if self.dry_run:
+                room = MAX_RECORDED_DIFF - len(self.counts.diff)
+                self.counts.diff.extend({"op": "deleted", "product": ext} for _, ext in gone_products[:room])
+
+    # -- run bookkeeping -----------------------------------------------------------------------------------
+
+    def _touch(self, session: Session, *, final: bool = False) -> None:
+        values: dict[str, Any] = {**self.counts.as_row(), "heartbeat_at": datetime.now(UTC)}
+        if final:
+            values["row_errors"] = self.counts.row_errors
+            values["diff"] = self.counts.diff
+        result = session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == self.run_id, SyncRun.lease_token == self.lease_token)
+            .values(**values)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise LeaseLostError(f"sync run {self.run_id} was taken over")

@@ -1,0 +1,490 @@
+"""CLI composition root: `storelink` commands for running, operating and supporting the service."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+
+import config
+from config.settings import Settings, SettingsError, load_settings
+from connector import logs, migrate, registry, runtime, syncs
+from connector.errors import StorelinkError
+from connector.merchants import create_merchant, get_merchant, rotate_credentials
+from connector.models import Merchant, SyncRun
+
+logger = logging.getLogger(__name__)
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+TERMINAL = ("succeeded", "failed")
+
+
+class Context:
+    """Lazily resolved settings and runtime for one CLI invocation."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+        self._rt: runtime.Runtime | None = None
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings()
+            except SettingsError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._settings
+
+    @property
+    def rt(self) -> runtime.Runtime:
+        if self._rt is None:
+            url = resolve_cli_redis(self.settings, self._stack)
+            self._rt = runtime.install(runtime.Runtime(settings=self.settings, redis_url=url))
+            migrate.upgrade(self._rt.db.engine)
+        return self._rt
+
+    def close(self) -> None:
+        if self._rt is not None:
+            self._rt.close()
+        self._stack.close()
+
+
+def run_file(settings: Settings) -> Path:
+    return settings.data_dir / "run" / "redis.url"
+
+
+def resolve_cli_redis(settings: Settings, stack: contextlib.ExitStack) -> str:
+    """REDIS_URL; else the private Redis of a running `storelink up`; else a private one for this command.
+
+    Work recorded by a command that had to start its own Redis is not lost when that Redis stops: the
+    database holds it and the scheduler's sweep enqueues it again once `storelink up` runs.
+    """
+    if settings.redis_url:
+        return settings.redis_url
+    from redis import Redis
+
+    path = run_file(settings)
+    if path.exists():
+        url = path.read_text().strip()
+        with contextlib.suppress(Exception):
+            Redis.from_url(url, socket_connect_timeout=0.5).ping()
+            return url
+    from connector.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(settings.data_dir / "cli" / str(os.getpid()))
+    url = server.start()
+    stack.callback(server.stop)
+    return url
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn Storelink's typed errors into clean CLI errors (exit 1, one line, no traceback)."""
+    try:
+        yield
+    except StorelinkError as exc:
+        raise click.ClickException(f"{exc.message} [{exc.code}]") from None
+
+
+@click.group()
+@click.version_option(package_name="storelink")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Storelink: connects merchant stores to the short-video and live-shopping platform."""
+    obj = Context()
+    ctx.obj = obj
+    ctx.call_on_close(obj.close)
+    # Operator commands log warnings only, in plain text; the long-running processes reconfigure.
+    logs.configure("WARNING", json_output=False)
+
+
+# --- processes ----------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
+@click.option("--queues", default="", help="Comma-separated queues (default: WORKER_QUEUES).")
+@pass_ctx
+def worker(obj: Context, burst: bool, queues: str) -> None:
+    """Run a job worker."""
+    from connector.worker import run_worker
+
+    url = resolve_cli_redis(obj.settings, obj._stack)
+    names = [q.strip() for q in queues.split(",") if q.strip()] or None
+    try:
+        run_worker(obj.settings, url, queue_names=names, burst=burst)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@pass_ctx
+def scheduler(obj: Context) -> None:
+    """Run the periodic scheduler (sweeps lost work, reconciles)."""
+    from connector.scheduler import run_scheduler
+
+    run_scheduler(obj.settings, resolve_cli_redis(obj.settings, obj._stack))
+
+
+def gunicorn_command(settings: Settings, bind: str) -> list[str]:
+    conf = Path(config.__file__).parent / "gunicorn.conf.py"
+    return [sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", bind, "connector.app:create_app()"]
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default WEB_HOST).")
+@click.option("--port", default=None, type=int, help="Port to bind (default WEB_PORT).")
+@click.option("--workers", "worker_count", default=2, show_default=True, help="Job worker processes.")
+@click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler.")
+@pass_ctx
+def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_scheduler: bool) -> None:
+    """Run web, workers and scheduler together (the Procfile's processes), for development and demos."""
+    from connector.supervisor import Supervisor
+
+    settings = obj.settings
+    logs.configure(settings.log_level, settings.log_json)
+    url = settings.redis_url
+    if not url:
+        from connector.embedded import EmbeddedRedis
+
+        server = EmbeddedRedis(settings.data_dir)
+        url = server.start()
+        obj._stack.callback(server.stop)
+        path = run_file(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(url)
+        obj._stack.callback(lambda: path.unlink(missing_ok=True))
+    rt = runtime.install(runtime.Runtime(settings=settings, redis_url=url))
+    migrate.upgrade(rt.db.engine)
+    rt.close()
+
+    metrics_dir = settings.data_dir / "run" / "metrics"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    env = {
+        **os.environ,
+        "REDIS_URL": url,
+        "DATABASE_URL": settings.effective_database_url,
+        "DATA_DIR": str(settings.data_dir),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    bind = f"{host or settings.web_host}:{port or settings.web_port}"
+    sup = Supervisor(env=env)
+    sup.add("web", gunicorn_command(settings, bind))
+    for i in range(worker_count):
+        sup.add(f"worker.{i + 1}", [sys.executable, "-m", "connector.cli", "worker"])
+    if not no_scheduler:
+        sup.add("scheduler", [sys.executable, "-m", "connector.cli", "scheduler"])
+    err.print(f"storelink up: web on http://{bind}, {worker_count} worker(s), Redis {url}", highlight=False)
+    sup.run()
+
+
+# --- database and keys ----------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(obj: Context) -> None:
+    """Apply migrations up to the newest schema."""
+    from connector.db import Database
+
+    database = Database.from_settings(obj.settings)
+    migrate.upgrade(database.engine)
+    console.print(f"database at revision {migrate.current_revision(database.engine)}")
+    database.dispose()
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for stored credentials."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new Fernet key (prepend it to SECRET_KEYS to rotate)."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())
+
+
+@keys.command("rotate")
+@pass_ctx
+def keys_rotate(obj: Context) -> None:
+    """Re-encrypt every stored credential under the first key in SECRET_KEYS."""
+    from connector.db import Database
+
+    database = Database.from_settings(obj.settings)
+    migrate.upgrade(database.engine)
+    from connector.crypto import SecretBox
+
+    with database.session() as session:
+        count = rotate_credentials(session, SecretBox.from_settings(obj.settings))
+    console.print(f"re-encrypted {count} credential set(s)")
+
+
+# --- merchants ------------------------------------------------------------------------------------------------
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=what)
+        out[key.strip()] = value
+    return out
+
+
+@main.group()
+def merchants() -> None:
+    """Connected stores."""
+
+
+@merchants.command("add")
+@click.argument("kind")
+@click.option("--name", required=True, help="Merchant name, unique and human-readable.")
+@click.option("--url", default=None, help="Store or feed URL (feed: CSV/TSV/JSON URL or path).")
+@click.option("--set", "settings_", multiple=True, metavar="KEY=VALUE", help="Adapter setting (repeatable).")
+@click.option("--credential", multiple=True, metavar="KEY=VALUE", help="Credential, stored encrypted.")
+@click.option("--buffer", "inventory_buffer", default=0, type=int, help="Units held back from the platform.")
+@click.option("--no-sync", is_flag=True, help="Do not queue the first full sync.")
+@pass_ctx
+def merchants_add(obj: Context, kind: str, name: str, url: str | None, settings_: tuple[str, ...],
+                  credential: tuple[str, ...], inventory_buffer: int, no_sync: bool) -> None:
+    """Connect a store of KIND (installed: see `storelink merchants kinds`) and queue its first sync."""
+    cfg: dict[str, Any] = _pairs(settings_, "--set")
+    if url:
+        cfg["url"] = url
+    rt = obj.rt
+    with _errors():
+        with rt.db.session() as session:
+            merchant = create_merchant(
+                session, rt.secrets, kind=kind, name=name, config=cfg,
+                credentials=_pairs(credential, "--credential"), inventory_buffer=inventory_buffer,
+            )
+            merchant_id = merchant.id
+        console.print(f"merchant {merchant_id} ({name}, {kind}) added")
+        if not no_sync:
+            run = syncs.request_sync(rt, merchant_id)
+            console.print(f"full sync queued as run {run.id}")
+
+
+@merchants.command("kinds")
+def merchants_kinds() -> None:
+    """List installed store kinds."""
+    for kind in registry.kinds():
+        click.echo(kind)
+
+
+@merchants.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def merchants_list(obj: Context, as_json: bool) -> None:
+    """List merchants with their sync health."""
+    rt = obj.rt
+    with rt.db.session() as session:
+        rows: list[dict[str, Any]] = []
+        for m in session.scalars(select(Merchant).order_by(Merchant.id)):
+            last = session.scalars(
+                select(SyncRun).where(SyncRun.merchant_id == m.id).order_by(SyncRun.id.desc()).limit(1)
+            ).first()
+            rows.append({
+                "id": m.id, "name": m.name, "kind": m.kind, "status": m.status, "store": m.store_ref,
+                "last_sync": last.status if last else None,
+                "last_sync_at": (last.finished_at or last.created_at).isoformat() if last else None,
+                "problem": m.problem,
+            })
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table = Table("id", "name", "kind", "status", "store", "last sync", "problem")
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], r["kind"], r["status"], r["store"], r["last_sync"] or "-",
+                      r["problem"] or "")
+    console.print(table)
+
+
+@merchants.command("show")
+@click.argument("merchant")
+@pass_ctx
+def merchants_show(obj: Context, merchant: str) -> None:
+    """Show one merchant (by id or name) and its recent sync runs."""
+    rt = obj.rt
+    with _errors(), rt.db.session() as session:
+        m = get_merchant(session, merchant)
+        console.print(f"[bold]{m.name}[/] (id {m.id}) {m.kind} {m.store_ref} — {m.status}")
+        if m.problem:
+            console.print(f"[red]problem:[/] {m.problem}")
+        console.print(f"inventory buffer {m.inventory_buffer}, location {m.location_ref or 'default'}")
+        runs = session.scalars(
+            select(SyncRun).where(SyncRun.merchant_id == m.id).order_by(SyncRun.id.desc()).limit(10)
+        ).all()
+        console.print(_runs_table(runs))
+
+
+def _runs_table(runs: Any) -> Table:
+    table = Table("run", "kind", "status", "rows", "created", "updated", "unchanged", "deleted", "failed rows",
+                  "events", "error")
+    for r in runs:
+        kind = f"{r.kind}{' (dry run)' if r.dry_run else ''}"
+        table.add_row(str(r.id), kind, r.status, str(r.rows_read), str(r.created), str(r.updated),
+                      str(r.unchanged), str(r.deleted), str(r.failed_rows), str(r.events_emitted), r.error or "")
+    return table
+
+
+# --- resync ---------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("merchant")
+@click.option("--catalog", "kind", flag_value="catalog", default=True, help="Resync the catalog (default).")
+@click.option("--dry-run", is_flag=True, help="Compute and print the changes without applying them.")
+@click.option("--no-wait", is_flag=True, help="Queue the run and return at once.")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait for the run.")
+@pass_ctx
+def resync(obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool, timeout: float) -> None:
+    """Run a full resync for MERCHANT (id or name) through the workers, with progress and a summary."""
+    rt = obj.rt
+    with _errors():
+        with rt.db.session() as session:
+            merchant_id = get_merchant(session, merchant).id
+        run = syncs.request_sync(rt, merchant_id, kind=kind, full=True, dry_run=dry_run)
+    console.print(f"run {run.id} queued on '{run.queue}'")
+    if no_wait:
+        return
+    final = _follow(rt, run.id, timeout)
+    console.print(_runs_table([final]))
+    if final.row_errors:
+        table = Table("line", "skipped row")
+        for e in final.row_errors[:20]:
+            table.add_row(str(e["line"]), e["error"])
+        console.print(table)
+        if final.failed_rows > 20:
+            console.print(f"… and {final.failed_rows - 20} more")
+    if dry_run and final.diff:
+        for change in final.diff[:50]:
+            console.print(" ", json.dumps(change))
+    if final.status != "succeeded":
+        raise click.ClickException(f"run {final.id} {final.status}: {final.error or 'no worker finished it'}")
+
+
+def _follow(rt: runtime.Runtime, run_id: int, timeout: float) -> SyncRun:
+    deadline = time.monotonic() + timeout
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]}"),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("waiting for a worker", total=None, rows="")
+        while True:
+            run = syncs.get_run(rt, run_id)
+            progress.update(task, description=f"run {run_id} {run.status}",
+                            rows=f"{run.rows_read} rows, {run.events_emitted} events")
+            if run.status in TERMINAL:
+                return run
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"run {run_id} still {run.status} after {timeout:.0f}s")
+            time.sleep(0.25)
+
+
+# --- jobs -----------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def jobs() -> None:
+    """Queued work: failed jobs and retries."""
+
+
+@jobs.command("failed")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def jobs_failed(obj: Context, as_json: bool) -> None:
+    """List failed jobs with their errors, and failed sync runs."""
+    rt = obj.rt
+    failed: list[dict[str, Any]] = []
+    for job in rt.queues.failed_jobs():
+        result = job.latest_result()
+        exc = (result.exc_string if result is not None else None) or ""
+        failed.append({"id": job.id, "queue": job.origin, "func": job.func_name,
+                       "ended_at": job.ended_at.isoformat() if job.ended_at else None,
+                       "error": exc.strip().splitlines()[-1] if exc.strip() else ""})
+    with rt.db.session() as session:
+        runs = session.scalars(select(SyncRun).where(SyncRun.status == "failed").order_by(SyncRun.id.desc())
+                               .limit(50)).all()
+        failed_runs: list[dict[str, Any]] = [{"run": r.id, "merchant_id": r.merchant_id, "error": r.error} for r in runs]
+    if as_json:
+        click.echo(json.dumps({"jobs": failed, "sync_runs": failed_runs}))
+        return
+    table = Table("job", "queue", "function", "ended", "error", title="failed jobs")
+    for j in failed:
+        table.add_row(j["id"], j["queue"], j["func"], j["ended_at"] or "", j["error"])
+    console.print(table)
+    table = Table("run", "merchant", "error", title="failed sync runs")
+    for r in failed_runs:
+        table.add_row(str(r["run"]), str(r["merchant_id"]), r["error"] or "")
+    console.print(table)
+
+
+@jobs.command("retry")
+@click.argument("job_id", required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every failed job.")
+@pass_ctx
+def jobs_retry(obj: Context, job_id: str | None, retry_all: bool) -> None:
+    """Put a failed job (or all of them) back on its queue."""
+    rt = obj.rt
+    if not job_id and not retry_all:
+        raise click.UsageError("give a JOB_ID or --all")
+    ids = [j.id for j in rt.queues.failed_jobs()] if retry_all else [job_id or ""]
+    missing = [i for i in ids if not rt.queues.retry_failed(i)]
+    if missing:
+        raise click.ClickException(f"not a failed job: {', '.join(missing)}")
+    console.print(f"requeued {len(ids)} job(s)")
+
+
+# --- benchmarks -----------------------------------------------------------------------------------------------
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: each prints a table and, last, one JSON line with its figures and targets."""
+
+
+@bench.command("feed-sync")
+@click.option("--rows", default=100_000, show_default=True, help="Feed rows to generate and sync.")
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_feed_sync(rows: int, database_url: str) -> None:
+    """Catalog sync of a generated feed against a bare stream-parse + bulk-insert baseline."""
+    from connector.bench.feed_sync import run
+
+    result = run(rows=rows, database_url=database_url or None, console=console)
+    click.echo(json.dumps(result))
+
+
+def _signal_exit(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _signal_exit)
+    main()

@@ -1,0 +1,31 @@
+"""Scheduler composition root: periodic maintenance jobs through RQ's cron scheduler."""
+
+from __future__ import annotations
+
+import logging
+
+from rq.cron import CronScheduler
+
+from config.settings import Settings
+from connector import jobs, logs, runtime
+from connector.queue import EVENTS
+
+logger = logging.getLogger(__name__)
+
+
+def build_scheduler(rt: runtime.Runtime) -> CronScheduler:
+    scheduler = CronScheduler(connection=rt.redis, logging_level=rt.settings.log_level)
+    # Sweeping is cheap and idempotent; it runs on the urgent events queue so a long sync never delays it.
+    scheduler.register(jobs.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
+    return scheduler
+
+
+def run_scheduler(settings: Settings, redis_url: str) -> None:
+    logs.configure(settings.log_level, settings.log_json)
+    rt = runtime.install(runtime.Runtime(settings=settings, redis_url=redis_url))
+    scheduler = build_scheduler(rt)
+    logger.info("scheduler starting", extra={"sweep_interval": settings.sweep_interval_seconds})
+    try:
+        scheduler.start()
+    finally:
+        rt.close()

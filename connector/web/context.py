@@ -1,0 +1,52 @@
+"""Per-request context: request ids (taken from X-Request-Id or made), access logging, body-size limit."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, abort, current_app, g, request
+
+from connector.logs import request_id_var
+
+logger = logging.getLogger(__name__)
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _before() -> None:
+    incoming = request.headers.get("X-Request-Id", "")
+    g.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+    g.request_token = request_id_var.set(g.request_id)
+    g.started = time.perf_counter()
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        # Refused before routing or reading; bodies without a length are cut at MAX_CONTENT_LENGTH on read.
+        abort(413, f"request body larger than {limit} bytes")
+
+
+def _after(response: Response) -> Response:
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    if request.path not in ("/healthz", "/metrics"):
+        logger.info(
+            "request",
+            extra={"method": request.method, "path": request.path, "status": response.status_code,
+                   "duration_ms": round(elapsed_ms, 2)},
+        )
+    return response
+
+
+def _teardown(_exc: BaseException | None) -> None:
+    token = g.pop("request_token", None)
+    if token is not None:
+        request_id_var.reset(token)
+
+
+def init_app(app: Flask, max_request_bytes: int) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    app.before_request(_before)
+    app.after_request(_after)
+    app.teardown_request(_teardown)

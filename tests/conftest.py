@@ -1,0 +1,118 @@
+"""Shared fixtures: a private database per test (SQLite always, PostgreSQL when TEST_DATABASE_URL is set) and
+a Redis database of the suite's own (TEST_REDIS_URL, else db 13 of a local Redis, else a private server)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from redis import Redis
+from sqlalchemy import create_engine, text
+
+from config.settings import Settings, load_settings
+from connector import runtime
+from connector.db import make_engine
+from connector.migrate import upgrade
+
+TEST_REDIS_DB = 13
+
+
+def _local_redis() -> str | None:
+    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    with contextlib.suppress(Exception):
+        Redis.from_url(url, socket_connect_timeout=0.5).ping()
+        return url
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_REDIS_URL") or _local_redis()
+    if url:
+        yield url
+        return
+    from connector.embedded import EmbeddedRedis
+
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[Redis]:
+    conn = Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@contextlib.contextmanager
+def postgres_schema(base_url: str) -> Iterator[str]:
+    """A schema of our own in the test database, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base_url else "?"
+    try:
+        yield f"{base_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def normalize_pg(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: one run per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'storelink.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("TEST_DATABASE_URL not set")
+    with postgres_schema(normalize_pg(base)) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        secret_keys=Fernet.generate_key().decode(),
+        log_json=False,
+        sync_batch_size=200,
+        stale_after_seconds=2,
+    )
+
+
+@pytest.fixture
+def rt(settings: Settings, redis: Redis) -> Iterator[runtime.Runtime]:
+    instance = runtime.install(runtime.Runtime(settings=settings, redis_url=settings.redis_url))
+    yield instance
+    instance.close()
+    runtime._current = None

@@ -1,0 +1,47 @@
+"""Settings load from the environment, fail with the variable's name, and never print secrets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_use_the_embedded_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.redis_url == ""
+    assert settings.effective_database_url == f"sqlite:///{tmp_path / 'storelink.db'}"
+
+
+def test_bad_values_name_the_variable(monkeypatch):
+    monkeypatch.setenv("WEB_PORT", "not-a-port")
+    monkeypatch.setenv("REDIS_URL", "localhost:6379")
+    with pytest.raises(SettingsError) as exc:
+        load_settings()
+    message = str(exc.value)
+    assert "WEB_PORT" in message and "REDIS_URL" in message
+
+
+def test_postgres_urls_use_psycopg(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db/x")
+    assert load_settings().database_url == "postgresql+psycopg://u@db/x"
+
+
+def test_secrets_are_not_printed(monkeypatch):
+    monkeypatch.setenv("SECRET_KEYS", "super-secret-key-material")
+    settings = load_settings()
+    assert "super-secret-key-material" not in repr(settings)
+    assert "super-secret-key-material" not in str(settings.model_dump())
+
+
+def test_readme_configuration_table_matches_settings():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.M))
+    expected = {name.upper() for name in Settings.model_fields}
+    assert documented == expected
