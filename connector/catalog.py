@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from connector import events
@@ -36,7 +36,7 @@ INCREMENTAL_OVERLAP = timedelta(minutes=5)
 MAX_RECORDED_ERRORS = 1000
 MAX_RECORDED_DIFF = 1000
 
-_levels = LevelRow.__table__
+_levels: Table = LevelRow.__table__  # type: ignore[assignment]
 _level_update = (
     update(_levels)
     .where(_levels.c.id == bindparam("level_id"))
@@ -181,6 +181,22 @@ class CatalogSync:
         if batch:
             self._flush(batch)
         self._record_row_errors()
+        # A row that failed to parse this time is not a row that disappeared: keep its variant.
+        skipped = set(self.adapter.catalog_skipped_refs())
+        self._seen_variants |= skipped
+        refs = sorted(skipped)
+        with self.db.session() as session:
+            for start in range(0, len(refs), 1000):
+                self._seen_products.update(
+                    session.scalars(
+                        select(ProductRow.external_id)
+                        .join(VariantRow, VariantRow.product_id == ProductRow.id)
+                        .where(
+                            VariantRow.merchant_id == self.merchant_id,
+                            VariantRow.external_id.in_(refs[start : start + 1000]),
+                        )
+                    )
+                )
         if self.full:
             self._delete_unseen()
         with self.db.session() as session:

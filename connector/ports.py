@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -65,6 +65,10 @@ class StoreAdapter(Protocol):
 
     def iter_catalog_errors(self) -> Sequence[tuple[int, str]]:
         """Records the last `iter_catalog` skipped, as (position, reason): the run reports them."""
+        ...
+
+    def catalog_skipped_refs(self) -> Collection[str]:
+        """Variant ids of records the last pass skipped but could name: a full sync keeps them as they are."""
         ...
 
     def get_inventory(self, variant_refs: Sequence[str]) -> list[InventoryLevel]: ...

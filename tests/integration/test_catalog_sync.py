@@ -140,6 +140,20 @@ def test_bad_rows_are_reported_with_line_numbers_and_good_rows_sync(rt, tmp_path
     assert all(e["error"] for e in run.row_errors)
 
 
+def test_a_row_that_turns_bad_keeps_its_variant(rt, feed):
+    merchant_id = add_feed_merchant(rt, feed)
+    sync_now(rt, merchant_id)
+    rewrite_feed(feed, lambda i, row: {**row, "price": "twelve dollars"} if i == 0 else row)
+
+    run = sync_now(rt, merchant_id)
+
+    assert (run.failed_rows, run.deleted) == (1, 0)
+    with rt.db.session() as s:
+        kept = s.scalars(select(Variant).where(Variant.external_id == "SKU-000001")).one()
+        assert kept.status == "active"
+        assert s.scalars(select(Product).where(Product.external_id == "P-000001")).one().status == "active"
+
+
 def test_dry_run_writes_nothing_and_reports_the_diff(rt, feed):
     merchant_id = add_feed_merchant(rt, feed)
 

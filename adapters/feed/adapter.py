@@ -1,0 +1,524 @@
+"""The product-feed store adapter: a merchant's catalog and stock read from a feed file or URL.
+
+Config
+    ``url``               required: an http(s) URL, a ``file://`` URL or a local path (relative paths are
+                          resolved against the working directory when the config is validated).
+    ``format``            ``csv`` | ``tsv`` | ``jsonl`` | ``json``; inferred from the extension when absent
+                          (``.csv``, ``.tsv``, ``.txt`` = tab-separated, ``.jsonl``/``.ndjson``, ``.json``);
+                          http(s) URLs without a known extension are read as CSV.
+    ``default_currency``  ISO 4217 code for prices written without one ("12.99").
+    ``location``          location ref of the stock levels (default ``"default"``).
+    ``encoding``          text encoding of CSV, TSV and JSON Lines feeds (default UTF-8, BOM skipped);
+                          JSON feeds are always UTF-8.
+Credentials (optional, http(s) only): ``username`` and ``password`` (basic auth) or ``token`` (Bearer).
+
+Feed format
+    Columns are modelled on Google Merchant Center product data; names are case-insensitive and trimmed.
+
+    ``id``                    required: the variant id.
+    ``item_group_id``         the product id; when absent, the product id is the row's ``id``.
+    ``title``                 required.
+    ``description``, ``link``, ``image_link``, ``additional_image_link`` (comma-separated).
+    ``price``                 required: "12.99 USD" (or "12.99" with ``default_currency``); no more decimals
+                              than the currency has (JPY 0, USD 2, KWD 3).
+    ``sale_price``            when present and lower than ``price``, it is the selling price and ``price``
+                              becomes the compare-at price.
+    ``availability``          in_stock | out_of_stock | preorder | backorder ("in stock" and "out of stock"
+                              accepted); empty means in_stock. It only matters when ``quantity`` is empty.
+    ``quantity``              non-negative whole number; when empty, 0 for out_of_stock, else not tracked.
+    ``gtin``                  barcode.  ``brand``: vendor.  ``sku`` (else ``mpn``): SKU.
+    ``color``, ``size``       variant options; together they make the variant title ("Red / M"), which is
+                              the product title when both are empty.
+    ``updated_at``            optional ISO-8601 date-time (UTC when it has no offset).
+
+    Files: CSV with a header row; TSV (tab-separated, header row); JSON Lines (one object per line); JSON (a
+    top-level array of objects, or an object whose ``items`` member is that array, read incrementally).
+
+Reading
+    Consecutive rows with the same ``item_group_id`` make one product; a group that comes back later in the
+    file yields that product again with its other variants (the catalog sync merges them). Unusable rows
+    (missing id or title, bad price, bad quantity, an id already seen in the pass) are skipped and reported
+    by ``iter_catalog_errors()`` as (position, reason): the physical line for CSV/TSV/JSON Lines (the header
+    is line 1) and the 1-based record number for JSON. A broken header, an unreadable file or a truncated
+    JSON document fails the whole pass instead, so a damaged feed never looks like an emptied catalog.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import logging
+import os
+import re
+from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, ClassVar, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import ijson
+
+from adapters.feed import const
+from adapters.feed.client import FeedClient, local_path
+from adapters.feed.mapper import (
+    RowParts,
+    build_product,
+    missing_columns,
+    normalize_header,
+    normalize_record,
+    parse_row,
+)
+from adapters.feed.webhook import parse_webhook as _parse_webhook
+from adapters.feed.webhook import verify_webhook as _verify_webhook
+from connector.domain.catalog import InventoryLevel, Product
+from connector.domain.events import StoreEvent
+from connector.domain.orders import ExternalOrderRef, Order
+from connector.errors import PermanentError, RetryableError, StorelinkError, ValidationError
+from connector.ports import Capability, HttpOptions
+
+logger = logging.getLogger(__name__)
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_MAX_LOCATION_CHARS: Final = 200
+
+Row = tuple[int, dict[str, str] | None, str | None]
+"""(position, row, problem): `row` is None when the record could not be read, and `problem` says why."""
+
+
+@dataclass(slots=True)
+class _PassReport:
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    skipped: int = 0
+    skipped_refs: set[str] = field(default_factory=set)
+
+    def skip(self, position: int, reason: str, ref: str | None = None) -> None:
+        self.skipped += 1
+        if ref:
+            self.skipped_refs.add(ref)
+        if len(self.errors) < const.MAX_RECORDED_ERRORS:
+            self.errors.append((position, reason))
+
+
+def _normalize_remote(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValidationError(f"url {url!r} has no host", details={"field": "url"})
+    if parts.username or parts.password:
+        raise ValidationError(
+            "url must not embed credentials; give them as username and password credentials",
+            details={"field": "url"},
+        )
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValidationError(f"url {url!r} has an invalid port", details={"field": "url"}) from None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
+
+
+def _normalize_url(raw: str) -> tuple[str, bool]:
+    """(normalized url, remote?): http(s) URLs cleaned up, local paths and file URLs as absolute file URLs."""
+    if "\x00" in raw:
+        raise ValidationError("url contains a NUL character", details={"field": "url"})
+    scheme = urlsplit(raw).scheme.lower()
+    if scheme in const.URL_SCHEMES:
+        return _normalize_remote(raw), True
+    if scheme == "file":
+        if urlsplit(raw).netloc not in ("", "localhost"):
+            raise ValidationError("file URLs must name a local file (file:///path)", details={"field": "url"})
+        path = local_path(raw)
+    elif len(scheme) <= 1:  # no scheme, or a Windows drive letter
+        path = raw
+    else:
+        raise ValidationError(
+            f"url scheme {scheme!r} is not supported; use an http(s) URL, a file:// URL or a local path",
+            details={"field": "url"},
+        )
+    if not path:
+        raise ValidationError("url names no file", details={"field": "url"})
+    return Path(os.path.abspath(path)).as_uri(), False
+
+
+def _infer_format(url: str, remote: bool) -> str:
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    found = const.EXTENSION_FORMATS.get(suffix)
+    if found:
+        return found
+    if remote:
+        return const.HTTP_DEFAULT_FORMAT
+    raise ValidationError(
+        f"cannot tell the feed format from the extension {suffix or '(none)'!r}; "
+        f"set format to one of {', '.join(sorted(const.FORMATS))}",
+        details={"field": "format"},
+    )
+
+
+def _optional_text(config: Mapping[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{key} must be text, got {type(value).__name__}", details={"field": key})
+    return value.strip() or None
+
+
+class FeedAdapter:
+    """A store whose catalog is a product feed (CSV, TSV, JSON Lines or JSON) at a URL or on disk."""
+
+    kind: ClassVar[str] = const.KIND
+    capabilities: ClassVar[frozenset[Capability]] = const.CAPABILITIES
+
+    def __init__(self, config: Mapping[str, Any], credentials: Mapping[str, str], http: HttpOptions) -> None:
+        self.config = self.validate_config(config)
+        self._format: str = self.config["format"]
+        self._encoding: str = self.config["encoding"]
+        self._currency: str | None = self.config["default_currency"]
+        self._location: str = self.config["location"]
+        self._client = FeedClient(self.config["url"], http, credentials)
+        self._report = _PassReport()
+
+    # -- configuration -------------------------------------------------------------------------------
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the normalized config, or raise ValidationError naming the field and the problem."""
+        if not isinstance(config, Mapping):
+            raise ValidationError("feed config must be an object")
+        unknown = sorted(str(key) for key in config if key not in const.CONFIG_KEYS)
+        if unknown:
+            raise ValidationError(
+                f"unknown feed config key(s): {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(const.CONFIG_KEYS))}",
+                details={"fields": unknown},
+            )
+        raw_url = _optional_text(config, "url")
+        if raw_url is None:
+            raise ValidationError(
+                "url is required: an http(s) URL, a file:// URL or a local path", details={"field": "url"}
+            )
+        url, remote = _normalize_url(raw_url)
+
+        fmt = _optional_text(config, "format")
+        if fmt is None:
+            fmt = _infer_format(url, remote)
+        else:
+            fmt = fmt.lower()
+            if fmt not in const.FORMATS:
+                raise ValidationError(
+                    f"format {fmt!r} is not one of {', '.join(sorted(const.FORMATS))}",
+                    details={"field": "format"},
+                )
+
+        currency = _optional_text(config, "default_currency")
+        if currency is not None:
+            currency = currency.upper()
+            if not _CURRENCY.fullmatch(currency):
+                raise ValidationError(
+                    f"default_currency {currency!r} is not a 3-letter ISO 4217 code",
+                    details={"field": "default_currency"},
+                )
+
+        location = _optional_text(config, "location") or const.DEFAULT_LOCATION
+        if len(location) > _MAX_LOCATION_CHARS:
+            raise ValidationError(
+                f"location is longer than {_MAX_LOCATION_CHARS} characters", details={"field": "location"}
+            )
+
+        encoding = _optional_text(config, "encoding") or const.DEFAULT_ENCODING
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValidationError(
+                f"encoding {encoding!r} is unknown", details={"field": "encoding"}
+            ) from None
+
+        return {
+            "url": url,
+            "format": fmt,
+            "default_currency": currency,
+            "location": location,
+            "encoding": encoding,
+        }
+
+    @classmethod
+    def store_ref(cls, config: Mapping[str, Any]) -> str:
+        """The normalized feed URL (local paths as absolute file:// URLs)."""
+        url: str = cls.validate_config(config)["url"]
+        return url
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def check_connection(self) -> None:
+        """Open the feed and read its header and first record; raises what opening or reading raises."""
+        with closing(self._rows()) as records:
+            next(records, None)
+        logger.info("feed reachable", extra={"url": self._client.location, "format": self._format})
+
+    def iter_catalog(self, since: datetime | None = None) -> Generator[Product, None, None]:
+        """Stream products in feed order; rows updated before `since` (when given and dated) are left out."""
+        self._report = _PassReport()
+        return self._catalog(since, self._report)
+
+    def iter_catalog_errors(self) -> Sequence[tuple[int, str]]:
+        return list(self._report.errors)
+
+    def catalog_skipped_refs(self) -> Collection[str]:
+        return frozenset(self._report.skipped_refs)
+
+    @property
+    def skipped_count(self) -> int:
+        """Rows the last pass skipped, including those beyond the recorded errors."""
+        return self._report.skipped
+
+    def _catalog(self, since: datetime | None, report: _PassReport) -> Generator[Product, None, None]:
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        currency = self._currency
+        seen: set[str] = set()
+        group: list[RowParts] = []
+        group_id: str | None = None
+        rows = products = 0
+        with closing(self._rows()) as records:
+            for position, row, problem in records:
+                if row is None:
+                    report.skip(position, problem or "unreadable record")
+                    continue
+                try:
+                    parts = parse_row(row, currency)
+                except ValueError as exc:
+                    if any(value.strip() for value in row.values()):
+                        report.skip(position, str(exc), (row.get("id") or "").strip() or None)
+                    # else: a blank row, as spreadsheets leave at the end
+                    continue
+                variant_id = parts.variant.external_id
+                if variant_id in seen:
+                    report.skip(position, f"duplicate id {variant_id!r}: an earlier row has it")
+                    continue
+                seen.add(variant_id)
+                rows += 1
+                if since is not None and parts.updated_at is not None and parts.updated_at < since:
+                    continue
+                if parts.product_id == group_id and len(group) < const.MAX_VARIANTS_PER_PRODUCT:
+                    group.append(parts)
+                    continue
+                if group:
+                    products += 1
+                    yield build_product(group)
+                group = [parts]
+                group_id = parts.product_id
+        if group:
+            products += 1
+            yield build_product(group)
+        log = logger.warning if report.skipped else logger.info
+        log(
+            "feed read",
+            extra={
+                "url": self._client.location,
+                "rows": rows,
+                "products": products,
+                "skipped": report.skipped,
+            },
+        )
+
+    def get_inventory(self, variant_refs: Sequence[str]) -> list[InventoryLevel]:
+        """Stock of the given variants, in the order asked, read from the feed; unknown ids are left out.
+
+        A variant's level comes from the first row with its id that the catalog would accept.
+        """
+        wanted = dict.fromkeys(variant_refs)
+        found: dict[str, InventoryLevel] = {}
+        if not wanted:
+            return []
+        with closing(self._rows()) as records:
+            for _, row, _problem in records:
+                if row is None:
+                    continue
+                variant_id = row.get("id", "").strip()
+                if variant_id not in wanted or variant_id in found:
+                    continue
+                try:
+                    parts = parse_row(row, self._currency)
+                except ValueError:
+                    continue
+                found[variant_id] = InventoryLevel(
+                    variant_external_id=variant_id,
+                    location_ref=self._location,
+                    available=parts.variant.quantity,
+                    source_updated_at=parts.updated_at,
+                )
+                if len(found) == len(wanted):
+                    break
+        return [found[ref] for ref in wanted if ref in found]
+
+    # -- record readers ------------------------------------------------------------------------------
+
+    def _rows(self) -> Generator[Row, None, None]:
+        """Every record of the feed as (position, row, problem), translating read failures to errors."""
+        try:
+            if self._format == "json":
+                with self._client.open_binary() as binary:
+                    yield from _json_rows(binary)
+            else:
+                with self._client.open_text(self._encoding) as text:
+                    if self._format == "jsonl":
+                        yield from _jsonl_rows(text)
+                    else:
+                        yield from _delimited_rows(text, "excel-tab" if self._format == "tsv" else "excel")
+        except StorelinkError:
+            raise
+        except UnicodeDecodeError as exc:
+            raise PermanentError(
+                f"feed {self._client.location} is not valid {self._encoding} text ({exc.reason}); "
+                "set the encoding in the merchant config",
+                code="bad_encoding",
+            ) from None
+        except ijson.JSONError as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise PermanentError(
+                f"feed {self._client.location} is not valid JSON: {first_line}", code="bad_json"
+            ) from None
+        except OSError as exc:
+            raise RetryableError(f"feed {self._client.location} could not be read: {exc}", code="io") from exc
+
+    # -- port methods this store kind does not support -----------------------------------------------
+
+    def _unsupported(self, operation: str) -> PermanentError:
+        return PermanentError(f"feed stores do not support {operation}", code="unsupported")
+
+    def set_inventory(self, levels: Sequence[InventoryLevel]) -> None:
+        raise self._unsupported("inventory writes")
+
+    def create_order(self, order: Order, idempotency_key: str) -> ExternalOrderRef:
+        raise self._unsupported("order push")
+
+    def find_order(self, idempotency_key: str) -> ExternalOrderRef | None:
+        raise self._unsupported("order push")
+
+    def cancel_order(self, ref: ExternalOrderRef) -> None:
+        raise self._unsupported("order push")
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
+        return _verify_webhook(headers, raw_body)
+
+    def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]:
+        return _parse_webhook(topic, headers, raw_body)
+
+
+def _delimited_rows(text: IO[str], dialect: str) -> Iterator[Row]:
+    reader = csv.reader(text, dialect)
+    try:
+        first = next(reader)
+    except StopIteration:
+        raise PermanentError("feed is empty: it has no header row", code="bad_header") from None
+    except csv.Error as exc:
+        raise PermanentError(f"feed header is unreadable: {exc}", code="bad_header") from None
+    try:
+        header = normalize_header(first)
+    except ValueError as exc:
+        raise PermanentError(str(exc), code="bad_header") from None
+    missing = missing_columns(header, const.REQUIRED_COLUMNS)
+    if missing:
+        delimiter = "tab" if dialect == "excel-tab" else "comma"
+        raise PermanentError(
+            f"feed header lacks required column(s) {', '.join(missing)} "
+            f"(read as {delimiter}-separated; found: {', '.join(name for name in header if name)[:300]})",
+            code="bad_header",
+        )
+    width = len(header)
+    last_line = reader.line_num
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            start, last_line = last_line + 1, max(reader.line_num, last_line + 1)
+            yield start, None, f"unreadable row: {exc}"
+            continue
+        start, last_line = last_line + 1, reader.line_num
+        if not record:
+            continue
+        if len(record) > width and any(value.strip() for value in record[width:]):
+            yield start, None, f"row has {len(record)} fields but the header has {width}"
+            continue
+        yield start, dict(zip(header, record, strict=False)), None
+
+
+def _jsonl_rows(text: IO[str]) -> Iterator[Row]:
+    for line_number, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line, parse_float=Decimal)
+        except ValueError as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            yield line_number, None, f"invalid JSON: {reason}"
+            continue
+        yield _record_row(line_number, record)
+
+
+def _record_row(position: int, record: object) -> Row:
+    if not isinstance(record, dict):
+        return position, None, f"record is a JSON {type(record).__name__}, not an object"
+    try:
+        return position, normalize_record(record), None
+    except ValueError as exc:
+        return position, None, str(exc)
+
+
+class _Prefixed:
+    """A binary stream with some already-read bytes put back in front."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        return self._rest.read(size)
+
+
+def _json_rows(binary: IO[bytes]) -> Iterator[Row]:
+    head = binary.read(64)
+    head = head.removeprefix(codecs.BOM_UTF8)
+    while head and not head.strip():
+        more = binary.read(64 * 1024)
+        if not more:
+            break
+        head = more
+    head = head.lstrip()
+    if not head:
+        raise PermanentError("feed is empty: expected a JSON array or an object with items", code="bad_json")
+    stream = _Prefixed(head, binary)
+    if head.startswith(b"["):
+        for index, record in enumerate(ijson.items(stream, "item"), start=1):
+            yield _record_row(index, record)
+        return
+    if not head.startswith(b"{"):
+        raise PermanentError("JSON feed must be an array or an object with an items array", code="bad_json")
+    state = {"items": False}
+
+    def watch(events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
+        for event in events:
+            if event[0] == "items" and event[1] == "start_array":
+                state["items"] = True
+            yield event
+
+    for index, record in enumerate(ijson.items(watch(ijson.parse(stream)), "items.item"), start=1):
+        yield _record_row(index, record)
+    if not state["items"]:
+        raise PermanentError("JSON feed object has no items array", code="bad_json")

@@ -1,0 +1,1 @@
+"""Local emulators and generators for the demo, tests and benchmarks."""
