@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from connector import events
+from connector import bulk, events
 from connector.db import Database
 from connector.domain.catalog import Product, Variant
 from connector.errors import PermanentError
@@ -37,6 +37,8 @@ MAX_RECORDED_ERRORS = 1000
 MAX_RECORDED_DIFF = 1000
 
 _levels: Table = LevelRow.__table__  # type: ignore[assignment]
+_products: Table = ProductRow.__table__  # type: ignore[assignment]
+_variants: Table = VariantRow.__table__  # type: ignore[assignment]
 _level_update = (
     update(_levels)
     .where(_levels.c.id == bindparam("level_id"))
@@ -47,6 +49,31 @@ _level_update = (
         updated_at=bindparam("now"),
     )
 )
+
+
+def _bulk_update(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """UPDATE by primary key for many rows in one executemany (Core: no ORM bookkeeping per row)."""
+    if not rows:
+        return
+    params = [{("_id" if k == "id" else k): v for k, v in row.items()} for row in rows]
+    session.connection().execute(update(table).where(table.c.id == bindparam("_id")), params)
+
+
+def _bulk_insert(
+    session: Session, table: Table, merchant_id: int, rows: list[dict[str, Any]]
+) -> dict[str, int]:
+    """INSERT many bound rows; returns external id -> new primary key."""
+    if not rows:
+        return {}
+    conn = session.connection()
+    bulk.insert_many(conn, table, rows)
+    created = conn.execute(
+        select(table.c.external_id, table.c.id).where(
+            table.c.merchant_id == merchant_id,
+            bulk.in_values(conn.dialect.name, table.c.external_id, [r["external_id"] for r in rows]),
+        )
+    )
+    return dict(created.tuples().all())
 
 
 class LeaseLostError(Exception):
@@ -81,20 +108,20 @@ def _money(minor: int | None, currency: str) -> dict[str, Any] | None:
     return None if minor is None else {"amount_minor": minor, "currency": currency}
 
 
-def _product_values(p: Product) -> dict[str, Any]:
+def _product_values(p: Product, content_hash: str) -> dict[str, Any]:
     return {
         "title": p.title,
         "description": p.description,
         "vendor": p.vendor,
         "url": p.url,
-        "media": list(p.media),
-        "status": str(p.status),
+        "media": p.media,
+        "status": p.status.value,
         "source_updated_at": p.source_updated_at,
-        "content_hash": p.content_hash(),
+        "content_hash": content_hash,
     }
 
 
-def _variant_values(v: Variant) -> dict[str, Any]:
+def _variant_values(v: Variant, content_hash: str) -> dict[str, Any]:
     return {
         "title": v.title,
         "sku": v.sku,
@@ -102,11 +129,11 @@ def _variant_values(v: Variant) -> dict[str, Any]:
         "price_minor": v.price.minor,
         "compare_at_minor": v.compare_at_price.minor if v.compare_at_price else None,
         "currency": v.price.currency,
-        "status": str(v.status),
+        "status": v.status.value,
         "inventory_item_ref": v.inventory_item_ref,
         "inventory_tracked": v.quantity is not None,
-        "options": [list(o) for o in v.options],
-        "content_hash": v.content_hash(),
+        "options": v.options,
+        "content_hash": content_hash,
     }
 
 
@@ -256,13 +283,17 @@ class CatalogSync:
                 variants[v.external_id] = (v, p.external_id)
         self._seen_products.update(products)
         self._seen_variants.update(variants)
+        dialect = session.get_bind().dialect.name
 
         stored_p = {
             ext: (pid, h, status)
             for ext, pid, h, status in session.execute(
                 select(
                     ProductRow.external_id, ProductRow.id, ProductRow.content_hash, ProductRow.status
-                ).where(ProductRow.merchant_id == m, ProductRow.external_id.in_(list(products)))
+                ).where(
+                    ProductRow.merchant_id == m,
+                    bulk.in_values(dialect, ProductRow.external_id, list(products)),
+                )
             )
         }
         stored_v = {
@@ -270,7 +301,10 @@ class CatalogSync:
             for ext, vid, pid, h in session.execute(
                 select(
                     VariantRow.external_id, VariantRow.id, VariantRow.product_id, VariantRow.content_hash
-                ).where(VariantRow.merchant_id == m, VariantRow.external_id.in_(list(variants)))
+                ).where(
+                    VariantRow.merchant_id == m,
+                    bulk.in_values(dialect, VariantRow.external_id, list(variants)),
+                )
             )
         }
         existing_variant_ids = [row[0] for row in stored_v.values()]
@@ -281,7 +315,8 @@ class CatalogSync:
                 vid: (lid, avail)
                 for vid, lid, avail in session.execute(
                     select(LevelRow.variant_id, LevelRow.id, LevelRow.available).where(
-                        LevelRow.variant_id.in_(existing_variant_ids), LevelRow.location_ref == self.location
+                        bulk.in_values(dialect, LevelRow.variant_id, existing_variant_ids),
+                        LevelRow.location_ref == self.location,
                     )
                 )
             }
@@ -289,11 +324,13 @@ class CatalogSync:
 
         # Products: insert new, update changed.
         changed_products: dict[str, str] = {}  # external id -> "created" | "updated"
+        p_hash = {ext: p.content_hash() for ext, p in products.items()}
+        v_hash = {ext: v.content_hash() for ext, (v, _) in variants.items()}
         new_p = [ext for ext in products if ext not in stored_p]
         upd_p = []
         for ext, (pid, h, _status) in stored_p.items():
-            if products[ext].content_hash() != h:
-                upd_p.append({"id": pid, "updated_at": now, **_product_values(products[ext])})
+            if p_hash[ext] != h:
+                upd_p.append({"id": pid, "updated_at": now, **_product_values(products[ext], p_hash[ext])})
                 changed_products[ext] = "updated"
         retitled = set(changed_products)  # products whose own fields changed: every row of theirs did
         product_ids = {ext: row[0] for ext, row in stored_p.items()}
@@ -304,20 +341,15 @@ class CatalogSync:
                     "external_id": ext,
                     "created_at": now,
                     "updated_at": now,
-                    **_product_values(products[ext]),
+                    **_product_values(products[ext], p_hash[ext]),
                 }
                 for ext in new_p
             ]
-            for pid, ext in session.execute(
-                insert(ProductRow).returning(
-                    ProductRow.id, ProductRow.external_id, sort_by_parameter_order=True
-                ),
-                rows,
-            ):
+            for ext, pid in _bulk_insert(session, _products, m, rows).items():
                 product_ids[ext] = pid
                 changed_products[ext] = "created"
         if upd_p:
-            session.execute(update(ProductRow), upd_p)
+            _bulk_update(session, _products, upd_p)
 
         # Variants: insert new, update changed (a variant may move to another product).
         new_v = []
@@ -333,44 +365,44 @@ class CatalogSync:
                         "external_id": ext,
                         "created_at": now,
                         "updated_at": now,
-                        **_variant_values(variant),
+                        **_variant_values(variant, v_hash[ext]),
                     }
                 )
                 continue
             vid, stored_pid, h = stored_v[ext]
-            if variant.content_hash() != h or stored_pid != pid:
-                upd_v.append({"id": vid, "product_id": pid, "updated_at": now, **_variant_values(variant)})
+            if v_hash[ext] != h or stored_pid != pid:
+                upd_v.append(
+                    {"id": vid, "product_id": pid, "updated_at": now, **_variant_values(variant, v_hash[ext])}
+                )
                 changed_variants.add(ext)
                 changed_products.setdefault(product_ext, "updated")
         variant_ids = {ext: row[0] for ext, row in stored_v.items()}
         if new_v:
-            for vid, ext in session.execute(
-                insert(VariantRow).returning(
-                    VariantRow.id, VariantRow.external_id, sort_by_parameter_order=True
-                ),
-                new_v,
-            ):
+            for ext, vid in _bulk_insert(session, _variants, m, new_v).items():
                 variant_ids[ext] = vid
                 changed_variants.add(ext)
                 changed_products.setdefault(variants[ext][1], "updated")
         if upd_v:
-            session.execute(update(VariantRow), upd_v)
+            _bulk_update(session, _variants, upd_v)
 
-        # Inventory levels at the merchant's location; events only when sellable stock changed.
+        # Inventory levels at the merchant's location. `inventory.updated` reports a change of sellable stock
+        # the platform already knew; a new variant's stock travels in its product's `product.updated`.
+        stock: dict[str, int | None] = {}
         new_levels = []
         upd_levels = []
         inventory_events = []
         changed_stock: set[str] = set()
         for ext, (variant, product_ext) in variants.items():
             if variant.quantity is None:
+                stock[ext] = None
                 continue
             vid = variant_ids[ext]
+            held = reserved.get(vid, 0)
+            after = stock[ext] = sellable(variant.quantity, held, self.buffer)
             level = stored_levels.get(vid)
             if level is not None and level[1] == variant.quantity:
                 continue
-            held = reserved.get(vid, 0)
             before = sellable(level[1], held, self.buffer) if level else None
-            after = sellable(variant.quantity, held, self.buffer)
             if level is None:
                 new_levels.append(
                     {
@@ -393,7 +425,7 @@ class CatalogSync:
                     }
                 )
             changed_stock.add(ext)
-            if before != after:
+            if before != after and ext in stored_v:
                 inventory_events.append(
                     events.DomainEvent(
                         events.INVENTORY_UPDATED,
@@ -411,9 +443,9 @@ class CatalogSync:
                     )
                 )
         if new_levels:
-            session.execute(insert(LevelRow), new_levels)
+            bulk.insert_many(session.connection(), _levels, new_levels)
         if upd_levels:
-            session.execute(_level_update, upd_levels)
+            session.connection().execute(_level_update, upd_levels)
 
         # Counts per variant row.
         for ext in variants:
@@ -429,7 +461,7 @@ class CatalogSync:
             events.DomainEvent(
                 events.PRODUCT_UPDATED,
                 m,
-                self._product_payload(products[ext], product_ids[ext], variant_ids, change),
+                self._product_payload(products[ext], product_ids[ext], variant_ids, stock, change),
                 now,
             )
             for ext, change in changed_products.items()
@@ -439,14 +471,16 @@ class CatalogSync:
         return events.publish(session, product_events + inventory_events)
 
     @staticmethod
-    def _product_payload(p: Product, pid: int, variant_ids: dict[str, int], change: str) -> dict[str, Any]:
+    def _product_payload(
+        p: Product, pid: int, variant_ids: dict[str, int], stock: dict[str, int | None], change: str
+    ) -> dict[str, Any]:
         return {
             "change": change,
             "product": {
                 "id": pid,
                 "external_id": p.external_id,
                 "title": p.title,
-                "status": str(p.status),
+                "status": p.status.value,
                 "url": p.url,
             },
             "variants": [
@@ -458,6 +492,7 @@ class CatalogSync:
                     "compare_at_price": _money(
                         v.compare_at_price.minor if v.compare_at_price else None, v.price.currency
                     ),
+                    "sellable": stock.get(v.external_id),
                 }
                 for v in p.variants
             ],
@@ -519,16 +554,18 @@ class CatalogSync:
             now = datetime.now(UTC)
             gone_pids = {pid for pid, _ in gone_products}
             if gone_products:
-                session.execute(
-                    update(ProductRow),
+                _bulk_update(
+                    session,
+                    _products,
                     [
                         {"id": pid, "status": DELETED, "content_hash": DELETED, "updated_at": now}
                         for pid, _ in gone_products
                     ],
                 )
             if gone_variants:
-                session.execute(
-                    update(VariantRow),
+                _bulk_update(
+                    session,
+                    _variants,
                     [
                         {"id": vid, "status": DELETED, "content_hash": DELETED, "updated_at": now}
                         for vid, _, _ in gone_variants

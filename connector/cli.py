@@ -273,8 +273,16 @@ def merchants() -> None:
 @click.option("--buffer", "inventory_buffer", default=0, type=int, help="Units held back from the platform.")
 @click.option("--no-sync", is_flag=True, help="Do not queue the first full sync.")
 @pass_ctx
-def merchants_add(obj: Context, kind: str, name: str, url: str | None, settings_: tuple[str, ...],
-                  credential: tuple[str, ...], inventory_buffer: int, no_sync: bool) -> None:
+def merchants_add(
+    obj: Context,
+    kind: str,
+    name: str,
+    url: str | None,
+    settings_: tuple[str, ...],
+    credential: tuple[str, ...],
+    inventory_buffer: int,
+    no_sync: bool,
+) -> None:
     """Connect a store of KIND (installed: see `storelink merchants kinds`) and queue its first sync."""
     cfg: dict[str, Any] = _pairs(settings_, "--set")
     if url:
@@ -283,8 +291,13 @@ def merchants_add(obj: Context, kind: str, name: str, url: str | None, settings_
     with _errors():
         with rt.db.session() as session:
             merchant = create_merchant(
-                session, rt.secrets, kind=kind, name=name, config=cfg,
-                credentials=_pairs(credential, "--credential"), inventory_buffer=inventory_buffer,
+                session,
+                rt.secrets,
+                kind=kind,
+                name=name,
+                config=cfg,
+                credentials=_pairs(credential, "--credential"),
+                inventory_buffer=inventory_buffer,
             )
             merchant_id = merchant.id
         console.print(f"merchant {merchant_id} ({name}, {kind}) added")
@@ -312,19 +325,32 @@ def merchants_list(obj: Context, as_json: bool) -> None:
             last = session.scalars(
                 select(SyncRun).where(SyncRun.merchant_id == m.id).order_by(SyncRun.id.desc()).limit(1)
             ).first()
-            rows.append({
-                "id": m.id, "name": m.name, "kind": m.kind, "status": m.status, "store": m.store_ref,
-                "last_sync": last.status if last else None,
-                "last_sync_at": (last.finished_at or last.created_at).isoformat() if last else None,
-                "problem": m.problem,
-            })
+            rows.append(
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "kind": m.kind,
+                    "status": m.status,
+                    "store": m.store_ref,
+                    "last_sync": last.status if last else None,
+                    "last_sync_at": (last.finished_at or last.created_at).isoformat() if last else None,
+                    "problem": m.problem,
+                }
+            )
     if as_json:
         click.echo(json.dumps(rows))
         return
     table = Table("id", "name", "kind", "status", "store", "last sync", "problem")
     for r in rows:
-        table.add_row(str(r["id"]), r["name"], r["kind"], r["status"], r["store"], r["last_sync"] or "-",
-                      r["problem"] or "")
+        table.add_row(
+            str(r["id"]),
+            r["name"],
+            r["kind"],
+            r["status"],
+            r["store"],
+            r["last_sync"] or "-",
+            r["problem"] or "",
+        )
     console.print(table)
 
 
@@ -347,12 +373,34 @@ def merchants_show(obj: Context, merchant: str) -> None:
 
 
 def _runs_table(runs: Any) -> Table:
-    table = Table("run", "kind", "status", "rows", "created", "updated", "unchanged", "deleted", "failed rows",
-                  "events", "error")
+    table = Table(
+        "run",
+        "kind",
+        "status",
+        "rows",
+        "created",
+        "updated",
+        "unchanged",
+        "deleted",
+        "failed rows",
+        "events",
+        "error",
+    )
     for r in runs:
         kind = f"{r.kind}{' (dry run)' if r.dry_run else ''}"
-        table.add_row(str(r.id), kind, r.status, str(r.rows_read), str(r.created), str(r.updated),
-                      str(r.unchanged), str(r.deleted), str(r.failed_rows), str(r.events_emitted), r.error or "")
+        table.add_row(
+            str(r.id),
+            kind,
+            r.status,
+            str(r.rows_read),
+            str(r.created),
+            str(r.updated),
+            str(r.unchanged),
+            str(r.deleted),
+            str(r.failed_rows),
+            str(r.events_emitted),
+            r.error or "",
+        )
     return table
 
 
@@ -394,13 +442,23 @@ def resync(obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool,
 
 def _follow(rt: runtime.Runtime, run_id: int, timeout: float) -> SyncRun:
     deadline = time.monotonic() + timeout
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]}"),
-                  TimeElapsedColumn(), console=err, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
         task = progress.add_task("waiting for a worker", total=None, rows="")
         while True:
             run = syncs.get_run(rt, run_id)
-            progress.update(task, description=f"run {run_id} {run.status}",
-                            rows=f"{run.rows_read} rows, {run.events_emitted} events")
+            progress.update(
+                task,
+                description=f"run {run_id} {run.status}",
+                rows=f"{run.rows_read} rows, {run.events_emitted} events",
+            )
             if run.status in TERMINAL:
                 return run
             if time.monotonic() > deadline:
@@ -426,13 +484,22 @@ def jobs_failed(obj: Context, as_json: bool) -> None:
     for job in rt.queues.failed_jobs():
         result = job.latest_result()
         exc = (result.exc_string if result is not None else None) or ""
-        failed.append({"id": job.id, "queue": job.origin, "func": job.func_name,
-                       "ended_at": job.ended_at.isoformat() if job.ended_at else None,
-                       "error": exc.strip().splitlines()[-1] if exc.strip() else ""})
+        failed.append(
+            {
+                "id": job.id,
+                "queue": job.origin,
+                "func": job.func_name,
+                "ended_at": job.ended_at.isoformat() if job.ended_at else None,
+                "error": exc.strip().splitlines()[-1] if exc.strip() else "",
+            }
+        )
     with rt.db.session() as session:
-        runs = session.scalars(select(SyncRun).where(SyncRun.status == "failed").order_by(SyncRun.id.desc())
-                               .limit(50)).all()
-        failed_runs: list[dict[str, Any]] = [{"run": r.id, "merchant_id": r.merchant_id, "error": r.error} for r in runs]
+        runs = session.scalars(
+            select(SyncRun).where(SyncRun.status == "failed").order_by(SyncRun.id.desc()).limit(50)
+        ).all()
+        failed_runs: list[dict[str, Any]] = [
+            {"run": r.id, "merchant_id": r.merchant_id, "error": r.error} for r in runs
+        ]
     if as_json:
         click.echo(json.dumps({"jobs": failed, "sync_runs": failed_runs}))
         return

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from connector import bulk
 from connector.models import EventPayload
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def publish(session: Session, events: Sequence[DomainEvent]) -> int:
         }
         for e in events
     ]
-    session.execute(insert(EventPayload), rows)
+    bulk.insert_many(session.connection(), EventPayload.__table__, rows)  # type: ignore[arg-type]
     for subscriber in _subscribers:
         subscriber(session, rows)
     return len(rows)

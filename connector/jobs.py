@@ -37,8 +37,14 @@ def run_sync(run_id: int) -> dict[str, int] | None:
                 raise PermanentError("merchant is not active", code="merchant_not_active")
             adapter = build_adapter(merchant, rt.secrets, rt.settings)
         counts = CatalogSync(
-            rt.db, adapter, merchant_id=run.merchant_id, run_id=run_id, lease_token=token,
-            batch_size=rt.settings.sync_batch_size, full=run.full, dry_run=run.dry_run,
+            rt.db,
+            adapter,
+            merchant_id=run.merchant_id,
+            run_id=run_id,
+            lease_token=token,
+            batch_size=rt.settings.sync_batch_size,
+            full=run.full,
+            dry_run=run.dry_run,
         ).run()
     except LeaseLostError:
         logger.warning("sync run taken over by another worker", extra=log)
@@ -53,7 +59,9 @@ def run_sync(run_id: int) -> dict[str, int] | None:
         raise
     except (RetryableError, Exception) as exc:
         final = _final_attempt()
-        syncs.finish(rt, run_id, token, status="failed" if final else "queued", error=f"{type(exc).__name__}: {exc}")
+        syncs.finish(
+            rt, run_id, token, status="failed" if final else "queued", error=f"{type(exc).__name__}: {exc}"
+        )
         raise
     syncs.finish(rt, run_id, token, status="succeeded")
     logger.info("sync run finished", extra={**log, **counts.as_row()})

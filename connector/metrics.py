@@ -20,11 +20,11 @@ from connector.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-HTTP_REQUESTS = Counter(
-    "storelink_http_requests", "HTTP requests handled", ["method", "endpoint", "status"]
-)
+HTTP_REQUESTS = Counter("storelink_http_requests", "HTTP requests handled", ["method", "endpoint", "status"])
 HTTP_LATENCY = Histogram(
-    "storelink_http_request_duration_seconds", "HTTP request latency", ["method", "endpoint"],
+    "storelink_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -43,7 +43,9 @@ class StateCollector(Collector):
 
     def _queues(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("storelink_queue_depth", "Jobs waiting per queue", labels=["queue"])
-        jobs = GaugeMetricFamily("storelink_jobs", "Jobs per queue and registry state", labels=["queue", "state"])
+        jobs = GaugeMetricFamily(
+            "storelink_jobs", "Jobs per queue and registry state", labels=["queue", "state"]
+        )
         try:
             for name, count in self.rt.queues.depths().items():
                 depth.add_metric([name], count)
@@ -55,15 +57,19 @@ class StateCollector(Collector):
         yield jobs
 
     def _database(self) -> Iterator[Metric]:
-        rows = CounterMetricFamily("storelink_sync_rows", "Catalog rows by outcome, all runs", labels=["outcome"])
+        rows = CounterMetricFamily(
+            "storelink_sync_rows", "Catalog rows by outcome, all runs", labels=["outcome"]
+        )
         events = CounterMetricFamily("storelink_sync_events", "Domain events emitted by syncs")
         runs = GaugeMetricFamily("storelink_sync_runs", "Sync runs by status", labels=["status"])
         merchants = GaugeMetricFamily("storelink_merchants", "Merchants by status", labels=["kind", "status"])
         try:
             with self.rt.db.session() as session:
                 totals = session.execute(
-                    select(*[func.coalesce(func.sum(getattr(SyncRun, o)), 0) for o in SYNC_OUTCOMES],
-                           func.coalesce(func.sum(SyncRun.events_emitted), 0)).where(SyncRun.dry_run.is_(False))
+                    select(
+                        *[func.coalesce(func.sum(getattr(SyncRun, o)), 0) for o in SYNC_OUTCOMES],
+                        func.coalesce(func.sum(SyncRun.events_emitted), 0),
+                    ).where(SyncRun.dry_run.is_(False))
                 ).one()
                 for outcome, value in zip(SYNC_OUTCOMES, totals[:-1], strict=True):
                     rows.add_metric([outcome], int(value))
@@ -73,7 +79,9 @@ class StateCollector(Collector):
                 ):
                     runs.add_metric([status], count)
                 for kind, status, count in session.execute(
-                    select(Merchant.kind, Merchant.status, func.count()).group_by(Merchant.kind, Merchant.status)
+                    select(Merchant.kind, Merchant.status, func.count()).group_by(
+                        Merchant.kind, Merchant.status
+                    )
                 ):
                     merchants.add_metric([kind, status], count)
         except Exception as exc:

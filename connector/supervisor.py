@@ -61,12 +61,15 @@ class Supervisor:
                     now = time.monotonic()
                     child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW] + [now]
                     if len(child.restarts) > MAX_RESTARTS:
-                        logger.error("process keeps crashing; stopping", extra={"proc": child.name,
-                                                                                 "exit_code": code})
+                        logger.error(
+                            "process keeps crashing; stopping", extra={"proc": child.name, "exit_code": code}
+                        )
                         self._stopping = True
                         exit_code = 1
                         break
-                    logger.warning("process exited; restarting", extra={"proc": child.name, "exit_code": code})
+                    logger.warning(
+                        "process exited; restarting", extra={"proc": child.name, "exit_code": code}
+                    )
                     self._start(child)
         finally:
             self.stop()

@@ -53,8 +53,13 @@ def request_sync(
         if active is not None:
             return active
         run = SyncRun(
-            merchant_id=merchant_id, kind=kind, full=full, dry_run=dry_run, queue=BULK if full else SYNC,
-            status="queued", job_id=_new_job_id(0),
+            merchant_id=merchant_id,
+            kind=kind,
+            full=full,
+            dry_run=dry_run,
+            queue=BULK if full else SYNC,
+            status="queued",
+            job_id=_new_job_id(0),
         )
         session.add(run)
         session.flush()
@@ -92,8 +97,12 @@ def claim(rt: Runtime, run_id: int) -> str | None:
                 ),
             )
             .values(
-                status="running", lease_token=token, attempt=SyncRun.attempt + 1, heartbeat_at=now,
-                started_at=now, error=None,
+                status="running",
+                lease_token=token,
+                attempt=SyncRun.attempt + 1,
+                heartbeat_at=now,
+                started_at=now,
+                error=None,
             )
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
@@ -115,7 +124,9 @@ def finish(rt: Runtime, run_id: int, token: str, *, status: str, error: str | No
 
 
 def pause_merchant(session: Session, merchant_id: int, problem: str) -> None:
-    session.execute(update(Merchant).where(Merchant.id == merchant_id).values(status="paused", problem=problem))
+    session.execute(
+        update(Merchant).where(Merchant.id == merchant_id).values(status="paused", problem=problem)
+    )
 
 
 def sweep(rt: Runtime) -> list[int]:

@@ -27,8 +27,9 @@ def build_worker(rt: runtime.Runtime, queue_names: list[str] | None = None) -> S
     )
 
 
-def run_worker(settings: Settings, redis_url: str, *, queue_names: list[str] | None = None,
-               burst: bool = False) -> bool:
+def run_worker(
+    settings: Settings, redis_url: str, *, queue_names: list[str] | None = None, burst: bool = False
+) -> bool:
     logs.configure(settings.log_level, settings.log_json)
     rt = runtime.install(runtime.Runtime(settings=settings, redis_url=redis_url))
     worker = build_worker(rt, queue_names)

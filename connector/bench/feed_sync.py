@@ -56,7 +56,8 @@ def _baseline(feed: Path, url: str, out: Any) -> None:
             ids = dict(
                 (ext, pid)
                 for pid, ext in conn.execute(
-                    insert(Product).returning(Product.id, Product.external_id, sort_by_parameter_order=True), products
+                    insert(Product).returning(Product.id, Product.external_id, sort_by_parameter_order=True),
+                    products,
                 )
             )
             for v in variants:
@@ -73,15 +74,36 @@ def _baseline(feed: Path, url: str, out: Any) -> None:
             if group != last_group:
                 if len(variants) >= 1000:
                     flush()
-                products.append({"merchant_id": merchant_id, "external_id": group, "title": row["title"],
-                                 "description": row["description"], "url": row["link"], "media": [],
-                                 "status": "active", "content_hash": ""})
+                products.append(
+                    {
+                        "merchant_id": merchant_id,
+                        "external_id": group,
+                        "title": row["title"],
+                        "description": row["description"],
+                        "url": row["link"],
+                        "media": [],
+                        "status": "active",
+                        "content_hash": "",
+                    }
+                )
                 last_group = group
             amount, currency = row["price"].split()
-            variants.append({"merchant_id": merchant_id, "external_id": row["id"], "group": group,
-                             "title": row["title"], "sku": row.get("mpn"), "barcode": row["gtin"],
-                             "price_minor": int(amount.replace(".", "")), "currency": currency,
-                             "status": "active", "inventory_tracked": True, "options": [], "content_hash": ""})
+            variants.append(
+                {
+                    "merchant_id": merchant_id,
+                    "external_id": row["id"],
+                    "group": group,
+                    "title": row["title"],
+                    "sku": row.get("mpn"),
+                    "barcode": row["gtin"],
+                    "price_minor": int(amount.replace(".", "")),
+                    "currency": currency,
+                    "status": "active",
+                    "inventory_tracked": True,
+                    "options": [],
+                    "content_hash": "",
+                }
+            )
     if variants:
         flush()
     out.put({"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()})
@@ -113,11 +135,24 @@ def _storelink(feed: Path, url: str, passes: int, out: Any) -> None:
         token = syncs.claim(rt, run_id)
         assert token is not None
         started = time.perf_counter()
-        counts = CatalogSync(rt.db, build_adapter(merchant, box, settings), merchant_id=merchant.id,
-                             run_id=run_id, lease_token=token, batch_size=settings.sync_batch_size).run()
+        counts = CatalogSync(
+            rt.db,
+            build_adapter(merchant, box, settings),
+            merchant_id=merchant.id,
+            run_id=run_id,
+            lease_token=token,
+            batch_size=settings.sync_batch_size,
+        ).run()
         elapsed = time.perf_counter() - started
-        results.append({"seconds": elapsed, "rows": counts.rows_read, "events": counts.events_emitted,
-                        "created": counts.created, "unchanged": counts.unchanged})
+        results.append(
+            {
+                "seconds": elapsed,
+                "rows": counts.rows_read,
+                "events": counts.events_emitted,
+                "created": counts.created,
+                "unchanged": counts.unchanged,
+            }
+        )
     out.put({"passes": results, "peak_rss_mb": _peak_rss_mb()})
     rt.close()
 
@@ -181,15 +216,32 @@ def run(*, rows: int, database_url: str | None, console: Console) -> dict[str, A
     table = Table(title=f"feed-sync, {rows:,} rows ({'SQLite' if not database_url else 'PostgreSQL'})")
     for col in ("run", "seconds", "rows/s", "events", "peak RSS MB"):
         table.add_column(col, justify="right" if col != "run" else "left")
-    table.add_row("baseline: parse + Core bulk insert", f"{baseline['seconds']:.2f}",
-                  f"{baseline['rows'] / baseline['seconds']:,.0f}", "-", f"{baseline['peak_rss_mb']:.0f}")
-    table.add_row("storelink: first full sync", f"{first['seconds']:.2f}", f"{first['rows'] / first['seconds']:,.0f}",
-                  f"{first['events']:,}", f"{storelink['peak_rss_mb']:.0f}")
-    table.add_row("storelink: unchanged resync", f"{second['seconds']:.2f}",
-                  f"{second['rows'] / second['seconds']:,.0f}", f"{second['events']:,}", "")
+    table.add_row(
+        "baseline: parse + Core bulk insert",
+        f"{baseline['seconds']:.2f}",
+        f"{baseline['rows'] / baseline['seconds']:,.0f}",
+        "-",
+        f"{baseline['peak_rss_mb']:.0f}",
+    )
+    table.add_row(
+        "storelink: first full sync",
+        f"{first['seconds']:.2f}",
+        f"{first['rows'] / first['seconds']:,.0f}",
+        f"{first['events']:,}",
+        f"{storelink['peak_rss_mb']:.0f}",
+    )
+    table.add_row(
+        "storelink: unchanged resync",
+        f"{second['seconds']:.2f}",
+        f"{second['rows'] / second['seconds']:,.0f}",
+        f"{second['events']:,}",
+        "",
+    )
     console.print(table)
-    console.print(f"ratio (storelink / baseline): {ratio:.2f} (target <= {TARGET_RATIO}); "
-                  f"peak RSS {storelink['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB})")
+    console.print(
+        f"ratio (storelink / baseline): {ratio:.2f} (target <= {TARGET_RATIO}); "
+        f"peak RSS {storelink['peak_rss_mb']:.0f} MB (target < {TARGET_RSS_MB})"
+    )
     return {
         "bench": "feed-sync",
         "rows": rows,

@@ -17,8 +17,8 @@ class ProductStatus(StrEnum):
 
 
 def _digest(*parts: object) -> str:
-    text = "\x1f".join("" if p is None else str(p) for p in parts)
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    """Stable fingerprint of plain values (str, int, None, tuples of them): their repr, hashed."""
+    return hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class Variant:
             self.sku,
             self.barcode,
             compare,
-            self.status,
+            str(self.status),
             self.inventory_item_ref,
             self.options,
         )
@@ -77,7 +77,7 @@ class Product:
             self.vendor,
             self.url,
             self.media,
-            self.status,
+            str(self.status),
             self.extra,
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 
 # ISO 4217 currencies whose minor unit is not 2 digits.
 _EXPONENTS: dict[str, int] = {
@@ -48,7 +48,8 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        if not _CURRENCY.match(self.currency):
+        currency = self.currency
+        if not (len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper()):
             raise ValueError(f"currency must be a 3-letter ISO 4217 code, got {self.currency!r}")
 
     @classmethod
@@ -93,13 +94,11 @@ def parse_money(text: str, default_currency: str | None = None) -> Money:
         raise ValueError(f"price amount {amount_text!r} is not a decimal number")
     if not _CURRENCY.match(currency):
         raise ValueError(f"price currency {currency!r} is not a 3-letter ISO 4217 code")
-    try:
-        amount = Decimal(amount_text)
-    except InvalidOperation:
-        raise ValueError(f"price amount {amount_text!r} is not a decimal number") from None
-    if amount < 0:
+    if amount_text.startswith("-"):
         raise ValueError(f"price {text!r} is negative")
-    places = -amount.as_tuple().exponent  # type: ignore[operator]
-    if places > exponent(currency):
-        raise ValueError(f"price {text!r} has more decimals than {currency} allows ({exponent(currency)})")
-    return Money.from_decimal(amount, currency)
+    whole, _, fraction = amount_text.partition(".")
+    places = exponent(currency)
+    if len(fraction) > places:
+        raise ValueError(f"price {text!r} has more decimals than {currency} allows ({places})")
+    # Exact integer arithmetic: the text already has no more digits than the currency's minor unit.
+    return Money(int(whole) * 10**places + (int(fraction.ljust(places, "0")) if places else 0), currency)

@@ -33,8 +33,12 @@ def _after(response: Response) -> Response:
     if request.path not in ("/healthz", "/metrics"):
         logger.info(
             "request",
-            extra={"method": request.method, "path": request.path, "status": response.status_code,
-                   "duration_ms": round(elapsed_ms, 2)},
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(elapsed_ms, 2),
+            },
         )
     return response
 

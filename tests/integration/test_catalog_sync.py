@@ -36,9 +36,15 @@ def test_full_sync_stores_catalog_and_emits_events(rt, feed):
         variant = s.scalars(select(Variant).order_by(Variant.id)).first()
         assert variant is not None and variant.price_minor > 0 and variant.currency
     counts = event_counts(rt, merchant_id)
-    assert counts[events.PRODUCT_UPDATED] == 100
-    assert counts[events.INVENTORY_UPDATED] == tracked
-    assert run.events_emitted == 100 + tracked
+    # New variants' stock travels in their product's event; inventory.updated is for later changes.
+    assert counts == {events.PRODUCT_UPDATED: 100}
+    assert run.events_emitted == 100
+    with rt.db.session() as s:
+        stored = s.scalars(select(EventPayload)).all()
+    created = next(e for e in stored if e.data["product"]["external_id"] == "P-000001")
+    assert created.data["change"] == "created"
+    assert [v["external_id"] for v in created.data["variants"]] == ["SKU-000001", "SKU-000002", "SKU-000003"]
+    assert all("sellable" in v and v["price"]["amount_minor"] > 0 for v in created.data["variants"])
 
 
 def test_second_sync_of_unchanged_feed_emits_nothing(rt, feed):

@@ -1,0 +1,107 @@
+"""Bulk inserts for hot paths: a Core INSERT compiled once, values run through the columns' own bind
+processors, and the driver's executemany, without SQLAlchemy's per-row parameter machinery.
+
+Used where one transaction writes thousands of rows (catalog sync, event fan-out). Values are encoded
+exactly as SQLAlchemy would encode them (each column type's `bind_processor` for the connection's
+dialect), so rows written here read back through the ORM like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+)
+from sqlalchemy.orm import QueryableAttribute
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    sql: str
+    processors: list[tuple[str, Processor | None]]
+    positional: bool
+
+
+_cache: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
+
+
+def _plan(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Plan:
+    key = (conn.dialect.name, table.name, columns)
+    cached = _cache.get(key)
+    if cached is None:
+        dialect = conn.dialect
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+        positional = bool(compiled.positional)
+        order = list(compiled.positiontup or []) if positional else list(compiled.params)
+        processors: list[tuple[str, Processor | None]] = [
+            (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in order
+        ]
+        cached = _cache[key] = _Plan(str(compiled), processors, positional)
+    return cached
+
+
+def _encode(values: list[Any], proc: Processor | None) -> list[Any]:
+    """Run one column's values through its processor; repeated values (timestamps of a batch, currencies,
+    statuses) are encoded once."""
+    if proc is None:
+        return values
+    memo: dict[Any, Any] = {}
+    out = []
+    for value in values:
+        try:
+            encoded = memo[value]
+        except KeyError:
+            encoded = memo[value] = proc(value)
+        except TypeError:  # unhashable (JSON documents)
+            encoded = proc(value)
+        out.append(encoded)
+    return out
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT `rows` (dicts with the same keys) in one executemany."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    plan = _plan(conn, table, columns)
+    processors = plan.processors
+    missing = [name for name, _ in processors if name not in rows[0]]
+    if missing:  # columns with defaults are part of the statement: callers give every value
+        raise ValueError(f"bulk insert into {table.name} lacks values for {', '.join(missing)}")
+    columns_out = [_encode([row[name] for row in rows], proc) for name, proc in processors]
+    params: list[Any]
+    if plan.positional:
+        params = list(zip(*columns_out, strict=True))
+    else:
+        names = [name for name, _ in processors]
+        params = [dict(zip(names, values, strict=True)) for values in zip(*columns_out, strict=True)]
+    conn.exec_driver_sql(plan.sql, params)
+
+
+def in_values(
+    dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """`column IN (values)` bound as one parameter (a PostgreSQL array, a JSON array on SQLite), so a
+    thousand-id lookup compiles and binds once instead of a thousand times."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    if dialect == "sqlite":
+        doc = bindparam(None, orjson.dumps(list(values)).decode(), type_=String())
+        return column.in_(select(literal_column("value")).select_from(func.json_each(doc)))
+    return column.in_(list(values))
