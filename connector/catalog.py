@@ -104,10 +104,6 @@ class SyncCounts:
         }
 
 
-def _money(minor: int | None, currency: str) -> dict[str, Any] | None:
-    return None if minor is None else {"amount_minor": minor, "currency": currency}
-
-
 def _product_values(p: Product, content_hash: str) -> dict[str, Any]:
     return {
         "title": p.title,
@@ -488,10 +484,9 @@ class CatalogSync:
                     "id": variant_ids[v.external_id],
                     "external_id": v.external_id,
                     "sku": v.sku,
-                    "price": _money(v.price.minor, v.price.currency),
-                    "compare_at_price": _money(
-                        v.compare_at_price.minor if v.compare_at_price else None, v.price.currency
-                    ),
+                    "currency": v.price.currency,
+                    "price_minor": v.price.minor,
+                    "compare_at_minor": v.compare_at_price.minor if v.compare_at_price else None,
                     "sellable": stock.get(v.external_id),
                 }
                 for v in p.variants

@@ -540,11 +540,14 @@ def bench() -> None:
 @bench.command("feed-sync")
 @click.option("--rows", default=100_000, show_default=True, help="Feed rows to generate and sync.")
 @click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
-def bench_feed_sync(rows: int, database_url: str) -> None:
+@click.option(
+    "--repeat", default=3, show_default=True, type=click.IntRange(1, 20), help="Rounds; fastest counts."
+)
+def bench_feed_sync(rows: int, database_url: str, repeat: int) -> None:
     """Catalog sync of a generated feed against a bare stream-parse + bulk-insert baseline."""
     from connector.bench.feed_sync import run
 
-    result = run(rows=rows, database_url=database_url or None, console=console)
+    result = run(rows=rows, database_url=database_url or None, console=console, repeat=repeat)
     click.echo(json.dumps(result))
 
 

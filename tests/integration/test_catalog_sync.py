@@ -44,7 +44,7 @@ def test_full_sync_stores_catalog_and_emits_events(rt, feed):
     created = next(e for e in stored if e.data["product"]["external_id"] == "P-000001")
     assert created.data["change"] == "created"
     assert [v["external_id"] for v in created.data["variants"]] == ["SKU-000001", "SKU-000002", "SKU-000003"]
-    assert all("sellable" in v and v["price"]["amount_minor"] > 0 for v in created.data["variants"])
+    assert all("sellable" in v and v["price_minor"] > 0 for v in created.data["variants"])
 
 
 def test_second_sync_of_unchanged_feed_emits_nothing(rt, feed):
