@@ -372,6 +372,19 @@ def merchants_show(obj: Context, merchant: str) -> None:
         console.print(_runs_table(runs))
 
 
+def _summary(run: SyncRun) -> Table:
+    table = Table("run " + str(run.id), "", title="dry run (nothing written)" if run.dry_run else None)
+    elapsed = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else 0
+    for label, value in (
+        ("status", run.status), ("attempts", run.attempt), ("rows read", run.rows_read),
+        ("created", run.created), ("updated", run.updated), ("unchanged", run.unchanged),
+        ("deleted", run.deleted), ("failed rows", run.failed_rows), ("events", run.events_emitted),
+        ("seconds", f"{elapsed:.1f}"), ("error", run.error or "-"),
+    ):
+        table.add_row(label, str(value))
+    return table
+
+
 def _runs_table(runs: Any) -> Table:
     table = Table(
         "run",
@@ -425,7 +438,7 @@ def resync(obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool,
     if no_wait:
         return
     final = _follow(rt, run.id, timeout)
-    console.print(_runs_table([final]))
+    console.print(_summary(final))
     if final.row_errors:
         table = Table("line", "skipped row")
         for e in final.row_errors[:20]:

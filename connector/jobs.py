@@ -64,7 +64,7 @@ def run_sync(run_id: int) -> dict[str, int] | None:
         )
         raise
     syncs.finish(rt, run_id, token, status="succeeded")
-    logger.info("sync run finished", extra={**log, **counts.as_row()})
+    logger.info("sync run finished", extra={**log, "counts": counts.as_row()})
     return counts.as_row()
 
 

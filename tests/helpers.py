@@ -6,6 +6,7 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
+from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
 from connector import runtime, syncs
@@ -28,9 +29,15 @@ def drain(rt: runtime.Runtime) -> None:
 
 
 def sync_now(rt: runtime.Runtime, merchant_id: int, *, dry_run: bool = False) -> SyncRun:
+    """Request a sync, run the worker, and check the job ended as the run did."""
     run = syncs.request_sync(rt, merchant_id, dry_run=dry_run)
     drain(rt)
-    return syncs.get_run(rt, run.id)
+    final = syncs.get_run(rt, run.id)
+    assert final.job_id is not None
+    status = Job.fetch(final.job_id, connection=rt.redis).get_status()
+    expected = JobStatus.FINISHED if final.status == "succeeded" else JobStatus.FAILED
+    assert status == expected, f"run {final.status} but its job is {status}"
+    return final
 
 
 def event_counts(rt: runtime.Runtime, merchant_id: int) -> dict[str, int]:

@@ -6,15 +6,17 @@ it against the row and goes on. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import NamedTuple
+from operator import itemgetter
+from typing import Final, NamedTuple
 
 from connector.domain.catalog import InventoryLevel, Product, ProductStatus, Variant
-from connector.domain.money import Money, parse_money
+from connector.domain.money import Money, exponent, parse_money
 
 MAX_ID_CHARS = 255
 MAX_TEXT_CHARS = 255
@@ -22,6 +24,32 @@ MAX_BARCODE_CHARS = 64
 MAX_QUANTITY = 2**31 - 1
 MAX_MINOR = 2**63 - 1
 _MAX_AMOUNT_CHARS = 40
+
+FIELDS: Final = (
+    "id",
+    "item_group_id",
+    "title",
+    "description",
+    "link",
+    "image_link",
+    "additional_image_link",
+    "price",
+    "sale_price",
+    "availability",
+    "quantity",
+    "gtin",
+    "brand",
+    "sku",
+    "mpn",
+    "color",
+    "size",
+    "updated_at",
+)
+"""The columns a row is read from, in the order `parse_fields` takes their values."""
+
+_PLAIN_PRICE = re.compile(r"([0-9]+)(?:\.([0-9]+))?(?: ([A-Z]{3}))?")
+"""The usual shape of a price ("12.99 USD", "1500 JPY", "12.99"), parsed without `parse_money`."""
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 
 
 class Availability(StrEnum):
@@ -159,16 +187,37 @@ def _money(text: str, default_currency: str | None, column: str) -> Money:
     return money
 
 
+def _plain_money(text: str, default_currency: str | None, column: str) -> Money:
+    """`_money` of a stripped text, with the common shape read directly.
+
+    The result is the one `parse_money` gives: the shape is digits, an optional fraction no longer than the
+    currency's minor unit and an upper-case ISO code (or a valid default currency). Anything else, including
+    every text that is refused, goes through `_money` for its checks and messages.
+    """
+    match = _PLAIN_PRICE.fullmatch(text) if len(text) <= _MAX_AMOUNT_CHARS else None
+    if match is not None:
+        whole, fraction, currency = match.groups()
+        if currency is None and default_currency and _CURRENCY_CODE.fullmatch(default_currency):
+            currency = default_currency
+        if currency is not None:
+            places = exponent(currency)
+            if fraction is None or len(fraction) <= places:
+                minor = int(whole) * 10**places + (int(fraction.ljust(places, "0")) if fraction else 0)
+                if minor <= MAX_MINOR:
+                    return Money(minor, currency)
+    return _money(text, default_currency, column)
+
+
 def parse_prices(price: str, sale_price: str, default_currency: str | None) -> tuple[Money, Money | None]:
     """(selling price, compare-at price): a `sale_price` below `price` sells, and `price` becomes compare-at."""
     price = price.strip()
     if not price:
         raise ValueError("price is missing")
-    regular = _money(price, default_currency, "price")
+    regular = _plain_money(price, default_currency, "price")
     sale_price = sale_price.strip()
     if not sale_price:
         return regular, None
-    sale = _money(sale_price, default_currency, "sale_price")
+    sale = _plain_money(sale_price, default_currency, "sale_price")
     if sale.currency != regular.currency:
         raise ValueError(
             f"sale_price currency {sale.currency} differs from price currency {regular.currency}"
@@ -205,26 +254,75 @@ def split_links(image_link: str, additional: str = "") -> tuple[str, ...]:
     return tuple(links)
 
 
+def field_reader(header: Sequence[str]) -> Callable[[list[str]], tuple[str, ...]]:
+    """For a CSV/TSV feed with this (normalized) header: record -> its `FIELDS` values, "" for a column the
+    header lacks or the record is too short to have, as `parse_fields` takes them."""
+    index = {name: position for position, name in enumerate(header)}
+    absent = len(header)  # a column the header lacks reads the padding past its last field
+    positions = [index.get(name, absent) for name in FIELDS]
+    width = max(positions) + 1
+    pick = itemgetter(*positions)
+
+    def read(record: list[str]) -> tuple[str, ...]:
+        if len(record) < width:
+            record = record + [""] * (width - len(record))
+        values: tuple[str, ...] = pick(record)
+        return values
+
+    return read
+
+
 def parse_row(row: Mapping[str, str], default_currency: str | None = None) -> RowParts:
     """Parse one row (normalized column names). Raises ValueError naming the column when the row is unusable."""
     get = row.get
-    variant_id = get("id", "").strip()
+    return parse_fields([get(column, "") for column in FIELDS], default_currency)
+
+
+def parse_fields(values: Sequence[str], default_currency: str | None = None) -> RowParts:
+    """`parse_row` of a row given as its `FIELDS` values in order ("" for an absent column)."""
+    (
+        variant_id,
+        product_id,
+        title,
+        description,
+        link,
+        image_link,
+        additional_image_link,
+        price_text,
+        sale_price_text,
+        availability_text,
+        quantity_text,
+        barcode,
+        brand,
+        sku,
+        mpn,
+        color,
+        size,
+        updated_at_text,
+    ) = values
+    variant_id = variant_id.strip()
     if not variant_id:
         raise ValueError("id is missing")
     if len(variant_id) > MAX_ID_CHARS:
         raise ValueError(f"id is longer than {MAX_ID_CHARS} characters")
-    title = get("title", "").strip()
+    title = title.strip()
     if not title:
         raise ValueError("title is missing")
-    product_id = get("item_group_id", "").strip() or variant_id
+    product_id = product_id.strip() or variant_id
     if len(product_id) > MAX_ID_CHARS:
         raise ValueError(f"item_group_id is longer than {MAX_ID_CHARS} characters")
-    price, compare_at = parse_prices(get("price", ""), get("sale_price", ""), default_currency)
-    availability = parse_availability(get("availability", ""))
-    quantity = parse_quantity(get("quantity", ""), availability)
+    price, compare_at = parse_prices(price_text, sale_price_text, default_currency)
+    # The exact spellings ("in_stock", digits only) are looked up directly; anything else is parsed in full.
+    availability = _AVAILABILITY.get(availability_text) or parse_availability(availability_text)
+    if quantity_text.isdigit() and quantity_text.isascii():
+        quantity: int | None = int(quantity_text)
+        if quantity > MAX_QUANTITY:
+            raise ValueError(f"quantity {quantity_text!r} is too large")
+    else:
+        quantity = parse_quantity(quantity_text, availability)
 
-    color = get("color", "").strip()
-    size = get("size", "").strip()
+    color = color.strip()
+    size = size.strip()
     if color and size:
         options: tuple[tuple[str, str], ...] = (("Color", color), ("Size", size))
         variant_title = f"{color} / {size}"
@@ -234,13 +332,13 @@ def parse_row(row: Mapping[str, str], default_currency: str | None = None) -> Ro
     else:
         options = ()
         variant_title = title
-    sku = get("sku", "").strip() or get("mpn", "").strip()
+    sku = sku.strip() or mpn.strip()
     if len(sku) > MAX_TEXT_CHARS:
         raise ValueError(f"sku is longer than {MAX_TEXT_CHARS} characters")
-    barcode = get("gtin", "").strip()
+    barcode = barcode.strip()
     if len(barcode) > MAX_BARCODE_CHARS:
         raise ValueError(f"gtin is longer than {MAX_BARCODE_CHARS} characters")
-    brand = get("brand", "").strip()
+    brand = brand.strip()
     if len(brand) > MAX_TEXT_CHARS:
         raise ValueError(f"brand is longer than {MAX_TEXT_CHARS} characters")
 
@@ -254,16 +352,21 @@ def parse_row(row: Mapping[str, str], default_currency: str | None = None) -> Ro
         quantity=quantity,
         options=options,
     )
+    image_link = image_link.strip()
+    if additional_image_link.strip():
+        media = split_links(image_link, additional_image_link)
+    else:
+        media = (image_link,) if image_link else ()
     return RowParts(
-        product_id=product_id,
-        title=title,
-        description=get("description", "").strip(),
-        vendor=brand or None,
-        url=get("link", "").strip() or None,
-        media=split_links(get("image_link", ""), get("additional_image_link", "")),
-        updated_at=parse_updated_at(get("updated_at", "")),
-        availability=availability,
-        variant=variant,
+        product_id,
+        title,
+        description.strip(),
+        brand or None,
+        link.strip() or None,
+        media,
+        parse_updated_at(updated_at_text) if updated_at_text else None,
+        availability,
+        variant,
     )
 
 

@@ -1,0 +1,134 @@
+"""The contract every registered store adapter keeps, run against each entry of `storelink.adapters`.
+
+Each adapter kind supplies a factory here that builds a working instance against local material (a
+generated feed, a sandbox emulator); a registered kind without one fails the suite, so no adapter ships
+untested.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector import registry
+from connector.domain.catalog import InventoryLevel, Product
+from connector.domain.orders import ExternalOrderRef, Order, OrderLine
+from connector.domain.money import Money
+from connector.errors import PermanentError, StorelinkError, ValidationError
+from connector.ports import Capability, HttpOptions, StoreAdapter
+from connector.sandbox.feeds import write_feed
+
+
+def _feed(tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    feed = write_feed(tmp_path / "feed.csv", 40, variants_per_product=4)
+    return {"url": str(feed)}, {}
+
+
+FACTORIES: dict[str, Callable[[Path], tuple[dict[str, Any], dict[str, str]]]] = {"feed": _feed}
+
+
+@pytest.fixture(params=registry.kinds())
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def adapter(kind: str, tmp_path: Path) -> StoreAdapter:
+    assert kind in FACTORIES, f"adapter {kind!r} is registered but has no contract-test factory"
+    config, credentials = FACTORIES[kind](tmp_path)
+    cls = registry.adapter_class(kind)
+    return registry.create_adapter(kind, cls.validate_config(config), credentials, HttpOptions(timeout=5))
+
+
+def test_the_registry_finds_installed_adapters():
+    assert "feed" in registry.kinds()
+    with pytest.raises(ValidationError):
+        registry.adapter_class("no-such-store")
+
+
+def test_declares_itself(kind, adapter):
+    assert isinstance(adapter, StoreAdapter)
+    assert type(adapter).kind == kind
+    assert adapter.capabilities and all(isinstance(c, Capability) for c in adapter.capabilities)
+
+
+def test_rejects_bad_config_with_a_validation_error(kind):
+    with pytest.raises(ValidationError):
+        registry.adapter_class(kind).validate_config({})
+
+
+def test_store_ref_is_stable(kind, tmp_path):
+    config, _ = FACTORIES[kind](tmp_path)
+    cls = registry.adapter_class(kind)
+    normalized = cls.validate_config(config)
+    assert cls.store_ref(normalized) == cls.store_ref(cls.validate_config(normalized))
+
+
+def test_connection_check_passes(adapter):
+    adapter.check_connection()
+
+
+def test_catalog_streams_valid_products(adapter):
+    stream = adapter.iter_catalog(None)
+    assert not isinstance(stream, list | tuple), "the catalog must stream, not be built whole"
+    products = list(stream)
+    assert products and all(isinstance(p, Product) for p in products)
+    variant_ids = [v.external_id for p in products for v in p.variants]
+    assert len(variant_ids) == len(set(variant_ids)), "a variant id appears twice in one pass"
+    for product in products:
+        assert product.external_id and isinstance(product.external_id, str)
+        for variant in product.variants:
+            assert isinstance(variant.price, Money) and variant.price.minor >= 0
+            assert variant.quantity is None or variant.quantity >= 0
+    assert adapter.iter_catalog_errors() == []
+    assert set(adapter.catalog_skipped_refs()) == set()
+
+
+def test_content_hash_is_deterministic(adapter):
+    first = [(p.content_hash(), [v.content_hash() for v in p.variants]) for p in adapter.iter_catalog(None)]
+    second = [(p.content_hash(), [v.content_hash() for v in p.variants]) for p in adapter.iter_catalog(None)]
+    assert first == second
+
+
+def test_inventory_reads_match_the_catalog(adapter):
+    if Capability.INVENTORY_READ not in adapter.capabilities:
+        pytest.skip("no inventory reads")
+    variants = list(itertools.islice((v for p in adapter.iter_catalog(None) for v in p.variants), 5))
+    levels = adapter.get_inventory([v.external_id for v in variants])
+    assert all(isinstance(level, InventoryLevel) for level in levels)
+    by_id = {level.variant_external_id: level.available for level in levels}
+    assert by_id == {v.external_id: v.quantity for v in variants}
+
+
+def test_unsupported_operations_are_permanent_errors(adapter):
+    order = Order(id="ord_1", currency="USD", lines=(OrderLine("x", 1, Money(100, "USD")),))
+    calls: list[tuple[Capability, Callable[[], object]]] = [
+        (Capability.ORDER_PUSH, lambda: adapter.create_order(order, "key-1")),
+        (Capability.ORDER_PUSH, lambda: adapter.find_order("key-1")),
+        (Capability.ORDER_PUSH, lambda: adapter.cancel_order(ExternalOrderRef("1"))),
+        (Capability.INVENTORY_WRITE, lambda: adapter.set_inventory([])),
+        (Capability.WEBHOOKS, lambda: adapter.parse_webhook("products/update", {}, b"{}")),
+    ]
+    for capability, call in calls:
+        if capability in adapter.capabilities:
+            continue
+        with pytest.raises(PermanentError):
+            call()
+
+
+def test_webhook_verification_rejects_unsigned_bodies(adapter):
+    assert adapter.verify_webhook({}, b'{"id": 1}') is False
+
+
+def test_errors_are_storelink_errors(kind, tmp_path):
+    cls = registry.adapter_class(kind)
+    config, credentials = FACTORIES[kind](tmp_path)
+    broken = dict(cls.validate_config(config))
+    if kind == "feed":
+        (tmp_path / "feed.csv").unlink()
+    with pytest.raises(StorelinkError):
+        registry.create_adapter(kind, broken, credentials, HttpOptions(timeout=5)).check_connection()
