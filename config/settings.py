@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default=DEFAULT_DATA_DIR,
-        description="Where the embedded default keeps its SQLite file and private Redis socket.",
+        description="Where the embedded default keeps its SQLite file, generated key and private Redis files.",
     )
     secret_keys: SecretStr = Field(
         default=SecretStr(""),
@@ -42,13 +42,17 @@ class Settings(BaseSettings):
             "Empty: a key is generated once and kept in DATA_DIR/secret.key."
         ),
     )
-    log_level: str = Field(default="INFO", description="Log level for every process: DEBUG, INFO, WARNING, ERROR.")
+    log_level: str = Field(
+        default="INFO", description="Log level for every process: DEBUG, INFO, WARNING, ERROR."
+    )
     log_json: bool = Field(default=True, description="Write logs as one JSON object per line.")
     max_request_bytes: int = Field(
         default=2 * 1024 * 1024, gt=0, description="Largest request body the web app accepts, in bytes."
     )
     web_host: str = Field(default="127.0.0.1", description="Address `storelink up` binds the web app to.")
-    web_port: int = Field(default=8000, ge=1, le=65535, description="Port `storelink up` binds the web app to.")
+    web_port: int = Field(
+        default=8000, ge=1, le=65535, description="Port `storelink up` binds the web app to."
+    )
     web_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes.")
     worker_queues: str = Field(
         default="orders,events,sync,bulk",
@@ -56,17 +60,24 @@ class Settings(BaseSettings):
     )
     job_timeout_seconds: int = Field(default=3600, gt=0, description="Longest a single job may run.")
     sweep_interval_seconds: int = Field(
-        default=15, gt=0, description="How often the scheduler re-enqueues recorded work that has no live job."
+        default=15,
+        gt=0,
+        description="How often the scheduler re-enqueues recorded work that has no live job.",
     )
     stale_after_seconds: int = Field(
         default=60,
         gt=0,
-        description="A running sync whose heartbeat is older than this, with no live job, is re-enqueued.",
+        description="A running sync whose heartbeat is older than this is presumed dead and taken over.",
     )
     sync_batch_size: int = Field(
-        default=1000, ge=1, le=50000, description="Rows a catalog sync reads, diffs and writes per transaction."
+        default=1000,
+        ge=1,
+        le=50000,
+        description="Rows a catalog sync reads, diffs and writes per transaction.",
     )
-    http_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout for calls to stores and feeds.")
+    http_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Timeout for calls to stores and feeds."
+    )
     feed_allow_files: bool = Field(
         default=True, description="Allow feed merchants whose feed is a local file path (file:// or a path)."
     )

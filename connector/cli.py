@@ -6,8 +6,10 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +88,9 @@ def resolve_cli_redis(settings: Settings, stack: contextlib.ExitStack) -> str:
             return url
     from connector.embedded import EmbeddedRedis
 
-    server = EmbeddedRedis(settings.data_dir / "cli" / str(os.getpid()))
+    private = Path(tempfile.mkdtemp(prefix="storelink-redis-"))
+    stack.callback(shutil.rmtree, private, ignore_errors=True)
+    server = EmbeddedRedis(private)
     url = server.start()
     stack.callback(server.stop)
     return url
@@ -196,6 +200,47 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
         sup.add("scheduler", [sys.executable, "-m", "connector.cli", "scheduler"])
     err.print(f"storelink up: web on http://{bind}, {worker_count} worker(s), Redis {url}", highlight=False)
     sup.run()
+
+
+@main.command()
+@click.option("--rows", default=5000, show_default=True, type=click.IntRange(1, 5_000_000), help="Feed rows.")
+@pass_ctx
+def demo(obj: Context, rows: int) -> None:
+    """Connect a generated product feed, sync it through a real worker, change it, and sync again."""
+    from connector.sandbox.feeds import write_feed
+    from connector.worker import build_worker
+
+    rt = obj.rt
+    feed = write_feed(obj.settings.data_dir / "demo" / "feed.csv", rows)
+    console.print(f"[bold]1.[/] generated a {rows:,}-row product feed at {feed}")
+    with _errors(), rt.db.session() as session:
+        existing = session.scalars(select(Merchant).where(Merchant.name == "demo-feed")).first()
+        merchant_id = (
+            existing.id
+            if existing
+            else create_merchant(
+                session, rt.secrets, kind="feed", name="demo-feed", config={"url": str(feed)}
+            ).id
+        )
+    worker = build_worker(rt)
+    for step, label in ((2, "first full sync"), (3, "resync of the unchanged feed")):
+        with _errors():
+            run = syncs.request_sync(rt, merchant_id)
+        console.print(f"[bold]{step}.[/] {label}: run {run.id}")
+        worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+        console.print(_summary(syncs.get_run(rt, run.id)))
+    write_feed(feed, rows, price_shift=1, changed_every=10)
+    with _errors():
+        run = syncs.request_sync(rt, merchant_id)
+    console.print(f"[bold]4.[/] one row in ten repriced, resync: run {run.id}")
+    worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+    final = syncs.get_run(rt, run.id)
+    console.print(_summary(final))
+    if final.status != "succeeded":
+        raise click.ClickException(f"demo sync failed: {final.error}")
+    console.print(
+        "Run [bold]storelink up[/] to serve the web app (/healthz, /readyz, /metrics) with workers."
+    )
 
 
 # --- database and keys ----------------------------------------------------------------------------------------
@@ -376,10 +421,17 @@ def _summary(run: SyncRun) -> Table:
     table = Table("run " + str(run.id), "", title="dry run (nothing written)" if run.dry_run else None)
     elapsed = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else 0
     for label, value in (
-        ("status", run.status), ("attempts", run.attempt), ("rows read", run.rows_read),
-        ("created", run.created), ("updated", run.updated), ("unchanged", run.unchanged),
-        ("deleted", run.deleted), ("failed rows", run.failed_rows), ("events", run.events_emitted),
-        ("seconds", f"{elapsed:.1f}"), ("error", run.error or "-"),
+        ("status", run.status),
+        ("attempts", run.attempt),
+        ("rows read", run.rows_read),
+        ("created", run.created),
+        ("updated", run.updated),
+        ("unchanged", run.unchanged),
+        ("deleted", run.deleted),
+        ("failed rows", run.failed_rows),
+        ("events", run.events_emitted),
+        ("seconds", f"{elapsed:.1f}"),
+        ("error", run.error or "-"),
     ):
         table.add_row(label, str(value))
     return table

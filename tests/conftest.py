@@ -73,7 +73,7 @@ def postgres_schema(base_url: str) -> Iterator[str]:
 def normalize_pg(url: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -43,7 +43,8 @@ def sync_now(rt: runtime.Runtime, merchant_id: int, *, dry_run: bool = False) ->
 def event_counts(rt: runtime.Runtime, merchant_id: int) -> dict[str, int]:
     with rt.db.session() as session:
         rows = session.execute(
-            select(EventPayload.type, func.count()).where(EventPayload.merchant_id == merchant_id)
+            select(EventPayload.type, func.count())
+            .where(EventPayload.merchant_id == merchant_id)
             .group_by(EventPayload.type)
         )
         return {t: n for t, n in rows}

@@ -67,6 +67,7 @@ def feed_rows(
     variants_per_product: int = 3,
     seed: int = 0,
     price_shift: int = 0,
+    changed_every: int = 1,
     bad_rows: Iterable[int] = (),
     currency: str = "USD",
 ) -> Iterator[dict[str, str | int]]:
@@ -82,7 +83,7 @@ def feed_rows(
         position = index % variants_per_product
         product_seed = _mix(product, seed)
         base_minor = 500 + product_seed % 20000 + position * 100
-        minor = max(1, base_minor + price_shift)
+        minor = max(1, base_minor + (price_shift if index % changed_every == 0 else 0))
         price = str(Money(minor, currency))
         sale_price = ""
         if h % 5 == 0:
@@ -121,12 +122,13 @@ def write_feed(
     variants_per_product: int = 3,
     seed: int = 0,
     price_shift: int = 0,
+    changed_every: int = 1,
     bad_rows: Iterable[int] = (),
     currency: str = "USD",
 ) -> Path:
     """Write a feed of `rows` variant rows (`variants_per_product` per item_group_id) and return its path.
 
-    `bad_rows` are 0-based data-row indexes whose price is written as "abc". The file appears atomically:
+    `price_shift` applies to every `changed_every`-th row. `bad_rows` are 0-based data-row indexes whose price is written as "abc". The file appears atomically:
     it is written beside `path` and renamed over it.
     """
     if fmt not in FORMATS:
@@ -139,6 +141,7 @@ def write_feed(
         variants_per_product=variants_per_product,
         seed=seed,
         price_shift=price_shift,
+        changed_every=changed_every,
         bad_rows=bad_rows,
         currency=currency,
     )

@@ -16,8 +16,8 @@ import pytest
 
 from connector import registry
 from connector.domain.catalog import InventoryLevel, Product
-from connector.domain.orders import ExternalOrderRef, Order, OrderLine
 from connector.domain.money import Money
+from connector.domain.orders import ExternalOrderRef, Order, OrderLine
 from connector.errors import PermanentError, StorelinkError, ValidationError
 from connector.ports import Capability, HttpOptions, StoreAdapter
 from connector.sandbox.feeds import write_feed

@@ -53,7 +53,9 @@ class Up:
         self.log = (tmp_path / "up.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "connector.cli", "up", "--port", str(self.port), "--workers", "2"],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = Database(settings.database_url)
@@ -72,7 +74,11 @@ class Up:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "connector.cli", *args], env=self.env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "connector.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if check:
             assert result.returncode == 0, result.stdout + result.stderr
@@ -95,7 +101,8 @@ class Up:
 
     def workers(self) -> list[psutil.Process]:
         return [
-            p for p in psutil.Process(self.proc.pid).children(recursive=True)
+            p
+            for p in psutil.Process(self.proc.pid).children(recursive=True)
             if "worker" in p.cmdline() and "connector.cli" in " ".join(p.cmdline())
         ]
 

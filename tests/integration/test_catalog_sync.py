@@ -28,10 +28,18 @@ def test_full_sync_stores_catalog_and_emits_events(rt, feed):
     assert run.status == "succeeded", run.error
     assert (run.rows_read, run.created, run.updated, run.unchanged, run.failed_rows) == (300, 300, 0, 0, 0)
     with rt.db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Product).where(Product.merchant_id == merchant_id)) == 100
-        assert s.scalar(select(func.count()).select_from(Variant).where(Variant.merchant_id == merchant_id)) == 300
+        assert (
+            s.scalar(select(func.count()).select_from(Product).where(Product.merchant_id == merchant_id))
+            == 100
+        )
+        assert (
+            s.scalar(select(func.count()).select_from(Variant).where(Variant.merchant_id == merchant_id))
+            == 300
+        )
         levels = s.scalar(select(func.count()).select_from(InventoryLevel))
-        tracked = s.scalar(select(func.count()).select_from(Variant).where(Variant.inventory_tracked.is_(True)))
+        tracked = s.scalar(
+            select(func.count()).select_from(Variant).where(Variant.inventory_tracked.is_(True))
+        )
         assert levels == tracked > 0
         variant = s.scalars(select(Variant).order_by(Variant.id)).first()
         assert variant is not None and variant.price_minor > 0 and variant.currency
@@ -95,15 +103,26 @@ def test_sellable_subtracts_reservations_and_buffer(rt, tmp_path):
     sync_now(rt, merchant_id)
     with rt.db.session() as s:
         variant = s.scalars(select(Variant).where(Variant.external_id == "SKU-000001")).one()
-        s.add(Reservation(id="res_1", merchant_id=merchant_id, variant_id=variant.id, quantity=3, state="active"))
-        s.add(Reservation(id="res_2", merchant_id=merchant_id, variant_id=variant.id, quantity=5, state="released"))
-    rewrite_feed(feed, lambda i, row: {**row, "quantity": "20", "availability": "in_stock"} if i == 0 else row)
+        s.add(
+            Reservation(
+                id="res_1", merchant_id=merchant_id, variant_id=variant.id, quantity=3, state="active"
+            )
+        )
+        s.add(
+            Reservation(
+                id="res_2", merchant_id=merchant_id, variant_id=variant.id, quantity=5, state="released"
+            )
+        )
+    rewrite_feed(
+        feed, lambda i, row: {**row, "quantity": "20", "availability": "in_stock"} if i == 0 else row
+    )
 
     sync_now(rt, merchant_id)
 
     with rt.db.session() as s:
         event = s.scalars(
-            select(EventPayload).where(EventPayload.type == events.INVENTORY_UPDATED)
+            select(EventPayload)
+            .where(EventPayload.type == events.INVENTORY_UPDATED)
             .order_by(EventPayload.id.desc())
         ).first()
     assert event is not None
@@ -204,8 +223,14 @@ def test_a_run_taken_over_by_another_worker_stops_writing(rt, feed):
 
     with rt.db.session() as s:
         merchant = s.get(Merchant, merchant_id)
-    sync = CatalogSync(rt.db, build_adapter(merchant, rt.secrets, rt.settings), merchant_id=merchant_id,
-                       run_id=run_id, lease_token=first, batch_size=50)
+    sync = CatalogSync(
+        rt.db,
+        build_adapter(merchant, rt.secrets, rt.settings),
+        merchant_id=merchant_id,
+        run_id=run_id,
+        lease_token=first,
+        batch_size=50,
+    )
     with pytest.raises(LeaseLostError):
         sync.run()
     with rt.db.session() as s:

@@ -34,7 +34,9 @@ def test_logs_are_json_with_extra_fields_and_redacted():
     stream = io.StringIO()
     logs.configure("INFO", json_output=True, stream=stream)
     log = logging.getLogger("storelink.test")
-    log.info("token is shpat_0123456789abcdef", extra={"merchant_id": 7, "access_token": "plain", "note": "x"})
+    log.info(
+        "token is shpat_0123456789abcdef", extra={"merchant_id": 7, "access_token": "plain", "note": "x"}
+    )
     line = json.loads(stream.getvalue().strip().splitlines()[-1])
     assert line["merchant_id"] == 7
     assert line["access_token"] == logs.REDACTED

@@ -13,14 +13,21 @@ from connector.domain.money import Money, parse_money
 
 @pytest.mark.parametrize(
     ("text", "minor", "currency"),
-    [("12.99 USD", 1299, "USD"), ("1500 JPY", 1500, "JPY"), ("1.234 KWD", 1234, "KWD"), ("0.5 EUR", 50, "EUR"),
-     ("7 usd", 700, "USD")],
+    [
+        ("12.99 USD", 1299, "USD"),
+        ("1500 JPY", 1500, "JPY"),
+        ("1.234 KWD", 1234, "KWD"),
+        ("0.5 EUR", 50, "EUR"),
+        ("7 usd", 700, "USD"),
+    ],
 )
 def test_parse(text, minor, currency):
     assert parse_money(text) == Money(minor, currency)
 
 
-@pytest.mark.parametrize("text", ["", "12.99", "abc USD", "12.999 USD", "1.5 JPY", "-1 USD", "12,99 EUR", "1 US"])
+@pytest.mark.parametrize(
+    "text", ["", "12.99", "abc USD", "12.999 USD", "1.5 JPY", "-1 USD", "12,99 EUR", "1 US"]
+)
 def test_parse_rejects(text):
     with pytest.raises(ValueError):
         parse_money(text)

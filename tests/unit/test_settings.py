@@ -42,6 +42,7 @@ def test_secrets_are_not_printed(monkeypatch):
 
 def test_readme_configuration_table_matches_settings():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.M))
-    expected = {name.upper() for name in Settings.model_fields}
-    assert documented == expected
+    rows = re.findall(r"^\| `([A-Z_]+)` \| (.+?) \| (.+?) \|$", readme, flags=re.M)
+    assert {name for name, _, _ in rows} == {name.upper() for name in Settings.model_fields}
+    for name, _default, meaning in rows:
+        assert meaning == Settings.model_fields[name.lower()].description, name
