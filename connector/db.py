@@ -47,7 +47,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **kwargs)
+    # No server-side prepared statements: a plan cached while a merchant's tables were small (a first sync
+    # fills them) would keep scanning them whole after they grew.
+    connect_args = {"prepare_threshold": None} if "+psycopg" in url else {}
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args, **kwargs
+    )
 
 
 class Database:
