@@ -13,7 +13,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from connector.errors import PermanentError, RetryableError
 
@@ -91,6 +91,7 @@ class Queues:
             counts[(name, "started")] = StartedJobRegistry(queue=q).count
             counts[(name, "failed")] = FailedJobRegistry(queue=q).count
             counts[(name, "scheduled")] = ScheduledJobRegistry(queue=q).count
+            counts[(name, "finished")] = FinishedJobRegistry(queue=q).count
         return counts
 
     def failed_jobs(self) -> list[Job]:

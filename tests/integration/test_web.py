@@ -82,5 +82,6 @@ def test_metrics_show_http_queue_and_sync_counts(rt, client, tmp_path):
     assert 'storelink_sync_rows_total{outcome="created"} 30.0' in text
     assert 'storelink_sync_runs{status="succeeded"} 1.0' in text
     assert 'storelink_queue_depth{queue="orders"} 0.0' in text
+    assert 'storelink_jobs{queue="bulk",state="finished"} 1.0' in text
     assert 'storelink_merchants{kind="feed",status="installed"} 1.0' in text
     assert 'storelink_http_requests_total{endpoint="/healthz",method="GET",status="200"}' in text
