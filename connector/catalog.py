@@ -73,7 +73,7 @@ def _bulk_insert(
             bulk.in_values(conn.dialect.name, table.c.external_id, [r["external_id"] for r in rows]),
         )
     )
-    return dict(created.tuples().all())
+    return {ext: pk for ext, pk in created}
 
 
 class LeaseLostError(Exception):
@@ -572,9 +572,7 @@ class CatalogSync:
                 dict(
                     session.execute(
                         select(ProductRow.id, ProductRow.external_id).where(ProductRow.id.in_(pruned))
-                    )
-                    .tuples()
-                    .all()
+                    ).all()
                 )
                 if pruned
                 else {}

@@ -201,8 +201,6 @@ def test_a_worker_killed_mid_sync_is_replaced_and_the_run_completes(up, tmp_path
     assert final.attempt >= 2  # taken over after the stale heartbeat
     assert _count(up, Variant) == ROWS
     with up.db.session() as s:
-        types = dict(
-            s.execute(select(EventPayload.type, func.count()).group_by(EventPayload.type)).tuples().all()
-        )
+        types = dict(s.execute(select(EventPayload.type, func.count()).group_by(EventPayload.type)).all())
     # Batches written before the kill were not written again: one event per product, never two.
     assert types == {events.PRODUCT_UPDATED: ROWS // 4}
