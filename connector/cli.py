@@ -199,7 +199,8 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
     if not no_scheduler:
         sup.add("scheduler", [sys.executable, "-m", "connector.cli", "scheduler"])
     err.print(f"storelink up: web on http://{bind}, {worker_count} worker(s), Redis {url}", highlight=False)
-    sup.run()
+    if sup.run():
+        raise click.ClickException("a process kept crashing; stopped everything (see the log above)")
 
 
 @main.command()
