@@ -52,12 +52,12 @@ import logging
 import os
 import re
 from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, ClassVar, Final
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import ijson
@@ -65,11 +65,14 @@ import ijson
 from adapters.feed import const
 from adapters.feed.client import FeedClient, local_path
 from adapters.feed.mapper import (
+    ParseMemo,
     RowParts,
     build_product,
+    field_index,
     missing_columns,
     normalize_header,
     normalize_record,
+    parse_fields,
     parse_row,
 )
 from adapters.feed.webhook import parse_webhook as _parse_webhook
@@ -80,6 +83,9 @@ from connector.domain.orders import ExternalOrderRef, Order
 from connector.errors import PermanentError, RetryableError, StorelinkError, ValidationError
 from connector.ports import Capability, HttpOptions
 
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader
+
 logger = logging.getLogger(__name__)
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -87,6 +93,8 @@ _MAX_LOCATION_CHARS: Final = 200
 
 Row = tuple[int, dict[str, str] | None, str | None]
 """(position, row, problem): `row` is None when the record could not be read, and `problem` says why."""
+Record = tuple[int, list[str] | None, str | None]
+"""A CSV/TSV `Row` with the fields as read, in header order, instead of by column name."""
 
 
 @dataclass(slots=True)
@@ -101,6 +109,11 @@ class _PassReport:
             self.skipped_refs.add(ref)
         if len(self.errors) < const.MAX_RECORDED_ERRORS:
             self.errors.append((position, reason))
+
+    def unusable(self, position: int, row: Mapping[str, str], problem: ValueError) -> None:
+        """A row that did not parse is skipped, unless it is blank (as spreadsheets leave at the end)."""
+        if any(value.strip() for value in row.values()):
+            self.skip(position, str(problem), (row.get("id") or "").strip() or None)
 
 
 def _normalize_remote(url: str) -> str:
@@ -282,32 +295,21 @@ class FeedAdapter:
     def _catalog(self, since: datetime | None, report: _PassReport) -> Generator[Product, None, None]:
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        currency = self._currency
-        seen: set[str] = set()
+        max_variants = const.MAX_VARIANTS_PER_PRODUCT
+        seen: set[str] = set()  # one id per row kept, so its size is the count of rows read
         group: list[RowParts] = []
         group_id: str | None = None
-        rows = products = 0
-        with closing(self._rows()) as records:
-            for position, row, problem in records:
-                if row is None:
-                    report.skip(position, problem or "unreadable record")
-                    continue
-                try:
-                    parts = parse_row(row, currency)
-                except ValueError as exc:
-                    if any(value.strip() for value in row.values()):
-                        report.skip(position, str(exc), (row.get("id") or "").strip() or None)
-                    # else: a blank row, as spreadsheets leave at the end
-                    continue
+        products = 0
+        with closing(self._parsed(report)) as parsed:
+            for position, parts in parsed:
                 variant_id = parts.variant.external_id
                 if variant_id in seen:
                     report.skip(position, f"duplicate id {variant_id!r}: an earlier row has it")
                     continue
                 seen.add(variant_id)
-                rows += 1
                 if since is not None and parts.updated_at is not None and parts.updated_at < since:
                     continue
-                if parts.product_id == group_id and len(group) < const.MAX_VARIANTS_PER_PRODUCT:
+                if parts.product_id == group_id and len(group) < max_variants:
                     group.append(parts)
                     continue
                 if group:
@@ -323,7 +325,7 @@ class FeedAdapter:
             "feed read",
             extra={
                 "url": self._client.location,
-                "rows": rows,
+                "rows": len(seen),
                 "products": products,
                 "skipped": report.skipped,
             },
@@ -363,7 +365,7 @@ class FeedAdapter:
 
     def _rows(self) -> Generator[Row, None, None]:
         """Every record of the feed as (position, row, problem), translating read failures to errors."""
-        try:
+        with self._read_errors():
             if self._format == "json":
                 with self._client.open_binary() as binary:
                     yield from _json_rows(binary)
@@ -372,7 +374,63 @@ class FeedAdapter:
                     if self._format == "jsonl":
                         yield from _jsonl_rows(text)
                     else:
-                        yield from _delimited_rows(text, "excel-tab" if self._format == "tsv" else "excel")
+                        yield from _delimited_rows(text, self._dialect())
+
+    def _parsed(self, report: _PassReport) -> Generator[tuple[int, RowParts], None, None]:
+        """Every usable record of the feed parsed, as (position, parts); the others are reported to `report`.
+
+        CSV and TSV records are parsed from their fields by column position, without a dict per row.
+        """
+        if self._format in ("csv", "tsv"):
+            return self._delimited_parts(report)
+        return _parse_rows(self._rows(), self._currency, report)
+
+    def _delimited_parts(self, report: _PassReport) -> Generator[tuple[int, RowParts], None, None]:
+        """`_parsed` of a CSV or TSV feed: `_delimited_records` parsed in the same loop, with the same positions
+        and problems. This is the catalog's hot path, so no dict and no further generator stand between the
+        reader and the parser."""
+        currency = self._currency
+        memo = ParseMemo()
+        dialect = self._dialect()
+        with self._read_errors(), self._client.open_text(self._encoding) as text:
+            reader = csv.reader(text, dialect)
+            header = _delimited_header(reader, dialect)
+            width = len(header)
+            pick, padded_width = field_index(header)
+            last_line = reader.line_num
+            while True:
+                try:
+                    for record in reader:
+                        start, last_line = last_line + 1, reader.line_num
+                        if len(record) != width:
+                            if not record:
+                                continue
+                            problem = _excess_fields(record, width)
+                            if problem:
+                                report.skip(start, problem)
+                                continue
+                            del record[width:]  # blank fields past the header: absent columns read ""
+                        if len(record) < padded_width:
+                            record += [""] * (padded_width - len(record))  # the fields a short record lacks
+                        try:
+                            parts = parse_fields(pick(record), currency, memo)
+                        except ValueError as exc:
+                            report.unusable(start, dict(zip(header, record, strict=False)), exc)
+                            continue
+                        yield start, parts
+                    return
+                except csv.Error as exc:
+                    start, last_line = last_line + 1, max(reader.line_num, last_line + 1)
+                    report.skip(start, f"unreadable row: {exc}")
+
+    def _dialect(self) -> str:
+        return "excel-tab" if self._format == "tsv" else "excel"
+
+    @contextmanager
+    def _read_errors(self) -> Iterator[None]:
+        """Read failures inside the block leave as `connector.errors` types."""
+        try:
+            yield
         except StorelinkError:
             raise
         except UnicodeDecodeError as exc:
@@ -413,8 +471,33 @@ class FeedAdapter:
         return _parse_webhook(topic, headers, raw_body)
 
 
+def _parse_rows(
+    rows: Generator[Row, None, None], currency: str | None, report: _PassReport
+) -> Generator[tuple[int, RowParts], None, None]:
+    """The usable rows parsed, as (position, parts); the others are reported to `report`."""
+    memo = ParseMemo()
+    with closing(rows):
+        for position, row, problem in rows:
+            if row is None:
+                report.skip(position, problem or "unreadable record")
+                continue
+            try:
+                parts = parse_row(row, currency, memo)
+            except ValueError as exc:
+                report.unusable(position, row, exc)
+                continue
+            yield position, parts
+
+
 def _delimited_rows(text: IO[str], dialect: str) -> Iterator[Row]:
     reader = csv.reader(text, dialect)
+    header = _delimited_header(reader, dialect)
+    for position, record, problem in _delimited_records(reader, len(header)):
+        yield position, None if record is None else dict(zip(header, record, strict=False)), problem
+
+
+def _delimited_header(reader: CsvReader, dialect: str) -> list[str]:
+    """The normalized header row; raises PermanentError when it is missing, unreadable or lacks a column."""
     try:
         first = next(reader)
     except StopIteration:
@@ -433,24 +516,35 @@ def _delimited_rows(text: IO[str], dialect: str) -> Iterator[Row]:
             f"(read as {delimiter}-separated; found: {', '.join(name for name in header if name)[:300]})",
             code="bad_header",
         )
-    width = len(header)
+    return header
+
+
+def _delimited_records(reader: CsvReader, width: int) -> Iterator[Record]:
+    """The records after the header, each at its first physical line (a quoted field may span lines)."""
     last_line = reader.line_num
     while True:
         try:
-            record = next(reader)
-        except StopIteration:
+            for record in reader:
+                start, last_line = last_line + 1, reader.line_num
+                if len(record) != width:
+                    if not record:
+                        continue
+                    problem = _excess_fields(record, width)
+                    if problem:
+                        yield start, None, problem
+                        continue
+                yield start, record, None
             return
         except csv.Error as exc:
             start, last_line = last_line + 1, max(reader.line_num, last_line + 1)
             yield start, None, f"unreadable row: {exc}"
-            continue
-        start, last_line = last_line + 1, reader.line_num
-        if not record:
-            continue
-        if len(record) > width and any(value.strip() for value in record[width:]):
-            yield start, None, f"row has {len(record)} fields but the header has {width}"
-            continue
-        yield start, dict(zip(header, record, strict=False)), None
+
+
+def _excess_fields(record: list[str], width: int) -> str | None:
+    """Why a record is refused for having more fields than the header (only blank ones past it are fine)."""
+    if len(record) > width and any(value.strip() for value in record[width:]):
+        return f"row has {len(record)} fields but the header has {width}"
+    return None
 
 
 def _jsonl_rows(text: IO[str]) -> Iterator[Row]:

@@ -6,7 +6,6 @@ it against the row and goes on. Nothing here does I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +22,8 @@ MAX_TEXT_CHARS = 255
 MAX_BARCODE_CHARS = 64
 MAX_QUANTITY = 2**31 - 1
 MAX_MINOR = 2**63 - 1
+MAX_MEMO_ENTRIES = 1 << 15
+"""Entries each table of a `ParseMemo` keeps (a few megabytes at most); later values are parsed every time."""
 _MAX_AMOUNT_CHARS = 40
 
 FIELDS: Final = (
@@ -47,10 +48,6 @@ FIELDS: Final = (
 )
 """The columns a row is read from, in the order `parse_fields` takes their values."""
 
-_PLAIN_PRICE = re.compile(r"([0-9]+)(?:\.([0-9]+))?(?: ([A-Z]{3}))?")
-"""The usual shape of a price ("12.99 USD", "1500 JPY", "12.99"), parsed without `parse_money`."""
-_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
-
 
 class Availability(StrEnum):
     IN_STOCK = "in_stock"
@@ -70,6 +67,24 @@ _AVAILABILITY: dict[str, Availability] = {
     "backorder": Availability.BACKORDER,
     "back order": Availability.BACKORDER,
 }
+
+
+Options = tuple[tuple[tuple[str, str], ...], str]
+"""(variant options, variant title) of a row's color and size; the title is "" when both are empty."""
+
+
+class ParseMemo:
+    """What one pass over a feed has already parsed, so a value repeated across rows is parsed once: prices by
+    stripped text (for the pass's one default currency) and options by (color, size) as written.
+
+    A pass keeps one and hands it to every `parse_row`/`parse_fields` call.
+    """
+
+    __slots__ = ("options", "prices")
+
+    def __init__(self) -> None:
+        self.prices: dict[str, Money] = {}
+        self.options: dict[tuple[str, str], Options] = {}
 
 
 class RowParts(NamedTuple):
@@ -188,36 +203,62 @@ def _money(text: str, default_currency: str | None, column: str) -> Money:
 
 
 def _plain_money(text: str, default_currency: str | None, column: str) -> Money:
-    """`_money` of a stripped text, with the common shape read directly.
+    """`_money` of a stripped text, with the usual shape read here without a regex or a cache.
 
-    The result is the one `parse_money` gives: the shape is digits, an optional fraction no longer than the
-    currency's minor unit and an upper-case ISO code (or a valid default currency). Anything else, including
-    every text that is refused, goes through `_money` for its checks and messages.
+    That shape is ASCII digits with an optional fraction no longer than the currency's minor unit, then a
+    space and an upper-case ISO code ("12.99 USD", "1500 JPY"), or the amount alone with a valid default
+    currency: exactly the texts `parse_money` reads as written, to the same amount. Anything else (refused
+    texts included) goes through `_money`, for its checks and messages.
     """
-    match = _PLAIN_PRICE.fullmatch(text) if len(text) <= _MAX_AMOUNT_CHARS else None
-    if match is not None:
-        whole, fraction, currency = match.groups()
-        if currency is None and default_currency and _CURRENCY_CODE.fullmatch(default_currency):
-            currency = default_currency
-        if currency is not None:
+    if len(text) <= _MAX_AMOUNT_CHARS and text.isascii():
+        amount, space, currency = text.partition(" ")
+        if not space:
+            currency = default_currency or ""
+        whole, dot, fraction = amount.partition(".")
+        if (
+            whole.isdigit()
+            and (fraction.isdigit() or not dot)
+            and len(currency) == 3
+            and currency.isascii()
+            and currency.isalpha()
+            and currency.isupper()
+        ):
             places = exponent(currency)
-            if fraction is None or len(fraction) <= places:
-                minor = int(whole) * 10**places + (int(fraction.ljust(places, "0")) if fraction else 0)
+            if len(fraction) <= places:
+                minor = int(whole + fraction.ljust(places, "0")) if places else int(whole)
                 if minor <= MAX_MINOR:
                     return Money(minor, currency)
     return _money(text, default_currency, column)
 
 
-def parse_prices(price: str, sale_price: str, default_currency: str | None) -> tuple[Money, Money | None]:
-    """(selling price, compare-at price): a `sale_price` below `price` sells, and `price` becomes compare-at."""
+def _remembered_money(text: str, default_currency: str | None, column: str, known: dict[str, Money]) -> Money:
+    money = _plain_money(text, default_currency, column)
+    if len(known) < MAX_MEMO_ENTRIES:
+        known[text] = money
+    return money
+
+
+def parse_prices(
+    price: str, sale_price: str, default_currency: str | None, known: dict[str, Money] | None = None
+) -> tuple[Money, Money | None]:
+    """(selling price, compare-at price): a `sale_price` below `price` sells, and `price` becomes compare-at.
+
+    `known` holds prices already read for this `default_currency` (`ParseMemo.prices`), when there are any.
+    """
+    if known is None:
+        known = {}
     price = price.strip()
     if not price:
         raise ValueError("price is missing")
-    regular = _plain_money(price, default_currency, "price")
+    regular = known.get(price)
+    if regular is None:
+        regular = _remembered_money(price, default_currency, "price", known)
     sale_price = sale_price.strip()
     if not sale_price:
         return regular, None
-    sale = _plain_money(sale_price, default_currency, "sale_price")
+    sale = known.get(sale_price)
+    if sale is None:
+        sale = _remembered_money(sale_price, default_currency, "sale_price", known)
     if sale.currency != regular.currency:
         raise ValueError(
             f"sale_price currency {sale.currency} differs from price currency {regular.currency}"
@@ -244,8 +285,11 @@ def parse_updated_at(text: str) -> datetime | None:
 def split_links(image_link: str, additional: str = "") -> tuple[str, ...]:
     """Image links from `image_link` and the comma-separated `additional_image_link`, in order, deduplicated."""
     image_link = image_link.strip()
-    if not additional.strip():
+    additional = additional.strip()
+    if not additional:
         return (image_link,) if image_link else ()
+    if "," not in additional:  # one more link, the usual case
+        return (image_link, additional) if image_link and image_link != additional else (additional,)
     links: dict[str, None] = {image_link: None} if image_link else {}
     for link in additional.split(","):
         link = link.strip()
@@ -254,32 +298,51 @@ def split_links(image_link: str, additional: str = "") -> tuple[str, ...]:
     return tuple(links)
 
 
-def field_reader(header: Sequence[str]) -> Callable[[list[str]], tuple[str, ...]]:
-    """For a CSV/TSV feed with this (normalized) header: record -> its `FIELDS` values, "" for a column the
-    header lacks or the record is too short to have, as `parse_fields` takes them."""
+class FieldIndex(NamedTuple):
+    """Where a CSV/TSV header has each of `FIELDS`: `pick(record)` gives their values in order, as
+    `parse_fields` takes them, from a record at least `width` fields long (pad a shorter one with "")."""
+
+    pick: Callable[[Sequence[str]], tuple[str, ...]]
+    width: int
+
+
+def field_index(header: Sequence[str]) -> FieldIndex:
+    """The `FieldIndex` of a normalized header. A column the header lacks is read just past its last field,
+    where only padding is, so it reads as ""."""
     index = {name: position for position, name in enumerate(header)}
-    absent = len(header)  # a column the header lacks reads the padding past its last field
-    positions = [index.get(name, absent) for name in FIELDS]
-    width = max(positions) + 1
-    pick = itemgetter(*positions)
-
-    def read(record: list[str]) -> tuple[str, ...]:
-        if len(record) < width:
-            record = record + [""] * (width - len(record))
-        values: tuple[str, ...] = pick(record)
-        return values
-
-    return read
+    positions = [index.get(name, len(header)) for name in FIELDS]
+    return FieldIndex(itemgetter(*positions), max(positions) + 1)
 
 
-def parse_row(row: Mapping[str, str], default_currency: str | None = None) -> RowParts:
-    """Parse one row (normalized column names). Raises ValueError naming the column when the row is unusable."""
+def parse_row(
+    row: Mapping[str, str], default_currency: str | None = None, memo: ParseMemo | None = None
+) -> RowParts:
+    """Parse one row (normalized column names). Raises ValueError naming the column when the row is unusable.
+
+    `memo`, when given, is the pass's `ParseMemo` (a pass has one `default_currency`).
+    """
     get = row.get
-    return parse_fields([get(column, "") for column in FIELDS], default_currency)
+    return parse_fields([get(column, "") for column in FIELDS], default_currency, memo)
 
 
-def parse_fields(values: Sequence[str], default_currency: str | None = None) -> RowParts:
+def _options(color: str, size: str) -> Options:
+    color = color.strip()
+    size = size.strip()
+    if color and size:
+        return (("Color", color), ("Size", size)), f"{color} / {size}"
+    if color:
+        return (("Color", color),), color
+    if size:
+        return (("Size", size),), size
+    return (), ""
+
+
+def parse_fields(
+    values: Sequence[str], default_currency: str | None = None, memo: ParseMemo | None = None
+) -> RowParts:
     """`parse_row` of a row given as its `FIELDS` values in order ("" for an absent column)."""
+    if memo is None:
+        memo = ParseMemo()
     (
         variant_id,
         product_id,
@@ -311,27 +374,31 @@ def parse_fields(values: Sequence[str], default_currency: str | None = None) -> 
     product_id = product_id.strip() or variant_id
     if len(product_id) > MAX_ID_CHARS:
         raise ValueError(f"item_group_id is longer than {MAX_ID_CHARS} characters")
-    price, compare_at = parse_prices(price_text, sale_price_text, default_currency)
+    price = memo.prices.get(price_text)  # a price as written seen before, and no sale price: nothing to check
+    if price is None or sale_price_text:
+        price, compare_at = parse_prices(price_text, sale_price_text, default_currency, memo.prices)
+    else:
+        compare_at = None
     # The exact spellings ("in_stock", digits only) are looked up directly; anything else is parsed in full.
-    availability = _AVAILABILITY.get(availability_text) or parse_availability(availability_text)
+    availability = _AVAILABILITY.get(availability_text)
+    if availability is None:
+        availability = parse_availability(availability_text)
+    quantity: int | None
     if quantity_text.isdigit() and quantity_text.isascii():
-        quantity: int | None = int(quantity_text)
+        quantity = int(quantity_text)
         if quantity > MAX_QUANTITY:
             raise ValueError(f"quantity {quantity_text!r} is too large")
     else:
         quantity = parse_quantity(quantity_text, availability)
 
-    color = color.strip()
-    size = size.strip()
-    if color and size:
-        options: tuple[tuple[str, str], ...] = (("Color", color), ("Size", size))
-        variant_title = f"{color} / {size}"
-    elif color or size:
-        options = (("Color", color),) if color else (("Size", size),)
-        variant_title = color or size
-    else:
-        options = ()
-        variant_title = title
+    known_options = memo.options
+    options_key = (color, size)
+    found = known_options.get(options_key)
+    if found is None:
+        found = _options(color, size)
+        if len(known_options) < MAX_MEMO_ENTRIES:
+            known_options[options_key] = found
+    options, variant_title = found
     sku = sku.strip() or mpn.strip()
     if len(sku) > MAX_TEXT_CHARS:
         raise ValueError(f"sku is longer than {MAX_TEXT_CHARS} characters")
@@ -344,7 +411,7 @@ def parse_fields(values: Sequence[str], default_currency: str | None = None) -> 
 
     variant = Variant(
         external_id=variant_id,
-        title=variant_title,
+        title=variant_title or title,
         price=price,
         sku=sku or None,
         barcode=barcode or None,
@@ -377,19 +444,24 @@ def build_product(rows: Sequence[RowParts]) -> Product:
         raise ValueError("a product needs at least one row")
     first = rows[0]
     if len(rows) == 1:
+        variants: tuple[Variant, ...] = (first.variant,)
         media = first.media
         updated_at = first.updated_at
     else:
+        variants = tuple([part.variant for part in rows])
         links: dict[str, None] = {}
+        updated_at = None
         for part in rows:
-            links.update(dict.fromkeys(part.media))
+            for link in part.media:
+                links[link] = None
+            stamp = part.updated_at
+            if stamp is not None and (updated_at is None or stamp > updated_at):
+                updated_at = stamp
         media = tuple(links)
-        stamps = [part.updated_at for part in rows if part.updated_at is not None]
-        updated_at = max(stamps) if stamps else None
     return Product(
         external_id=first.product_id,
         title=first.title,
-        variants=tuple(part.variant for part in rows),
+        variants=variants,
         description=first.description,
         vendor=first.vendor,
         url=first.url,

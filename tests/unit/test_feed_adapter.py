@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 import re
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -13,12 +15,14 @@ from typing import IO, Any
 import pytest
 import responses
 import urllib3.exceptions
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.feed import client as feed_client
 from adapters.feed import const
 from adapters.feed.adapter import FeedAdapter
 from connector import http
-from connector.domain.catalog import Product
+from connector.domain.catalog import InventoryLevel, Product, Variant
 from connector.domain.money import Money
 from connector.domain.orders import ExternalOrderRef, Order
 from connector.errors import AuthError, PermanentError, RetryableError, ValidationError
@@ -164,6 +168,127 @@ def test_bad_rows_are_skipped_with_physical_line_numbers(tmp_path: Path) -> None
     assert "duplicate id 'A'" in reasons[10]
     assert "6 fields" in reasons[11]
     assert adapter.skipped_count == 7
+
+
+def test_csv_rows_of_every_shape_read_by_column_position(tmp_path: Path) -> None:
+    text = (
+        "ID, Title ,price,sale_price,availability,quantity,color,size,notes,,\n"  # no sku, mpn or gtin column
+        "a1, Shirt , 12.50 usd ,,In Stock, 5 , Red ,,,,\n"  # line 2: spaces, lower-case currency
+        "a2,Shirt,12.50 USD,10 USD,out_of_stock,,,XL\n"  # line 3: fewer fields than the header
+        "a3,Shirt,7,,,,,,,, , \n"  # line 4: bare amount; blank fields past the header
+        '"a4",Shirt,"' + "9" * 300 + '",,,,,,,,\n'  # line 5: a field over the csv module's limit
+        ",,,,,,,,note only,,\n"  # line 6: only an unknown column filled: reported
+        ",,,,,,,,,,\n"  # line 7: blank, ignored
+        "a5,Cap,1.999 USD,,,,,,,,\n"  # line 8: too many decimals
+        "a6,Cap,3 JPY,2 JPY,backorder,0,Blue,M,,,\n"  # line 9
+    )
+    adapter = make(write(tmp_path, "f.csv", text), default_currency="EUR")
+    limit = csv.field_size_limit(200)
+    try:
+        products = catalog(adapter)
+        levels = adapter.get_inventory(["a1", "a2", "a3", "a6"])
+    finally:
+        csv.field_size_limit(limit)
+    assert [product.variants for product in products] == [
+        (Variant("a1", "Red", Money(1250, "USD"), quantity=5, options=(("Color", "Red"),)),),
+        (
+            Variant(
+                "a2",
+                "XL",
+                Money(1000, "USD"),
+                compare_at_price=Money(1250, "USD"),
+                quantity=0,
+                options=(("Size", "XL"),),
+            ),
+        ),
+        (Variant("a3", "Shirt", Money(700, "EUR")),),
+        (
+            Variant(
+                "a6",
+                "Blue / M",
+                Money(2, "JPY"),
+                compare_at_price=Money(3, "JPY"),
+                quantity=0,
+                options=(("Color", "Blue"), ("Size", "M")),
+            ),
+        ),
+    ]
+    assert [(product.title, product.media, product.vendor) for product in products] == [
+        ("Shirt", (), None)
+    ] * 3 + [("Cap", (), None)]
+    assert adapter.iter_catalog_errors() == [
+        (5, "unreadable row: field larger than field limit (200)"),
+        (6, "id is missing"),
+        (8, "price '1.999 USD' has more decimals than USD allows (2)"),
+    ]
+    assert adapter.skipped_count == 3
+    assert adapter.catalog_skipped_refs() == {"a5"}
+    assert levels == [
+        InventoryLevel("a1", "default", 5),
+        InventoryLevel("a2", "default", 0),
+        InventoryLevel("a3", "default", None),
+        InventoryLevel("a6", "default", 0),
+    ]
+
+
+FEED_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "", " ", "A1", "A2", "G1", "Tee", "12.50 USD", " 3 USD ", "7", "1.999 USD", "12.5 usd", "2 JPY",
+            "in stock", "out_of_stock", "later", "5", " 5 ", "-1", "2.0", "Red", " M ", "x.jpg", "a.jpg, b.jpg",
+            "2025-01-01T00:00:00Z", "2025-02-30",
+        ]
+    ),
+    st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
+)  # fmt: skip
+FEED_ROWS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "id": st.sampled_from(["A1", "A2", "A3", " A4 ", "B1", ""]),
+            "title": st.sampled_from(["Tee", " Mug ", ""]),
+            "price": st.sampled_from(["12.50 USD", " 3 USD ", "7", "2 JPY", "12.5 usd", "1.999 USD", "abc"]),
+        },
+        optional={
+            column: FEED_VALUES
+            for column in ["item_group_id", "sale_price", "availability", "quantity", "color", "size", "sku",
+                           "mpn", "gtin", "brand", "link", "image_link", "additional_image_link", "updated_at",
+                           "notes"]
+        },
+    ),
+    max_size=8,
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(FEED_ROWS, st.sampled_from([None, "EUR"]))
+def test_csv_feed_reads_as_the_same_rows_in_json_lines(
+    rows: list[dict[str, str]], currency: str | None
+) -> None:
+    columns = list(dict.fromkeys(["id", "title", "price", *(column for row in rows for column in row)]))
+    with tempfile.TemporaryDirectory() as directory:
+        csv_path = Path(directory) / "f.csv"
+        with csv_path.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            writer.writerows([row.get(column, "") for column in columns] for row in rows)
+        jsonl_path = write(Path(directory), "f.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+        config = {"default_currency": currency} if currency else {}
+        from_csv, from_jsonl = make(csv_path, **config), make(jsonl_path, **config)
+        assert catalog(from_csv) == catalog(from_jsonl)
+    # One record a line: CSV positions count the header line too.
+    assert [(line - 1, reason) for line, reason in from_csv.iter_catalog_errors()] == list(
+        from_jsonl.iter_catalog_errors()
+    )
+    assert from_csv.skipped_count == from_jsonl.skipped_count
+    assert from_csv.catalog_skipped_refs() == from_jsonl.catalog_skipped_refs()
+
+
+def test_each_pass_parses_with_its_own_default_currency(tmp_path: Path) -> None:
+    path = write(tmp_path, "f.csv", "id,title,price\nx,T,12.50\ny,U,12.50\n")
+    euro, pound = make(path, default_currency="EUR"), make(path, default_currency="GBP")
+    for _ in range(2):
+        assert [product.variants[0].price for product in catalog(euro)] == [Money(1250, "EUR")] * 2
+        assert [product.variants[0].price for product in catalog(pound)] == [Money(1250, "GBP")] * 2
 
 
 def test_errors_are_capped_but_counted_and_reset_each_pass(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.feed import mapper
@@ -307,3 +307,156 @@ def test_offset_free_and_offset_times_compare() -> None:
     east = datetime(2025, 1, 1, 12, tzinfo=timezone(timedelta(hours=9)))
     parsed = mapper.parse_updated_at(east.isoformat())
     assert parsed == east
+
+
+# -- the fast paths agree with the general ones ----------------------------------------------------------
+
+PRICE_TEXT = st.one_of(
+    st.text(alphabet="0123456789.,- \tuUsSdDJPYKWEÜ٣²", max_size=12),
+    st.from_regex(r"[0-9]{1,6}(\.[0-9]{1,3})? (USD|JPY|KWD|EUR)", fullmatch=True),
+    st.from_regex(r"[0-9]{1,22}(\.[0-9]{0,4})?( (USD|JPY|KWD|usd|EUR|US))?", fullmatch=True),
+)
+
+
+@settings(max_examples=500)
+@given(PRICE_TEXT, st.sampled_from([None, "", "USD", "JPY", "KWD", "usd", "ÜSD", "USD\n"]))
+def test_plain_prices_read_as_parse_money_does(text: str, currency: str | None) -> None:
+    text = text.strip()
+    reference = mapper._money.__wrapped__  # parse_money with the column's checks, uncached
+    try:
+        expected: Money | str = reference(text, currency, "sale_price")
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        found: Money | str = mapper._plain_money(text, currency, "sale_price")
+    except ValueError as exc:
+        found = str(exc)
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12.99 USD", Money(1299, "USD")),
+        ("0012.5 USD", Money(1250, "USD")),
+        ("12.05 USD", Money(1205, "USD")),
+        ("1500 JPY", Money(1500, "JPY")),
+        ("1.25 KWD", Money(1250, "KWD")),
+        ("0.05 KWD", Money(50, "KWD")),
+        ("7", Money(700, "EUR")),
+        ("9" * 16 + " USD", Money(int("9" * 16) * 100, "USD")),
+    ],
+)
+def test_plain_prices(text: str, expected: Money) -> None:
+    assert mapper._plain_money(text, "EUR", "price") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("15.5 JPY", "price '15.5 JPY' has more decimals than JPY allows (0)"),
+        ("1. USD", "price amount '1.' is not a decimal number"),
+        ("99999999999999999999 USD", "price '99999999999999999999 USD' is too large"),
+        ("9" * 41, "price '" + "9" * 40 + "'... is too long"),
+    ],
+)
+def test_prices_outside_the_plain_shape_keep_their_messages(text: str, reason: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        mapper._plain_money(text, "EUR", "price")
+    assert str(caught.value) == reason
+
+
+MEMO_VALUES = st.one_of(
+    st.sampled_from(["", " ", "A", "B ", "Red", "Red ", " M", "12.50 USD", "12.50", " 12.50 USD", "3 JPY", "3",
+                     "1.5 JPY", "12.50 usd", "in stock", "7"]),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+OPTION_VALUES = st.sampled_from(["", " ", "Red", "Red ", "Blue", "M", " M", "L"])
+MEMO_ROWS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "id": st.sampled_from(["A", "B ", "C", ""]),
+            "title": st.sampled_from(["Tee", "Mug", "Cap", " "]),
+            "price": st.sampled_from(["12.50 USD", "12.50", " 3 JPY", "3", "3 JPY", "1.5 JPY", "12.50 usd"]),
+        },
+        optional={
+            "color": OPTION_VALUES,
+            "size": OPTION_VALUES,
+            **{column: MEMO_VALUES for column in COLUMNS if column not in ("id", "title", "price")},
+        },
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300)
+@given(MEMO_ROWS, st.sampled_from([None, "USD", "JPY"]))
+def test_a_shared_memo_changes_no_result(rows: list[dict[str, str]], currency: str | None) -> None:
+    def outcome(values: dict[str, str], memo: mapper.ParseMemo | None) -> object:
+        try:
+            return parse_row(values, currency, memo)
+        except ValueError as exc:
+            return str(exc)
+
+    memo = mapper.ParseMemo()
+    for values in rows * 2:  # the second time round, what the memo holds is read back
+        assert outcome(values, memo) == outcome(values, None)
+
+
+def test_memo_shares_repeated_prices_and_options_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    memo = mapper.ParseMemo()
+    first = parse_row(row(id="A", price="10.00 USD", color="Red", size="M"), None, memo)
+    second = parse_row(row(id="B", price="10.00 USD", color="Red", size="M"), None, memo)
+    assert second.variant.price is first.variant.price
+    assert second.variant.options is first.variant.options
+    assert second.variant.title == "Red / M"
+    other_size = parse_row(row(id="E", price="10.00 USD", color="Red", size="L"), None, memo)
+    assert (other_size.variant.title, other_size.variant.options) == (
+        "Red / L",
+        (("Color", "Red"), ("Size", "L")),
+    )
+    # Options as written map to the same parsed options whatever the row's title.
+    plain = parse_row(row(id="C", title="Mug", color=" ", size=""), None, memo)
+    again = parse_row(row(id="D", title="Cup", color=" ", size=""), None, memo)
+    assert (plain.variant.title, again.variant.title) == ("Mug", "Cup")
+    assert again.variant.options == ()
+
+    monkeypatch.setattr(mapper, "MAX_MEMO_ENTRIES", 1)
+    small = mapper.ParseMemo()
+    for index in range(3):
+        parts = parse_row(row(id=str(index), price=f"{index}.00 USD", color=str(index)), None, small)
+        assert parts.variant.price == Money(index * 100, "USD")
+    assert len(small.prices) == 1
+    assert len(small.options) == 1
+
+
+@pytest.mark.parametrize(
+    ("image", "additional", "expected"),
+    [
+        ("a.jpg", "", ("a.jpg",)),
+        ("a.jpg", " b.jpg ", ("a.jpg", "b.jpg")),
+        ("a.jpg", "a.jpg", ("a.jpg",)),
+        ("", "b.jpg", ("b.jpg",)),
+        (" ", " ", ()),
+        ("a.jpg", "b.jpg, a.jpg,,c.jpg", ("a.jpg", "b.jpg", "c.jpg")),
+        ("", " , ", ()),
+    ],
+)
+def test_split_links(image: str, additional: str, expected: tuple[str, ...]) -> None:
+    assert mapper.split_links(image, additional) == expected
+
+
+def test_field_index_reads_header_positions_and_absent_columns_as_empty() -> None:
+    header = ["title", "", "id", "price", "notes", "color"]
+    pick, width = mapper.field_index(header)
+    assert width == len(header) + 1  # absent columns read the padding past the header
+    record = ["Tee", "x", "T-1", "5 USD", "n", "Red"]
+    values = dict(zip(mapper.FIELDS, pick([*record, *[""] * (width - len(record))]), strict=True))
+    assert (values["id"], values["title"], values["price"], values["color"]) == ("T-1", "Tee", "5 USD", "Red")
+    assert {values[column] for column in mapper.FIELDS if column not in header} == {""}
+    assert mapper.parse_fields(pick([*record, ""])) == parse_row(dict(zip(header, record, strict=True)))
+
+    full = mapper.field_index([*mapper.FIELDS, "extra"])
+    assert full.width == len(mapper.FIELDS)
