@@ -386,9 +386,8 @@ class FeedAdapter:
         return _parse_rows(self._rows(), self._currency, report)
 
     def _delimited_parts(self, report: _PassReport) -> Generator[tuple[int, RowParts], None, None]:
-        """`_parsed` of a CSV or TSV feed: `_delimited_records` parsed in the same loop, with the same positions
-        and problems. This is the catalog's hot path, so no dict and no further generator stand between the
-        reader and the parser."""
+        """`_parsed` of a CSV or TSV feed: `_delimited_records` parsed by column position, with the same positions
+        and problems. This is the catalog's hot path, so no dict is built for a row that parses."""
         currency = self._currency
         memo = ParseMemo()
         dialect = self._dialect()
@@ -397,31 +396,20 @@ class FeedAdapter:
             header = _delimited_header(reader, dialect)
             width = len(header)
             pick, padded_width = field_index(header)
-            last_line = reader.line_num
-            while True:
+            for start, record, problem in _delimited_records(reader, width):
+                if record is None:
+                    report.skip(start, problem or "unreadable record")
+                    continue
+                if len(record) > width:
+                    del record[width:]  # blank fields past the header: absent columns read ""
+                if len(record) < padded_width:
+                    record += [""] * (padded_width - len(record))  # the fields a short record lacks
                 try:
-                    for record in reader:
-                        start, last_line = last_line + 1, reader.line_num
-                        if len(record) != width:
-                            if not record:
-                                continue
-                            problem = _excess_fields(record, width)
-                            if problem:
-                                report.skip(start, problem)
-                                continue
-                            del record[width:]  # blank fields past the header: absent columns read ""
-                        if len(record) < padded_width:
-                            record += [""] * (padded_width - len(record))  # the fields a short record lacks
-                        try:
-                            parts = parse_fields(pick(record), currency, memo)
-                        except ValueError as exc:
-                            report.unusable(start, dict(zip(header, record, strict=False)), exc)
-                            continue
-                        yield start, parts
-                    return
-                except csv.Error as exc:
-                    start, last_line = last_line + 1, max(reader.line_num, last_line + 1)
-                    report.skip(start, f"unreadable row: {exc}")
+                    parts = parse_fields(pick(record), currency, memo)
+                except ValueError as exc:
+                    report.unusable(start, dict(zip(header, record, strict=False)), exc)
+                    continue
+                yield start, parts
 
     def _dialect(self) -> str:
         return "excel-tab" if self._format == "tsv" else "excel"
