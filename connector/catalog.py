@@ -9,7 +9,7 @@ size; only the set of external ids seen in a full pass is kept, to find what dis
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -166,7 +166,6 @@ class CatalogSync:
         batch_size: int = 1000,
         full: bool = True,
         dry_run: bool = False,
-        progress: Callable[[SyncCounts], None] | None = None,
     ):
         self.db = db
         self.adapter = adapter
@@ -176,7 +175,6 @@ class CatalogSync:
         self.batch_size = batch_size
         self.full = full
         self.dry_run = dry_run
-        self.progress = progress
         self.counts = SyncCounts()
         self._seen_products: set[str] = set()
         self._seen_variants: set[str] = set()
@@ -207,16 +205,16 @@ class CatalogSync:
         # A row that failed to parse this time is not a row that disappeared: keep its variant.
         skipped = set(self.adapter.catalog_skipped_refs())
         self._seen_variants |= skipped
-        refs = sorted(skipped)
-        with self.db.session() as session:
-            for start in range(0, len(refs), 1000):
+        if skipped:
+            with self.db.session() as session:
+                dialect = session.get_bind().dialect.name
                 self._seen_products.update(
                     session.scalars(
                         select(ProductRow.external_id)
                         .join(VariantRow, VariantRow.product_id == ProductRow.id)
                         .where(
                             VariantRow.merchant_id == self.merchant_id,
-                            VariantRow.external_id.in_(refs[start : start + 1000]),
+                            bulk.in_values(dialect, VariantRow.external_id, sorted(skipped)),
                         )
                     )
                 )
@@ -232,7 +230,7 @@ class CatalogSync:
 
     def _record_row_errors(self) -> None:
         errors = self.adapter.iter_catalog_errors()
-        self.counts.failed_rows = int(getattr(self.adapter, "skipped_count", len(errors)))
+        self.counts.failed_rows = self.adapter.skipped_count
         self.counts.row_errors = [
             {"line": line, "error": reason} for line, reason in errors[:MAX_RECORDED_ERRORS]
         ]
@@ -247,8 +245,6 @@ class CatalogSync:
     def _flush(self, batch: list[Product]) -> None:
         with self._writes() as session:
             self.counts.events_emitted += self._apply(session, _merge(batch))
-        if self.progress:
-            self.progress(self.counts)
 
     @contextmanager
     def _writes(self) -> Iterator[Session]:

@@ -67,6 +67,11 @@ class StoreAdapter(Protocol):
         """Records the last `iter_catalog` skipped, as (position, reason): the run reports them."""
         ...
 
+    @property
+    def skipped_count(self) -> int:
+        """Records the last `iter_catalog` skipped, including those past the recorded errors."""
+        ...
+
     def catalog_skipped_refs(self) -> Collection[str]:
         """Variant ids of records the last pass skipped but could name: a full sync keeps them as they are."""
         ...
