@@ -1,0 +1,196 @@
+"""The platform's webhook receiver, emulated: verifies Standard Webhooks signatures, deduplicates on
+`webhook-id`, records what it received, and fails on request (status plans, latency, Retry-After, dropped
+connections). `serve()` runs it on 127.0.0.1 in a background thread for tests and the demo."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from flask import Flask, Response, request
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from werkzeug.serving import BaseWSGIServer, make_server
+
+logger = logging.getLogger(__name__)
+
+PATH = "/webhooks/storelink"
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """How to answer one request: a status, added latency, a Retry-After header, or a dropped connection."""
+
+    status: int = 200
+    latency: float = 0.0
+    retry_after: str | None = None
+    drop: bool = False
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A verified event, recorded once however many times it was delivered."""
+
+    webhook_id: str
+    type: str
+    data: dict[str, Any]
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """Every request that reached the receiver, and how it was answered (None when dropped)."""
+
+    webhook_id: str | None
+    verified: bool
+    status: int | None
+    at: float = field(default_factory=time.time)
+
+
+class PlatformReceiver:
+    """A thread-safe in-memory receiver; `app` is its WSGI application."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self._lock = threading.Lock()
+        self._secrets: list[str] = list(secrets)
+        self._plan: list[Fault] = []
+        self._default = Fault()
+        self._received: dict[str, Received] = {}
+        self._requests: list[Request] = []
+        self.duplicates = 0
+        self.app = self._build_app()
+
+    # --- configuration ---------------------------------------------------------------------------------
+
+    def set_secrets(self, secrets: Iterable[str]) -> None:
+        with self._lock:
+            self._secrets = list(secrets)
+
+    def add_secret(self, secret: str) -> None:
+        with self._lock:
+            self._secrets.append(secret)
+
+    def plan(self, *faults: Fault | int) -> None:
+        """Answer the next requests with these faults (ints are plain statuses), then with the default."""
+        with self._lock:
+            self._plan = [f if isinstance(f, Fault) else Fault(status=f) for f in faults]
+
+    def set_default(self, fault: Fault | int) -> None:
+        with self._lock:
+            self._default = fault if isinstance(fault, Fault) else Fault(status=fault)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._plan, self._default = [], Fault()
+            self._received.clear()
+            self._requests.clear()
+            self.duplicates = 0
+
+    # --- accessors ---------------------------------------------------------------------------------------
+
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self._received.values())
+
+    def requests(self) -> list[Request]:
+        with self._lock:
+            return list(self._requests)
+
+    # --- the WSGI app ------------------------------------------------------------------------------------
+
+    def _next_fault(self) -> Fault:
+        with self._lock:
+            return self._plan.pop(0) if self._plan else self._default
+
+    def _verify(self, body: bytes, headers: dict[str, str]) -> bool:
+        with self._lock:
+            secrets = list(self._secrets)
+        for secret in secrets:
+            try:
+                Webhook(secret).verify(body, headers, json_parse=False)
+            except WebhookVerificationError:
+                continue
+            return True
+        return False
+
+    def _build_app(self) -> Flask:
+        app = Flask(__name__)
+
+        @app.post(PATH)
+        def receive() -> Response:
+            body = request.get_data(cache=False)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            msg_id = headers.get("webhook-id")
+            if not self._verify(body, headers):
+                self._log(Request(msg_id, False, 401))
+                return Response('{"error":"invalid signature"}', status=401, mimetype="application/json")
+            fault = self._next_fault()
+            if fault.latency:
+                time.sleep(fault.latency)
+            if fault.drop:
+                self._log(Request(msg_id, True, None))
+                sock = request.environ.get("werkzeug.socket")
+                if isinstance(sock, socket.socket):
+                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+                return Response("", status=500)
+            self._log(Request(msg_id, True, fault.status))
+            if 200 <= fault.status < 300 and msg_id:
+                document = orjson.loads(body)
+                with self._lock:
+                    if msg_id in self._received:
+                        self.duplicates += 1
+                    else:
+                        self._received[msg_id] = Received(
+                            msg_id, str(document.get("type")), dict(document.get("data") or {}), body, headers
+                        )
+            response = Response(fault.body, status=fault.status, mimetype="text/plain")
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = fault.retry_after
+            return response
+
+        return app
+
+    def _log(self, entry: Request) -> None:
+        with self._lock:
+            self._requests.append(entry)
+        logger.debug(
+            "platform receiver request", extra={"webhook_id": entry.webhook_id, "status": entry.status}
+        )
+
+
+class Server:
+    """A receiver served on 127.0.0.1 from a background thread."""
+
+    def __init__(self, receiver: PlatformReceiver, port: int = 0):
+        self.receiver = receiver
+        self._server: BaseWSGIServer = make_server("127.0.0.1", port, receiver.app, threaded=True)
+        self.port = self._server.server_port
+        self.url = f"http://127.0.0.1:{self.port}{PATH}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="platform-receiver", daemon=True
+        )
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@contextmanager
+def serve(port: int = 0, secrets: Iterable[str] = ()) -> Iterator[Server]:
+    """Run a new receiver on 127.0.0.1:`port` (0 picks a free one) until the block ends."""
+    server = Server(PlatformReceiver(secrets), port)
+    try:
+        yield server
+    finally:
+        server.shutdown()

@@ -1,0 +1,301 @@
+"""The delivery job (`deliver`), the sweeper that re-enqueues lost jobs, and replay of failed deliveries.
+
+One attempt per job. The job claims the delivery with a compare-and-set (moving `next_attempt_at` to a lease
+in the future), sends outside any transaction, then records the attempt, the delivery's new state and the
+endpoint's breaker state in one transaction, and only after that commit schedules the next attempt. A
+worker killed mid-attempt leaves a pending delivery whose lease expires; the sweeper enqueues it again and
+the receiver deduplicates on `webhook-id`. Redis may lose every job at any time: the database is the record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connector import runtime
+from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
+from webhooks.outbound import breaker, retry, scheduling, transport
+from webhooks.outbound.endpoints import signing_secrets
+from webhooks.outbound.payload import body_for
+from webhooks.outbound.signing import sign
+
+logger = logging.getLogger(__name__)
+
+PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+EXCERPT_CHARS = transport.EXCERPT_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """Process-wide delivery settings; the worker's composition root sets them with `configure`."""
+
+    timeout: float = transport.DEFAULT_TIMEOUT
+    allow_private: bool = False
+    breaker: breaker.BreakerPolicy = field(default_factory=breaker.BreakerPolicy)
+    due_tolerance: timedelta = timedelta(seconds=2)
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.timeout + 30)
+
+
+_config = DeliveryConfig()
+
+
+def configure(config: DeliveryConfig | None = None) -> DeliveryConfig:
+    global _config
+    _config = config or DeliveryConfig()
+    return _config
+
+
+def current_config() -> DeliveryConfig:
+    return _config
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    attempt: int
+    endpoint_id: int
+
+
+def deliver(delivery_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> str:
+    """RQ job: make the next attempt of delivery `delivery_id`; returns what happened (for logs and tests).
+
+    Idempotent: a delivery that already succeeded or failed, or that another job has claimed, is left alone.
+    """
+    rt = runtime.current()
+    config = _config
+    now = _now()
+    defer: tuple[int, datetime] | None = None
+    prepared: _Prepared | None = None
+    with rt.db.session() as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None:
+            logger.info("delivery not found", extra={"delivery_id": delivery_id})
+            return "missing"
+        if delivery.status != PENDING:
+            return "skipped"
+        due = delivery.next_attempt_at
+        if due is not None and due > now + config.due_tolerance:
+            return "not_due"
+        endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+        payload = session.get(EventPayload, delivery.payload_id)
+        if endpoint is None or payload is None:
+            return "missing"
+        if not endpoint.enabled:
+            delivery.status = FAILED
+            delivery.next_attempt_at = None
+            delivery.last_error = f"endpoint disabled: {endpoint.disabled_reason or 'disabled'}"
+            logger.info("delivery failed: endpoint disabled", extra={"delivery_id": delivery_id})
+            return "failed"
+        open_until = breaker.admit(session, endpoint, now, config.breaker)
+        if open_until is not None:
+            delivery.next_attempt_at = open_until
+            defer = (delivery.attempt_count + 1, open_until)
+        else:
+            claimed = session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.status == PENDING,
+                    Delivery.attempt_count == delivery.attempt_count,
+                    (Delivery.next_attempt_at.is_(None))
+                    | (Delivery.next_attempt_at <= now + config.due_tolerance),
+                )
+                .values(next_attempt_at=now + config.lease)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if not claimed:
+                return "skipped"
+            secret, previous = signing_secrets(rt.secrets, endpoint, now=now)
+            body = body_for(payload)
+            prepared = _Prepared(
+                url=endpoint.url,
+                body=body,
+                headers=sign(payload.id, body, secret, previous_secret=previous),
+                attempt=delivery.attempt_count + 1,
+                endpoint_id=endpoint.id,
+            )
+    if defer is not None:
+        attempt, when = defer
+        scheduling.enqueue_at(
+            delivery_id,
+            attempt,
+            when,
+            queue=queue,
+            suffix=f"-deferred-{int(when.timestamp())}",
+            redis=rt.redis,
+        )
+        logger.info(
+            "delivery deferred: breaker open", extra={"delivery_id": delivery_id, "until": when.isoformat()}
+        )
+        return "deferred"
+    assert prepared is not None
+    result = transport.post(
+        prepared.url,
+        prepared.body,
+        prepared.headers,
+        timeout=config.timeout,
+        allow_private=config.allow_private,
+    )
+    return _record(rt, delivery_id, prepared, result, queue, config)
+
+
+def _record(
+    rt: runtime.Runtime,
+    delivery_id: int,
+    prepared: _Prepared,
+    result: transport.SendResult,
+    queue: str,
+    config: DeliveryConfig,
+) -> str:
+    now = _now()
+    outcome = retry.classify(result.status_code, blocked=result.blocked)
+    schedule: datetime | None = None
+    with rt.db.session() as session:
+        delivery = session.get(Delivery, delivery_id, with_for_update=True)
+        endpoint = session.get(WebhookEndpoint, prepared.endpoint_id, with_for_update=True)
+        if delivery is None or endpoint is None:
+            return "missing"
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery_id,
+                attempted_at=now,
+                status_code=result.status_code,
+                duration_ms=result.duration_ms,
+                response_excerpt=result.excerpt[:EXCERPT_CHARS] if result.excerpt is not None else None,
+                error=result.error,
+            )
+        )
+        delivery.attempt_count = prepared.attempt
+        delivery.last_status_code = result.status_code
+        delivery.last_error = None if outcome is retry.Outcome.SUCCESS else _error_text(result)
+        if outcome is retry.Outcome.SUCCESS:
+            delivery.status = SUCCEEDED
+            delivery.next_attempt_at = None
+            breaker.record_success(endpoint)
+        elif outcome is retry.Outcome.RETRY:
+            breaker.record_failure(endpoint, now, config.breaker)
+            schedule = retry.next_attempt_at(now, prepared.attempt, retry_after=result.retry_after)
+            if schedule is None:
+                delivery.status = FAILED
+                delivery.next_attempt_at = None
+                delivery.last_error = (
+                    f"retries exhausted after {prepared.attempt} attempts: {delivery.last_error}"
+                )
+            else:
+                delivery.next_attempt_at = schedule
+        else:
+            delivery.status = FAILED
+            delivery.next_attempt_at = None
+            if outcome is retry.Outcome.GONE:
+                endpoint.enabled = False
+                endpoint.disabled_reason = "the endpoint answered 410 Gone"
+                logger.warning("endpoint disabled: 410 Gone", extra={"endpoint_id": endpoint.id})
+    logger.info(
+        "delivery attempt",
+        extra={
+            "delivery_id": delivery_id,
+            "endpoint_id": prepared.endpoint_id,
+            "attempt": prepared.attempt,
+            "status_code": result.status_code,
+            "outcome": outcome.value,
+            "duration_ms": result.duration_ms,
+        },
+    )
+    if schedule is not None:
+        try:
+            scheduling.enqueue_at(delivery_id, prepared.attempt + 1, schedule, queue=queue, redis=rt.redis)
+        except Exception:  # the sweeper enqueues it once it is overdue
+            logger.exception("scheduling the next attempt failed", extra={"delivery_id": delivery_id})
+    return outcome.value
+
+
+def _error_text(result: transport.SendResult) -> str:
+    if result.status_code is None:
+        return result.error or "no response"
+    return f"HTTP {result.status_code}" + (f": {result.error}" if result.error else "")
+
+
+def sweep_deliveries(
+    rt: runtime.Runtime,
+    *,
+    grace: timedelta = timedelta(seconds=60),
+    queue: str = scheduling.DEFAULT_QUEUE,
+    limit: int = 1000,
+    now: datetime | None = None,
+) -> int:
+    """Enqueue pending deliveries overdue by more than `grace` whose job is not alive; returns how many."""
+    cutoff = (now or _now()) - grace
+    with rt.db.session() as session:
+        rows = session.execute(
+            select(Delivery.id, Delivery.attempt_count)
+            .where(
+                Delivery.status == PENDING,
+                Delivery.next_attempt_at.is_(None) | (Delivery.next_attempt_at <= cutoff),
+            )
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+        )
+        due = [(delivery_id, count + 1) for delivery_id, count in rows]
+    if not due:
+        return 0
+    count = scheduling.enqueue_now(due, queue=queue, redis=rt.redis)
+    if count:
+        logger.info("overdue deliveries enqueued", extra={"enqueued": count, "overdue": len(due)})
+    return count
+
+
+def replay(
+    session: Session, delivery_ids: Iterable[int], *, queue: str = scheduling.DEFAULT_QUEUE
+) -> list[int]:
+    """Reset failed deliveries to pending with a fresh retry schedule (attempt history is kept) and enqueue
+    them after the commit; returns the ids that were reset. Re-enable a disabled endpoint first."""
+    ids = sorted(set(delivery_ids))
+    if not ids:
+        return []
+    now = _now()
+    rows = list(
+        session.scalars(
+            select(Delivery).where(Delivery.id.in_(ids), Delivery.status == FAILED).order_by(Delivery.id)
+        )
+    )
+    for delivery in rows:
+        delivery.status = PENDING
+        delivery.attempt_count = 0
+        delivery.next_attempt_at = now
+        delivery.last_error = None
+    session.flush()
+    reset = [d.id for d in rows]
+    scheduling.enqueue_after_commit(session, [(i, 1) for i in reset], queue=queue)
+    logger.info("deliveries replayed", extra={"requested": len(ids), "replayed": len(reset)})
+    return reset
+
+
+def replay_failed(
+    session: Session,
+    *,
+    endpoint_id: int | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
+    queue: str = scheduling.DEFAULT_QUEUE,
+) -> list[int]:
+    """Replay failed deliveries, optionally of one endpoint and created at or after `since`."""
+    query = select(Delivery.id).where(Delivery.status == FAILED).order_by(Delivery.id).limit(limit)
+    if endpoint_id is not None:
+        query = query.where(Delivery.endpoint_id == endpoint_id)
+    if since is not None:
+        query = query.where(Delivery.created_at >= since)
+    return replay(session, list(session.scalars(query)), queue=queue)

@@ -1,0 +1,224 @@
+"""Webhook endpoint management: create, list, update, delete, rotate the secret; URLs checked for SSRF."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector.crypto import SecretBox
+from connector.errors import NotFoundError, ValidationError
+from connector.models import WebhookEndpoint
+from webhooks.outbound.addresses import BlockedAddressError, check_host
+from webhooks.outbound.signing import generate_secret
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GRACE = timedelta(hours=24)
+MAX_URL_LENGTH = 2000
+_EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSecret:
+    """An endpoint with its plain secret: returned once, on create and on rotation, never stored in clear."""
+
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+def validate_url(url: str, *, allow_private: bool = False) -> str:
+    """`url` if it may receive webhooks: https (http only with `allow_private`), a host, no credentials, and
+    a host that resolves only to public addresses unless `allow_private`."""
+    url = (url or "").strip()
+    if not url:
+        raise ValidationError("url is required", details={"field": "url"})
+    if len(url) > MAX_URL_LENGTH:
+        raise ValidationError(f"url is longer than {MAX_URL_LENGTH} characters", details={"field": "url"})
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationError(f"url is not a valid URL: {exc}", details={"field": "url"}) from None
+    allowed = ("https", "http") if allow_private else ("https",)
+    if parts.scheme not in allowed:
+        raise ValidationError(
+            f"url must use {' or '.join(allowed)}, not {parts.scheme or 'no scheme'!r}",
+            details={"field": "url"},
+        )
+    if not parts.hostname:
+        raise ValidationError("url has no host", details={"field": "url"})
+    if parts.username or parts.password:
+        raise ValidationError("url must not carry credentials", details={"field": "url"})
+    if parts.fragment:
+        raise ValidationError("url must not have a fragment", details={"field": "url"})
+    try:
+        check_host(
+            parts.hostname, port or (443 if parts.scheme == "https" else 80), allow_private=allow_private
+        )
+    except BlockedAddressError as exc:
+        raise ValidationError(f"url refused: {exc}", details={"field": "url"}) from None
+    return url
+
+
+def validate_event_types(event_types: Iterable[str]) -> list[str]:
+    """Event type filters: `*` (everything), an exact type (`order.confirmed`) or a prefix (`order.*`)."""
+    cleaned: list[str] = []
+    for raw in event_types:
+        value = str(raw).strip()
+        if value != "*" and not _EVENT_TYPE.match(value):
+            raise ValidationError(
+                f"event type {value!r} is not '*', a dotted type like 'order.confirmed' or a prefix like 'order.*'",
+                details={"field": "event_types"},
+            )
+        if value not in cleaned:
+            cleaned.append(value)
+    if not cleaned:
+        raise ValidationError(
+            "event_types must name at least one type (or '*')", details={"field": "event_types"}
+        )
+    return cleaned
+
+
+def matches(event_types: Sequence[str], event_type: str) -> bool:
+    """True when the filter list subscribes to `event_type`."""
+    for pattern in event_types:
+        if pattern == "*" or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+def create_endpoint(
+    session: Session,
+    box: SecretBox,
+    *,
+    url: str,
+    event_types: Iterable[str] = ("*",),
+    platform_client_id: int | None = None,
+    allow_private: bool = False,
+) -> EndpointSecret:
+    """A new enabled endpoint; the plain secret is in the result and nowhere else."""
+    checked_url = validate_url(url, allow_private=allow_private)
+    types = validate_event_types(event_types)
+    secret = generate_secret()
+    endpoint = WebhookEndpoint(
+        public_id=f"we_{secrets.token_hex(12)}",
+        platform_client_id=platform_client_id,
+        url=checked_url,
+        event_types=types,
+        secret_encrypted=box.encrypt(secret),
+        enabled=True,
+        consecutive_failures=0,
+    )
+    session.add(endpoint)
+    session.flush()
+    logger.info(
+        "webhook endpoint created",
+        extra={"endpoint_id": endpoint.id, "public_id": endpoint.public_id, "event_types": types},
+    )
+    return EndpointSecret(endpoint, secret)
+
+
+def get_endpoint(
+    session: Session, endpoint_id: int, *, platform_client_id: int | None = None
+) -> WebhookEndpoint:
+    """The endpoint, or NotFoundError; with `platform_client_id`, only that client's endpoints are found."""
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or (
+        platform_client_id is not None and endpoint.platform_client_id != platform_client_id
+    ):
+        raise NotFoundError(f"webhook endpoint {endpoint_id} not found", code="endpoint_not_found")
+    return endpoint
+
+
+def list_endpoints(session: Session, *, platform_client_id: int | None = None) -> list[WebhookEndpoint]:
+    query = select(WebhookEndpoint).order_by(WebhookEndpoint.id)
+    if platform_client_id is not None:
+        query = query.where(WebhookEndpoint.platform_client_id == platform_client_id)
+    return list(session.scalars(query))
+
+
+def update_endpoint(
+    session: Session,
+    endpoint_id: int,
+    *,
+    url: str | None = None,
+    event_types: Iterable[str] | None = None,
+    enabled: bool | None = None,
+    allow_private: bool = False,
+    platform_client_id: int | None = None,
+) -> WebhookEndpoint:
+    """Change what is given; enabling an endpoint also closes its breaker and clears the disable reason."""
+    endpoint = get_endpoint(session, endpoint_id, platform_client_id=platform_client_id)
+    if url is not None:
+        endpoint.url = validate_url(url, allow_private=allow_private)
+    if event_types is not None:
+        endpoint.event_types = validate_event_types(event_types)
+    if enabled is not None:
+        if enabled and not endpoint.enabled:
+            endpoint.disabled_reason = None
+            endpoint.consecutive_failures = 0
+            endpoint.circuit_open_until = None
+        elif not enabled and endpoint.enabled:
+            endpoint.disabled_reason = "disabled by request"
+        endpoint.enabled = enabled
+    session.flush()
+    logger.info("webhook endpoint updated", extra={"endpoint_id": endpoint.id, "enabled": endpoint.enabled})
+    return endpoint
+
+
+def delete_endpoint(session: Session, endpoint_id: int, *, platform_client_id: int | None = None) -> None:
+    """Delete the endpoint; its deliveries and their attempts go with it (ON DELETE CASCADE)."""
+    endpoint = get_endpoint(session, endpoint_id, platform_client_id=platform_client_id)
+    session.delete(endpoint)
+    session.flush()
+    logger.info("webhook endpoint deleted", extra={"endpoint_id": endpoint_id})
+
+
+def rotate_secret(
+    session: Session,
+    box: SecretBox,
+    endpoint_id: int,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+    now: datetime | None = None,
+    platform_client_id: int | None = None,
+) -> EndpointSecret:
+    """A new secret (returned once); the old one keeps signing, as a second signature, for `grace`."""
+    if grace < timedelta(0):
+        raise ValidationError("grace must not be negative", details={"field": "grace"})
+    endpoint = get_endpoint(session, endpoint_id, platform_client_id=platform_client_id)
+    secret = generate_secret()
+    endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+    endpoint.previous_secret_expires_at = (now or datetime.now(UTC)) + grace
+    endpoint.secret_encrypted = box.encrypt(secret)
+    session.flush()
+    logger.info(
+        "webhook endpoint secret rotated",
+        extra={
+            "endpoint_id": endpoint.id,
+            "previous_expires_at": endpoint.previous_secret_expires_at.isoformat(),
+        },
+    )
+    return EndpointSecret(endpoint, secret)
+
+
+def signing_secrets(
+    box: SecretBox, endpoint: WebhookEndpoint, *, now: datetime | None = None
+) -> tuple[str, str | None]:
+    """(current secret, previous secret if still within its grace period) in clear, for signing."""
+    current = box.decrypt_text(endpoint.secret_encrypted)
+    previous: str | None = None
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret_encrypted and expires is not None and expires > (now or datetime.now(UTC)):
+        previous = box.decrypt_text(endpoint.previous_secret_encrypted)
+    return current, previous

@@ -1,0 +1,117 @@
+"""Fan-out: one Delivery per (event, subscribed enabled endpoint), written in the publishing transaction.
+
+`on_events` is a `connector.events.Subscriber`. The deliveries exist if and only if the events do; their jobs
+are enqueued after the commit (never before, so a job never looks for a row that is not there yet). A crash
+between commit and enqueue loses nothing: the deliveries stay pending and the sweeper enqueues them.
+
+Scoping: an endpoint with a `platform_client_id` receives only events of merchants linked to that client
+(and events without a merchant); an endpoint without one receives every subscribed event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connector import bulk, events
+from connector.models import Delivery, Merchant, WebhookEndpoint
+from webhooks.outbound import scheduling
+from webhooks.outbound.endpoints import matches
+
+logger = logging.getLogger(__name__)
+
+_queue_name = scheduling.DEFAULT_QUEUE
+
+
+def plan(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(payload id, endpoint id) pairs that should exist for `rows`, excluding those already stored."""
+    endpoints = list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))))
+    if not endpoints or not rows:
+        return []
+    merchant_ids = {r["merchant_id"] for r in rows if r.get("merchant_id") is not None}
+    client_of: dict[int, int | None] = {}
+    if merchant_ids and any(e.platform_client_id is not None for e in endpoints):
+        client_of = dict(
+            session.execute(
+                select(Merchant.id, Merchant.platform_client_id).where(Merchant.id.in_(merchant_ids))
+            )
+        )
+    pairs: list[tuple[str, int]] = []
+    for row in rows:
+        merchant_id = row.get("merchant_id")
+        for endpoint in endpoints:
+            if not matches(endpoint.event_types, row["type"]):
+                continue
+            if (
+                endpoint.platform_client_id is not None
+                and merchant_id is not None
+                and client_of.get(merchant_id) != endpoint.platform_client_id
+            ):
+                continue
+            pairs.append((row["id"], endpoint.id))
+    if not pairs:
+        return []
+    payload_ids = list({p for p, _ in pairs})
+    existing = set(
+        session.execute(
+            select(Delivery.payload_id, Delivery.endpoint_id).where(
+                bulk.in_values(session.get_bind().dialect.name, Delivery.payload_id, payload_ids)
+            )
+        )
+    )
+    return [pair for pair in pairs if pair not in existing]
+
+
+def on_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Subscriber: store the deliveries for `rows` and enqueue their first attempt after commit."""
+    pairs = plan(session, rows)
+    if not pairs:
+        return
+    now = datetime.now(UTC)
+    bulk.insert_many(
+        session.connection(),
+        Delivery.__table__,  # type: ignore[arg-type]
+        [
+            {
+                "payload_id": payload_id,
+                "endpoint_id": endpoint_id,
+                "status": "pending",
+                "attempt_count": 0,
+                "next_attempt_at": now,
+                "last_status_code": None,
+                "last_error": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for payload_id, endpoint_id in pairs
+        ],
+    )
+    payload_ids = list({p for p, _ in pairs})
+    wanted = set(pairs)
+    ids = [
+        delivery_id
+        for delivery_id, payload_id, endpoint_id in session.execute(
+            select(Delivery.id, Delivery.payload_id, Delivery.endpoint_id)
+            .where(bulk.in_values(session.get_bind().dialect.name, Delivery.payload_id, payload_ids))
+            .order_by(Delivery.id)
+        )
+        if (payload_id, endpoint_id) in wanted
+    ]
+    scheduling.enqueue_after_commit(session, [(i, 1) for i in ids], queue=_queue_name)
+    logger.info("deliveries created", extra={"events": len(rows), "deliveries": len(ids)})
+
+
+def install(queue: str = scheduling.DEFAULT_QUEUE) -> None:
+    """Subscribe `on_events` to published domain events; delivery jobs go to `queue`."""
+    global _queue_name
+    _queue_name = queue
+    events.subscribe(on_events)
+
+
+def uninstall() -> None:
+    events.unsubscribe(on_events)

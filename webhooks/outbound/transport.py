@@ -1,0 +1,195 @@
+"""The HTTP POST of one delivery attempt: no redirects, bounded time, only to addresses checked at connect.
+
+The destination's address is resolved and checked when the socket is opened, and the socket connects to
+exactly the address that passed (so a name that resolved to a public address when the endpoint was saved and
+to a private one now, DNS rebinding, is refused). TLS still verifies the certificate for the URL's host name.
+Proxies from the environment are ignored: they would connect on our behalf, unchecked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util import connection as urllib3_connection
+
+from connector.http import parse_retry_after
+from webhooks.outbound.addresses import BlockedAddressError, check_host
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 15.0
+EXCERPT_BYTES = 1024
+ERROR_CHARS = 500
+USER_AGENT = "Storelink-Webhooks/1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one POST gave: a status code (None when no response came), timing, a capped body excerpt, an
+    error description and the Retry-After delay in seconds when the receiver sent one."""
+
+    status_code: int | None
+    duration_ms: int
+    excerpt: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    blocked: bool = False
+
+
+class _BlockedConnectionError(NewConnectionError):
+    """The destination resolved to an address outbound webhooks must not reach."""
+
+
+def _guarded_connect(conn: HTTPConnection, allow_private: bool) -> socket.socket:
+    host = conn.host
+    port = conn.port or 0
+    try:
+        addresses = check_host(host, port, allow_private=allow_private)
+    except BlockedAddressError as exc:
+        raise _BlockedConnectionError(conn, str(exc)) from None
+    last: OSError | None = None
+    for address in addresses:
+        try:
+            return urllib3_connection.create_connection(
+                (str(address), port),
+                conn.timeout,
+                source_address=conn.source_address,
+                socket_options=conn.socket_options,
+            )
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(conn, f"connection to {host} timed out") from exc
+        except OSError as exc:
+            last = exc
+    raise NewConnectionError(conn, f"failed to connect to {host}: {last}")
+
+
+def _pool_classes(allow_private: bool) -> dict[str, type[HTTPConnectionPool]]:
+    class GuardedHTTPConnection(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return _guarded_connect(self, allow_private)
+
+    class GuardedHTTPSConnection(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return _guarded_connect(self, allow_private)
+
+    class GuardedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = GuardedHTTPConnection
+
+    class GuardedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = GuardedHTTPSConnection
+
+    return {"http": GuardedHTTPPool, "https": GuardedHTTPSPool}
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections open only to addresses that pass the private-range rule."""
+
+    def __init__(self, *, allow_private: bool = False, pool_maxsize: int = 10):
+        self.allow_private = allow_private
+        super().__init__(max_retries=0, pool_maxsize=pool_maxsize)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: object
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.allow_private)
+
+
+_sessions: dict[tuple[int, bool], requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def session_for(allow_private: bool) -> requests.Session:
+    """The process's session for this address policy (never shared across forks)."""
+    key = (os.getpid(), allow_private)
+    with _sessions_lock:
+        existing = _sessions.get(key)
+        if existing is None:
+            existing = requests.Session()
+            existing.trust_env = False
+            existing.max_redirects = 0
+            existing.headers["User-Agent"] = USER_AGENT
+            adapter = GuardedAdapter(allow_private=allow_private)
+            existing.mount("http://", adapter)
+            existing.mount("https://", adapter)
+            _sessions[key] = existing
+        return existing
+
+
+def _describe(exc: BaseException) -> tuple[str, bool]:
+    """A short error text without the URL (it may carry tokens), and whether the address was refused."""
+    reason: BaseException | None = exc
+    for _ in range(5):
+        inner = getattr(reason, "reason", None) if reason is not None else None
+        if inner is None and reason is not None and reason.args and isinstance(reason.args[0], BaseException):
+            inner = reason.args[0]
+        if inner is None or not isinstance(inner, BaseException):
+            break
+        reason = inner
+    if isinstance(reason, _BlockedConnectionError):
+        return f"address refused: {reason._message}", True
+    if isinstance(reason, NewConnectionError):
+        return f"connection failed: {reason._message}"[:ERROR_CHARS], False
+    if isinstance(exc, requests.Timeout):
+        return "timed out", False
+    text = type(reason or exc).__name__
+    detail = str(reason or exc)
+    if detail and "url:" not in detail and "host=" not in detail:
+        text = f"{text}: {detail}"
+    return text[:ERROR_CHARS], False
+
+
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_private: bool = False,
+) -> SendResult:
+    """POST `body` to `url` once; never raises for transport failures, they are in the result."""
+    session = session_for(allow_private)
+    sent_headers = {"Content-Type": "application/json", **headers}
+    started = time.monotonic()
+    try:
+        response = session.post(
+            url,
+            data=body,
+            headers=sent_headers,
+            timeout=(min(timeout, 10.0), timeout),
+            allow_redirects=False,
+            stream=True,
+        )
+    except requests.RequestException as exc:
+        failure, blocked = _describe(exc)
+        duration = int((time.monotonic() - started) * 1000)
+        logger.info("webhook post failed", extra={"error": failure, "duration_ms": duration})
+        return SendResult(None, duration, error=failure, blocked=blocked)
+    excerpt: str | None
+    error: str | None = None
+    try:
+        raw = response.raw.read(EXCERPT_BYTES, decode_content=True) or b""
+        excerpt = raw.decode("utf-8", errors="replace")
+    except Exception as exc:  # the status is known; a body cut short does not change the outcome
+        excerpt = None
+        error = _describe(exc)[0]
+    finally:
+        response.close()
+    duration = int((time.monotonic() - started) * 1000)
+    return SendResult(
+        response.status_code,
+        duration,
+        excerpt=excerpt,
+        error=error,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
