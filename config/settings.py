@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Timeout for calls to stores and feeds."
     )
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=60, description="Timeout of one outbound webhook request to the platform."
+    )
+    webhook_allow_private_urls: bool = Field(
+        default=False,
+        description="Allow webhook endpoints on private, loopback or link-local addresses (tests, sandbox).",
+    )
     feed_allow_files: bool = Field(
         default=True, description="Allow feed merchants whose feed is a local file path (file:// or a path)."
     )

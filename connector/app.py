@@ -22,6 +22,9 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     if rt is None:
         raise RuntimeError("REDIS_URL is not set: run the web app through `storelink up` or set REDIS_URL")
     runtime.install(rt)
+    from webhooks.outbound import fanout
+
+    fanout.install()  # events published by requests fan out to webhook endpoints in the same transaction
 
     app = Flask("storelink")
     app.json.sort_keys = False  # type: ignore[attr-defined]

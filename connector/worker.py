@@ -13,6 +13,18 @@ from connector.queue import QUEUE_NAMES, taxonomy_handler
 logger = logging.getLogger(__name__)
 
 
+def wire_outbound(settings: Settings) -> None:
+    """Domain events published in this process fan out to webhook endpoints; deliveries use the settings."""
+    from webhooks.outbound import delivery, fanout
+
+    fanout.install()
+    delivery.configure(
+        delivery.DeliveryConfig(
+            timeout=settings.webhook_timeout_seconds, allow_private=settings.webhook_allow_private_urls
+        )
+    )
+
+
 def build_worker(rt: runtime.Runtime, queue_names: list[str] | None = None) -> SimpleWorker:
     """A non-forking worker (jobs batch their own work, so a fork per job would only add ~7 ms each)."""
     names = queue_names or rt.settings.queue_names
@@ -32,6 +44,7 @@ def run_worker(
 ) -> bool:
     logs.configure(settings.log_level, settings.log_json)
     rt = runtime.install(runtime.Runtime(settings=settings, redis_url=redis_url))
+    wire_outbound(settings)
     worker = build_worker(rt, queue_names)
     logger.info("worker starting", extra={"queues": worker.queue_names(), "burst": burst})
     try:

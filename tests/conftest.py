@@ -116,3 +116,13 @@ def rt(settings: Settings, redis: Redis) -> Iterator[runtime.Runtime]:
     yield instance
     instance.close()
     runtime._current = None
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_subscribers() -> Iterator[None]:
+    """A test that wires outbound webhooks (create_app, wire_outbound) leaves no subscriber behind."""
+    yield
+    from webhooks.outbound import delivery, fanout
+
+    fanout.uninstall()
+    delivery.configure()

@@ -258,6 +258,11 @@ def sweep_deliveries(
     return count
 
 
+def sweep() -> int:
+    """Periodic job: enqueue overdue deliveries whose job was lost (Redis flushed or restarted)."""
+    return sweep_deliveries(runtime.current())
+
+
 def replay(
     session: Session, delivery_ids: Iterable[int], *, queue: str = scheduling.DEFAULT_QUEUE
 ) -> list[int]:
