@@ -19,22 +19,36 @@ from connector import runtime
 from connector.db import make_engine
 from connector.migrate import upgrade
 
-TEST_REDIS_DB = 13
+TEST_REDIS_DBS = range(13, 0, -1)  # databases the suite may take on a shared local Redis, 13 first
+CLAIM_KEY = "storelink:test-session"
+SESSION = uuid.uuid4().hex
 
 
-def _local_redis() -> str | None:
-    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
-    with contextlib.suppress(Exception):
-        Redis.from_url(url, socket_connect_timeout=0.5).ping()
-        return url
+def _claim_local_redis() -> str | None:
+    """A database of the local Redis that no other test session holds (the claim key marks it ours)."""
+    for db in TEST_REDIS_DBS:
+        url = f"redis://127.0.0.1:6379/{db}"
+        try:
+            conn = Redis.from_url(url, socket_connect_timeout=0.5)
+            if conn.set(CLAIM_KEY, SESSION, nx=True, ex=6 * 3600) or conn.get(CLAIM_KEY) == SESSION.encode():
+                return url
+        except Exception:
+            return None
     return None
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("TEST_REDIS_URL") or _local_redis()
+    url = os.environ.get("TEST_REDIS_URL")
     if url:
         yield url
+        return
+    url = _claim_local_redis()
+    if url:
+        yield url
+        conn = Redis.from_url(url)
+        conn.flushdb()  # what this session left, and its claim
+        conn.close()
         return
     from connector.embedded import EmbeddedRedis
 
@@ -44,10 +58,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def redis(redis_url: str) -> Iterator[Redis]:
+    """The session's Redis database, emptied before and after the test (the session's claim kept)."""
     conn = Redis.from_url(redis_url)
     conn.flushdb()
+    conn.set(CLAIM_KEY, SESSION, ex=6 * 3600)
     yield conn
     conn.flushdb()
+    conn.set(CLAIM_KEY, SESSION, ex=6 * 3600)
     conn.close()
 
 
