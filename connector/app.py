@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     if rt is None:
         raise RuntimeError("REDIS_URL is not set: run the web app through `storelink up` or set REDIS_URL")
     runtime.install(rt)
+    from webhooks import api
     from webhooks.outbound import fanout
 
     fanout.install()  # events published by requests fan out to webhook endpoints in the same transaction
@@ -33,5 +34,6 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     context.init_app(app, settings.max_request_bytes)
     metrics.init_app(app)
     health.init_app(app)
+    api.init_app(app)  # Platform API: /v1/webhook-endpoints
     logger.debug("app created", extra={"database": rt.db.engine.dialect.name})
     return app

@@ -595,6 +595,52 @@ def jobs_retry(obj: Context, job_id: str | None, retry_all: bool) -> None:
     console.print(f"requeued {len(ids)} job(s)")
 
 
+# --- platform clients ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def clients() -> None:
+    """Platform API clients and their API keys."""
+
+
+@clients.command("add")
+@click.argument("name")
+@pass_ctx
+def clients_add(obj: Context, name: str) -> None:
+    """Create a client; its API key is printed once (only a hash is kept)."""
+    from connector import clients as service
+
+    with _errors(), obj.rt.db.session() as session:
+        client, key = service.create_client(session, name)
+        client_id = client.id
+    console.print(f"client {client_id} ({name}) added; API key (shown once): {key}", highlight=False)
+
+
+@clients.command("list")
+@pass_ctx
+def clients_list(obj: Context) -> None:
+    """List clients."""
+    from connector.models import PlatformClient
+
+    table = Table("id", "name", "active", "created")
+    with obj.rt.db.session() as session:
+        for c in session.scalars(select(PlatformClient).order_by(PlatformClient.id)):
+            table.add_row(str(c.id), c.name, str(c.active), c.created_at.isoformat(timespec="seconds"))
+    console.print(table)
+
+
+@clients.command("rotate-key")
+@click.argument("client_id", type=int)
+@pass_ctx
+def clients_rotate(obj: Context, client_id: int) -> None:
+    """Replace a client's API key (the old one stops working at once); the new key is printed once."""
+    from connector import clients as service
+
+    with _errors(), obj.rt.db.session() as session:
+        _, key = service.rotate_key(session, client_id)
+    console.print(f"new API key (shown once): {key}", highlight=False)
+
+
 # --- outbound webhooks ---------------------------------------------------------------------------------------
 
 

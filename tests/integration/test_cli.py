@@ -110,3 +110,20 @@ def test_keys_rotate_re_encrypts_credentials(cli, settings, monkeypatch, tmp_pat
         token = s.scalars(select(Merchant.credentials_encrypted)).one()
     db.dispose()
     assert SecretBox([new]).decrypt(token) == {"token": "s3cret"}  # the old key is no longer needed
+
+
+def test_client_key_from_the_cli_opens_the_platform_api(cli, rt):
+    from connector.app import create_app
+
+    out = cli("clients", "add", "video-platform")
+    key = out.split("shown once): ")[1].split()[0]
+    api = create_app(rt.settings, rt).test_client()
+    assert api.get("/v1/webhook-endpoints", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert (
+        api.get("/v1/webhook-endpoints", headers={"Authorization": "Bearer sl_live_wrong"}).status_code == 401
+    )
+    rotated = cli("clients", "rotate-key", "1").split("shown once): ")[1].split()[0]
+    assert api.get("/v1/webhook-endpoints", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    assert api.get("/v1/webhook-endpoints", headers={"Authorization": f"Bearer {rotated}"}).status_code == 200
+    assert "video-platform" in cli("clients", "list")
+    cli("clients", "add", "video-platform", expect=1)
