@@ -136,3 +136,12 @@ def test_receiver_deduplicates_and_refuses_bad_signatures(platform: Server) -> N
     forged = sign("msg_4", body, generate_secret())
     assert transport.post(platform.url, body, forged, allow_private=True).status_code == 401
     assert [r.webhook_id for r in platform.receiver.received()] == ["msg_3"]
+
+
+@pytest.mark.parametrize("url", ["https://" + "a" * 64 + ".example.com/hook", "https://x..y/hook"])
+def test_unencodable_host_names_are_validation_errors(url):
+    from connector.errors import ValidationError
+    from webhooks.outbound.endpoints import validate_url
+
+    with pytest.raises(ValidationError, match="invalid host name"):
+        validate_url(url)

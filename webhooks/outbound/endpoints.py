@@ -65,6 +65,8 @@ def validate_url(url: str, *, allow_private: bool = False) -> str:
         )
     except BlockedAddressError as exc:
         raise ValidationError(f"url refused: {exc}", details={"field": "url"}) from None
+    except UnicodeError:  # a host name IDNA cannot encode (empty label, label over 63 characters)
+        raise ValidationError("url has an invalid host name", details={"field": "url"}) from None
     return url
 
 
