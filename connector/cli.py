@@ -99,6 +99,25 @@ def resolve_cli_redis(settings: Settings, stack: contextlib.ExitStack) -> str:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[tuple[str, str]]) -> None:
+    """Rows as one JSON array (`--json`) or as a table of the given (header, key) columns."""
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table = Table(*(header for header, _ in columns))
+    for row in rows:
+        table.add_row(*(_cell(row[key]) for _, key in columns))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
     """Turn Storelink's typed errors into clean CLI errors (exit 1, one line, no traceback)."""
@@ -383,21 +402,19 @@ def merchants_list(obj: Context, as_json: bool) -> None:
                     "problem": m.problem,
                 }
             )
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    table = Table("id", "name", "kind", "status", "store", "last sync", "problem")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            r["name"],
-            r["kind"],
-            r["status"],
-            r["store"],
-            r["last_sync"] or "-",
-            r["problem"] or "",
-        )
-    console.print(table)
+    _print_rows(
+        rows,
+        as_json,
+        [
+            ("id", "id"),
+            ("name", "name"),
+            ("kind", "kind"),
+            ("status", "status"),
+            ("store", "store"),
+            ("last sync", "last_sync"),
+            ("problem", "problem"),
+        ],
+    )
 
 
 @merchants.command("show")
@@ -692,20 +709,18 @@ def webhooks_list(obj: Context, as_json: bool) -> None:
             }
             for e in endpoints.list_endpoints(session)
         ]
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    table = Table("id", "url", "events", "enabled", "failures", "disabled because")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            r["url"],
-            ",".join(r["event_types"]),
-            str(r["enabled"]),
-            str(r["consecutive_failures"]),
-            r["disabled_reason"] or "",
-        )
-    console.print(table)
+    _print_rows(
+        rows,
+        as_json,
+        [
+            ("id", "id"),
+            ("url", "url"),
+            ("events", "event_types"),
+            ("enabled", "enabled"),
+            ("failures", "consecutive_failures"),
+            ("disabled because", "disabled_reason"),
+        ],
+    )
 
 
 @webhooks.command("rotate")
@@ -775,21 +790,19 @@ def deliveries(obj: Context, status: str | None, endpoint_id: int | None, limit:
             }
             for d, t in session.execute(query)
         ]
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    table = Table("id", "type", "endpoint", "status", "attempts", "last status", "error")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            r["type"],
-            str(r["endpoint"]),
-            r["status"],
-            str(r["attempts"]),
-            str(r["last_status"] or ""),
-            r["error"] or "",
-        )
-    console.print(table)
+    _print_rows(
+        rows,
+        as_json,
+        [
+            ("id", "id"),
+            ("type", "type"),
+            ("endpoint", "endpoint"),
+            ("status", "status"),
+            ("attempts", "attempts"),
+            ("last status", "last_status"),
+            ("error", "error"),
+        ],
+    )
 
 
 @main.command()

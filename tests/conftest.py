@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -143,3 +143,28 @@ def _no_leftover_subscribers() -> Iterator[None]:
 
     fanout.uninstall()
     delivery.configure()
+
+
+@pytest.fixture
+def cli(settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Run `storelink` commands in-process against the test's database and Redis; returns their output."""
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    for name, value in {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "DATA_DIR": str(settings.data_dir),
+        "SECRET_KEYS": settings.secret_keys.get_secret_value(),
+        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",  # the sandbox platform listens on loopback
+    }.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+
+    def invoke(*args: str, expect: int = 0) -> str:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == expect, result.output
+        return result.output
+
+    return invoke

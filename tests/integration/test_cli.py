@@ -5,35 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from connector.cli import main
 from connector.crypto import SecretBox
 from connector.models import Merchant
 from connector.sandbox.feeds import write_feed
-
-
-@pytest.fixture
-def cli(settings, redis, monkeypatch):
-    env = {
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "DATA_DIR": str(settings.data_dir),
-        "SECRET_KEYS": settings.secret_keys.get_secret_value(),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0) -> str:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == expect, result.output
-        return result.output
-
-    return invoke
 
 
 def test_add_list_show_and_resync(cli, tmp_path: Path):

@@ -7,34 +7,10 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
-
-from connector.cli import main
 from connector.sandbox.feeds import write_feed
 from connector.sandbox.platform import serve
 from connector.worker import wire_outbound
 from tests.helpers import add_feed_merchant, drain, rewrite_feed, sync_now
-
-
-@pytest.fixture
-def cli(settings, redis, monkeypatch):
-    for name, value in {
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "DATA_DIR": str(settings.data_dir),
-        "SECRET_KEYS": settings.secret_keys.get_secret_value(),
-        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0) -> str:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == expect, result.output
-        return result.output
-
-    return invoke
 
 
 def test_product_events_are_delivered_signed_and_replayable(rt, cli, tmp_path: Path):
