@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from connector.models import Merchant, SyncRun
+from connector.models import Delivery, DeliveryAttempt, Merchant, SyncRun
 from connector.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,38 @@ class StateCollector(Collector):
         except Exception as exc:
             logger.warning("database metrics unavailable", extra={"error": str(exc)})
         yield from (rows, events, runs, merchants)
+        yield from self._deliveries()
+
+    def _deliveries(self) -> Iterator[Metric]:
+        deliveries = GaugeMetricFamily(
+            "storelink_webhook_deliveries", "Webhook deliveries by status", labels=["status"]
+        )
+        attempts = CounterMetricFamily(
+            "storelink_webhook_attempts", "Webhook delivery attempts by outcome", labels=["outcome"]
+        )
+        latency = CounterMetricFamily(
+            "storelink_webhook_attempt_duration_ms", "Summed duration of webhook delivery attempts"
+        )
+        try:
+            with self.rt.db.session() as session:
+                for status, count in session.execute(
+                    select(Delivery.status, func.count()).group_by(Delivery.status)
+                ):
+                    deliveries.add_metric([status], count)
+                succeeded = DeliveryAttempt.status_code.between(200, 299)
+                ok, failed, total_ms = session.execute(
+                    select(
+                        func.count().filter(succeeded),
+                        func.count().filter(~succeeded | DeliveryAttempt.status_code.is_(None)),
+                        func.coalesce(func.sum(DeliveryAttempt.duration_ms), 0),
+                    )
+                ).one()
+                attempts.add_metric(["success"], ok)
+                attempts.add_metric(["failure"], failed)
+                latency.add_metric([], int(total_ms))
+        except Exception as exc:
+            logger.warning("delivery metrics unavailable", extra={"error": str(exc)})
+        yield from (deliveries, attempts, latency)
 
 
 def scrape_registry(rt: Runtime) -> CollectorRegistry:

@@ -49,4 +49,12 @@ def test_product_events_are_delivered_signed_and_replayable(rt, cli, tmp_path: P
         drain(rt)
         assert json.loads(cli("deliveries", "--status", "failed", "--json")) == []
         assert len(platform.receiver.received()) == 5
+
+        from connector.app import create_app
+
+        metrics = create_app(rt.settings, rt).test_client().get("/metrics").get_data(as_text=True)
+        assert 'storelink_webhook_deliveries{status="succeeded"} 5.0' in metrics
+        assert 'storelink_webhook_attempts_total{outcome="success"} 5.0' in metrics
+        assert 'storelink_webhook_attempts_total{outcome="failure"} 1.0' in metrics
+        assert "storelink_webhook_attempt_duration_ms_total" in metrics
         cli("replay", "999999", expect=1)
