@@ -278,11 +278,9 @@ class CatalogSync:
         dialect = session.get_bind().dialect.name
 
         stored_p = {
-            ext: (pid, h, status)
-            for ext, pid, h, status in session.execute(
-                select(
-                    ProductRow.external_id, ProductRow.id, ProductRow.content_hash, ProductRow.status
-                ).where(
+            ext: (pid, h)
+            for ext, pid, h in session.execute(
+                select(ProductRow.external_id, ProductRow.id, ProductRow.content_hash).where(
                     ProductRow.merchant_id == m,
                     bulk.in_values(dialect, ProductRow.external_id, list(products)),
                 )
@@ -312,7 +310,7 @@ class CatalogSync:
                     )
                 )
             }
-            reserved = reserved_by_variant(session, existing_variant_ids)
+            reserved = reserved_by_variant(session, existing_variant_ids, dialect)
 
         # Products: insert new, update changed.
         changed_products: dict[str, str] = {}  # external id -> "created" | "updated"
@@ -320,7 +318,7 @@ class CatalogSync:
         v_hash = {ext: v.content_hash() for ext, (v, _) in variants.items()}
         new_p = [ext for ext in products if ext not in stored_p]
         upd_p = []
-        for ext, (pid, h, _status) in stored_p.items():
+        for ext, (pid, h) in stored_p.items():
             if p_hash[ext] != h:
                 upd_p.append({"id": pid, "updated_at": now, **_product_values(products[ext], p_hash[ext])})
                 changed_products[ext] = "updated"
