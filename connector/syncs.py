@@ -59,12 +59,11 @@ def request_sync(
             dry_run=dry_run,
             queue=BULK if full else SYNC,
             status="queued",
-            job_id=_new_job_id(0),
         )
         session.add(run)
         session.flush()
-        run.job_id = _new_job_id(run.id)
-    _enqueue(rt, run.id, run.queue, run.job_id)
+        run.job_id = job_id = _new_job_id(run.id)
+    _enqueue(rt, run.id, run.queue, job_id)
     logger.info("sync requested", extra={"merchant_id": merchant_id, "run_id": run.id, "kind": kind})
     return run
 
