@@ -18,21 +18,16 @@ def metrics() -> Response:
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
-def _start() -> None:
-    g.metrics_started = time.perf_counter()
-
-
 def _record(response: Response) -> Response:
     endpoint = request.url_rule.rule if request.url_rule else "unmatched"
     if endpoint != "/metrics":
         HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
         HTTP_LATENCY.labels(request.method, endpoint).observe(
-            time.perf_counter() - g.get("metrics_started", time.perf_counter())
+            time.perf_counter() - g.get("started", time.perf_counter())  # set by connector.web.context
         )
     return response
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(_start)
     app.after_request(_record)
     app.register_blueprint(bp)
