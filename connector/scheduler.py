@@ -17,9 +17,11 @@ def build_scheduler(rt: runtime.Runtime) -> CronScheduler:
     scheduler = CronScheduler(connection=rt.redis, logging_level=rt.settings.log_level)
     # Sweeping is cheap and idempotent; it runs on the urgent events queue so a long sync never delays it.
     scheduler.register(jobs.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
+    from webhooks.inbound import drain
     from webhooks.outbound import delivery
 
     scheduler.register(delivery.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
+    scheduler.register(drain.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
     return scheduler
 
 
