@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
         raise RuntimeError("REDIS_URL is not set: run the web app through `storelink up` or set REDIS_URL")
     runtime.install(rt)
     from webhooks import api
+    from webhooks.inbound import receiver
     from webhooks.outbound import fanout
 
     fanout.install()  # events published by requests fan out to webhook endpoints in the same transaction
@@ -35,5 +36,6 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     metrics.init_app(app)
     health.init_app(app)
     api.init_app(app)  # Platform API: /v1/webhook-endpoints
+    receiver.init_app(app)  # store webhooks: /webhooks/<source>
     logger.debug("app created", extra={"database": rt.db.engine.dialect.name})
     return app

@@ -35,6 +35,17 @@ class HttpOptions:
     allow_files: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookEnvelope:
+    """What the receiver needs from a verified delivery to store it once: its id, topic and store time."""
+
+    delivery_id: str
+    """The store's id of this delivery (Shopify `X-Shopify-Webhook-Id`, Walmart `eventId`): the dedupe key."""
+    topic: str
+    triggered_at: datetime | None = None
+    """When the store says the change happened: orders processing and guards against stale deliveries."""
+
+
 @runtime_checkable
 class StoreAdapter(Protocol):
     """One merchant's store. Construct with `(config, credentials, http)`; all methods are synchronous.
@@ -86,6 +97,22 @@ class StoreAdapter(Protocol):
 
     def cancel_order(self, ref: ExternalOrderRef) -> None: ...
 
-    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> bool: ...
+    # Inbound webhooks. `headers` always have lower-cased names; `raw_body` is the bytes as received.
 
-    def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]: ...
+    @classmethod
+    def webhook_store_ref(cls, headers: Mapping[str, str]) -> str | None:
+        """The `store_ref` a delivery names in its headers (Shopify's shop domain), or None when the
+        receiving address names the merchant instead (`/webhooks/<kind>/<merchant id>`)."""
+        ...
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
+        """True only for an authentic delivery (constant-time comparison); never raises on bad input."""
+        ...
+
+    def webhook_envelope(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEnvelope:
+        """Delivery id, topic and store time of a verified delivery; ValidationError when malformed."""
+        ...
+
+    def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]:
+        """The store events a stored delivery carries; PermanentError for a topic the adapter refuses."""
+        ...

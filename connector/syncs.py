@@ -31,41 +31,58 @@ def request_sync(
     rt: Runtime, merchant_id: int, *, kind: str = "catalog", full: bool = True, dry_run: bool = False
 ) -> SyncRun:
     """Record a run and queue it. An active run of the same kind for the merchant is returned instead."""
+    with rt.db.session() as session:
+        run, created = record_sync(session, merchant_id, kind=kind, full=full, dry_run=dry_run)
+        job_id, queue = run.job_id, run.queue
+    if created and job_id:
+        _enqueue(rt, run.id, queue, job_id)
+        logger.info("sync requested", extra={"merchant_id": merchant_id, "run_id": run.id, "kind": kind})
+    return run
+
+
+def record_sync(
+    session: Session, merchant_id: int, *, kind: str = "catalog", full: bool = True, dry_run: bool = False
+) -> tuple[SyncRun, bool]:
+    """Record a queued run in `session`'s transaction (no enqueue: the caller does it after commit, or the
+    sweeper finds it); returns (run, created). An active run of the same kind is returned instead."""
     if kind not in KINDS:
         raise ValidationError(f"unknown sync kind {kind!r}; one of {', '.join(KINDS)}", code="bad_sync_kind")
-    with rt.db.session() as session:
-        merchant = session.get(Merchant, merchant_id)
-        if merchant is None:
-            raise ValidationError(f"no merchant {merchant_id}", code="merchant_not_found")
-        if merchant.status != "installed":
-            raise ValidationError(
-                f"merchant {merchant.name} is {merchant.status}: {merchant.problem or 'resume it first'}",
-                code="merchant_not_active",
-            )
-        active = session.scalars(
-            select(SyncRun).where(
-                SyncRun.merchant_id == merchant_id,
-                SyncRun.kind == kind,
-                SyncRun.status.in_(ACTIVE),
-                SyncRun.dry_run == dry_run,
-            )
-        ).first()
-        if active is not None:
-            return active
-        run = SyncRun(
-            merchant_id=merchant_id,
-            kind=kind,
-            full=full,
-            dry_run=dry_run,
-            queue=BULK if full else SYNC,
-            status="queued",
+    merchant = session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise ValidationError(f"no merchant {merchant_id}", code="merchant_not_found")
+    if merchant.status != "installed":
+        raise ValidationError(
+            f"merchant {merchant.name} is {merchant.status}: {merchant.problem or 'resume it first'}",
+            code="merchant_not_active",
         )
-        session.add(run)
-        session.flush()
-        run.job_id = job_id = _new_job_id(run.id)
-    _enqueue(rt, run.id, run.queue, job_id)
-    logger.info("sync requested", extra={"merchant_id": merchant_id, "run_id": run.id, "kind": kind})
-    return run
+    active = session.scalars(
+        select(SyncRun).where(
+            SyncRun.merchant_id == merchant_id,
+            SyncRun.kind == kind,
+            SyncRun.status.in_(ACTIVE),
+            SyncRun.dry_run == dry_run,
+        )
+    ).first()
+    if active is not None:
+        return active, False
+    run = SyncRun(
+        merchant_id=merchant_id,
+        kind=kind,
+        full=full,
+        dry_run=dry_run,
+        queue=BULK if full else SYNC,
+        status="queued",
+    )
+    session.add(run)
+    session.flush()
+    run.job_id = _new_job_id(run.id)
+    return run, True
+
+
+def enqueue_run(rt: Runtime, run: SyncRun) -> None:
+    """Queue a run recorded with `record_sync` once its transaction committed (best effort, swept)."""
+    if run.job_id:
+        _enqueue(rt, run.id, run.queue, run.job_id)
 
 
 def _new_job_id(run_id: int) -> str:

@@ -62,7 +62,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import ijson
 
-from adapters.feed import const
+from adapters.feed import const, webhook
 from adapters.feed.client import FeedClient, local_path
 from adapters.feed.mapper import (
     ParseMemo,
@@ -75,13 +75,11 @@ from adapters.feed.mapper import (
     parse_fields,
     parse_row,
 )
-from adapters.feed.webhook import parse_webhook as _parse_webhook
-from adapters.feed.webhook import verify_webhook as _verify_webhook
 from connector.domain.catalog import InventoryLevel, Product
 from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
 from connector.errors import PermanentError, RetryableError, StorelinkError, ValidationError
-from connector.ports import Capability, HttpOptions
+from connector.ports import Capability, HttpOptions, WebhookEnvelope
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
@@ -197,6 +195,7 @@ class FeedAdapter:
         self._currency: str | None = self.config["default_currency"]
         self._location: str = self.config["location"]
         self._client = FeedClient(self.config["url"], http, credentials)
+        self._webhook_secret = credentials.get("webhook_secret")
         self._report = _PassReport()
 
     # -- configuration -------------------------------------------------------------------------------
@@ -452,11 +451,22 @@ class FeedAdapter:
     def cancel_order(self, ref: ExternalOrderRef) -> None:
         raise self._unsupported("order push")
 
+    # -- pushed changes (adapters.feed.webhook) -------------------------------------------------------------
+
+    @classmethod
+    def webhook_store_ref(cls, headers: Mapping[str, str]) -> str | None:
+        """None: feed deliveries are addressed to `/webhooks/feed/<merchant id>`."""
+        return None
+
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
-        return _verify_webhook(headers, raw_body)
+        """Standard Webhooks signature with the `webhook_secret` credential; False when there is none."""
+        return webhook.verify(self._webhook_secret, headers, raw_body)
+
+    def webhook_envelope(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEnvelope:
+        return webhook.envelope(headers, raw_body)
 
     def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]:
-        return _parse_webhook(topic, headers, raw_body)
+        return webhook.parse(topic, raw_body)
 
 
 def _parse_rows(

@@ -10,7 +10,7 @@ KIND: Final = "feed"
 API_VERSION: Final = "gmc-1"
 """The feed dialect: columns modelled on Google Merchant Center product data."""
 
-CAPABILITIES: Final = frozenset({Capability.CATALOG_FULL, Capability.INVENTORY_READ})
+CAPABILITIES: Final = frozenset({Capability.CATALOG_FULL, Capability.INVENTORY_READ, Capability.WEBHOOKS})
 
 FORMATS: Final = frozenset({"csv", "tsv", "jsonl", "json"})
 EXTENSION_FORMATS: Final[dict[str, str]] = {
@@ -29,7 +29,7 @@ DEFAULT_ENCODING: Final = "utf-8-sig"
 """UTF-8, with a leading byte-order mark (spreadsheet exports) skipped."""
 
 CONFIG_KEYS: Final = frozenset({"url", "format", "default_currency", "location", "encoding"})
-CREDENTIAL_KEYS: Final = frozenset({"username", "password", "token"})
+CREDENTIAL_KEYS: Final = frozenset({"username", "password", "token", "webhook_secret"})
 
 REQUIRED_COLUMNS: Final = ("id", "title", "price")
 

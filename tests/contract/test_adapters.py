@@ -122,6 +122,20 @@ def test_unsupported_operations_are_permanent_errors(adapter):
 
 def test_webhook_verification_rejects_unsigned_bodies(adapter):
     assert adapter.verify_webhook({}, b'{"id": 1}') is False
+    assert (
+        adapter.verify_webhook({"x-shopify-hmac-sha256": "AAAA", "webhook-signature": "v1,AAAA"}, b"\xff")
+        is False
+    )
+
+
+def test_webhook_envelopes_refuse_malformed_deliveries(adapter):
+    if Capability.WEBHOOKS not in adapter.capabilities:
+        pytest.skip("no webhooks")
+    ref = type(adapter).webhook_store_ref({})
+    assert ref is None or isinstance(ref, str)
+    for body in (b"", b"{not json", b"[]", b"\xff\xfe"):
+        with pytest.raises(PermanentError):
+            adapter.webhook_envelope({}, body)
 
 
 def test_errors_are_storelink_errors(kind, tmp_path):

@@ -74,7 +74,11 @@ def test_feed_adapter_implements_the_port_and_is_registered(tmp_path: Path) -> N
     assert isinstance(adapter, StoreAdapter)
     assert adapter_class("feed") is FeedAdapter
     assert FeedAdapter.kind == "feed"
-    assert FeedAdapter.capabilities == {Capability.CATALOG_FULL, Capability.INVENTORY_READ}
+    assert FeedAdapter.capabilities == {
+        Capability.CATALOG_FULL,
+        Capability.INVENTORY_READ,
+        Capability.WEBHOOKS,
+    }
 
 
 def test_unsupported_operations_raise_permanent_unsupported(tmp_path: Path) -> None:
@@ -85,13 +89,16 @@ def test_unsupported_operations_raise_permanent_unsupported(tmp_path: Path) -> N
         lambda: adapter.create_order(order, "key"),
         lambda: adapter.find_order("key"),
         lambda: adapter.cancel_order(ExternalOrderRef("1")),
-        lambda: adapter.parse_webhook("products/update", {}, b"{}"),
     ]
     for call in calls:
         with pytest.raises(PermanentError) as caught:
             call()
         assert caught.value.code == "unsupported"
-    assert adapter.verify_webhook({"X-Signature": "abc"}, b"{}") is False
+    with pytest.raises(PermanentError) as caught:
+        adapter.parse_webhook("products/update", {}, b"{}")
+    assert caught.value.code == "unknown_topic"
+    # Without a webhook_secret credential nothing verifies.
+    assert adapter.verify_webhook({"x-signature": "abc"}, b"{}") is False
 
 
 # -- reading CSV ------------------------------------------------------------------------------------

@@ -1,0 +1,278 @@
+"""The drain job: a merchant's pending deliveries applied in batches, in store-time order; sweep and replay.
+
+One job takes up to `BATCH` pending deliveries of one merchant, parses them through the merchant's adapter,
+applies them (`connector.store_events`) and marks them in the same transaction, so a worker killed in the
+middle leaves them pending and a later drain applies them once. A Redis lock per merchant keeps drains of
+one merchant in sequence (their order is the store's order); a job that finds the lock taken asks again a
+moment later. A batch that fails as a whole is retried one delivery at a time, so one poisoned delivery is
+marked failed (support can replay it) and the others are applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from redis.exceptions import LockError, RedisError
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from connector import runtime, store_events, syncs
+from connector.domain.events import StoreEvent
+from connector.errors import PermanentError, RetryableError
+from connector.merchants import build_adapter
+from connector.models import InboundEvent, Merchant
+from webhooks.inbound import scheduling
+
+logger = logging.getLogger(__name__)
+
+PENDING, PROCESSED, SKIPPED, FAILED = "pending", "processed", "skipped", "failed"
+STATUSES: Final = (PENDING, PROCESSED, SKIPPED, FAILED)
+BATCH: Final = 500
+TIME_BUDGET: Final = 20.0
+"""Seconds one job drains before it hands the rest to a fresh job (other merchants get a turn)."""
+LOCK_TTL: Final = 60
+NOTE_CHARS: Final = 1000
+
+
+_TRANSIENT = (RetryableError, OperationalError, InterfaceError, RedisError)
+
+
+def lock_key(merchant_id: int) -> str:
+    return f"storelink:inbound:lock:{merchant_id}"
+
+
+@dataclass
+class DrainCounts:
+    processed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    batches: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "processed": self.processed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "batches": self.batches,
+        }
+
+
+def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, int]:
+    """RQ job: apply `merchant_id`'s pending deliveries; returns the counts (for logs and tests)."""
+    rt = runtime.current()
+    scheduling.clear(rt.redis, merchant_id)
+    lock = rt.redis.lock(lock_key(merchant_id), timeout=LOCK_TTL, blocking_timeout=0.5)
+    if not lock.acquire():
+        scheduling.signal(rt.redis, merchant_id, queue=queue, delay=1.0)
+        return {"busy": 1}
+    counts = DrainCounts()
+    try:
+        deadline = time.monotonic() + TIME_BUDGET
+        while True:
+            taken = drain_batch(rt, merchant_id, counts)
+            if taken < BATCH:
+                break
+            if time.monotonic() > deadline:
+                scheduling.signal(rt.redis, merchant_id, queue=queue)
+                break
+            lock.extend(LOCK_TTL, replace_ttl=True)
+    finally:
+        try:
+            lock.release()
+        except LockError:  # expired while we worked: another drain may run now, and that is safe
+            logger.warning("drain lock expired before release", extra={"merchant_id": merchant_id})
+    if counts.batches:
+        logger.info("inbound drained", extra={"merchant_id": merchant_id, **counts.as_dict()})
+    return counts.as_dict()
+
+
+_mark = (
+    update(InboundEvent)
+    .where(InboundEvent.id == bindparam("event_id"), InboundEvent.status == PENDING)
+    .values(status=bindparam("new_status"), error=bindparam("note"), processed_at=bindparam("now"))
+)
+
+
+def _pending(session: Session, merchant_id: int, limit: int) -> list[Any]:
+    store_time = func.coalesce(InboundEvent.triggered_at, InboundEvent.received_at)
+    return list(
+        session.execute(
+            select(InboundEvent.id, InboundEvent.topic, InboundEvent.headers, InboundEvent.raw_body)
+            .where(InboundEvent.merchant_id == merchant_id, InboundEvent.status == PENDING)
+            .order_by(store_time, InboundEvent.id)
+            .limit(limit)
+        )
+    )
+
+
+def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limit: int = BATCH) -> int:
+    """Apply one batch; returns how many deliveries it took."""
+    with rt.db.session() as session:
+        merchant = session.get(Merchant, merchant_id)
+        rows = _pending(session, merchant_id, limit) if merchant is not None else []
+        ids = [row.id for row in rows]
+    if merchant is None or not rows:
+        return 0
+    counts.batches += 1
+    adapter = build_adapter(merchant, rt.secrets, rt.settings)
+    parsed: list[tuple[int, Sequence[StoreEvent]]] = []
+    refused: dict[int, str] = {}
+    for row in rows:
+        try:
+            parsed.append((row.id, adapter.parse_webhook(row.topic, row.headers, row.raw_body)))
+        except PermanentError as exc:
+            refused[row.id] = f"{exc.code}: {exc.message}"
+    try:
+        _apply(rt, merchant_id, ids, parsed, refused, counts)
+    except _TRANSIENT:
+        raise  # nothing was written: the job's retry (or the sweeper) drains the same batch again
+    except Exception:
+        logger.exception(
+            "inbound batch failed; applying its deliveries one at a time",
+            extra={"merchant_id": merchant_id, "deliveries": len(rows)},
+        )
+        for one in parsed:
+            try:
+                _apply(rt, merchant_id, [one[0]], [one], {}, counts)
+            except _TRANSIENT:
+                raise
+            except Exception as exc:
+                _fail(rt, one[0], exc, counts)
+        if refused:
+            _apply(rt, merchant_id, list(refused), [], refused, counts)
+    return len(rows)
+
+
+def _apply(
+    rt: runtime.Runtime,
+    merchant_id: int,
+    ids: list[int],
+    parsed: list[tuple[int, Sequence[StoreEvent]]],
+    refused: dict[int, str],
+    counts: DrainCounts,
+) -> None:
+    with rt.db.session() as session:
+        merchant = session.get(Merchant, merchant_id)
+        if merchant is None:
+            return
+        applied = store_events.apply(session, merchant, parsed)
+        now = datetime.now(UTC)
+        marks = []
+        for delivery_id in ids:
+            if delivery_id in refused:
+                status, note = FAILED, refused[delivery_id]
+            else:
+                status, note = applied.results.get(delivery_id, (SKIPPED, "no events"))
+            marks.append(
+                {"event_id": delivery_id, "new_status": status, "note": note[:NOTE_CHARS], "now": now}
+            )
+        session.connection().execute(_mark, marks)
+        runs = list(applied.runs)
+    for mark in marks:
+        if mark["new_status"] == PROCESSED:
+            counts.processed += 1
+        elif mark["new_status"] == FAILED:
+            counts.failed += 1
+        else:
+            counts.skipped += 1
+    for run in runs:
+        syncs.enqueue_run(rt, run)
+
+
+def _fail(rt: runtime.Runtime, delivery_id: int, exc: Exception, counts: DrainCounts) -> None:
+    logger.error("inbound delivery failed", extra={"inbound_event_id": delivery_id}, exc_info=exc)
+    note = f"{type(exc).__name__}: {exc}"
+    with rt.db.session() as session:
+        session.connection().execute(
+            _mark,
+            [
+                {
+                    "event_id": delivery_id,
+                    "new_status": FAILED,
+                    "note": note[:NOTE_CHARS],
+                    "now": datetime.now(UTC),
+                }
+            ],
+        )
+    counts.failed += 1
+
+
+# --- sweeping and replay --------------------------------------------------------------------------------
+
+
+def sweep_inbound(
+    rt: runtime.Runtime,
+    *,
+    grace: timedelta = timedelta(seconds=30),
+    queue: str = scheduling.DEFAULT_QUEUE,
+    now: datetime | None = None,
+) -> int:
+    """Wake every merchant with a delivery pending for longer than `grace`; returns how many were woken."""
+    cutoff = (now or datetime.now(UTC)) - grace
+    with rt.db.session() as session:
+        merchant_ids = list(
+            session.scalars(
+                select(InboundEvent.merchant_id)
+                .where(
+                    InboundEvent.status == PENDING,
+                    InboundEvent.received_at <= cutoff,
+                    InboundEvent.merchant_id.is_not(None),
+                )
+                .distinct()
+            )
+        )
+    woken = sum(1 for m in merchant_ids if m is not None and scheduling.signal(rt.redis, m, queue=queue))
+    if woken:
+        logger.info("merchants with old pending deliveries woken", extra={"woken": woken})
+    return woken
+
+
+def sweep() -> int:
+    """Periodic job (the scheduler's): wake merchants whose drain job was lost."""
+    return sweep_inbound(runtime.current())
+
+
+def replay(
+    session: Session,
+    merchant_id: int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    statuses: Sequence[str] = (FAILED,),
+    topic: str | None = None,
+    limit: int = 100_000,
+) -> list[int]:
+    """Set stored deliveries of a merchant back to pending (received in [since, until), with one of
+    `statuses`); the caller signals the merchant after commit. Applying them again is harmless: changes
+    the stored state already has are skipped as stale."""
+    unknown = sorted(set(statuses) - set(STATUSES) - {PENDING})
+    if unknown:
+        raise ValueError(f"unknown status(es) {', '.join(unknown)}")
+    query = (
+        select(InboundEvent.id)
+        .where(InboundEvent.merchant_id == merchant_id, InboundEvent.status.in_(list(statuses)))
+        .order_by(InboundEvent.id)
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(InboundEvent.received_at >= since)
+    if until is not None:
+        query = query.where(InboundEvent.received_at < until)
+    if topic is not None:
+        query = query.where(InboundEvent.topic == topic)
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(
+            update(InboundEvent)
+            .where(InboundEvent.id.in_(ids))
+            .values(status=PENDING, error=None, processed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    logger.info("inbound deliveries replayed", extra={"merchant_id": merchant_id, "replayed": len(ids)})
+    return ids

@@ -1,0 +1,141 @@
+"""The store webhook receiver: `/webhooks/<source>` and `/webhooks/<source>/<merchant id>`.
+
+The raw body is read before anything parses it, the merchant's adapter verifies it (401 and nothing stored
+when it fails), its envelope gives the delivery id, topic and store time (400 when malformed), the delivery
+is stored once (a repeat is acknowledged as a duplicate) and the merchant's drain job is woken. The answer
+is fast: processing happens in `webhooks.inbound.drain`. A failure to wake the job does not fail the
+request, because the delivery is already stored and the sweeper wakes its merchant.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from sqlalchemy import select
+
+from connector import registry
+from connector.errors import PermanentError
+from connector.merchants import build_adapter
+from connector.models import Merchant
+from connector.ports import Capability, StoreAdapter
+from connector.runtime import Runtime
+from connector.web.problems import problem
+from webhooks.inbound import intake, scheduling
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("inbound_webhooks", __name__)
+
+CACHE_SECONDS: Final = 5.0
+"""How long a process reuses a merchant's adapter (and so its webhook secret) between lookups."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    merchant_id: int
+    adapter: StoreAdapter
+    expires: float
+
+
+class _Merchants:
+    """Per-process cache of (source, merchant address) -> adapter, so a burst costs one lookup."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, int | None, str | None], _Target | None] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def get(self, rt: Runtime, source: str, merchant_id: int | None, store_ref: str | None) -> _Target | None:
+        key = (source, merchant_id, store_ref)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and entry.expires > now:
+            return entry
+        with rt.db.session() as session:
+            query = select(Merchant).where(Merchant.kind == source)
+            if merchant_id is not None:
+                query = query.where(Merchant.id == merchant_id)
+            else:
+                query = query.where(Merchant.store_ref == store_ref)
+            merchant = session.scalars(query).first()
+            if merchant is None:
+                return None
+            target = _Target(
+                merchant.id, build_adapter(merchant, rt.secrets, rt.settings), now + CACHE_SECONDS
+            )
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = target
+        return target
+
+
+merchants = _Merchants()
+
+
+def _lowered(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers}
+
+
+@bp.post("/webhooks/<source>")
+@bp.post("/webhooks/<source>/<int:merchant_id>")
+def receive(source: str, merchant_id: int | None = None) -> Response | tuple[Response, int]:
+    rt: Runtime = current_app.extensions["storelink"]
+    adapter_cls = registry.adapters().get(source)
+    if adapter_cls is None or Capability.WEBHOOKS not in adapter_cls.capabilities:
+        return problem(404, "unknown_source", f"no store kind {source!r} receives webhooks here")
+    raw_body = request.get_data(cache=False)  # the bytes as sent: signatures are over these
+    headers = _lowered(request.headers.items())
+    store_ref = None if merchant_id is not None else adapter_cls.webhook_store_ref(headers)
+    if merchant_id is None and not store_ref:
+        return problem(
+            400,
+            "no_store",
+            f"{source} deliveries name their store in the URL: /webhooks/{source}/<merchant id>",
+        )
+    target = merchants.get(rt, source, merchant_id, store_ref)
+    if target is None:
+        # Unknown and unverifiable look the same from outside: nothing is stored either way.
+        return problem(401, "unknown_store", "the delivery does not come from a connected store")
+    if not target.adapter.verify_webhook(headers, raw_body):
+        logger.warning(
+            "inbound signature rejected", extra={"source": source, "merchant_id": target.merchant_id}
+        )
+        return problem(401, "bad_signature", "the delivery's signature does not verify")
+    try:
+        envelope = target.adapter.webhook_envelope(headers, raw_body)
+    except PermanentError as exc:
+        return problem(400, exc.code, exc.message)
+    with rt.db.engine.begin() as conn:
+        event_id = intake.store(
+            conn,
+            source=source,
+            merchant_id=target.merchant_id,
+            envelope=envelope,
+            headers=headers,
+            raw_body=raw_body,
+        )
+    log = {"source": source, "merchant_id": target.merchant_id, "delivery_id": envelope.delivery_id}
+    if event_id is None:
+        logger.info("inbound duplicate acknowledged", extra=log)
+        return jsonify(status="duplicate", delivery_id=envelope.delivery_id), 200
+    try:
+        scheduling.signal(rt.redis, target.merchant_id)
+    except Exception:  # stored: the sweeper wakes the merchant
+        logger.exception("waking the drain job failed", extra=log)
+    logger.debug("inbound accepted", extra={**log, "topic": envelope.topic})
+    return jsonify(status="accepted", delivery_id=envelope.delivery_id, id=event_id), 200
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

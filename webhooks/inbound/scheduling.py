@@ -1,0 +1,61 @@
+"""Waking a merchant's drain job: at most one queued per merchant, however many deliveries arrive.
+
+The receiver calls `signal` after storing a delivery. A short-lived flag (`SET NX`) means "a drain job for
+this merchant is queued"; only the request that sets it enqueues, so a burst of a thousand deliveries costs
+one job. The job clears the flag before it reads, so a delivery stored after that read wakes a new job.
+The flag expires, and the sweeper signals merchants with old pending deliveries, so a lost job (Redis
+flushed, worker killed) delays processing but never strands it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any, Final
+
+from redis import Redis
+from rq import Queue, Retry
+
+from connector.queue import EVENTS
+
+logger = logging.getLogger(__name__)
+
+JOB_FUNC: Final = "webhooks.inbound.drain.drain"
+DEFAULT_QUEUE: Final = EVENTS
+FLAG_TTL: Final = 60
+"""Seconds a wake-up flag lives: the longest a lost job can hold back a merchant's new deliveries."""
+JOB_TIMEOUT: Final = 300
+
+
+def flag_key(merchant_id: int) -> str:
+    return f"storelink:inbound:wake:{merchant_id}"
+
+
+def _job_kwargs() -> dict[str, Any]:
+    return {
+        "job_timeout": JOB_TIMEOUT,
+        "result_ttl": 300,
+        "failure_ttl": 7 * 24 * 3600,
+        "retry": Retry(max=3, interval=[2, 10, 30]),
+    }
+
+
+def signal(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE, delay: float | None = None) -> bool:
+    """Make sure a drain job for `merchant_id` is queued; returns True when this call enqueued it."""
+    if not redis.set(flag_key(merchant_id), b"1", nx=True, ex=FLAG_TTL):
+        return False
+    target = Queue(queue, connection=redis)
+    try:
+        if delay:
+            target.enqueue_in(timedelta(seconds=delay), JOB_FUNC, merchant_id, queue, **_job_kwargs())
+        else:
+            target.enqueue(JOB_FUNC, merchant_id, queue, **_job_kwargs())
+    except Exception:
+        redis.delete(flag_key(merchant_id))
+        raise
+    return True
+
+
+def clear(redis: Redis, merchant_id: int) -> None:
+    """Called by the drain job before it reads: deliveries stored from now on wake a new job."""
+    redis.delete(flag_key(merchant_id))
