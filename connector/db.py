@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Executable, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -21,8 +23,14 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine with the settings each backend needs for concurrent workers."""
+def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine with the settings each backend needs for concurrent workers.
+
+    `autocommit`: every statement is its own transaction, committed as it runs (one round trip for a
+    single-row write on PostgreSQL instead of four); pool pre-ping is left out, so callers retry a
+    statement once on a dropped connection (`Database.autocommit_execute`)."""
+    if autocommit:
+        kwargs.setdefault("isolation_level", "AUTOCOMMIT")
     kwargs.setdefault("json_serializer", _json)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
@@ -42,16 +50,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not autocommit:
+
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # No server-side prepared statements: a plan cached while a merchant's tables were small (a first sync
     # fills them) would keep scanning them whole after they grew.
     connect_args = {"prepare_threshold": None} if "+psycopg" in url else {}
     return create_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args, **kwargs
+        url, pool_pre_ping=not autocommit, pool_size=5, max_overflow=5, connect_args=connect_args, **kwargs
     )
 
 
@@ -73,8 +83,26 @@ class Database:
         with self.sessions() as session, session.begin():
             yield session
 
+    @cached_property
+    def autocommit_engine(self) -> Engine:
+        """For single statements that must be durable at once and cheap: the webhook intake."""
+        return make_engine(self.url, autocommit=True)
+
+    def autocommit_execute(self, statement: Executable, params: Mapping[str, Any]) -> Any:
+        """Run one statement in its own transaction; a connection the server dropped is retried once."""
+        for attempt in (1, 2):
+            try:
+                with self.autocommit_engine.connect() as conn:
+                    return conn.execute(statement, params).scalar()
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if "autocommit_engine" in self.__dict__:
+            self.autocommit_engine.dispose()
 
     @property
     def is_sqlite(self) -> bool:

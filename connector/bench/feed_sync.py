@@ -18,6 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from connector.bench.databases import drop_schema, fresh_url
+
 TARGET_RATIO = 2.0
 TARGET_RSS_MB = 300
 
@@ -169,32 +171,6 @@ def _in_process(target: Any, *args: Any) -> dict[str, Any]:
     return result
 
 
-def _fresh_url(database_url: str | None, workdir: Path, name: str) -> str:
-    if not database_url:
-        return f"sqlite:///{workdir / name}.db"
-    from sqlalchemy import create_engine, text
-
-    schema = f"bench_{name}_{int(time.time())}"
-    engine = create_engine(database_url)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    sep = "&" if "?" in database_url else "?"
-    return f"{database_url}{sep}options=-csearch_path%3D{schema}"
-
-
-def _drop_schema(database_url: str | None, url: str) -> None:
-    if not database_url:
-        return
-    from sqlalchemy import create_engine, text
-
-    schema = url.rsplit("%3D", 1)[1]
-    engine = create_engine(database_url)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
-
-
 def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 3) -> dict[str, Any]:
     """Alternate baseline and Storelink `repeat` times on fresh databases; the fastest of each counts
     (on a shared machine the minimum is the least disturbed measurement)."""
@@ -207,14 +183,14 @@ def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 
         feed = write_feed(workdir / "feed.csv", rows)
         console.print(f"feed: {rows:,} rows, {feed.stat().st_size / 1e6:.1f} MB; {repeat} rounds")
         for round_no in range(repeat):
-            base_url = _fresh_url(database_url, workdir, f"baseline{round_no}")
-            sl_url = _fresh_url(database_url, workdir, f"storelink{round_no}")
+            base_url = fresh_url(database_url, workdir, f"baseline{round_no}")
+            sl_url = fresh_url(database_url, workdir, f"storelink{round_no}")
             try:
                 baselines.append(_in_process(_baseline, feed, base_url))
                 runs.append(_in_process(_storelink, feed, sl_url, 2))
             finally:
-                _drop_schema(database_url, base_url)
-                _drop_schema(database_url, sl_url)
+                drop_schema(database_url, base_url)
+                drop_schema(database_url, sl_url)
     baseline = min(baselines, key=lambda r: r["seconds"])
     storelink = min(runs, key=lambda r: r["passes"][0]["seconds"])
     storelink["passes"][1] = min((r["passes"][1] for r in runs), key=lambda p: p["seconds"])

@@ -66,7 +66,11 @@ class FeedPusher:
         return Delivery(msg_id, headers, body)
 
     def inventory(
-        self, items: Iterable[tuple[str, int | None]], *, at: datetime | None = None, webhook_id: str | None = None
+        self,
+        items: Iterable[tuple[str, int | None]],
+        *,
+        at: datetime | None = None,
+        webhook_id: str | None = None,
     ) -> Delivery:
         """An `inventory.updated` delivery for (variant id, quantity) pairs."""
         return self.delivery(

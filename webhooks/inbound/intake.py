@@ -11,6 +11,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from connector.db import Database
 from connector.models import InboundEvent
 from connector.ports import WebhookEnvelope
 
@@ -27,25 +28,34 @@ def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name not in DROPPED_HEADERS}
 
 
-def _insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(_table).on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
-    if dialect == "sqlite":
-        return sqlite.insert(_table).on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
-    return insert(_table)
+_statements: dict[str, Any] = {}
 
 
-def store(
-    conn: Connection,
+def insert_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING id, built once per dialect."""
+    stmt = _statements.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            base: Any = postgresql.insert(_table).on_conflict_do_nothing(
+                index_elements=["source", "dedupe_key"]
+            )
+        elif dialect == "sqlite":
+            base = sqlite.insert(_table).on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
+        else:
+            base = insert(_table)
+        stmt = _statements[dialect] = base.returning(_table.c.id)
+    return stmt
+
+
+def row(
     *,
     source: str,
     merchant_id: int | None,
     envelope: WebhookEnvelope,
     headers: Mapping[str, str],
     raw_body: bytes,
-) -> int | None:
-    """Insert the delivery as pending; returns its id, or None when the same delivery is already stored."""
-    row = {
+) -> dict[str, Any]:
+    return {
         "source": source,
         "dedupe_key": envelope.delivery_id,
         "merchant_id": merchant_id,
@@ -55,7 +65,19 @@ def store(
         "triggered_at": envelope.triggered_at,
         "received_at": datetime.now(UTC),
         "status": PENDING,
+        "error": None,
+        "processed_at": None,
     }
-    stmt = _insert(conn.dialect.name).values(**row).returning(_table.c.id)
-    inserted = conn.execute(stmt).scalar()
+
+
+def store(db: Database, **delivery: Any) -> int | None:
+    """Insert the delivery as pending, committed before this returns (one statement, its own transaction);
+    returns its id, or None when the same delivery is already stored."""
+    inserted = db.autocommit_execute(insert_statement(db.autocommit_engine.dialect.name), row(**delivery))
+    return int(inserted) if inserted is not None else None
+
+
+def store_in(conn: Connection, **delivery: Any) -> int | None:
+    """The same insert inside the caller's transaction (bulk loads, tests)."""
+    inserted = conn.execute(insert_statement(conn.dialect.name), row(**delivery)).scalar()
     return int(inserted) if inserted is not None else None

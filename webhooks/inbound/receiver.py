@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+import orjson
+from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy import select
 
 from connector import registry
@@ -83,13 +84,17 @@ class _Merchants:
 merchants = _Merchants()
 
 
+def _answer(body: dict[str, object]) -> Response:
+    return Response(orjson.dumps(body), status=200, mimetype="application/json")
+
+
 def _lowered(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers}
 
 
 @bp.post("/webhooks/<source>")
 @bp.post("/webhooks/<source>/<int:merchant_id>")
-def receive(source: str, merchant_id: int | None = None) -> Response | tuple[Response, int]:
+def receive(source: str, merchant_id: int | None = None) -> Response:
     rt: Runtime = current_app.extensions["storelink"]
     adapter_cls = registry.adapters().get(source)
     if adapter_cls is None or Capability.WEBHOOKS not in adapter_cls.capabilities:
@@ -116,25 +121,24 @@ def receive(source: str, merchant_id: int | None = None) -> Response | tuple[Res
         envelope = target.adapter.webhook_envelope(headers, raw_body)
     except PermanentError as exc:
         return problem(400, exc.code, exc.message)
-    with rt.db.engine.begin() as conn:
-        event_id = intake.store(
-            conn,
-            source=source,
-            merchant_id=target.merchant_id,
-            envelope=envelope,
-            headers=headers,
-            raw_body=raw_body,
-        )
+    event_id = intake.store(
+        rt.db,
+        source=source,
+        merchant_id=target.merchant_id,
+        envelope=envelope,
+        headers=headers,
+        raw_body=raw_body,
+    )
     log = {"source": source, "merchant_id": target.merchant_id, "delivery_id": envelope.delivery_id}
     if event_id is None:
         logger.info("inbound duplicate acknowledged", extra=log)
-        return jsonify(status="duplicate", delivery_id=envelope.delivery_id), 200
+        return _answer({"status": "duplicate", "delivery_id": envelope.delivery_id})
     try:
         scheduling.signal(rt.redis, target.merchant_id)
     except Exception:  # stored: the sweeper wakes the merchant
         logger.exception("waking the drain job failed", extra=log)
     logger.debug("inbound accepted", extra={**log, "topic": envelope.topic})
-    return jsonify(status="accepted", delivery_id=envelope.delivery_id, id=event_id), 200
+    return _answer({"status": "accepted", "delivery_id": envelope.delivery_id, "id": event_id})
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,553 @@
+"""Benchmark `webhooks`: inbound acceptance, batched processing and store-to-platform latency, in one run.
+
+(a) Acceptance: signed store webhooks flooded at Storelink's receiver under gunicorn, against a bare Flask
+    endpoint under the same gunicorn settings that only checks the same HMAC and LPUSHes the body to Redis.
+(b) Processing: the deliveries stored in (a), topped up, drained by two `storelink worker` processes,
+    against the rate at which the same two workers run no-op RQ jobs.
+(c) Latency: webhooks sent at a steady rate through gunicorn, drained, fanned out and delivered signed to
+    the sandbox platform receiver: time from sending the store webhook to its arrival at the platform.
+
+Everything runs on loopback against a private Redis and a fresh SQLite file (or a fresh schema of the
+PostgreSQL database given).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+from flask import Flask, Response, request
+from rich.console import Console
+from rich.table import Table
+
+from connector.bench.databases import drop_schema, fresh_url
+from connector.bench.load import flood, http_request, percentile
+
+TARGET_ACCEPT_RATIO = 0.7
+TARGET_PROCESS_RATIO = 2.0
+TARGET_P99_MS = 1000.0
+BARE_QUEUE = "bench:bare:webhooks"
+NOOP_QUEUE = "bulk"
+
+
+# --- the baseline receiver (gunicorn imports this module for it) ------------------------------------------
+
+
+def bare_app() -> Flask:
+    """The baseline: verify the Standard Webhooks HMAC with the merchant's secret, LPUSH the body."""
+    from redis import Redis
+
+    redis = Redis.from_url(os.environ["BENCH_REDIS_URL"])
+    keys = {
+        merchant: base64.b64decode(secret.removeprefix("whsec_"))
+        for merchant, secret in json.loads(os.environ["BENCH_SECRETS"]).items()
+    }
+    app = Flask("bare")
+
+    @app.post("/webhooks/feed/<merchant>")
+    def receive(merchant: str) -> Response:
+        body = request.get_data()
+        msg_id = request.headers.get("webhook-id", "")
+        stamp = request.headers.get("webhook-timestamp", "")
+        key = keys.get(merchant)
+        if key is None:
+            return Response(status=401)
+        expected = base64.b64encode(
+            hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+        )
+        for candidate in request.headers.get("webhook-signature", "").split():
+            if hmac.compare_digest(expected, candidate.partition(",")[2].encode()):
+                redis.lpush(BARE_QUEUE, body)
+                return Response(status=200)
+        return Response(status=401)
+
+    return app
+
+
+def noop() -> None:
+    """The job of the processing baseline."""
+
+
+# --- set-up ------------------------------------------------------------------------------------------------
+
+
+def _build_requests(spec: dict[str, Any], index: int) -> list[bytes]:
+    """Process `index`'s share of signed inventory deliveries: one item each, store time increasing."""
+    from connector.sandbox.feed_push import FeedPusher
+
+    port, count = spec["port"], spec["count"]
+    merchants = spec["merchants"]  # [(merchant id, secret, [variant refs])]
+    pushers = [FeedPusher(f"/webhooks/feed/{mid}", secret) for mid, secret, _ in merchants]
+    base = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=index)
+    out = []
+    for n in range(count):
+        slot = n % len(merchants)
+        refs = merchants[slot][2]
+        delivery = pushers[slot].inventory(
+            [(refs[(n // len(merchants)) % len(refs)], 1000 + n)],
+            at=base + timedelta(milliseconds=n),
+            webhook_id=f"msg_{spec['tag']}_{index}_{n}",
+        )
+        out.append(http_request(pushers[slot].url, delivery.headers, delivery.body, port))
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    """The processes of one measurement, started in their own sessions and always stopped."""
+
+    def __init__(self, env: dict[str, str], logdir: Path) -> None:
+        self.env = env
+        self.logdir = logdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self, name: str, argv: list[str], extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = (self.logdir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            argv,
+            env={**self.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+
+def _gunicorn(stack: Stack, name: str, app: str, port: int, extra_env: dict[str, str] | None = None) -> None:
+    import config
+
+    conf = Path(config.__file__).parent / "gunicorn.conf.py"
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", f"127.0.0.1:{port}", app]
+    proc = stack.start(name, argv, extra_env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {stack.logdir / name}.log")
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not start listening on port {port}")
+
+
+def _workers(
+    stack: Stack, name: str, queues: str, *, burst: bool, count: int = 2
+) -> list[subprocess.Popen[bytes]]:
+    argv = [sys.executable, "-m", "connector.cli", "worker", "--queues", queues] + (
+        ["--burst"] if burst else []
+    )
+    return [stack.start(f"{name}-{i}", argv) for i in range(count)]
+
+
+def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> float:
+    started = time.perf_counter()
+    for proc in procs:
+        proc.wait(timeout=timeout)
+        if proc.returncode:
+            raise RuntimeError(f"worker exited with {proc.returncode}")
+    return time.perf_counter() - started
+
+
+# --- the measurements --------------------------------------------------------------------------------------
+
+
+def _accept(
+    stack: Stack, spec: dict[str, Any], secrets: dict[str, str], seconds: float, console: Console
+) -> dict[str, Any]:
+    bare_port, ours_port = _free_port(), _free_port()
+    build = functools.partial(_build_requests, {**spec, "port": bare_port, "tag": "bare"})
+    _gunicorn(
+        stack,
+        "bare",
+        "connector.bench.webhooks:bare_app()",
+        bare_port,
+        {"BENCH_REDIS_URL": stack.env["REDIS_URL"], "BENCH_SECRETS": json.dumps(secrets)},
+    )
+    console.print("(a) flooding the bare receiver…")
+    bare = flood(build, bare_port, seconds=seconds)
+    stack.stop()
+    _gunicorn(stack, "web", "connector.app:create_app()", ours_port)
+    console.print("(a) flooding Storelink's receiver…")
+    build = functools.partial(_build_requests, {**spec, "port": ours_port, "tag": "ours"})
+    ours = flood(build, ours_port, seconds=seconds)
+    stack.stop()
+    return {"bare": bare, "ours": ours}
+
+
+def _process(
+    stack: Stack, rt: Any, spec: dict[str, Any], target_events: int, noop_jobs: int, console: Console
+) -> dict[str, Any]:
+    from rq import Queue
+    from sqlalchemy import func, select
+
+    from connector.merchants import build_adapter
+    from connector.models import InboundEvent, Merchant
+    from connector.sandbox.feed_push import FeedPusher
+    from webhooks.inbound import intake
+
+    with rt.db.session() as session:
+        stored = session.scalar(select(func.count()).select_from(InboundEvent)) or 0
+    # Top up to `target_events` pending deliveries, stored exactly as the receiver stores them.
+    missing = max(0, target_events - stored)
+    merchants = spec["merchants"]
+    pushers = {mid: FeedPusher("", secret) for mid, secret, _ in merchants}
+    with rt.db.session() as session:
+        adapters = {
+            mid: build_adapter(session.get(Merchant, mid), rt.secrets, rt.settings) for mid, _, _ in merchants
+        }
+    base = datetime(2026, 2, 1, tzinfo=UTC)
+    with rt.db.engine.begin() as conn:
+        for n in range(missing):
+            mid, _, refs = merchants[n % len(merchants)]
+            delivery = pushers[mid].inventory(
+                [(refs[(n // len(merchants)) % len(refs)], 5000 + n)],
+                at=base + timedelta(milliseconds=n),
+                webhook_id=f"msg_topup_{n}",
+            )
+            headers = {name.lower(): value for name, value in delivery.headers.items()}
+            envelope = adapters[mid].webhook_envelope(headers, delivery.body)
+            intake.store_in(
+                conn,
+                source="feed",
+                merchant_id=mid,
+                envelope=envelope,
+                headers=headers,
+                raw_body=delivery.body,
+            )
+    from webhooks.inbound import scheduling
+
+    for mid, _, _ in merchants:
+        scheduling.signal(rt.redis, mid)
+    with rt.db.session() as session:
+        pending = (
+            session.scalar(
+                select(func.count()).select_from(InboundEvent).where(InboundEvent.status == "pending")
+            )
+            or 0
+        )
+
+    # Worker start-up and shutdown, measured with nothing to do, is taken out of both timings.
+    idle = _wait_all(_workers(stack, "idle", NOOP_QUEUE, burst=True), 120)
+
+    queue = Queue(NOOP_QUEUE, connection=rt.redis)
+    queue.enqueue_many(
+        [Queue.prepare_data("connector.bench.webhooks.noop", result_ttl=0) for _ in range(noop_jobs)]
+    )
+    console.print(f"(b) two workers running {noop_jobs:,} no-op jobs…")
+    noop_seconds = max(0.001, _wait_all(_workers(stack, "noop", NOOP_QUEUE, burst=True), 600) - idle)
+
+    console.print(f"(b) two workers draining {pending:,} stored deliveries…")
+    drain_seconds = max(0.001, _wait_all(_workers(stack, "drain", "events", burst=True), 900) - idle)
+    with rt.db.session() as session:
+        rows = dict(
+            session.execute(select(InboundEvent.status, func.count()).group_by(InboundEvent.status)).all()
+        )
+    done = sum(n for status, n in rows.items() if status != "pending")
+    stack.stop()
+    return {
+        "idle_seconds": idle,
+        "noop_jobs": noop_jobs,
+        "noop_seconds": noop_seconds,
+        "events": pending,
+        "done": done,
+        "statuses": rows,
+        "drain_seconds": drain_seconds,
+    }
+
+
+def _latency(
+    stack: Stack, rt: Any, spec: dict[str, Any], rate: int, seconds: float, console: Console
+) -> dict[str, Any]:
+    from connector.sandbox.feed_push import FeedPusher
+    from connector.sandbox.platform import serve
+    from webhooks.outbound import endpoints
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the receiver's own access log
+    with ExitStack() as cleanup:
+        platform = cleanup.enter_context(serve())
+        with rt.db.session() as session:
+            created = endpoints.create_endpoint(
+                session, rt.secrets, url=platform.url, event_types=["inventory.updated"], allow_private=True
+            )
+        platform.receiver.set_secrets([created.secret])
+        port = _free_port()
+        _gunicorn(stack, "web", "connector.app:create_app()", port)
+        _workers(stack, "worker", "orders,events,sync,bulk", burst=False)
+        merchants = spec["merchants"]
+        pushers = [
+            FeedPusher(f"http://127.0.0.1:{port}/webhooks/feed/{mid}", secret_)
+            for mid, secret_, _ in merchants
+        ]
+        sent: dict[int, float] = {}
+        failures = 0
+        lock = threading.Lock()
+        warmup = max(1.0, seconds / 5)
+        total = int(rate * (warmup + seconds))
+        threads = 4
+        start = time.time() + 0.5
+
+        def sender(offset: int) -> None:
+            nonlocal failures
+            session = requests.Session()
+            for n in range(offset, total, threads):
+                due = start + n / rate
+                pause = due - time.time()
+                if pause > 0:
+                    time.sleep(pause)
+                slot = n % len(merchants)
+                refs = merchants[slot][2]
+                quantity = 200_000 + n  # unique, so the platform event names its store webhook
+                delivery = pushers[slot].inventory([(refs[(n // len(merchants)) % len(refs)], quantity)])
+                t0 = time.time()
+                try:
+                    answer = session.post(
+                        pushers[slot].url, data=delivery.body, headers=delivery.headers, timeout=10
+                    )
+                    ok = answer.status_code == 200
+                except requests.RequestException:
+                    ok = False
+                with lock:
+                    if ok:
+                        sent[quantity] = t0
+                    else:
+                        failures += 1
+            session.close()
+
+        console.print(f"(c) sending {total:,} store webhooks at {rate}/s…")
+        workers = [threading.Thread(target=sender, args=(i,)) for i in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+        deadline = time.time() + 60
+        while time.time() < deadline and len(platform.receiver.received()) < len(sent):
+            time.sleep(0.1)
+        arrived: dict[str, float] = {}
+        for req in platform.receiver.requests():
+            if req.webhook_id and req.status == 200 and req.webhook_id not in arrived:
+                arrived[req.webhook_id] = req.at
+        measured_from = start + warmup
+        latencies = []
+        lost = 0
+        by_quantity = {int(r.data["available"]): r.webhook_id for r in platform.receiver.received()}
+        for quantity, t0 in sent.items():
+            if t0 < measured_from:
+                continue
+            webhook_id = by_quantity.get(quantity)
+            if webhook_id is None or webhook_id not in arrived:
+                lost += 1
+                continue
+            latencies.append((arrived[webhook_id] - t0) * 1000)
+        stack.stop()
+    return {
+        "sent": len(sent),
+        "failures": failures,
+        "measured": len(latencies),
+        "lost": lost,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": max(latencies) if latencies else float("nan"),
+        "duplicates": platform.receiver.duplicates,
+    }
+
+
+@contextmanager
+def _environment(database_url: str | None, workdir: Path) -> Iterator[tuple[dict[str, str], Any, str]]:
+    from cryptography.fernet import Fernet
+
+    from config.settings import load_settings
+    from connector import runtime
+    from connector.db import make_engine
+    from connector.embedded import EmbeddedRedis
+    from connector.migrate import upgrade
+
+    url = fresh_url(database_url, workdir, "webhooks")
+    redis_server = EmbeddedRedis(workdir / "redis")
+    redis_url = redis_server.start()
+    try:
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "REDIS_URL": redis_url,
+            "DATA_DIR": str(workdir / "data"),
+            "SECRET_KEYS": Fernet.generate_key().decode(),
+            "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+            "LOG_JSON": "true",
+        }
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        settings = load_settings(
+            database_url=url,
+            redis_url=redis_url,
+            data_dir=workdir / "data",
+            secret_keys=env["SECRET_KEYS"],
+            webhook_allow_private_urls=True,
+        )
+        rt = runtime.install(runtime.Runtime(settings=settings, redis_url=redis_url))
+        try:
+            yield env, rt, url
+        finally:
+            rt.close()
+    finally:
+        redis_server.stop()
+        drop_schema(database_url, url)
+
+
+def _merchants(rt: Any, workdir: Path, count: int, variants: int) -> list[tuple[int, str, list[str]]]:
+    from connector import syncs
+    from connector.merchants import create_merchant
+    from connector.sandbox.feed_push import new_secret
+    from connector.sandbox.feeds import write_feed
+    from connector.worker import build_worker
+
+    out = []
+    for n in range(count):
+        secret = new_secret()
+        feed = write_feed(workdir / f"feed{n}.csv", variants, seed=n)
+        with rt.db.session() as session:
+            merchant = create_merchant(
+                session,
+                rt.secrets,
+                kind="feed",
+                name=f"bench-{n}",
+                config={"url": str(feed)},
+                credentials={"webhook_secret": secret},
+            )
+            mid = merchant.id
+        syncs.request_sync(rt, mid)
+        out.append((mid, secret, [f"SKU-{i + 1:06d}" for i in range(variants)]))
+    build_worker(rt).work(burst=True, with_scheduler=False)
+    return out
+
+
+def run(
+    *,
+    database_url: str | None,
+    console: Console,
+    seconds: float = 5.0,
+    rate: int = 200,
+    merchants: int = 4,
+    events: int = 30_000,
+    noop_jobs: int = 4_000,
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="storelink-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "logs").mkdir()
+        with _environment(database_url, workdir) as (env, rt, _url):
+            console.print(f"setting up {merchants} feed merchants with signed pushes…")
+            shops = _merchants(rt, workdir, merchants, 500)
+            spec = {"merchants": shops, "count": 40_000}
+            secrets = {str(mid): secret for mid, secret, _ in shops}
+            stack = Stack(env, workdir / "logs")
+            try:
+                accepted = _accept(stack, spec, secrets, seconds, console)
+                processed = _process(stack, rt, spec, events, noop_jobs, console)
+                latency = _latency(stack, rt, spec, rate, seconds, console)
+            finally:
+                stack.stop()
+    bare, ours = accepted["bare"], accepted["ours"]
+    accept_ratio = ours.rate / bare.rate if bare.rate else 0.0
+    noop_rate = processed["noop_jobs"] / processed["noop_seconds"]
+    event_rate = processed["done"] / processed["drain_seconds"]
+    process_ratio = event_rate / noop_rate
+    backend = "PostgreSQL" if database_url else "SQLite"
+
+    table = Table(title=f"webhooks ({backend}, gunicorn sync workers, 2 job workers)")
+    for col in ("measure", "baseline", "storelink", "ratio", "target"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    table.add_row(
+        "(a) accepted webhooks/s (p99 ms)",
+        f"{bare.rate:,.0f} ({percentile(bare.latencies_ms, 99):.0f})",
+        f"{ours.rate:,.0f} ({percentile(ours.latencies_ms, 99):.0f})",
+        f"{accept_ratio:.2f}",
+        f">= {TARGET_ACCEPT_RATIO}",
+    )
+    table.add_row(
+        "(b) processed/s: no-op jobs vs events",
+        f"{noop_rate:,.0f}",
+        f"{event_rate:,.0f}",
+        f"{process_ratio:.2f}",
+        f">= {TARGET_PROCESS_RATIO}",
+    )
+    table.add_row(
+        f"(c) store -> platform at {rate}/s: p50 / p99 ms",
+        "",
+        f"{latency['p50_ms']:.0f} / {latency['p99_ms']:.0f}",
+        "",
+        f"p99 < {TARGET_P99_MS:.0f}",
+    )
+    console.print(table)
+    console.print(
+        f"(a) {ours.ok:,} accepted, {ours.failed:,} refused; baseline {bare.ok:,} / {bare.failed:,}. "
+        f"(b) {processed['done']:,} events in {processed['drain_seconds']:.2f} s; "
+        f"{processed['noop_jobs']:,} no-op jobs in {processed['noop_seconds']:.2f} s "
+        f"(worker start-up {processed['idle_seconds']:.2f} s taken out). "
+        f"(c) {latency['measured']:,} measured, {latency['lost']} lost, {latency['failures']} send failures, "
+        f"max {latency['max_ms']:.0f} ms."
+    )
+    meets = (
+        accept_ratio >= TARGET_ACCEPT_RATIO
+        and process_ratio >= TARGET_PROCESS_RATIO
+        and latency["p99_ms"] < TARGET_P99_MS
+        and latency["lost"] == 0
+    )
+    return {
+        "bench": "webhooks",
+        "database": backend.lower(),
+        "accept_ratio": round(accept_ratio, 3),
+        "accept_per_s": round(ours.rate),
+        "baseline_accept_per_s": round(bare.rate),
+        "process_ratio": round(process_ratio, 3),
+        "events_per_s": round(event_rate),
+        "noop_jobs_per_s": round(noop_rate),
+        "p50_ms": round(latency["p50_ms"], 1),
+        "p99_ms": round(latency["p99_ms"], 1),
+        "latency_rate_per_s": rate,
+        "latency_lost": latency["lost"],
+        "target_accept_ratio": TARGET_ACCEPT_RATIO,
+        "target_process_ratio": TARGET_PROCESS_RATIO,
+        "target_p99_ms": TARGET_P99_MS,
+        "meets_targets": meets,
+    }
