@@ -965,6 +965,31 @@ def bench_feed_sync(rows: int, database_url: str, repeat: int) -> None:
     click.echo(json.dumps(result))
 
 
+@bench.command("webhooks")
+@click.option(
+    "--seconds", default=5.0, show_default=True, type=click.FloatRange(1, 120), help="Length of each run."
+)
+@click.option(
+    "--rate", default=200, show_default=True, type=click.IntRange(1, 5000), help="(c) webhooks per second."
+)
+@click.option(
+    "--events",
+    default=30_000,
+    show_default=True,
+    type=click.IntRange(1000, 1_000_000),
+    help="(b) deliveries drained.",
+)
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_webhooks(seconds: float, rate: int, events: int, database_url: str) -> None:
+    """Inbound acceptance, batched processing and store-to-platform latency against bare baselines."""
+    from connector.bench.webhooks import run
+
+    result = run(
+        database_url=database_url or None, console=console, seconds=seconds, rate=rate, events=events
+    )
+    click.echo(json.dumps(result))
+
+
 def _signal_exit(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)
 
