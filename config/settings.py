@@ -85,6 +85,24 @@ class Settings(BaseSettings):
         default=False,
         description="Allow webhook endpoints on private, loopback or link-local addresses (tests, sandbox).",
     )
+    webhook_lease_margin_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Time beyond WEBHOOK_TIMEOUT_SECONDS that an attempt holds its delivery; "
+            "an attempt not recorded by then is presumed lost (worker killed)."
+        ),
+    )
+    webhook_sweep_grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        description=(
+            "How long past due (or past its lease) a pending delivery waits "
+            "before the sweeper enqueues it again."
+        ),
+    )
     feed_allow_files: bool = Field(
         default=True, description="Allow feed merchants whose feed is a local file path (file:// or a path)."
     )

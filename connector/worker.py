@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from rq import SimpleWorker
 
@@ -20,7 +21,9 @@ def wire_outbound(settings: Settings) -> None:
     fanout.install()
     delivery.configure(
         delivery.DeliveryConfig(
-            timeout=settings.webhook_timeout_seconds, allow_private=settings.webhook_allow_private_urls
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private_urls,
+            lease_margin=timedelta(seconds=settings.webhook_lease_margin_seconds),
         )
     )
 

@@ -58,3 +58,31 @@ def test_product_events_are_delivered_signed_and_replayable(rt, cli, tmp_path: P
         assert 'storelink_webhook_attempts_total{outcome="failure"} 1.0' in metrics
         assert "storelink_webhook_attempt_duration_ms_total" in metrics
         cli("replay", "999999", expect=1)
+
+
+def test_lease_and_sweep_grace_come_from_the_settings(rt) -> None:
+    from datetime import timedelta
+
+    from connector import events, runtime
+    from webhooks.outbound import delivery
+    from webhooks.outbound.endpoints import create_endpoint
+
+    settings = rt.settings.model_copy(
+        update={"webhook_timeout_seconds": 3.0, "webhook_lease_margin_seconds": 1.5}
+    )
+    wire_outbound(settings)
+    assert delivery.current_config().lease == timedelta(seconds=4.5)
+
+    with rt.db.session() as session:
+        create_endpoint(
+            session, rt.secrets, url="http://127.0.0.1:9/hook", event_types=["*"], allow_private=True
+        )
+        events.publish(session, [events.DomainEvent("order.confirmed", None, {})])
+    rt.redis.flushdb()  # the delivery's job is lost
+    assert delivery.sweep() == 0  # the default grace (60 s) has not passed
+    runtime.install(
+        runtime.Runtime(
+            settings=settings.model_copy(update={"webhook_sweep_grace_seconds": 0.0}), redis_url=rt.redis_url
+        )
+    )
+    assert delivery.sweep() == 1

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 EXCERPT_CHARS = transport.EXCERPT_BYTES
+DEFAULT_LEASE_MARGIN = timedelta(seconds=30)
+DEFAULT_SWEEP_GRACE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +40,12 @@ class DeliveryConfig:
     allow_private: bool = False
     breaker: breaker.BreakerPolicy = field(default_factory=breaker.BreakerPolicy)
     due_tolerance: timedelta = timedelta(seconds=2)
+    lease_margin: timedelta = DEFAULT_LEASE_MARGIN
 
     @property
     def lease(self) -> timedelta:
-        return timedelta(seconds=self.timeout + 30)
+        """How long a claimed attempt holds its delivery: the request timeout plus the margin."""
+        return timedelta(seconds=self.timeout) + self.lease_margin
 
 
 _config = DeliveryConfig()
@@ -232,7 +236,7 @@ def _error_text(result: transport.SendResult) -> str:
 def sweep_deliveries(
     rt: runtime.Runtime,
     *,
-    grace: timedelta = timedelta(seconds=60),
+    grace: timedelta = DEFAULT_SWEEP_GRACE,
     queue: str = scheduling.DEFAULT_QUEUE,
     limit: int = 1000,
     now: datetime | None = None,
@@ -260,7 +264,8 @@ def sweep_deliveries(
 
 def sweep() -> int:
     """Periodic job: enqueue overdue deliveries whose job was lost (Redis flushed or restarted)."""
-    return sweep_deliveries(runtime.current())
+    rt = runtime.current()
+    return sweep_deliveries(rt, grace=timedelta(seconds=rt.settings.webhook_sweep_grace_seconds))
 
 
 def replay(
