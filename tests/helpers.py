@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+import requests
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
+from config.settings import Settings
 from connector import runtime, syncs
+from connector.db import Database
 from connector.merchants import create_merchant
 from connector.models import EventPayload, SyncRun
 from connector.worker import build_worker
@@ -60,3 +70,154 @@ def rewrite_feed(path: Path, change: Callable[[int, dict[str, str]], dict[str, s
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def process_env(settings: Settings, tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """The environment of `storelink` processes started by a test: its database, Redis and key."""
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "SECRET_KEYS": settings.secret_keys.get_secret_value(),
+        "LOG_LEVEL": "INFO",
+        **overrides,
+    }
+
+
+class Processes:
+    """`storelink` subprocesses started by a test, each logging to a file in `log_dir`, all stopped at the end."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = env
+        self.log_dir = log_dir
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "connector.cli", *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.started.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.started:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Up:
+    """A running `storelink up` and the environment to talk to it with; `overrides` are added to its env."""
+
+    def __init__(self, settings: Settings, tmp_path: Path, *, workers: int = 2, **overrides: str):
+        self.port = free_port()
+        self.env = process_env(
+            settings,
+            tmp_path,
+            SWEEP_INTERVAL_SECONDS="1",
+            STALE_AFTER_SECONDS="3",
+            SYNC_BATCH_SIZE="500",
+            **overrides,
+        )
+        self.log = (tmp_path / "up.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "connector.cli",
+                "up",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = Database(settings.database_url)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "storelink up exited"
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("storelink up never became ready")
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "connector.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check:
+            assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    def run(self, run_id: int) -> SyncRun:
+        with self.db.session() as s:
+            run = s.get(SyncRun, run_id)
+            assert run is not None
+            return run
+
+    def wait_run(self, run_id: int, timeout: float = 180) -> SyncRun:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.run(run_id)
+            if run.status in ("succeeded", "failed"):
+                return run
+            time.sleep(0.2)
+        raise AssertionError(f"run {run_id} did not finish: {self.run(run_id).status}")
+
+    def workers(self) -> list[psutil.Process]:
+        return [
+            p
+            for p in psutil.Process(self.proc.pid).children(recursive=True)
+            if "worker" in p.cmdline() and "connector.cli" in " ".join(p.cmdline())
+        ]
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.db.dispose()
+            self.log.close()

@@ -1,6 +1,7 @@
 """The platform's webhook receiver, emulated: verifies Standard Webhooks signatures, deduplicates on
 `webhook-id`, records what it received, and fails on request (status plans, latency, Retry-After, dropped
-connections). `serve()` runs it on 127.0.0.1 in a background thread for tests and the demo."""
+connections). It also shows the requests it is answering right now, so a test can act in the middle of one.
+`serve()` runs it on 127.0.0.1 in a background thread for tests and the demo."""
 
 from __future__ import annotations
 
@@ -55,6 +56,15 @@ class Request:
     at: float = field(default_factory=time.time)
 
 
+@dataclass(frozen=True, slots=True)
+class InProgress:
+    """A verified request being answered: when it arrived and the latency it was given."""
+
+    webhook_id: str | None
+    started: float
+    latency: float
+
+
 class PlatformReceiver:
     """A thread-safe in-memory receiver; `app` is its WSGI application."""
 
@@ -65,7 +75,10 @@ class PlatformReceiver:
         self._default = Fault()
         self._received: dict[str, Received] = {}
         self._requests: list[Request] = []
+        self._in_progress: dict[int, InProgress] = {}
+        self._next_ticket = 0
         self.duplicates = 0
+        self.peak_in_progress = 0
         self.app = self._build_app()
 
     # --- configuration ---------------------------------------------------------------------------------
@@ -92,7 +105,9 @@ class PlatformReceiver:
             self._plan, self._default = [], Fault()
             self._received.clear()
             self._requests.clear()
+            self._in_progress.clear()
             self.duplicates = 0
+            self.peak_in_progress = 0
 
     # --- accessors ---------------------------------------------------------------------------------------
 
@@ -103,6 +118,11 @@ class PlatformReceiver:
     def requests(self) -> list[Request]:
         with self._lock:
             return list(self._requests)
+
+    def in_progress(self) -> list[InProgress]:
+        """Verified requests that have not been answered yet (oldest first)."""
+        with self._lock:
+            return sorted(self._in_progress.values(), key=lambda entry: entry.started)
 
     # --- the WSGI app ------------------------------------------------------------------------------------
 
@@ -133,31 +153,46 @@ class PlatformReceiver:
                 self._log(Request(msg_id, False, 401))
                 return Response('{"error":"invalid signature"}', status=401, mimetype="application/json")
             fault = self._next_fault()
-            if fault.latency:
-                time.sleep(fault.latency)
-            if fault.drop:
-                self._log(Request(msg_id, True, None))
-                sock = request.environ.get("werkzeug.socket")
-                if isinstance(sock, socket.socket):
-                    sock.shutdown(socket.SHUT_RDWR)
-                    sock.close()
-                return Response("", status=500)
-            self._log(Request(msg_id, True, fault.status))
-            if 200 <= fault.status < 300 and msg_id:
-                document = orjson.loads(body)
+            ticket = self._begin(InProgress(msg_id, time.time(), fault.latency))
+            try:
+                return self._answer(body, msg_id, headers, fault)
+            finally:
                 with self._lock:
-                    if msg_id in self._received:
-                        self.duplicates += 1
-                    else:
-                        self._received[msg_id] = Received(
-                            msg_id, str(document.get("type")), dict(document.get("data") or {}), body, headers
-                        )
-            response = Response(fault.body, status=fault.status, mimetype="text/plain")
-            if fault.retry_after is not None:
-                response.headers["Retry-After"] = fault.retry_after
-            return response
+                    self._in_progress.pop(ticket, None)
 
         return app
+
+    def _begin(self, entry: InProgress) -> int:
+        with self._lock:
+            self._next_ticket += 1
+            self._in_progress[self._next_ticket] = entry
+            self.peak_in_progress = max(self.peak_in_progress, len(self._in_progress))
+            return self._next_ticket
+
+    def _answer(self, body: bytes, msg_id: str | None, headers: dict[str, str], fault: Fault) -> Response:
+        if fault.latency:
+            time.sleep(fault.latency)
+        if fault.drop:
+            self._log(Request(msg_id, True, None))
+            sock = request.environ.get("werkzeug.socket")
+            if isinstance(sock, socket.socket):
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            return Response("", status=500)
+        self._log(Request(msg_id, True, fault.status))
+        if 200 <= fault.status < 300 and msg_id:
+            document = orjson.loads(body)
+            with self._lock:
+                if msg_id in self._received:
+                    self.duplicates += 1
+                else:
+                    self._received[msg_id] = Received(
+                        msg_id, str(document.get("type")), dict(document.get("data") or {}), body, headers
+                    )
+        response = Response(fault.body, status=fault.status, mimetype="text/plain")
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = fault.retry_after
+        return response
 
     def _log(self, entry: Request) -> None:
         with self._lock:

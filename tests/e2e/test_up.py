@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,102 +15,13 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from connector import events
-from connector.db import Database
 from connector.models import EventPayload, Product, SyncRun, Variant
 from connector.sandbox.feeds import write_feed
+from tests.helpers import Up
 
 pytestmark = pytest.mark.slow
 
 ROWS = 20_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Up:
-    """A running `storelink up` and the environment to talk to it with."""
-
-    def __init__(self, settings: Settings, tmp_path: Path):
-        self.port = _free_port()
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
-            "DATA_DIR": str(tmp_path / "data"),
-            "SECRET_KEYS": settings.secret_keys.get_secret_value(),
-            "SWEEP_INTERVAL_SECONDS": "1",
-            "STALE_AFTER_SECONDS": "3",
-            "SYNC_BATCH_SIZE": "500",
-            "LOG_LEVEL": "INFO",
-        }
-        self.log = (tmp_path / "up.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "connector.cli", "up", "--port", str(self.port), "--workers", "2"],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.db = Database(settings.database_url)
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "storelink up exited"
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("storelink up never became ready")
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "connector.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if check:
-            assert result.returncode == 0, result.stdout + result.stderr
-        return result
-
-    def run(self, run_id: int) -> SyncRun:
-        with self.db.session() as s:
-            run = s.get(SyncRun, run_id)
-            assert run is not None
-            return run
-
-    def wait_run(self, run_id: int, timeout: float = 180) -> SyncRun:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.run(run_id)
-            if run.status in ("succeeded", "failed"):
-                return run
-            time.sleep(0.2)
-        raise AssertionError(f"run {run_id} did not finish: {self.run(run_id).status}")
-
-    def workers(self) -> list[psutil.Process]:
-        return [
-            p
-            for p in psutil.Process(self.proc.pid).children(recursive=True)
-            if "worker" in p.cmdline() and "connector.cli" in " ".join(p.cmdline())
-        ]
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.db.dispose()
-            self.log.close()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -9,14 +10,16 @@ import pytest
 import standardwebhooks
 import svix.webhooks
 from redis import Redis
-from rq import Queue
-from rq.registry import ScheduledJobRegistry
+from rq import Queue, SimpleWorker
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.utils import utcformat
 from sqlalchemy import func, select, update
 
 from connector import events, runtime
 from connector.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from connector.sandbox.platform import Fault, Server, serve
-from tests.helpers import drain
+from tests.helpers import drain, wait_for
 from webhooks.outbound import delivery, fanout
 from webhooks.outbound.endpoints import create_endpoint, rotate_secret, update_endpoint
 
@@ -342,3 +345,54 @@ def test_rotation_delivery_verifies_with_the_previous_secret(outbound: Runtime, 
     publish(outbound, "order.cancelled")
     drain(outbound)
     assert platform.receiver.requests()[-1].status == 401
+
+
+def test_the_sweeper_replaces_a_job_whose_worker_was_killed(outbound: Runtime, platform: Server) -> None:
+    add_endpoint(outbound, platform)
+    publish(outbound, "order.confirmed")
+    [row] = deliveries(outbound)
+    job_id = f"delivery-{row.id}-1"
+    # A worker takes the job, claims the delivery and is SIGKILLed mid-POST: RQ still says "started".
+    queue = Queue("events", connection=outbound.redis)
+    worker = SimpleWorker([queue], connection=outbound.redis)
+    worker.register_birth()
+    taken = Queue.dequeue_any([queue], None, connection=outbound.redis)
+    assert taken is not None
+    job, _ = taken
+    worker.prepare_execution(job)
+    worker.prepare_job_execution(job)
+    assert Job.fetch(job_id, connection=outbound.redis).get_status() == JobStatus.STARTED
+    with outbound.db.session() as session:  # its lease has run out
+        session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert delivery.sweep_deliveries(outbound, grace=timedelta(0)) == 0  # it may still be running
+
+    long_ago = datetime.now(UTC) - delivery.current_config().lease - timedelta(seconds=5)
+    outbound.redis.hset(job.key, "started_at", utcformat(long_ago))
+    assert delivery.sweep_deliveries(outbound, grace=timedelta(0)) == 1
+    assert delivery.sweep_deliveries(outbound, grace=timedelta(0)) == 0  # replaced once
+    assert StartedJobRegistry(queue=queue).get_job_ids(cleanup=False) == []  # RQ will not retry it too
+    assert queue.job_ids == [job_id]  # under the same id
+
+    drain(outbound)
+    [row] = deliveries(outbound)
+    assert row.status == "succeeded" and row.attempt_count == 1
+    assert len(platform.receiver.received()) == 1
+
+
+def test_an_attempt_that_outlived_its_lease_is_history_only(outbound: Runtime, platform: Server) -> None:
+    add_endpoint(outbound, platform)
+    platform.receiver.plan(Fault(latency=1.0))  # the first POST is slow, the next one is not
+    publish(outbound, "order.confirmed")
+    [row] = deliveries(outbound)
+    late = threading.Thread(target=delivery.deliver, args=(row.id,))
+    late.start()  # claims, then waits on the slow platform
+    wait_for(platform.receiver.in_progress, 10, "the first POST")
+    with outbound.db.session() as session:  # its lease runs out; the sweeper's job claims and sends again
+        session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert delivery.deliver(row.id) == "success"
+    late.join(10)
+
+    [row] = deliveries(outbound)
+    assert row.status == "succeeded" and row.attempt_count == 1
+    assert [a.status_code for a in attempts(outbound, row.id)] == [200, 200]
+    assert len(platform.receiver.received()) == 1 and platform.receiver.duplicates == 1

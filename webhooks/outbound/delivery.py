@@ -183,6 +183,13 @@ def _record(
                 error=result.error,
             )
         )
+        if delivery.status != PENDING or delivery.attempt_count != prepared.attempt - 1:
+            # This attempt outlived its lease and another one was recorded first: history only.
+            logger.warning(
+                "late delivery attempt recorded without changing the delivery",
+                extra={"delivery_id": delivery_id, "attempt": prepared.attempt, "outcome": outcome.value},
+            )
+            return "late"
         delivery.attempt_count = prepared.attempt
         delivery.last_status_code = result.status_code
         delivery.last_error = None if outcome is retry.Outcome.SUCCESS else _error_text(result)
@@ -241,8 +248,13 @@ def sweep_deliveries(
     limit: int = 1000,
     now: datetime | None = None,
 ) -> int:
-    """Enqueue pending deliveries overdue by more than `grace` whose job is not alive; returns how many."""
-    cutoff = (now or _now()) - grace
+    """Enqueue pending deliveries overdue by more than `grace` whose job is not alive; returns how many.
+
+    A claimed delivery is overdue once its lease has run out, so an attempt whose worker was killed is
+    retried `lease + grace` after it began; its job, still marked started in RQ, is presumed dead by then.
+    """
+    now = now or _now()
+    cutoff = now - grace
     with rt.db.session() as session:
         rows = session.execute(
             select(Delivery.id, Delivery.attempt_count)
@@ -253,17 +265,17 @@ def sweep_deliveries(
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(limit)
         )
-        due = [(delivery_id, count + 1) for delivery_id, count in rows]
+        due = [scheduling.Due(delivery_id, count + 1) for delivery_id, count in rows]
     if not due:
         return 0
-    count = scheduling.enqueue_now(due, queue=queue, redis=rt.redis)
+    count = scheduling.enqueue_lost(due, started_before=cutoff - _config.lease, queue=queue, redis=rt.redis)
     if count:
         logger.info("overdue deliveries enqueued", extra={"enqueued": count, "overdue": len(due)})
     return count
 
 
 def sweep() -> int:
-    """Periodic job: enqueue overdue deliveries whose job was lost (Redis flushed or restarted)."""
+    """Periodic job: enqueue overdue deliveries whose job was lost (Redis flushed, worker killed)."""
     rt = runtime.current()
     return sweep_deliveries(rt, grace=timedelta(seconds=rt.settings.webhook_sweep_grace_seconds))
 

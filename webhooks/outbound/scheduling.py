@@ -2,7 +2,8 @@
 
 Job ids are `delivery-<id>-<attempt>` (the attempt the job will make), so the sweeper can ask whether the
 job for a pending delivery is still alive. Enqueue failures are logged, never raised: the database is the
-record and `delivery.sweep_deliveries` enqueues whatever was lost.
+record and `delivery.sweep_deliveries` enqueues whatever was lost, through `enqueue_lost`, which also
+replaces jobs whose worker was killed.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,13 @@ _PENDING_KEY = "webhooks.outbound.pending"
 _HOOKED_KEY = "webhooks.outbound.hooked"
 
 RedisProvider = Callable[[], Redis]
+
+
+class Due(NamedTuple):
+    """A delivery's next attempt to enqueue."""
+
+    delivery_id: int
+    attempt: int
 
 
 def _default_redis() -> Redis:
@@ -51,11 +59,16 @@ def job_id(delivery_id: int, attempt: int) -> str:
     return f"delivery-{delivery_id}-{attempt}"
 
 
-def is_live(redis: Redis, job: str) -> bool:
+def _fetch(redis: Redis, job: str) -> Job | None:
     try:
-        return Job.fetch(job, connection=redis).get_status(refresh=False) in LIVE_STATUSES
+        return Job.fetch(job, connection=redis)
     except NoSuchJobError:
-        return False
+        return None
+
+
+def is_live(redis: Redis, job: str) -> bool:
+    found = _fetch(redis, job)
+    return found is not None and found.get_status(refresh=False) in LIVE_STATUSES
 
 
 def _job_kwargs(job: str) -> dict[str, Any]:
@@ -101,6 +114,46 @@ def enqueue_at(
     at = datetime.fromtimestamp(math.ceil(when.timestamp()), UTC)
     Queue(queue, connection=conn).enqueue_at(at, JOB_FUNC, delivery_id, queue, **_job_kwargs(job))
     return job
+
+
+def _abandoned(job: Job, started_before: datetime) -> bool:
+    started = job.started_at
+    return started is not None and started < started_before
+
+
+def enqueue_lost(
+    deliveries: Iterable[Due],
+    *,
+    started_before: datetime,
+    queue: str = DEFAULT_QUEUE,
+    redis: Redis | None = None,
+) -> int:
+    """Enqueue the next attempt of overdue deliveries whose job is gone; returns how many were enqueued.
+
+    A job counts as gone when Redis lost it, when it ended, or when it is still marked started although it
+    started before `started_before` (its worker was killed: the caller passes a time older than any live
+    attempt's lease). A job presumed dead is deleted (with its entry in RQ's started registry, so RQ never
+    retries it as well) and replaced under the same id.
+    """
+    conn = redis if redis is not None else _redis_provider()
+    target = Queue(queue, connection=conn)
+    count = 0
+    for item in deliveries:
+        job_key = job_id(item.delivery_id, item.attempt)
+        job = _fetch(conn, job_key)
+        if job is not None:
+            status = job.get_status(refresh=False)
+            if status == JobStatus.STARTED and _abandoned(job, started_before):
+                logger.warning(
+                    "delivery job presumed dead; replaced",
+                    extra={"job_id": job_key, "delivery_id": item.delivery_id, "queue": job.origin},
+                )
+                job.delete(remove_from_queue=False)
+            elif status in LIVE_STATUSES:
+                continue
+        target.enqueue(JOB_FUNC, item.delivery_id, queue, **_job_kwargs(job_key))
+        count += 1
+    return count
 
 
 def enqueue_after_commit(
