@@ -103,6 +103,24 @@ class Settings(BaseSettings):
             "before the sweeper enqueues it again."
         ),
     )
+    webhook_endpoint_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description=(
+            "Most attempts in flight to one endpoint at once; "
+            "a delivery over the limit waits a few seconds, not counted as an attempt."
+        ),
+    )
+    webhook_slow_after_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=600,
+        description=(
+            "Endpoints whose recent attempts average this long or longer are delivered "
+            "from the webhooks queue while a worker serves it."
+        ),
+    )
     feed_allow_files: bool = Field(
         default=True, description="Allow feed merchants whose feed is a local file path (file:// or a path)."
     )

@@ -1,4 +1,4 @@
-"""Job queues: the Redis connection, the four RQ queues by urgency, retry policy and the error taxonomy."""
+"""Job queues: the Redis connection, the RQ queues by urgency, retry policy and the error taxonomy."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ from connector.errors import PermanentError, RetryableError
 logger = logging.getLogger(__name__)
 
 ORDERS, EVENTS, SYNC, BULK = "orders", "events", "sync", "bulk"
-QUEUE_NAMES: tuple[str, ...] = (ORDERS, EVENTS, SYNC, BULK)
+# Outbound deliveries to slow or failing endpoints, served by workers of their own (`worker --queues webhooks`)
+# so that such an endpoint never holds the workers of the queues above.
+WEBHOOKS = "webhooks"
+QUEUE_NAMES: tuple[str, ...] = (ORDERS, EVENTS, SYNC, BULK, WEBHOOKS)
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -38,7 +41,7 @@ def jittered_retry(base: tuple[int, ...] = RETRY_BASE, jitter: float = 0.2) -> R
 
 
 class Queues:
-    """The four queues on one Redis connection, with deduplicated enqueue by job id."""
+    """The queues on one Redis connection, with deduplicated enqueue by job id."""
 
     def __init__(self, connection: Redis):
         self.connection = connection

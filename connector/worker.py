@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 def wire_outbound(settings: Settings) -> None:
     """Domain events published in this process fan out to webhook endpoints; deliveries use the settings."""
-    from webhooks.outbound import delivery, fanout
+    from webhooks.outbound import delivery, fanout, isolation
 
     fanout.install()
     delivery.configure(
@@ -24,6 +24,10 @@ def wire_outbound(settings: Settings) -> None:
             timeout=settings.webhook_timeout_seconds,
             allow_private=settings.webhook_allow_private_urls,
             lease_margin=timedelta(seconds=settings.webhook_lease_margin_seconds),
+            isolation=isolation.IsolationPolicy(
+                concurrency=settings.webhook_endpoint_concurrency,
+                slow_after=settings.webhook_slow_after_seconds,
+            ),
         )
     )
 

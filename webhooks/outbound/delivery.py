@@ -5,6 +5,11 @@ in the future), sends outside any transaction, then records the attempt, the del
 endpoint's breaker state in one transaction, and only after that commit schedules the next attempt. A
 worker killed mid-attempt leaves a pending delivery whose lease expires; the sweeper enqueues it again and
 the receiver deduplicates on `webhook-id`. Redis may lose every job at any time: the database is the record.
+
+Before claiming, the job takes one of its endpoint's in-flight slots and looks at where the endpoint's
+deliveries belong (`isolation`): a job on the home queue for an endpoint now slow moves its delivery to the
+slow queue without an attempt, and one that finds the endpoint at its cap puts the delivery off a few
+seconds (its `next_attempt_at` moves, its attempt count does not).
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from rq import get_current_job
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
 from connector import runtime
 from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
-from webhooks.outbound import breaker, retry, scheduling, transport
+from webhooks.outbound import breaker, isolation, retry, scheduling, transport
 from webhooks.outbound.endpoints import signing_secrets
 from webhooks.outbound.payload import body_for
 from webhooks.outbound.signing import sign
@@ -41,6 +47,7 @@ class DeliveryConfig:
     breaker: breaker.BreakerPolicy = field(default_factory=breaker.BreakerPolicy)
     due_tolerance: timedelta = timedelta(seconds=2)
     lease_margin: timedelta = DEFAULT_LEASE_MARGIN
+    isolation: isolation.IsolationPolicy = field(default_factory=isolation.IsolationPolicy)
 
     @property
     def lease(self) -> timedelta:
@@ -65,6 +72,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _running_on() -> str | None:
+    """The queue of the RQ job running this code, None outside a worker."""
+    job = get_current_job()
+    return job.origin if job is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     url: str
@@ -74,87 +87,149 @@ class _Prepared:
     endpoint_id: int
 
 
-def deliver(delivery_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> str:
+@dataclass(frozen=True, slots=True)
+class _Later:
+    """The delivery was put off (breaker open, endpoint full) or moved to the slow queue, with no attempt."""
+
+    attempt: int
+    target: str
+    when: datetime | None = None
+    waits: int = 0
+    reason: str = ""
+
+
+def _claimable(delivery_id: int, attempt_count: int, now: datetime, config: DeliveryConfig) -> Update:
+    return (
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status == PENDING,
+            Delivery.attempt_count == attempt_count,
+            (Delivery.next_attempt_at.is_(None)) | (Delivery.next_attempt_at <= now + config.due_tolerance),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def deliver(delivery_id: int, queue: str = scheduling.DEFAULT_QUEUE, waits: int = 0) -> str:
     """RQ job: make the next attempt of delivery `delivery_id`; returns what happened (for logs and tests).
 
+    `queue` is the delivery's home queue; `waits` how often it already found its endpoint at its cap.
     Idempotent: a delivery that already succeeded or failed, or that another job has claimed, is left alone.
     """
     rt = runtime.current()
     config = _config
+    policy = config.isolation
     now = _now()
-    defer: tuple[int, datetime] | None = None
+    later: _Later | None = None
     prepared: _Prepared | None = None
-    with rt.db.session() as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
-            logger.info("delivery not found", extra={"delivery_id": delivery_id})
-            return "missing"
-        if delivery.status != PENDING:
-            return "skipped"
-        due = delivery.next_attempt_at
-        if due is not None and due > now + config.due_tolerance:
-            return "not_due"
-        endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-        payload = session.get(EventPayload, delivery.payload_id)
-        if endpoint is None or payload is None:
-            return "missing"
-        if not endpoint.enabled:
-            delivery.status = FAILED
-            delivery.next_attempt_at = None
-            delivery.last_error = f"endpoint disabled: {endpoint.disabled_reason or 'disabled'}"
-            logger.info("delivery failed: endpoint disabled", extra={"delivery_id": delivery_id})
-            return "failed"
-        open_until = breaker.admit(session, endpoint, now, config.breaker)
-        if open_until is not None:
-            delivery.next_attempt_at = open_until
-            defer = (delivery.attempt_count + 1, open_until)
-        else:
-            claimed = session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery_id,
-                    Delivery.status == PENDING,
-                    Delivery.attempt_count == delivery.attempt_count,
-                    (Delivery.next_attempt_at.is_(None))
-                    | (Delivery.next_attempt_at <= now + config.due_tolerance),
-                )
-                .values(next_attempt_at=now + config.lease)
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            if not claimed:
+    held: tuple[int, str] | None = None  # (endpoint id, slot token)
+    try:
+        with rt.db.session() as session:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None:
+                logger.info("delivery not found", extra={"delivery_id": delivery_id})
+                return "missing"
+            if delivery.status != PENDING:
                 return "skipped"
-            secret, previous = signing_secrets(rt.secrets, endpoint, now=now)
-            body = body_for(payload)
-            prepared = _Prepared(
-                url=endpoint.url,
-                body=body,
-                headers=sign(payload.id, body, secret, previous_secret=previous),
-                attempt=delivery.attempt_count + 1,
-                endpoint_id=endpoint.id,
-            )
-    if defer is not None:
-        attempt, when = defer
-        scheduling.enqueue_at(
-            delivery_id,
-            attempt,
-            when,
+            due = delivery.next_attempt_at
+            if due is not None and due > now + config.due_tolerance:
+                return "not_due"
+            endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+            payload = session.get(EventPayload, delivery.payload_id)
+            if endpoint is None or payload is None:
+                return "missing"
+            if not endpoint.enabled:
+                delivery.status = FAILED
+                delivery.next_attempt_at = None
+                delivery.last_error = f"endpoint disabled: {endpoint.disabled_reason or 'disabled'}"
+                logger.info("delivery failed: endpoint disabled", extra={"delivery_id": delivery_id})
+                return "failed"
+            attempt = delivery.attempt_count + 1
+            open_until = breaker.admit(session, endpoint, now, config.breaker)
+            if open_until is not None:
+                delivery.next_attempt_at = open_until
+                # The probe ending the cool-down may take the whole timeout: it goes out from the slow queue.
+                target = isolation.route(rt.redis, queue, slow=True, policy=policy)
+                later = _Later(attempt, target, open_until, reason="breaker open")
+            else:
+                slow = endpoint.id in isolation.slow_endpoints(rt.redis, [endpoint.id])
+                target = isolation.route(rt.redis, queue, slow=slow, policy=policy)
+                running_on = _running_on()
+                if target == policy.slow_queue and running_on is not None and running_on != target:
+                    later = _Later(attempt, target, reason="endpoint slow")
+                else:
+                    slot = isolation.acquire(
+                        rt.redis, endpoint.id, cap=policy.concurrency, lease=config.lease.total_seconds()
+                    )
+                    held = (endpoint.id, slot) if slot is not None else None
+                    if slot is None:
+                        when = now + timedelta(seconds=isolation.wait_delay(waits))
+                        moved = session.execute(
+                            _claimable(delivery_id, delivery.attempt_count, now, config).values(
+                                next_attempt_at=when
+                            )
+                        ).rowcount  # type: ignore[attr-defined]
+                        if not moved:
+                            return "skipped"
+                        later = _Later(attempt, target, when, waits=waits + 1, reason="endpoint at its cap")
+                    else:
+                        claimed = session.execute(
+                            _claimable(delivery_id, delivery.attempt_count, now, config).values(
+                                next_attempt_at=now + config.lease
+                            )
+                        ).rowcount  # type: ignore[attr-defined]
+                        if not claimed:
+                            return "skipped"
+                        secret, previous = signing_secrets(rt.secrets, endpoint, now=now)
+                        body = body_for(payload)
+                        prepared = _Prepared(
+                            url=endpoint.url,
+                            body=body,
+                            headers=sign(payload.id, body, secret, previous_secret=previous),
+                            attempt=attempt,
+                            endpoint_id=endpoint.id,
+                        )
+        if later is not None:
+            return _put_off(rt, delivery_id, queue, later)
+        assert prepared is not None
+        result = transport.post(
+            prepared.url,
+            prepared.body,
+            prepared.headers,
+            timeout=config.timeout,
+            allow_private=config.allow_private,
+        )
+    finally:
+        if held is not None:
+            isolation.release(rt.redis, *held)
+    return _record(rt, delivery_id, prepared, result, queue, config)
+
+
+def _put_off(rt: runtime.Runtime, delivery_id: int, queue: str, later: _Later) -> str:
+    extra = {"delivery_id": delivery_id, "queue": later.target, "reason": later.reason}
+    if later.when is None:
+        scheduling.enqueue_now(
+            [(delivery_id, later.attempt)],
             queue=queue,
-            suffix=f"-deferred-{int(when.timestamp())}",
+            target=later.target,
+            suffix=scheduling.MOVED_SUFFIX,
             redis=rt.redis,
         )
-        logger.info(
-            "delivery deferred: breaker open", extra={"delivery_id": delivery_id, "until": when.isoformat()}
-        )
-        return "deferred"
-    assert prepared is not None
-    result = transport.post(
-        prepared.url,
-        prepared.body,
-        prepared.headers,
-        timeout=config.timeout,
-        allow_private=config.allow_private,
+        logger.info("delivery moved to the slow queue", extra=extra)
+        return "moved"
+    scheduling.enqueue_at(
+        delivery_id,
+        later.attempt,
+        later.when,
+        queue=queue,
+        target=later.target,
+        suffix=f"-deferred-{int(later.when.timestamp())}",
+        waits=later.waits,
+        redis=rt.redis,
     )
-    return _record(rt, delivery_id, prepared, result, queue, config)
+    logger.info("delivery deferred", extra={**extra, "until": later.when.isoformat()})
+    return "deferred"
 
 
 def _record(
@@ -168,6 +243,7 @@ def _record(
     now = _now()
     outcome = retry.classify(result.status_code, blocked=result.blocked)
     schedule: datetime | None = None
+    breaker_open = False
     with rt.db.session() as session:
         delivery = session.get(Delivery, delivery_id, with_for_update=True)
         endpoint = session.get(WebhookEndpoint, prepared.endpoint_id, with_for_update=True)
@@ -198,7 +274,7 @@ def _record(
             delivery.next_attempt_at = None
             breaker.record_success(endpoint)
         elif outcome is retry.Outcome.RETRY:
-            breaker.record_failure(endpoint, now, config.breaker)
+            breaker_open = breaker.record_failure(endpoint, now, config.breaker)
             schedule = retry.next_attempt_at(now, prepared.attempt, retry_after=result.retry_after)
             if schedule is None:
                 delivery.status = FAILED
@@ -226,9 +302,19 @@ def _record(
             "duration_ms": result.duration_ms,
         },
     )
+    slow = False
+    try:
+        slow = isolation.observe(rt.redis, prepared.endpoint_id, result.duration_ms, config.isolation)
+    except Exception:  # a routing hint only
+        logger.warning(
+            "endpoint timing not recorded", extra={"endpoint_id": prepared.endpoint_id}, exc_info=True
+        )
     if schedule is not None:
         try:
-            scheduling.enqueue_at(delivery_id, prepared.attempt + 1, schedule, queue=queue, redis=rt.redis)
+            target = isolation.route(rt.redis, queue, slow=slow or breaker_open, policy=config.isolation)
+            scheduling.enqueue_at(
+                delivery_id, prepared.attempt + 1, schedule, queue=queue, target=target, redis=rt.redis
+            )
         except Exception:  # the sweeper enqueues it once it is overdue
             logger.exception("scheduling the next attempt failed", extra={"delivery_id": delivery_id})
     return outcome.value
@@ -257,7 +343,7 @@ def sweep_deliveries(
     cutoff = now - grace
     with rt.db.session() as session:
         rows = session.execute(
-            select(Delivery.id, Delivery.attempt_count)
+            select(Delivery.id, Delivery.attempt_count, Delivery.endpoint_id)
             .where(
                 Delivery.status == PENDING,
                 Delivery.next_attempt_at.is_(None) | (Delivery.next_attempt_at <= cutoff),
@@ -265,7 +351,9 @@ def sweep_deliveries(
             .order_by(Delivery.next_attempt_at, Delivery.id)
             .limit(limit)
         )
-        due = [scheduling.Due(delivery_id, count + 1) for delivery_id, count in rows]
+        due = [
+            scheduling.Due(delivery_id, count + 1, endpoint_id) for delivery_id, count, endpoint_id in rows
+        ]
     if not due:
         return 0
     count = scheduling.enqueue_lost(due, started_before=cutoff - _config.lease, queue=queue, redis=rt.redis)
@@ -301,7 +389,9 @@ def replay(
         delivery.last_error = None
     session.flush()
     reset = [d.id for d in rows]
-    scheduling.enqueue_after_commit(session, [(i, 1) for i in reset], queue=queue)
+    scheduling.enqueue_after_commit(
+        session, [scheduling.Due(d.id, 1, d.endpoint_id) for d in rows], queue=queue
+    )
     logger.info("deliveries replayed", extra={"requested": len(ids), "replayed": len(reset)})
     return reset
 

@@ -1,8 +1,10 @@
 """Fan-out: one Delivery per (event, subscribed enabled endpoint), written in the publishing transaction.
 
 `on_events` is a `connector.events.Subscriber`. The deliveries exist if and only if the events do; their jobs
-are enqueued after the commit (never before, so a job never looks for a row that is not there yet). A crash
-between commit and enqueue loses nothing: the deliveries stay pending and the sweeper enqueues them.
+are enqueued after the commit (never before, so a job never looks for a row that is not there yet), each on
+its endpoint's queue (the slow queue for a slow endpoint, see `isolation`; else the queue given to
+`install`). A crash between commit and enqueue loses nothing: the deliveries stay pending and the sweeper
+enqueues them.
 
 Scoping: an endpoint with a `platform_client_id` receives only events of merchants linked to that client
 (and events without a merchant); an endpoint without one receives every subscribed event.
@@ -93,8 +95,8 @@ def on_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     )
     payload_ids = list({p for p, _ in pairs})
     wanted = set(pairs)
-    ids = [
-        delivery_id
+    due = [
+        scheduling.Due(delivery_id, 1, endpoint_id)
         for delivery_id, payload_id, endpoint_id in session.execute(
             select(Delivery.id, Delivery.payload_id, Delivery.endpoint_id)
             .where(bulk.in_values(session.get_bind().dialect.name, Delivery.payload_id, payload_ids))
@@ -102,8 +104,8 @@ def on_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         )
         if (payload_id, endpoint_id) in wanted
     ]
-    scheduling.enqueue_after_commit(session, [(i, 1) for i in ids], queue=_queue_name)
-    logger.info("deliveries created", extra={"events": len(rows), "deliveries": len(ids)})
+    scheduling.enqueue_after_commit(session, due, queue=_queue_name)
+    logger.info("deliveries created", extra={"events": len(rows), "deliveries": len(due)})
 
 
 def install(queue: str = scheduling.DEFAULT_QUEUE) -> None:

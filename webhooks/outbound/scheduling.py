@@ -1,9 +1,12 @@
 """How delivery jobs reach RQ: after the commit that made them due, now or at a time, with stable job ids.
 
 Job ids are `delivery-<id>-<attempt>` (the attempt the job will make), so the sweeper can ask whether the
-job for a pending delivery is still alive. Enqueue failures are logged, never raised: the database is the
-record and `delivery.sweep_deliveries` enqueues whatever was lost, through `enqueue_lost`, which also
-replaces jobs whose worker was killed.
+job for a pending delivery is still alive. A job that moved its delivery to the slow queue enqueues
+`delivery-<id>-<attempt>-moved`, and one that put its delivery off (breaker open, endpoint at its cap)
+enqueues `delivery-<id>-<attempt>-deferred-<unix time>` after moving `next_attempt_at` to that time. Each
+delivery goes to its endpoint's queue (`isolation.routes`); the job's second argument is its home queue.
+Enqueue failures are logged, never raised: the database is the record and `delivery.sweep_deliveries`
+enqueues whatever was lost, through `enqueue_lost`, which also replaces jobs whose worker was killed.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from sqlalchemy.orm import Session
 
 from connector import runtime
 from connector.queue import EVENTS, LIVE_STATUSES
+from webhooks.outbound import isolation
 
 logger = logging.getLogger(__name__)
 
 JOB_FUNC = "webhooks.outbound.delivery.deliver"
 DEFAULT_QUEUE = EVENTS
 JOB_TIMEOUT = 120
+MOVED_SUFFIX = "-moved"
 _PENDING_KEY = "webhooks.outbound.pending"
 _HOOKED_KEY = "webhooks.outbound.hooked"
 
@@ -36,10 +41,11 @@ RedisProvider = Callable[[], Redis]
 
 
 class Due(NamedTuple):
-    """A delivery's next attempt to enqueue."""
+    """A delivery's next attempt to enqueue; the endpoint (when known) picks the queue."""
 
     delivery_id: int
     attempt: int
+    endpoint_id: int | None = None
 
 
 def _default_redis() -> Redis:
@@ -74,26 +80,45 @@ def is_live(redis: Redis, job: str) -> bool:
 def _job_kwargs(job: str) -> dict[str, Any]:
     # One attempt per job: retries of an unexpected crash are RQ's; retries of a failed POST are ours.
     return {
-        "job_id": job,
         "job_timeout": JOB_TIMEOUT,
         "result_ttl": 3600,
         "failure_ttl": 7 * 24 * 3600,
         "retry": Retry(max=1, interval=30),
+        "job_id": job,
     }
 
 
+def _args(delivery_id: int, home: str, waits: int) -> tuple[Any, ...]:
+    return (delivery_id, home, waits) if waits else (delivery_id, home)
+
+
 def enqueue_now(
-    deliveries: Iterable[tuple[int, int]], *, queue: str = DEFAULT_QUEUE, redis: Redis | None = None
+    deliveries: Iterable[Due | tuple[int, int]],
+    *,
+    queue: str = DEFAULT_QUEUE,
+    redis: Redis | None = None,
+    target: str | None = None,
+    suffix: str = "",
 ) -> int:
-    """Enqueue `deliver` for each (delivery id, next attempt) whose job is not already live."""
+    """Enqueue `deliver` for each delivery whose job is not already live; returns how many were enqueued.
+
+    `queue` is the deliveries' home queue; each goes to its endpoint's queue (the slow queue for a slow
+    endpoint), or to `target` when given.
+    """
     conn = redis if redis is not None else _redis_provider()
-    target = Queue(queue, connection=conn)
+    items = [Due(*d) for d in deliveries]
+    if not items:
+        return 0
+    targets = {} if target else isolation.routes(conn, queue, (d.endpoint_id for d in items))
+    queues: dict[str, Queue] = {}
     count = 0
-    for delivery_id, attempt in deliveries:
-        job = job_id(delivery_id, attempt)
+    for item in items:
+        job = job_id(item.delivery_id, item.attempt) + suffix
         if is_live(conn, job):
             continue
-        target.enqueue(JOB_FUNC, delivery_id, queue, **_job_kwargs(job))
+        name = target or targets.get(item.endpoint_id, queue)
+        destination = queues.setdefault(name, Queue(name, connection=conn))
+        destination.enqueue(JOB_FUNC, *_args(item.delivery_id, queue, 0), **_job_kwargs(job))
         count += 1
     return count
 
@@ -104,15 +129,23 @@ def enqueue_at(
     when: datetime,
     *,
     queue: str = DEFAULT_QUEUE,
+    target: str | None = None,
     suffix: str = "",
+    waits: int = 0,
     redis: Redis | None = None,
 ) -> str:
-    """Schedule `deliver` for `when` (RQ's scheduler moves it to the queue then); returns the job id."""
+    """Schedule `deliver` for `when` (RQ's scheduler moves it to the queue then); returns the job id.
+
+    `queue` is the delivery's home queue, `target` the queue the job goes to (default: the home queue);
+    `waits` counts how often the delivery already waited for a free slot at its endpoint.
+    """
     conn = redis if redis is not None else _redis_provider()
     job = job_id(delivery_id, attempt) + suffix
     # RQ keeps whole seconds (truncated): round up so the job never runs before `when`.
     at = datetime.fromtimestamp(math.ceil(when.timestamp()), UTC)
-    Queue(queue, connection=conn).enqueue_at(at, JOB_FUNC, delivery_id, queue, **_job_kwargs(job))
+    Queue(target or queue, connection=conn).enqueue_at(
+        at, JOB_FUNC, *_args(delivery_id, queue, waits), **_job_kwargs(job)
+    )
     return job
 
 
@@ -130,38 +163,59 @@ def enqueue_lost(
 ) -> int:
     """Enqueue the next attempt of overdue deliveries whose job is gone; returns how many were enqueued.
 
-    A job counts as gone when Redis lost it, when it ended, or when it is still marked started although it
+    A job counts as gone when Redis lost it, when it ended, when it is still marked started although it
     started before `started_before` (its worker was killed: the caller passes a time older than any live
-    attempt's lease). A job presumed dead is deleted (with its entry in RQ's started registry, so RQ never
-    retries it as well) and replaced under the same id.
+    attempt's lease), or when it waits on the slow queue and no worker serves that queue any more. A job
+    presumed dead is deleted (with its entry in RQ's started registry, so RQ never retries it as well) and
+    replaced under the same id.
     """
     conn = redis if redis is not None else _redis_provider()
-    target = Queue(queue, connection=conn)
+    items = list(deliveries)
+    if not items:
+        return 0
+    targets = isolation.routes(conn, queue, (d.endpoint_id for d in items))
+    queues: dict[str, Queue] = {}
     count = 0
-    for item in deliveries:
-        job_key = job_id(item.delivery_id, item.attempt)
-        job = _fetch(conn, job_key)
-        if job is not None:
+    for item in items:
+        base = job_id(item.delivery_id, item.attempt)
+        alive = False
+        for candidate in (base, base + MOVED_SUFFIX):
+            job = _fetch(conn, candidate)
+            if job is None:
+                continue
             status = job.get_status(refresh=False)
+            if status not in LIVE_STATUSES:
+                continue
             if status == JobStatus.STARTED and _abandoned(job, started_before):
                 logger.warning(
                     "delivery job presumed dead; replaced",
-                    extra={"job_id": job_key, "delivery_id": item.delivery_id, "queue": job.origin},
+                    extra={"job_id": candidate, "delivery_id": item.delivery_id, "queue": job.origin},
                 )
                 job.delete(remove_from_queue=False)
-            elif status in LIVE_STATUSES:
                 continue
-        target.enqueue(JOB_FUNC, item.delivery_id, queue, **_job_kwargs(job_key))
+            if (
+                status == JobStatus.QUEUED
+                and job.origin == isolation.SLOW_QUEUE
+                and not isolation.served(conn, job.origin)
+            ):
+                continue  # stranded on a queue no worker serves: enqueue it where one does
+            alive = True
+            break
+        if alive:
+            continue
+        name = targets.get(item.endpoint_id, queue)
+        destination = queues.setdefault(name, Queue(name, connection=conn))
+        destination.enqueue(JOB_FUNC, *_args(item.delivery_id, queue, 0), **_job_kwargs(base))
         count += 1
     return count
 
 
 def enqueue_after_commit(
-    session: Session, deliveries: Iterable[tuple[int, int]], *, queue: str = DEFAULT_QUEUE
+    session: Session, deliveries: Iterable[Due | tuple[int, int]], *, queue: str = DEFAULT_QUEUE
 ) -> None:
     """Enqueue the deliveries once `session`'s transaction commits; nothing if it rolls back."""
-    pending: list[tuple[str, int, int]] = session.info.setdefault(_PENDING_KEY, [])
-    pending.extend((queue, delivery_id, attempt) for delivery_id, attempt in deliveries)
+    pending: list[tuple[str, Due]] = session.info.setdefault(_PENDING_KEY, [])
+    pending.extend((queue, Due(*d)) for d in deliveries)
     if not session.info.get(_HOOKED_KEY):
         event.listen(session, "after_commit", _after_commit)
         event.listen(session, "after_rollback", _after_rollback)
@@ -169,12 +223,12 @@ def enqueue_after_commit(
 
 
 def _after_commit(session: Session) -> None:
-    pending: list[tuple[str, int, int]] = session.info.pop(_PENDING_KEY, [])
+    pending: list[tuple[str, Due]] = session.info.pop(_PENDING_KEY, [])
     if not pending:
         return
-    by_queue: dict[str, list[tuple[int, int]]] = {}
-    for queue, delivery_id, attempt in pending:
-        by_queue.setdefault(queue, []).append((delivery_id, attempt))
+    by_queue: dict[str, list[Due]] = {}
+    for queue, due in pending:
+        by_queue.setdefault(queue, []).append(due)
     for queue, items in by_queue.items():
         try:
             count = enqueue_now(items, queue=queue)
