@@ -7,16 +7,30 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
+
+from connector.queue import WEBHOOKS
 
 logger = logging.getLogger(__name__)
 
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 STOP_GRACE = 10.0
+
+
+def worker_processes(
+    count: int, *, webhook_workers: int = 1, python: str = sys.executable
+) -> list[tuple[str, list[str]]]:
+    """(name, argv) of the job workers `storelink up` runs: `count` on WORKER_QUEUES and `webhook_workers`
+    on the webhooks queue alone, so deliveries to slow endpoints never hold the other workers."""
+    base = [python, "-m", "connector.cli", "worker"]
+    processes = [(f"worker.{i + 1}", list(base)) for i in range(count)]
+    processes += [(f"webhooks.{i + 1}", [*base, "--queues", WEBHOOKS]) for i in range(webhook_workers)]
+    return processes
 
 
 @dataclass
