@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 EVENTS = 40
 LATENCY = 0.1  # every POST takes this long at the platform...
-HANG = 2.5  # ...except those in flight when the workers are killed
+HANG = 2.5  # ...except the one in flight when the workers are killed
 
 
 def test_workers_killed_mid_post_every_event_arrives_exactly_once(
@@ -33,6 +33,8 @@ def test_workers_killed_mid_post_every_event_arrives_exactly_once(
     with serve() as platform:
         receiver = platform.receiver
         receiver.set_default(Fault(latency=LATENCY))
+        # A few POSTs go through, then one hangs long enough for the workers to be killed in its middle.
+        receiver.plan(*[Fault(latency=LATENCY)] * 5, Fault(latency=HANG))
         with rt.db.session() as session:
             created = create_endpoint(
                 session, rt.secrets, url=platform.url, event_types=["*"], allow_private=True
@@ -57,8 +59,6 @@ def test_workers_killed_mid_post_every_event_arrives_exactly_once(
                 published = set(session.scalars(select(EventPayload.id)))
             assert len(published) == EVENTS
 
-            wait_for(lambda: len(receiver.received()) >= 5, 60, "the first deliveries")
-            receiver.set_default(Fault(latency=HANG))
             cut_off = wait_for(
                 lambda: [r for r in receiver.in_progress() if r.latency == HANG], 60, "a POST in flight"
             )
@@ -66,7 +66,6 @@ def test_workers_killed_mid_post_every_event_arrives_exactly_once(
             for worker in victims:
                 worker.send_signal(signal.SIGKILL)
             killed_at = time.time()
-            receiver.set_default(Fault(latency=LATENCY))
             assert isinstance(cut_off, list) and victims
             assert all(killed_at < r.started + r.latency for r in cut_off)  # still unanswered at the kill
 
