@@ -195,7 +195,7 @@ class FeedAdapter:
         self._currency: str | None = self.config["default_currency"]
         self._location: str = self.config["location"]
         self._client = FeedClient(self.config["url"], http, credentials)
-        self._webhook_secret = credentials.get("webhook_secret")
+        self._webhook_verifier = webhook.verifier(credentials.get("webhook_secret"))
         self._report = _PassReport()
 
     # -- configuration -------------------------------------------------------------------------------
@@ -460,7 +460,7 @@ class FeedAdapter:
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
         """Standard Webhooks signature with the `webhook_secret` credential; False when there is none."""
-        return webhook.verify(self._webhook_secret, headers, raw_body)
+        return webhook.verify(self._webhook_verifier, headers, raw_body)
 
     def webhook_envelope(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEnvelope:
         return webhook.envelope(headers, raw_body)

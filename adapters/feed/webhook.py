@@ -32,12 +32,23 @@ MAX_ITEMS: Final = 1000
 MAX_ID_CHARS: Final = 255
 
 
-def verify(secret: str | None, headers: Mapping[str, str], raw_body: bytes) -> bool:
-    """Standard Webhooks verification (constant-time, timestamp within five minutes); False, never raises."""
+def verifier(secret: str | None) -> Webhook | None:
+    """The verifier for a `webhook_secret` credential; None when there is none or it is not a whsec_ key
+    (then nothing verifies, and the merchant's deliveries are refused with 401)."""
     if not secret:
+        return None
+    try:
+        return Webhook(secret)
+    except (ValueError, TypeError, RuntimeError):
+        return None
+
+
+def verify(checker: Webhook | None, headers: Mapping[str, str], raw_body: bytes) -> bool:
+    """Standard Webhooks verification (constant-time, timestamp within five minutes); False, never raises."""
+    if checker is None:
         return False
     try:
-        Webhook(secret).verify(raw_body, dict(headers), json_parse=False)
+        checker.verify(raw_body, dict(headers), json_parse=False)
     except (WebhookVerificationError, ValueError, TypeError):
         return False
     return True
@@ -82,7 +93,7 @@ def envelope(headers: Mapping[str, str], raw_body: bytes) -> WebhookEnvelope:
     if triggered_at is None:
         stamp = headers.get("webhook-timestamp", "")
         triggered_at = datetime.fromtimestamp(int(stamp), UTC) if stamp.isdigit() else None
-    parse(topic, raw_body, triggered_at)  # malformed data is refused at the door, not found in a job
+    _events(topic, body, triggered_at)  # malformed data is refused at the door, not found in a job
     return WebhookEnvelope(delivery_id=delivery_id, topic=topic, triggered_at=triggered_at)
 
 
@@ -98,7 +109,10 @@ def parse(topic: str, raw_body: bytes, triggered_at: datetime | None = None) -> 
     """The store events of one delivery, or ValidationError naming the bad field."""
     if topic not in TOPICS:
         raise PermanentError(f"feed stores send no {topic!r} deliveries", code="unknown_topic")
-    body = _body(raw_body)
+    return _events(topic, _body(raw_body), triggered_at)
+
+
+def _events(topic: str, body: dict[str, Any], triggered_at: datetime | None) -> list[StoreEvent]:
     when = _time(body.get("timestamp"), "timestamp") or triggered_at
     data = body.get("data")
     if not isinstance(data, dict):

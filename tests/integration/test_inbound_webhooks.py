@@ -271,3 +271,27 @@ def test_unknown_variants_wait_for_the_catalog_and_replay_applies_them(store: St
     cli("inbound", "replay", str(store.merchant_id), "--status", "skipped")
     drain(store.rt)
     assert store.stock("SKU-000099") == 3
+
+
+def test_deliveries_stored_while_a_drain_works_are_its_own_and_queue_no_second_job(store: Store, monkeypatch):
+    store.push([("SKU-000006", 1)], at=T0)
+    queue = Queue(EVENTS, connection=store.rt.redis)
+    assert queue.count == 1
+    batches = []
+    original = inbound_drain.drain_batch
+
+    def drain_batch_with_a_delivery_arriving(*args, **kwargs):
+        taken = original(*args, **kwargs)
+        batches.append(taken)
+        if len(batches) == 1:  # a delivery arrives while the job works: the flag still stands
+            assert store.push([("SKU-000006", 2)], at=T0 + timedelta(minutes=1)).json["status"] == "accepted"
+            assert queue.count == 0
+        return taken
+
+    monkeypatch.setattr(inbound_drain, "drain_batch", drain_batch_with_a_delivery_arriving)
+    drain(store.rt)
+    assert store.stock("SKU-000006") == 2
+    assert batches == [1, 1, 0]  # its last read, after letting go of the flag, found nothing
+    assert not store.rt.redis.exists(scheduling.flag_key(store.merchant_id))
+    store.push([("SKU-000006", 3)], at=T0 + timedelta(minutes=2))
+    assert queue.count == 1  # the next delivery wakes a new job

@@ -3,8 +3,8 @@
 One job takes up to `BATCH` pending deliveries of one merchant, parses them through the merchant's adapter,
 applies them (`connector.store_events`) and marks them in the same transaction, so a worker killed in the
 middle leaves them pending and a later drain applies them once. A Redis lock per merchant keeps drains of
-one merchant in sequence (their order is the store's order); a job that finds the lock taken asks again a
-moment later. A batch that fails as a whole is retried one delivery at a time, so one poisoned delivery is
+one merchant in sequence (their order is the store's order); a job that finds the lock taken waits a
+moment for it, then asks again a little later. A batch that fails as a whole is retried one delivery at a time, so one poisoned delivery is
 marked failed (support can replay it) and the others are applied.
 """
 
@@ -37,6 +37,8 @@ BATCH: Final = 500
 TIME_BUDGET: Final = 20.0
 """Seconds one job drains before it hands the rest to a fresh job (other merchants get a turn)."""
 LOCK_TTL: Final = 60
+LOCK_WAIT: Final = 3.0
+"""Seconds a job waits for another drain of the same merchant, which is finishing, before asking again."""
 NOTE_CHARS: Final = 1000
 
 
@@ -64,21 +66,32 @@ class DrainCounts:
 
 
 def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, int]:
-    """RQ job: apply `merchant_id`'s pending deliveries; returns the counts (for logs and tests)."""
+    """RQ job: apply `merchant_id`'s pending deliveries; returns the counts (for logs and tests).
+
+    The wake-up flag stays set while the job drains, so deliveries stored meanwhile queue no second job
+    (which would only wait for this one's lock); once caught up, the job clears the flag and reads once
+    more, and stops only when that read finds nothing. A delivery stored after the clear wakes a new job.
+    """
     rt = runtime.current()
-    scheduling.clear(rt.redis, merchant_id)
-    lock = rt.redis.lock(lock_key(merchant_id), timeout=LOCK_TTL, blocking_timeout=0.5)
+    lock = rt.redis.lock(lock_key(merchant_id), timeout=LOCK_TTL, blocking_timeout=LOCK_WAIT)
     if not lock.acquire():
+        scheduling.clear(rt.redis, merchant_id)
         scheduling.signal(rt.redis, merchant_id, queue=queue, delay=1.0)
         return {"busy": 1}
     counts = DrainCounts()
+    flag_cleared = False
     try:
         deadline = time.monotonic() + TIME_BUDGET
         while True:
             taken = drain_batch(rt, merchant_id, counts)
             if taken < BATCH:
-                break
-            if time.monotonic() > deadline:
+                if flag_cleared and not taken:
+                    break
+                if not flag_cleared:
+                    scheduling.clear(rt.redis, merchant_id)
+                    flag_cleared = True
+            elif time.monotonic() > deadline:
+                scheduling.clear(rt.redis, merchant_id)
                 scheduling.signal(rt.redis, merchant_id, queue=queue)
                 break
             lock.extend(LOCK_TTL, replace_ttl=True)

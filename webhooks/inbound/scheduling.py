@@ -1,8 +1,9 @@
 """Waking a merchant's drain job: at most one queued per merchant, however many deliveries arrive.
 
 The receiver calls `signal` after storing a delivery. A short-lived flag (`SET NX`) means "a drain job for
-this merchant is queued"; only the request that sets it enqueues, so a burst of a thousand deliveries costs
-one job. The job clears the flag before it reads, so a delivery stored after that read wakes a new job.
+this merchant is queued or draining"; only the request that sets it enqueues, so a burst of a thousand
+deliveries costs one job. The job keeps the flag while it drains, clears it once caught up and then reads
+once more, so a delivery stored after its last read wakes a new job.
 The flag expires, and the sweeper signals merchants with old pending deliveries, so a lost job (Redis
 flushed, worker killed) delays processing but never strands it.
 """
