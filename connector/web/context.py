@@ -1,4 +1,9 @@
-"""Per-request context: request ids (taken from X-Request-Id or made), access logging, body-size limit."""
+"""Per-request context: request ids (taken from X-Request-Id or made), access logging, body-size limit.
+
+A view may lower its request's access-log level with `quiet_access_log()`: the store webhook receiver does
+for deliveries it stored, since each one is already a row (InboundEvent) and a line per delivery at
+thousands a second would drown the log; refusals and errors are still logged at INFO.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +32,18 @@ def _before() -> None:
         abort(413, f"request body larger than {limit} bytes")
 
 
+def quiet_access_log() -> None:
+    """Log this request's access line at DEBUG instead of INFO."""
+    g.access_log_level = logging.DEBUG
+
+
 def _after(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    if request.path not in ("/healthz", "/metrics"):
-        logger.info(
+    level = g.get("access_log_level", logging.INFO)
+    if request.path not in ("/healthz", "/metrics") and logger.isEnabledFor(level):
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        logger.log(
+            level,
             "request",
             extra={
                 "method": request.method,

@@ -26,6 +26,7 @@ from connector.merchants import build_adapter
 from connector.models import Merchant
 from connector.ports import Capability, StoreAdapter
 from connector.runtime import Runtime
+from connector.web.context import quiet_access_log
 from connector.web.problems import problem
 from webhooks.inbound import intake, scheduling
 
@@ -130,6 +131,7 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
         raw_body=raw_body,
     )
     log = {"source": source, "merchant_id": target.merchant_id, "delivery_id": envelope.delivery_id}
+    quiet_access_log()  # stored (or already stored): the InboundEvent row is the record
     if event_id is None:
         logger.info("inbound duplicate acknowledged", extra=log)
         return _answer({"status": "duplicate", "delivery_id": envelope.delivery_id})
