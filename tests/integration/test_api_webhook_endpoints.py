@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from connector import clients, runtime
 from connector.app import create_app
 from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
+from connector.queue import EVENTS
 from webhooks.outbound import scheduling
 
 Runtime = runtime.Runtime
@@ -353,7 +354,11 @@ def test_replay_of_a_failed_delivery(rt: Runtime, client: FlaskClient, auth: dic
     with rt.db.session() as session:
         delivery = session.get(Delivery, failed)
         assert delivery is not None and delivery.status == "pending" and delivery.attempt_count == 0
-    assert scheduling.is_live(rt.redis, scheduling.job_id(failed, 1))  # enqueued after the commit
+    # After the commit, the endpoint's dispatcher was woken to send it.
+    assert scheduling.dispatching_endpoints(rt.redis, [endpoint["id"]]) == {endpoint["id"]}
+    assert [(j.func_name, j.args[0]) for j in rt.queues[EVENTS].jobs] == [
+        (scheduling.DISPATCH_FUNC, endpoint["id"])
+    ]
 
     assert_problem(
         client.post(f"{base}/deliveries/{succeeded}/replay", headers=auth), 409, "delivery_not_failed"

@@ -12,7 +12,7 @@ import svix.webhooks
 from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.registry import FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.utils import utcformat
 from sqlalchemy import func, select, update
 
@@ -20,7 +20,7 @@ from connector import events, runtime
 from connector.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from connector.sandbox.platform import Fault, Server, serve
 from tests.helpers import drain, wait_for
-from webhooks.outbound import delivery, fanout
+from webhooks.outbound import delivery, fanout, isolation, scheduling
 from webhooks.outbound.endpoints import create_endpoint, rotate_secret, update_endpoint
 
 Runtime = runtime.Runtime
@@ -348,12 +348,16 @@ def test_rotation_delivery_verifies_with_the_previous_secret(outbound: Runtime, 
 
 
 def test_the_sweeper_replaces_a_job_whose_worker_was_killed(outbound: Runtime, platform: Server) -> None:
-    add_endpoint(outbound, platform)
+    endpoint_id, _ = add_endpoint(outbound, platform)
     publish(outbound, "order.confirmed")
     [row] = deliveries(outbound)
     job_id = f"delivery-{row.id}-1"
-    # A worker takes the job, claims the delivery and is SIGKILLed mid-POST: RQ still says "started".
+    # The delivery went to a one-delivery job (as a dispatcher hands over one it does not send itself).
     queue = Queue("events", connection=outbound.redis)
+    queue.empty()
+    outbound.redis.delete(scheduling.dispatch_flag_key(endpoint_id))
+    assert scheduling.enqueue_now([(row.id, 1)], redis=outbound.redis) == 1
+    # A worker takes the job, claims the delivery and is SIGKILLed mid-POST: RQ still says "started".
     worker = SimpleWorker([queue], connection=outbound.redis)
     worker.register_birth()
     taken = Queue.dequeue_any([queue], None, connection=outbound.redis)
@@ -396,3 +400,70 @@ def test_an_attempt_that_outlived_its_lease_is_history_only(outbound: Runtime, p
     assert row.status == "succeeded" and row.attempt_count == 1
     assert [a.status_code for a in attempts(outbound, row.id)] == [200, 200]
     assert len(platform.receiver.received()) == 1 and platform.receiver.duplicates == 1
+
+
+# --- the dispatcher: new deliveries to one endpoint in rounds ----------------------------------------------
+
+
+def test_a_burst_to_one_endpoint_is_one_dispatcher_job_and_every_attempt_is_recorded(
+    outbound: Runtime, platform: Server
+) -> None:
+    endpoint_id, _ = add_endpoint(outbound, platform)
+    publish(outbound, *["inventory.updated"] * 30)
+    publish(outbound, *["inventory.updated"] * 30)  # a second commit while the first burst waits
+    queue = Queue("events", connection=outbound.redis)
+    assert [(j.func_name, j.args) for j in queue.jobs] == [
+        (scheduling.DISPATCH_FUNC, (endpoint_id, "events"))
+    ]
+
+    drain(outbound)
+    rows = deliveries(outbound)
+    assert len(rows) == 60 and {(r.status, r.attempt_count, r.last_status_code) for r in rows} == {
+        ("succeeded", 1, 200)
+    }
+    assert len(platform.receiver.received()) == 60 and platform.receiver.duplicates == 0
+    with outbound.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(DeliveryAttempt)) == 60
+    assert not scheduling.dispatching_endpoints(outbound.redis, [endpoint_id])  # it let go of its flag
+    publish(outbound, "order.confirmed")  # so the next delivery wakes a new one
+    assert [j.func_name for j in queue.jobs] == [scheduling.DISPATCH_FUNC]
+
+
+def test_a_dispatcher_round_stops_at_the_first_failure_and_the_rest_go_one_by_one(
+    outbound: Runtime, platform: Server
+) -> None:
+    delivery.configure(
+        delivery.DeliveryConfig(
+            allow_private=True, timeout=5, isolation=isolation.IsolationPolicy(concurrency=1)
+        )
+    )
+    endpoint_id, _ = add_endpoint(outbound, platform)
+    platform.receiver.plan(200, 500)  # the second POST fails, the others succeed
+    publish(outbound, *["order.confirmed"] * 4)
+    drain(outbound)
+    rows = deliveries(outbound)
+    assert [r.status for r in rows] == ["succeeded", "pending", "succeeded", "succeeded"]
+    assert [r.attempt_count for r in rows] == [1, 1, 1, 1]  # handing over is not an attempt
+    assert rows[1].last_status_code == 500 and rows[1].next_attempt_at is not None
+    # The two after the failure were sent by one-delivery jobs, which apply the breaker's rules.
+    finished = FinishedJobRegistry(queue=Queue("events", connection=outbound.redis)).get_job_ids()
+    assert {scheduling.job_id(rows[2].id, 1), scheduling.job_id(rows[3].id, 1)} <= set(finished)
+    assert endpoint(outbound, endpoint_id).consecutive_failures == 0
+
+
+def test_a_dispatcher_killed_mid_round_loses_nothing(outbound: Runtime, platform: Server) -> None:
+    """Its claims hold until the lease runs out and its flag lapses; then the sweeper sends them."""
+    endpoint_id, _ = add_endpoint(outbound, platform)
+    publish(outbound, *["order.confirmed"] * 3)
+    with outbound.db.session() as session:  # the dispatcher claimed all three, then its worker died
+        session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC) + timedelta(minutes=1)))
+    Queue("events", connection=outbound.redis).empty()
+    assert delivery.sweep_deliveries(outbound, grace=timedelta(0)) == 0  # claimed: not overdue
+    with outbound.db.session() as session:  # the lease runs out
+        session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert delivery.sweep_deliveries(outbound, grace=timedelta(0)) == 0  # the flag still stands for it
+    outbound.redis.delete(scheduling.dispatch_flag_key(endpoint_id))  # the flag lapses
+    assert delivery.sweep_deliveries(outbound, grace=timedelta(0)) == 3
+    drain(outbound)
+    assert {(r.status, r.attempt_count) for r in deliveries(outbound)} == {("succeeded", 1)}
+    assert len(platform.receiver.received()) == 3

@@ -83,6 +83,10 @@ def queued_ids(redis: Redis, name: str) -> list[str]:
     return Queue(name, connection=redis).job_ids
 
 
+def queued_calls(redis: Redis, name: str) -> list[tuple[str, tuple[object, ...]]]:
+    return [(job.func_name, tuple(job.args)) for job in Queue(name, connection=redis).jobs]
+
+
 @pytest.fixture
 def webhooks_worker_alive(rt: Runtime) -> Iterator[None]:
     """A worker registered on the webhooks queue (as `storelink worker --queues webhooks` would be)."""
@@ -166,11 +170,9 @@ def test_slow_endpoints_are_delivered_from_the_webhooks_queue(
     slow = add_endpoint(outbound, platform)
     fast = add_endpoint(outbound, platform)
     isolation.observe(outbound.redis, slow, 5000)
-    publish(outbound)  # fan-out routes each delivery by its endpoint
-    [to_slow] = deliveries(outbound, slow)
-    [to_fast] = deliveries(outbound, fast)
-    assert queued_ids(outbound.redis, WEBHOOKS) == [scheduling.job_id(to_slow.id, 1)]
-    assert queued_ids(outbound.redis, EVENTS) == [scheduling.job_id(to_fast.id, 1)]
+    publish(outbound)  # fan-out wakes each endpoint's dispatcher on the endpoint's queue
+    assert queued_calls(outbound.redis, WEBHOOKS) == [(scheduling.DISPATCH_FUNC, (slow, EVENTS))]
+    assert queued_calls(outbound.redis, EVENTS) == [(scheduling.DISPATCH_FUNC, (fast, EVENTS))]
 
     drain(outbound)  # the general worker never touches the slow endpoint's delivery
     assert {r.endpoint_id: r.status for r in deliveries(outbound)} == {slow: "pending", fast: "succeeded"}
@@ -184,13 +186,13 @@ def test_a_delivery_queued_before_its_endpoint_turned_slow_moves_without_an_atte
     endpoint_id = add_endpoint(outbound, platform)
     publish(outbound)
     [row] = deliveries(outbound)
-    assert queued_ids(outbound.redis, EVENTS) == [scheduling.job_id(row.id, 1)]
+    assert queued_calls(outbound.redis, EVENTS) == [(scheduling.DISPATCH_FUNC, (endpoint_id, EVENTS))]
     isolation.observe(outbound.redis, endpoint_id, 5000)  # another delivery's attempt was slow
 
-    drain(outbound)
+    drain(outbound)  # the dispatcher hands the delivery to a one-delivery job on the webhooks queue
     [row] = deliveries(outbound)
     assert row.status == "pending" and row.attempt_count == 0 and platform.receiver.requests() == []
-    moved = scheduling.job_id(row.id, 1) + scheduling.MOVED_SUFFIX
+    moved = scheduling.job_id(row.id, 1)
     assert queued_ids(outbound.redis, WEBHOOKS) == [moved]
     assert delivery.sweep_deliveries(outbound, grace=timedelta(0)) == 0  # the moved job counts as alive
 
@@ -205,7 +207,8 @@ def test_the_sweeper_moves_jobs_off_a_queue_no_worker_serves(outbound: Runtime, 
     publish(outbound)
     [row] = deliveries(outbound)
     stranded = Queue(WEBHOOKS, connection=outbound.redis)
-    Queue(EVENTS, connection=outbound.redis).empty()
+    Queue(EVENTS, connection=outbound.redis).empty()  # the dispatcher is gone, with its flag
+    outbound.redis.delete(scheduling.dispatch_flag_key(endpoint_id))
     stranded.enqueue(scheduling.JOB_FUNC, row.id, EVENTS, job_id=scheduling.job_id(row.id, 1))
     isolation.observe(outbound.redis, endpoint_id, 5000)
     assert delivery.sweep_deliveries(outbound, grace=timedelta(0)) == 1
@@ -265,4 +268,4 @@ def test_a_slow_endpoint_does_not_hold_back_a_fast_one(
             assert set(counts) == {1}  # moving and waiting are not attempts
             assert session.query(DeliveryAttempt).count() == 2 * EVENTS_PUBLISHED
         finished = FinishedJobRegistry(queue=Queue(WEBHOOKS, connection=rt.redis)).get_job_ids()
-        assert any(j.endswith(scheduling.MOVED_SUFFIX) for j in finished), finished
+        assert any(j.startswith("delivery-") for j in finished), finished  # sent from the webhooks queue

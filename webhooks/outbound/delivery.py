@@ -79,7 +79,7 @@ def _running_on() -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
+class Prepared:
     url: str
     body: bytes
     headers: dict[str, str]
@@ -122,7 +122,7 @@ def deliver(delivery_id: int, queue: str = scheduling.DEFAULT_QUEUE, waits: int 
     policy = config.isolation
     now = _now()
     later: _Later | None = None
-    prepared: _Prepared | None = None
+    prepared: Prepared | None = None
     held: tuple[int, str] | None = None  # (endpoint id, slot token)
     try:
         with rt.db.session() as session:
@@ -183,7 +183,7 @@ def deliver(delivery_id: int, queue: str = scheduling.DEFAULT_QUEUE, waits: int 
                             return "skipped"
                         secret, previous = signing_secrets(rt.secrets, endpoint, now=now)
                         body = body_for(payload)
-                        prepared = _Prepared(
+                        prepared = Prepared(
                             url=endpoint.url,
                             body=body,
                             headers=sign(payload.id, body, secret, previous_secret=previous),
@@ -235,89 +235,136 @@ def _put_off(rt: runtime.Runtime, delivery_id: int, queue: str, later: _Later) -
 def _record(
     rt: runtime.Runtime,
     delivery_id: int,
-    prepared: _Prepared,
+    prepared: Prepared,
     result: transport.SendResult,
     queue: str,
     config: DeliveryConfig,
 ) -> str:
     now = _now()
-    outcome = retry.classify(result.status_code, blocked=result.blocked)
-    schedule: datetime | None = None
-    breaker_open = False
     with rt.db.session() as session:
         delivery = session.get(Delivery, delivery_id, with_for_update=True)
         endpoint = session.get(WebhookEndpoint, prepared.endpoint_id, with_for_update=True)
         if delivery is None or endpoint is None:
             return "missing"
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery_id,
-                attempted_at=now,
-                status_code=result.status_code,
-                duration_ms=result.duration_ms,
-                response_excerpt=result.excerpt[:EXCERPT_CHARS] if result.excerpt is not None else None,
-                error=result.error,
-            )
+        recorded = apply_result(session, delivery, endpoint, prepared, result, now, config)
+    slow = observe(rt, prepared.endpoint_id, result.duration_ms, config)
+    if recorded.schedule is not None:
+        schedule_next(
+            rt,
+            delivery_id,
+            prepared.attempt + 1,
+            recorded.schedule,
+            queue,
+            config,
+            slow or recorded.breaker_open,
         )
-        if delivery.status != PENDING or delivery.attempt_count != prepared.attempt - 1:
-            # This attempt outlived its lease and another one was recorded first: history only.
-            logger.warning(
-                "late delivery attempt recorded without changing the delivery",
-                extra={"delivery_id": delivery_id, "attempt": prepared.attempt, "outcome": outcome.value},
-            )
-            return "late"
-        delivery.attempt_count = prepared.attempt
-        delivery.last_status_code = result.status_code
-        delivery.last_error = None if outcome is retry.Outcome.SUCCESS else _error_text(result)
-        if outcome is retry.Outcome.SUCCESS:
-            delivery.status = SUCCEEDED
-            delivery.next_attempt_at = None
-            breaker.record_success(endpoint)
-        elif outcome is retry.Outcome.RETRY:
-            breaker_open = breaker.record_failure(endpoint, now, config.breaker)
-            schedule = retry.next_attempt_at(now, prepared.attempt, retry_after=result.retry_after)
-            if schedule is None:
-                delivery.status = FAILED
-                delivery.next_attempt_at = None
-                delivery.last_error = (
-                    f"retries exhausted after {prepared.attempt} attempts: {delivery.last_error}"
-                )
-            else:
-                delivery.next_attempt_at = schedule
-        else:
+    return recorded.outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording one attempt decided: its outcome, and when the next attempt is due (if any)."""
+
+    outcome: str
+    schedule: datetime | None = None
+    breaker_open: bool = False
+
+
+def apply_result(
+    session: Session,
+    delivery: Delivery,
+    endpoint: WebhookEndpoint,
+    prepared: Prepared,
+    result: transport.SendResult,
+    now: datetime,
+    config: DeliveryConfig,
+) -> Recorded:
+    """Record one attempt and move the delivery and the endpoint's breaker on, inside the caller's
+    transaction (the rows locked by the caller); the caller schedules the next attempt after its commit."""
+    outcome = retry.classify(result.status_code, blocked=result.blocked)
+    schedule: datetime | None = None
+    breaker_open = False
+    session.add(
+        DeliveryAttempt(
+            delivery_id=delivery.id,
+            attempted_at=now,
+            status_code=result.status_code,
+            duration_ms=result.duration_ms,
+            response_excerpt=result.excerpt[:EXCERPT_CHARS] if result.excerpt is not None else None,
+            error=result.error,
+        )
+    )
+    if delivery.status != PENDING or delivery.attempt_count != prepared.attempt - 1:
+        # This attempt outlived its lease and another one was recorded first: history only.
+        logger.warning(
+            "late delivery attempt recorded without changing the delivery",
+            extra={"delivery_id": delivery.id, "attempt": prepared.attempt, "outcome": outcome.value},
+        )
+        return Recorded("late")
+    delivery.attempt_count = prepared.attempt
+    delivery.last_status_code = result.status_code
+    delivery.last_error = None if outcome is retry.Outcome.SUCCESS else _error_text(result)
+    if outcome is retry.Outcome.SUCCESS:
+        delivery.status = SUCCEEDED
+        delivery.next_attempt_at = None
+        breaker.record_success(endpoint)
+    elif outcome is retry.Outcome.RETRY:
+        breaker_open = breaker.record_failure(endpoint, now, config.breaker)
+        schedule = retry.next_attempt_at(now, prepared.attempt, retry_after=result.retry_after)
+        if schedule is None:
             delivery.status = FAILED
             delivery.next_attempt_at = None
-            if outcome is retry.Outcome.GONE:
-                endpoint.enabled = False
-                endpoint.disabled_reason = "the endpoint answered 410 Gone"
-                logger.warning("endpoint disabled: 410 Gone", extra={"endpoint_id": endpoint.id})
+            delivery.last_error = (
+                f"retries exhausted after {prepared.attempt} attempts: {delivery.last_error}"
+            )
+        else:
+            delivery.next_attempt_at = schedule
+    else:
+        delivery.status = FAILED
+        delivery.next_attempt_at = None
+        if outcome is retry.Outcome.GONE:
+            endpoint.enabled = False
+            endpoint.disabled_reason = "the endpoint answered 410 Gone"
+            logger.warning("endpoint disabled: 410 Gone", extra={"endpoint_id": endpoint.id})
     logger.info(
         "delivery attempt",
         extra={
-            "delivery_id": delivery_id,
-            "endpoint_id": prepared.endpoint_id,
+            "delivery_id": delivery.id,
+            "endpoint_id": endpoint.id,
             "attempt": prepared.attempt,
             "status_code": result.status_code,
             "outcome": outcome.value,
             "duration_ms": result.duration_ms,
         },
     )
-    slow = False
+    return Recorded(outcome.value, schedule, breaker_open)
+
+
+def observe(rt: runtime.Runtime, endpoint_id: int, duration_ms: int, config: DeliveryConfig) -> bool:
+    """Fold an attempt's duration into the endpoint's average; whether it is slow now (False on error)."""
     try:
-        slow = isolation.observe(rt.redis, prepared.endpoint_id, result.duration_ms, config.isolation)
+        return isolation.observe(rt.redis, endpoint_id, duration_ms, config.isolation)
     except Exception:  # a routing hint only
-        logger.warning(
-            "endpoint timing not recorded", extra={"endpoint_id": prepared.endpoint_id}, exc_info=True
-        )
-    if schedule is not None:
-        try:
-            target = isolation.route(rt.redis, queue, slow=slow or breaker_open, policy=config.isolation)
-            scheduling.enqueue_at(
-                delivery_id, prepared.attempt + 1, schedule, queue=queue, target=target, redis=rt.redis
-            )
-        except Exception:  # the sweeper enqueues it once it is overdue
-            logger.exception("scheduling the next attempt failed", extra={"delivery_id": delivery_id})
-    return outcome.value
+        logger.warning("endpoint timing not recorded", extra={"endpoint_id": endpoint_id}, exc_info=True)
+        return False
+
+
+def schedule_next(
+    rt: runtime.Runtime,
+    delivery_id: int,
+    attempt: int,
+    when: datetime,
+    queue: str,
+    config: DeliveryConfig,
+    slow: bool,
+) -> None:
+    """Enqueue `attempt` of the delivery for `when`, on the slow queue when the endpoint is slow or its
+    breaker open; a failure is logged (the sweeper enqueues the delivery once it is overdue)."""
+    try:
+        target = isolation.route(rt.redis, queue, slow=slow, policy=config.isolation)
+        scheduling.enqueue_at(delivery_id, attempt, when, queue=queue, target=target, redis=rt.redis)
+    except Exception:
+        logger.exception("scheduling the next attempt failed", extra={"delivery_id": delivery_id})
 
 
 def _error_text(result: transport.SendResult) -> str:

@@ -5,6 +5,8 @@ job for a pending delivery is still alive. A job that moved its delivery to the 
 `delivery-<id>-<attempt>-moved`, and one that put its delivery off (breaker open, endpoint at its cap)
 enqueues `delivery-<id>-<attempt>-deferred-<unix time>` after moving `next_attempt_at` to that time. Each
 delivery goes to its endpoint's queue (`isolation.routes`); the job's second argument is its home queue.
+First attempts of new deliveries are not enqueued one by one: the commit wakes their endpoint's
+dispatcher (`dispatch.dispatch`, at most one queued per endpoint), which claims and sends them in rounds.
 Enqueue failures are logged, never raised: the database is the record and `delivery.sweep_deliveries`
 enqueues whatever was lost, through `enqueue_lost`, which also replaces jobs whose worker was killed.
 """
@@ -31,6 +33,12 @@ from webhooks.outbound import isolation
 logger = logging.getLogger(__name__)
 
 JOB_FUNC = "webhooks.outbound.delivery.deliver"
+DISPATCH_FUNC = "webhooks.outbound.dispatch.dispatch"
+DISPATCH_FLAG_TTL = 15
+"""Seconds a dispatcher's wake-up flag lives unrenewed (every round renews it). While it is set the sweeper
+leaves the endpoint's due first attempts to the dispatcher; a lost one holds them back no longer than this
+(its claimed deliveries are held by their lease, not by the flag)."""
+DISPATCH_JOB_TIMEOUT = 180
 DEFAULT_QUEUE = EVENTS
 JOB_TIMEOUT = 120
 MOVED_SUFFIX = "-moved"
@@ -163,6 +171,8 @@ def enqueue_lost(
 ) -> int:
     """Enqueue the next attempt of overdue deliveries whose job is gone; returns how many were enqueued.
 
+    First attempts to an endpoint whose dispatcher is queued or working (its flag is set) are its to send.
+
     A job counts as gone when Redis lost it, when it ended, when it is still marked started although it
     started before `started_before` (its worker was killed: the caller passes a time older than any live
     attempt's lease), or when it waits on the slow queue and no worker serves that queue any more. A job
@@ -171,6 +181,8 @@ def enqueue_lost(
     """
     conn = redis if redis is not None else _redis_provider()
     items = list(deliveries)
+    dispatching = dispatching_endpoints(conn, {d.endpoint_id for d in items if d.attempt == 1})
+    items = [d for d in items if not (d.attempt == 1 and d.endpoint_id in dispatching)]
     if not items:
         return 0
     targets = isolation.routes(conn, queue, (d.endpoint_id for d in items))
@@ -210,10 +222,61 @@ def enqueue_lost(
     return count
 
 
+def dispatch_flag_key(endpoint_id: int) -> str:
+    return f"storelink:webhooks:dispatch:{endpoint_id}"
+
+
+def signal_dispatch(redis: Redis, endpoint_ids: list[int], *, queue: str = DEFAULT_QUEUE) -> int:
+    """Make sure a dispatcher is queued or working for each endpoint; returns how many jobs were enqueued.
+
+    Each goes to its endpoint's queue (`isolation.routes`); `queue` is the deliveries' home queue.
+    """
+    ids = sorted(set(endpoint_ids))
+    if not ids:
+        return 0
+    with redis.pipeline(transaction=False) as pipe:
+        for endpoint_id in ids:
+            pipe.set(dispatch_flag_key(endpoint_id), b"1", nx=True, ex=DISPATCH_FLAG_TTL)
+        woken = [e for e, was_set in zip(ids, pipe.execute(), strict=True) if was_set]
+    if not woken:
+        return 0
+    targets = isolation.routes(redis, queue, woken)
+    try:
+        with redis.pipeline() as pipe:
+            for endpoint_id in woken:
+                Queue(targets.get(endpoint_id, queue), connection=redis).enqueue(
+                    DISPATCH_FUNC,
+                    endpoint_id,
+                    queue,
+                    pipeline=pipe,
+                    job_timeout=DISPATCH_JOB_TIMEOUT,
+                    result_ttl=300,
+                    failure_ttl=7 * 24 * 3600,
+                    retry=Retry(max=1, interval=30),
+                )
+            pipe.execute()
+    except Exception:
+        redis.delete(*(dispatch_flag_key(e) for e in woken))
+        raise
+    return len(woken)
+
+
+def dispatching_endpoints(redis: Redis, endpoint_ids: Iterable[int | None]) -> set[int]:
+    """Which of these endpoints have a dispatcher queued or working."""
+    ids = sorted({e for e in endpoint_ids if e is not None})
+    if not ids:
+        return set()
+    with redis.pipeline(transaction=False) as pipe:
+        for endpoint_id in ids:
+            pipe.exists(dispatch_flag_key(endpoint_id))
+        return {e for e, flagged in zip(ids, pipe.execute(), strict=True) if flagged}
+
+
 def enqueue_after_commit(
     session: Session, deliveries: Iterable[Due | tuple[int, int]], *, queue: str = DEFAULT_QUEUE
 ) -> None:
-    """Enqueue the deliveries once `session`'s transaction commits; nothing if it rolls back."""
+    """Enqueue the deliveries once `session`'s transaction commits; nothing if it rolls back. First attempts
+    to a known endpoint wake its dispatcher (`signal_dispatch`); other attempts get one job each."""
     pending: list[tuple[str, Due]] = session.info.setdefault(_PENDING_KEY, [])
     pending.extend((queue, Due(*d)) for d in deliveries)
     if not session.info.get(_HOOKED_KEY):
@@ -230,14 +293,21 @@ def _after_commit(session: Session) -> None:
     for queue, due in pending:
         by_queue.setdefault(queue, []).append(due)
     for queue, items in by_queue.items():
+        fresh = [d for d in items if d.attempt == 1 and d.endpoint_id is not None]
+        later = [d for d in items if not (d.attempt == 1 and d.endpoint_id is not None)]
         try:
-            count = enqueue_now(items, queue=queue)
+            woken = signal_dispatch(
+                _redis_provider(), [d.endpoint_id for d in fresh if d.endpoint_id], queue=queue
+            )
+            count = enqueue_now(later, queue=queue)
         except Exception:  # the commit stands: the sweeper finds these deliveries
             logger.exception(
                 "delivery enqueue failed after commit", extra={"queue": queue, "deliveries": len(items)}
             )
         else:
-            logger.debug("deliveries enqueued", extra={"queue": queue, "enqueued": count})
+            logger.debug(
+                "deliveries enqueued", extra={"queue": queue, "enqueued": count, "dispatchers": woken}
+            )
 
 
 def _after_rollback(session: Session) -> None:

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 15.0
 EXCERPT_BYTES = 1024
+DRAIN_BYTES = 64 * 1024
+"""Most of a response body read past the excerpt so that its connection can be used again."""
 ERROR_CHARS = 500
 USER_AGENT = "Storelink-Webhooks/1.0"
 
@@ -180,6 +182,10 @@ def post(
     try:
         raw = response.raw.read(EXCERPT_BYTES, decode_content=True) or b""
         excerpt = raw.decode("utf-8", errors="replace")
+        # Read a short remainder to its end, so urllib3 puts the connection back in the pool (a body left
+        # unread makes `close` drop it); a long one is not worth the wait, and the connection goes.
+        if not response.raw.closed:
+            response.raw.read(DRAIN_BYTES, decode_content=False)
     except Exception as exc:  # the status is known; a body cut short does not change the outcome
         excerpt = None
         error = _describe(exc)[0]
