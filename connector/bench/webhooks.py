@@ -5,7 +5,8 @@
 (b) Processing: the deliveries stored in (a), topped up, drained by two `storelink worker` processes,
     against the rate at which the same two workers run no-op RQ jobs.
 (c) Latency: webhooks sent at a steady rate through gunicorn, drained, fanned out and delivered signed to
-    the sandbox platform receiver: time from sending the store webhook to its arrival at the platform.
+    the sandbox platform receiver, which runs in a process of its own as the platform is another service:
+    time from sending the store webhook to its arrival at the platform.
 
 Everything runs on loopback against a private Redis and a fresh SQLite file (or a fresh schema of the
 PostgreSQL database given).
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -193,26 +194,34 @@ def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> float:
 
 
 def _accept(
-    stack: Stack, spec: dict[str, Any], secrets: dict[str, str], seconds: float, console: Console
+    stack: Stack,
+    spec: dict[str, Any],
+    secrets: dict[str, str],
+    seconds: float,
+    console: Console,
+    rounds: int = 2,
 ) -> dict[str, Any]:
-    bare_port, ours_port = _free_port(), _free_port()
-    build = functools.partial(_build_requests, {**spec, "port": bare_port, "tag": "bare"})
-    _gunicorn(
-        stack,
-        "bare",
-        "connector.bench.webhooks:bare_app()",
-        bare_port,
-        {"BENCH_REDIS_URL": stack.env["REDIS_URL"], "BENCH_SECRETS": json.dumps(secrets)},
-    )
-    console.print("(a) flooding the bare receiver…")
-    bare = flood(build, bare_port, seconds=seconds)
-    stack.stop()
-    _gunicorn(stack, "web", "connector.app:create_app()", ours_port)
-    console.print("(a) flooding Storelink's receiver…")
-    build = functools.partial(_build_requests, {**spec, "port": ours_port, "tag": "ours"})
-    ours = flood(build, ours_port, seconds=seconds)
-    stack.stop()
-    return {"bare": bare, "ours": ours}
+    """Alternating floods of the bare receiver and Storelink's, `rounds` each; the best round of each counts
+    (the machine is shared, and what slows one round down is not the receiver's doing)."""
+    best: dict[str, Any] = {}
+    for round_no in range(rounds):
+        for name, app, extra in (
+            (
+                "bare",
+                "connector.bench.webhooks:bare_app()",
+                {"BENCH_REDIS_URL": stack.env["REDIS_URL"], "BENCH_SECRETS": json.dumps(secrets)},
+            ),
+            ("ours", "connector.app:create_app()", None),
+        ):
+            port = _free_port()
+            _gunicorn(stack, "bare" if name == "bare" else "web", app, port, extra)
+            console.print(f"(a) round {round_no + 1}: flooding the {name} receiver…")
+            build = functools.partial(_build_requests, {**spec, "port": port, "tag": f"{name}{round_no}"})
+            result = flood(build, port, seconds=seconds)
+            stack.stop()
+            if name not in best or result.rate > best[name].rate:
+                best[name] = result
+    return best
 
 
 def _process(
@@ -296,21 +305,63 @@ def _process(
     }
 
 
+def platform_process(conn: Any) -> None:
+    """The platform's receiver in a process of its own (as the platform is another service), driven over a
+    pipe: it sends its URL, takes `("secret", s)`, answers `"count"` and, on `"stop"`, sends what arrived."""
+    from connector.sandbox.platform import serve
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the receiver's own access log
+    with serve() as platform:
+        conn.send(platform.url)
+        while True:
+            command = conn.recv()
+            if command == "count":
+                conn.send(len(platform.receiver.received()))
+            elif isinstance(command, tuple) and command[0] == "secret":
+                platform.receiver.set_secrets([command[1]])
+                conn.send("ok")
+            else:
+                arrived: dict[str, float] = {}
+                for req in platform.receiver.requests():
+                    if req.webhook_id and req.status == 200 and req.webhook_id not in arrived:
+                        arrived[req.webhook_id] = req.at
+                received = {int(r.data["available"]): r.webhook_id for r in platform.receiver.received()}
+                conn.send((arrived, received, platform.receiver.duplicates))
+                return
+
+
+@contextmanager
+def _platform() -> Iterator[Any]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    proc = context.Process(target=platform_process, args=(child,), daemon=True)
+    proc.start()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError("the platform receiver did not start")
+        yield parent
+    finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+
+
 def _latency(
     stack: Stack, rt: Any, spec: dict[str, Any], rate: int, seconds: float, console: Console
 ) -> dict[str, Any]:
     from connector.sandbox.feed_push import FeedPusher
-    from connector.sandbox.platform import serve
     from webhooks.outbound import endpoints
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the receiver's own access log
-    with ExitStack() as cleanup:
-        platform = cleanup.enter_context(serve())
+    with _platform() as platform:
+        platform_url = platform.recv()
         with rt.db.session() as session:
             created = endpoints.create_endpoint(
-                session, rt.secrets, url=platform.url, event_types=["inventory.updated"], allow_private=True
+                session, rt.secrets, url=platform_url, event_types=["inventory.updated"], allow_private=True
             )
-        platform.receiver.set_secrets([created.secret])
+        platform.send(("secret", created.secret))
+        platform.recv()
         port = _free_port()
         _gunicorn(stack, "web", "connector.app:create_app()", port)
         _workers(stack, "worker", "orders,events,sync,bulk", burst=False)
@@ -361,25 +412,25 @@ def _latency(
         for thread in workers:
             thread.join()
         deadline = time.time() + 60
-        while time.time() < deadline and len(platform.receiver.received()) < len(sent):
+        while time.time() < deadline:
+            platform.send("count")
+            if platform.recv() >= len(sent):
+                break
             time.sleep(0.1)
-        arrived: dict[str, float] = {}
-        for req in platform.receiver.requests():
-            if req.webhook_id and req.status == 200 and req.webhook_id not in arrived:
-                arrived[req.webhook_id] = req.at
-        measured_from = start + warmup
-        latencies = []
-        lost = 0
-        by_quantity = {int(r.data["available"]): r.webhook_id for r in platform.receiver.received()}
-        for quantity, t0 in sent.items():
-            if t0 < measured_from:
-                continue
-            webhook_id = by_quantity.get(quantity)
-            if webhook_id is None or webhook_id not in arrived:
-                lost += 1
-                continue
-            latencies.append((arrived[webhook_id] - t0) * 1000)
+        platform.send("stop")
+        arrived, by_quantity, duplicates = platform.recv()
         stack.stop()
+    measured_from = start + warmup
+    latencies = []
+    lost = 0
+    for quantity, t0 in sent.items():
+        if t0 < measured_from:
+            continue
+        webhook_id = by_quantity.get(quantity)
+        if webhook_id is None or webhook_id not in arrived:
+            lost += 1
+            continue
+        latencies.append((arrived[webhook_id] - t0) * 1000)
     return {
         "sent": len(sent),
         "failures": failures,
@@ -388,7 +439,7 @@ def _latency(
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "max_ms": max(latencies) if latencies else float("nan"),
-        "duplicates": platform.receiver.duplicates,
+        "duplicates": duplicates,
     }
 
 
