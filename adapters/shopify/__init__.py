@@ -1,0 +1,1 @@
+"""Shopify store adapter: Admin GraphQL API client, mappers, webhooks and OAuth helpers."""
