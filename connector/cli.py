@@ -759,10 +759,18 @@ def webhooks_enable(obj: Context, endpoint_id: int) -> None:
 @main.command()
 @click.option("--status", type=click.Choice(["pending", "succeeded", "failed"]), default=None)
 @click.option("--endpoint", "endpoint_id", type=int, default=None)
+@click.option("--event-type", default=None, help="Only deliveries of this event type (order.confirmed).")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def deliveries(obj: Context, status: str | None, endpoint_id: int | None, limit: int, as_json: bool) -> None:
+def deliveries(
+    obj: Context,
+    status: str | None,
+    endpoint_id: int | None,
+    event_type: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List webhook deliveries, newest first."""
     from connector.models import Delivery, EventPayload
 
@@ -777,6 +785,8 @@ def deliveries(obj: Context, status: str | None, endpoint_id: int | None, limit:
         query = query.where(Delivery.status == status)
     if endpoint_id is not None:
         query = query.where(Delivery.endpoint_id == endpoint_id)
+    if event_type:
+        query = query.where(EventPayload.type == event_type)
     with rt.db.session() as session:
         rows: list[dict[str, Any]] = [
             {

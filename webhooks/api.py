@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ bp = Blueprint("webhook_api", __name__)
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 STATUSES = (deliveries.PENDING, deliveries.SUCCEEDED, deliveries.FAILED)
+_EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+){1,3}")
 _CURSOR_PREFIX = "d:"
 
 # --- request bodies -------------------------------------------------------------------------------------
@@ -337,17 +339,31 @@ def list_deliveries(endpoint_id: int) -> Response:
             f"status must be one of {', '.join(STATUSES)}",
             [{"field": "status", "message": f"must be one of {', '.join(STATUSES)}"}],
         )
+    event_type = request.args.get("event_type") or None
+    if event_type is not None and not _EVENT_TYPE.fullmatch(event_type):
+        raise _invalid(
+            "event_type must be a dotted event type such as order.confirmed",
+            [{"field": "event_type", "message": "must be a dotted event type such as order.confirmed"}],
+        )
     limit = _limit(request.args.get("limit"))
     raw_cursor = request.args.get("cursor")
     before = _decode_cursor(raw_cursor) if raw_cursor else None
     with _runtime().db.session() as session:
         endpoint = endpoints.get_endpoint(session, endpoint_id, platform_client_id=_client_id())
-        page = _deliveries_page(session, endpoint.id, status=status, before=before, limit=limit)
+        page = _deliveries_page(
+            session, endpoint.id, status=status, event_type=event_type, before=before, limit=limit
+        )
     return _json(page)
 
 
 def _deliveries_page(
-    session: Session, endpoint_id: int, *, status: str | None, before: int | None, limit: int
+    session: Session,
+    endpoint_id: int,
+    *,
+    status: str | None,
+    event_type: str | None,
+    before: int | None,
+    limit: int,
 ) -> dict[str, Any]:
     """Deliveries of the endpoint, newest first, `limit` at a time; the cursor is the last id returned."""
     attempts = (
@@ -365,6 +381,8 @@ def _deliveries_page(
     )
     if status is not None:
         query = query.where(Delivery.status == status)
+    if event_type is not None:
+        query = query.where(EventPayload.type == event_type)
     if before is not None:
         query = query.where(Delivery.id < before)
     rows = session.execute(query).all()

@@ -330,8 +330,13 @@ def test_delivery_listing_paginates(rt: Runtime, client: FlaskClient, auth: dict
         i for i, s in zip(ids, statuses, strict=True) if s == "failed"
     ][::-1]
     assert failed["next_cursor"] is None
+    by_type = client.get(path, query_string={"event_type": "order.confirmed"}, headers=auth).get_json()
+    assert len(by_type["data"]) == 12
+    other_type = client.get(path, query_string={"event_type": "order.cancelled"}, headers=auth).get_json()
+    assert other_type == {"data": [], "next_cursor": None}
 
     for query, field in [
+        ({"event_type": "Order Confirmed"}, "event_type"),
         ({"limit": 0}, "limit"),
         ({"limit": 201}, "limit"),
         ({"limit": "x"}, "limit"),

@@ -49,6 +49,8 @@ def test_product_events_are_delivered_signed_and_replayable(rt, cli, tmp_path: P
         drain(rt)
         assert json.loads(cli("deliveries", "--status", "failed", "--json")) == []
         assert len(platform.receiver.received()) == 5
+        assert len(json.loads(cli("deliveries", "--event-type", "product.updated", "--json"))) == 5
+        assert json.loads(cli("deliveries", "--event-type", "order.confirmed", "--json")) == []
 
         from connector.app import create_app
 
