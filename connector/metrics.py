@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -29,6 +29,7 @@ HTTP_LATENCY = Histogram(
 )
 
 SYNC_OUTCOMES = ("created", "updated", "unchanged", "deleted", "failed_rows")
+ATTEMPT_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
 
 
 class StateCollector(Collector):
@@ -99,6 +100,9 @@ class StateCollector(Collector):
         latency = CounterMetricFamily(
             "storelink_webhook_attempt_duration_ms", "Summed duration of webhook delivery attempts"
         )
+        histogram = HistogramMetricFamily(
+            "storelink_webhook_attempt_duration_seconds", "Duration of webhook delivery attempts"
+        )
         try:
             with self.rt.db.session() as session:
                 for status, count in session.execute(
@@ -106,19 +110,23 @@ class StateCollector(Collector):
                 ):
                     deliveries.add_metric([status], count)
                 succeeded = DeliveryAttempt.status_code.between(200, 299)
-                ok, failed, total_ms = session.execute(
+                duration = DeliveryAttempt.duration_ms
+                ok, failed, total_ms, *under = session.execute(
                     select(
                         func.count().filter(succeeded),
                         func.count().filter(~succeeded | DeliveryAttempt.status_code.is_(None)),
-                        func.coalesce(func.sum(DeliveryAttempt.duration_ms), 0),
+                        func.coalesce(func.sum(duration), 0),
+                        *(func.count().filter(duration <= bound) for bound in ATTEMPT_BUCKETS_MS),
                     )
                 ).one()
                 attempts.add_metric(["success"], ok)
                 attempts.add_metric(["failure"], failed)
                 latency.add_metric([], int(total_ms))
+                buckets = [(str(bound / 1000), n) for bound, n in zip(ATTEMPT_BUCKETS_MS, under, strict=True)]
+                histogram.add_metric([], [*buckets, ("+Inf", ok + failed)], int(total_ms) / 1000)
         except Exception as exc:
             logger.warning("delivery metrics unavailable", extra={"error": str(exc)})
-        yield from (deliveries, attempts, latency)
+        yield from (deliveries, attempts, latency, histogram)
 
 
 def scrape_registry(rt: Runtime) -> CollectorRegistry:

@@ -59,6 +59,8 @@ def test_product_events_are_delivered_signed_and_replayable(rt, cli, tmp_path: P
         assert 'storelink_webhook_attempts_total{outcome="success"} 5.0' in metrics
         assert 'storelink_webhook_attempts_total{outcome="failure"} 1.0' in metrics
         assert "storelink_webhook_attempt_duration_ms_total" in metrics
+        assert 'storelink_webhook_attempt_duration_seconds_bucket{le="+Inf"} 6.0' in metrics
+        assert "storelink_webhook_attempt_duration_seconds_count 6.0" in metrics
         cli("replay", "999999", expect=1)
 
 
