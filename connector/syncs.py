@@ -140,8 +140,11 @@ def finish(rt: Runtime, run_id: int, token: str, *, status: str, error: str | No
 
 
 def pause_merchant(session: Session, merchant_id: int, problem: str) -> None:
+    """Pause an installed merchant with a visible problem; an uninstalled one stays uninstalled."""
     session.execute(
-        update(Merchant).where(Merchant.id == merchant_id).values(status="paused", problem=problem)
+        update(Merchant)
+        .where(Merchant.id == merchant_id, Merchant.status != "uninstalled")
+        .values(status="paused", problem=problem)
     )
 
 

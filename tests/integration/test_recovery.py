@@ -130,3 +130,20 @@ def test_retryable_error_is_retried_no_sooner_than_retry_after(rt, throttled_url
     assert job.retries_left == 4
     # The sweeper leaves a run whose retry is scheduled alone.
     assert syncs.sweep(rt) == []
+
+
+def test_refused_credentials_pause_an_installed_merchant_but_not_an_uninstalled_one(rt, feed, tmp_path):
+    from sqlalchemy import update
+
+    from connector.models import Merchant
+
+    installed = add_feed_merchant(rt, feed, name="installed")
+    gone = add_feed_merchant(rt, write_feed(tmp_path / "other.csv", 3), name="gone")
+    with rt.db.session() as session:
+        session.execute(update(Merchant).where(Merchant.id == gone).values(status="uninstalled"))
+    with rt.db.session() as session:
+        for merchant_id in (installed, gone):
+            syncs.pause_merchant(session, merchant_id, "store refused credentials")
+    with rt.db.session() as session:
+        states = dict(session.execute(select(Merchant.id, Merchant.status)).all())
+    assert states == {installed: "paused", gone: "uninstalled"}
