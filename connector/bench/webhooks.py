@@ -165,9 +165,9 @@ def _gunicorn(stack: Stack, name: str, app: str, port: int, extra_env: dict[str,
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode}; see {stack.logdir / name}.log")
         try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still importing on a busy machine
             time.sleep(0.1)
     raise RuntimeError(f"{name} did not start listening on port {port}")
 
