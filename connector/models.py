@@ -130,6 +130,7 @@ class Variant(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("merchant_id", "external_id"),
         Index("ix_variants_product", "product_id"),
+        Index("ix_variants_merchant_inventory_item", "merchant_id", "inventory_item_ref"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -115,4 +115,80 @@ class StoreAdapter(Protocol):
 
     def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]:
         """The store events a stored delivery carries; PermanentError for a topic the adapter refuses."""
+        ...
+
+
+# Optional surfaces. The core asks for them with `isinstance` before it uses them.
+
+
+@dataclass(frozen=True, slots=True)
+class InstallApp:
+    """The app a store kind is installed with (an OAuth client), from settings, handed to `Installable`."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: tuple[str, ...] = ()
+    """Scopes to ask for; empty means the adapter's required scopes."""
+    admin_base_url: str | None = None
+    """Another address for the store's admin and OAuth endpoints (the sandbox emulator)."""
+
+
+@runtime_checkable
+class Installable(Protocol):
+    """A store kind installed by an authorization-code grant: the core serves `/<kind>/install` (which
+    redirects to `authorize_url` with a one-time state) and `/<kind>/callback` (which checks the state, calls
+    `callback_store_ref`, then `complete_install`, registers webhooks and stores the merchant in one write).
+
+    Failures are `connector.errors` types: ValidationError for bad input (a malformed shop), AuthError for a
+    refused signature, grant or scope set, RetryableError when the store cannot be reached.
+    """
+
+    @classmethod
+    def authorize_url(cls, app: InstallApp, shop: str, state: str, redirect_uri: str) -> str:
+        """Where to send the merchant to grant access to `shop`."""
+        ...
+
+    @classmethod
+    def callback_store_ref(cls, app: InstallApp, params: Mapping[str, str]) -> str:
+        """Check the callback's signature and store name (no network); return its store_ref."""
+        ...
+
+    @classmethod
+    def complete_install(
+        cls, app: InstallApp, params: Mapping[str, str], http: HttpOptions
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Exchange the callback's grant for credentials; return (normalized config, credentials)."""
+        ...
+
+    def register_webhooks(self, callback_url: str) -> list[str]:
+        """Subscribe `callback_url` to the store's topics; returns the topics subscribed."""
+        ...
+
+
+CredentialsRefresh = Callable[[Mapping[str, str]], Mapping[str, str] | None]
+"""Given the credentials as stored now, the entries to store after a refresh, or None when the stored ones
+are fresh already (another process refreshed them)."""
+
+CredentialsGuard = Callable[[CredentialsRefresh], Mapping[str, str]]
+"""Set by the composition root: runs a `CredentialsRefresh` under a lock of the merchant's, on credentials
+read again under that lock, stores the result in one write and returns the credentials now current."""
+
+
+@runtime_checkable
+class RefreshesCredentials(Protocol):
+    """An adapter whose credentials expire and that rotates them through `refresh_guard` when it is set."""
+
+    refresh_guard: CredentialsGuard | None
+
+
+@runtime_checkable
+class InventoryTotals(Protocol):
+    """Optional adapter surface: stock of inventory items summed over every location of the store.
+
+    For stores whose stock webhooks name one location at a time while a merchant sells the sum of all
+    locations: the inbound drain asks once per batch for the items that changed (never at parse time).
+    """
+
+    def inventory_totals(self, inventory_item_refs: Sequence[str]) -> dict[str, int | None]:
+        """Summed `available` stock per inventory item ref (None when not tracked); unknown refs left out."""
         ...

@@ -16,8 +16,15 @@ Credentials
     ``refresh_token_expires_at`` (ISO 8601), ``client_id`` and ``client_secret`` (the refresh needs both);
     ``client_secret`` and ``old_client_secret`` verify webhooks; ``scopes`` (comma-separated, as granted).
 
-A refreshed token pair is handed to ``on_tokens_refreshed`` (set by the composition root) as the credential
-entries to store, in one write; the adapter itself keeps no state beyond the instance.
+Tokens are refreshed shortly before they expire and after a 401. When the composition root sets
+``refresh_guard`` (see ``connector.ports.CredentialsGuard``), the refresh runs through it: under a lock of the
+merchant's, on the credentials as stored then, so that of several processes only one refreshes and the others
+take the pair it stored. Without a guard the adapter refreshes itself and hands the new entries to
+``on_tokens_refreshed``. The adapter keeps no state beyond the instance.
+
+Installation (``connector.ports.Installable``): ``authorize_url`` builds the grant request, ``callback_store_ref``
+checks the callback's HMAC and shop, ``complete_install`` exchanges the code for an expiring offline token
+(``expiring=1``) and checks the granted scopes.
 """
 
 from __future__ import annotations
@@ -35,11 +42,17 @@ import requests
 from adapters.shopify import const, mapper, oauth, queries, webhook
 from adapters.shopify.client import ShopifyClient
 from connector.domain.catalog import InventoryLevel, Product
-from connector.domain.events import StoreEvent, StoreEventKind
+from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
 from connector.errors import AuthError, PermanentError, RetryableError, ValidationError
 from connector.http import build_session
-from connector.ports import Capability, HttpOptions, WebhookEnvelope
+from connector.ports import (
+    Capability,
+    CredentialsGuard,
+    HttpOptions,
+    InstallApp,
+    WebhookEnvelope,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +185,7 @@ class ShopifyAdapter:
             on_unauthorized=self._refresh_after_unauthorized,
         )
         self.on_tokens_refreshed: Callable[[dict[str, str]], None] | None = None
+        self.refresh_guard: CredentialsGuard | None = None
         self.sleep: Callable[[float], None] = time.sleep
         self._currency: str | None = None
         self._report = _Report()
@@ -263,30 +277,143 @@ class ShopifyAdapter:
         return True
 
     def refresh_tokens(self) -> oauth.TokenSet:
-        """Exchange the refresh token for a new pair, keep it, and hand it to `on_tokens_refreshed`."""
+        """Replace the access token: through `refresh_guard` when set (which may hand back a pair another
+        process stored meanwhile), else by a refresh of our own handed to `on_tokens_refreshed`."""
         if self._tokens is None or not self._can_refresh():
+            raise AuthError(f"{self._shop}: no refresh token and client credentials", code="no_refresh_token")
+        held = self._tokens.access_token
+        produced: list[dict[str, str]] = []
+
+        def refresh(stored: Mapping[str, str]) -> dict[str, str] | None:
+            current = self._token_set(stored)
+            if current is not None and current.access_token != held and not current.expired():
+                return None  # another process refreshed while we waited for the lock
+            entries = self._refreshed(stored)
+            produced.append(entries)
+            return entries
+
+        if self.refresh_guard is not None:
+            credentials = {key: str(value) for key, value in self.refresh_guard(refresh).items()}
+        else:
+            credentials = {**self._credentials, **(refresh(self._credentials) or {})}
+        tokens = self._token_set(credentials)
+        if tokens is None:
+            raise AuthError(f"no access token for {self._shop} after a refresh", code="no_token")
+        self._credentials = credentials
+        self._tokens = tokens
+        if produced and self.on_tokens_refreshed is not None:
+            self.on_tokens_refreshed(produced[-1])
+        return tokens
+
+    def _refreshed(self, stored: Mapping[str, str]) -> dict[str, str]:
+        """The credential entries of a new pair for the refresh token in `stored`."""
+        client_id, secret = stored.get("client_id"), stored.get("client_secret")
+        refresh_token = stored.get("refresh_token")
+        if not (client_id and secret and refresh_token):
             raise AuthError(f"{self._shop}: no refresh token and client credentials", code="no_refresh_token")
         tokens = oauth.refresh(
             self._session,
             self._shop,
-            self._credentials["client_id"],
-            self._credentials["client_secret"],
-            self._tokens.refresh_token or "",
+            client_id,
+            secret,
+            refresh_token,
             self._base_url,
             timeout=self._http.timeout,
         )
         if not tokens.scopes:
-            tokens = replace(tokens, scopes=self._tokens.scopes)
-        self._tokens = tokens
-        self._credentials.update(tokens.as_credentials())
-        if self.on_tokens_refreshed is not None:
-            self.on_tokens_refreshed(tokens.as_credentials())
-        return tokens
+            tokens = replace(tokens, scopes=oauth.parse_scopes(stored.get("scopes", "")))
+        # Every token entry is replaced: one the answer lacks (no expiry) must not outlive the old pair.
+        blank = dict.fromkeys(("refresh_token", "access_token_expires_at", "refresh_token_expires_at"), "")
+        return {**blank, **tokens.as_credentials()}
 
     @property
     def credentials(self) -> dict[str, str]:
         """The current credentials, refreshed tokens included."""
         return dict(self._credentials)
+
+    # -- installation (connector.ports.Installable) --------------------------------------------------------
+
+    @staticmethod
+    def _requested_scopes(app: InstallApp) -> list[str]:
+        return sorted(oauth.parse_scopes(list(app.scopes))) if app.scopes else sorted(const.REQUIRED_SCOPES)
+
+    @classmethod
+    def authorize_url(cls, app: InstallApp, shop: str, state: str, redirect_uri: str) -> str:
+        """The shop's grant page for an offline token with the app's scopes, coming back to `redirect_uri`."""
+        if not oauth.valid_shop_domain(shop):
+            raise ValidationError(
+                f"shop {shop!r} is not a <name>.myshopify.com domain",
+                code="invalid_shop",
+                details={"field": "shop"},
+            )
+        scopes = cls._requested_scopes(app)
+        missing = oauth.missing_scopes(scopes)
+        if missing:
+            raise PermanentError(
+                f"the app asks for scopes without {', '.join(missing)}, which the connector needs",
+                code="scopes_misconfigured",
+                details={"missing": missing},
+            )
+        return oauth.permission_url(
+            shop.lower(), app.client_id, scopes, redirect_uri, state, base_url=app.admin_base_url
+        )
+
+    @classmethod
+    def callback_store_ref(cls, app: InstallApp, params: Mapping[str, str]) -> str:
+        """The callback's shop domain, once its name and query HMAC (and timestamp) check out."""
+        shop = params.get("shop")
+        if not oauth.valid_shop_domain(shop):
+            raise ValidationError(
+                f"shop {shop!r} is not a <name>.myshopify.com domain",
+                code="invalid_shop",
+                details={"field": "shop"},
+            )
+        if not oauth.verify_callback(params, app.client_secret):
+            raise AuthError("the callback's HMAC or timestamp does not check out", code="invalid_hmac")
+        return str(shop).lower()
+
+    @classmethod
+    def complete_install(
+        cls, app: InstallApp, params: Mapping[str, str], http: HttpOptions
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Check the callback, exchange its code for an expiring offline token and check the granted scopes;
+        returns the merchant config and credentials (tokens with both expiry times, and the app's client id
+        and secret, which refreshes and webhook checks need)."""
+        shop = cls.callback_store_ref(app, params)
+        code = params.get("code")
+        if not isinstance(code, str) or not code:
+            raise ValidationError(
+                "the callback carries no code", code="missing_code", details={"field": "code"}
+            )
+        session = build_session(http)
+        try:
+            tokens = oauth.exchange_code(
+                session,
+                shop,
+                app.client_id,
+                app.client_secret,
+                code,
+                app.admin_base_url,
+                timeout=http.timeout,
+            )
+        finally:
+            session.close()
+        missing = oauth.missing_scopes(tokens.scopes)
+        if missing:
+            raise AuthError(
+                f"{shop} granted access without {', '.join(missing)}, which the connector needs",
+                code="missing_scopes",
+                details={"missing": missing},
+            )
+        config: dict[str, Any] = {"shop": shop}
+        if app.admin_base_url:
+            config["base_url"] = app.admin_base_url
+        credentials = {
+            **tokens.as_credentials(),
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+        }
+        return cls.validate_config(config), credentials
 
     # -- shop ----------------------------------------------------------------------------------------------
 
@@ -730,28 +857,26 @@ class ShopifyAdapter:
         return webhook.envelope(headers, raw_body)
 
     def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]:
-        """The delivery's store events. Inventory deliveries name an inventory item: it is read once to find
-        its variant (and, without a configured location, its stock summed over every location)."""
+        """The delivery's store events, from the delivery alone (no API call): an inventory delivery names
+        the inventory item and location; the core resolves the variant and applies the location rule."""
         triggered = webhook.envelope_time(headers)
-        found = webhook.parse(topic, raw_body, triggered, webhook.store_ref(headers) or self._shop)
-        return [resolved for event in found for resolved in self._resolve(event)]
+        return webhook.parse(topic, raw_body, triggered, webhook.store_ref(headers) or self._shop)
 
-    def _resolve(self, event: StoreEvent) -> list[StoreEvent]:
-        if event.kind is not StoreEventKind.INVENTORY_CHANGED:
-            return [event]
-        location = event.data.get("location")
-        if self._location is not None and location != self._location:
-            return []
-        item = self.client.execute(queries.INVENTORY_ITEM, {"id": event.external_id}).get("inventoryItem")
-        if not isinstance(item, dict):
-            return []
-        variant_id = mapper.first_variant_id(item)
-        if variant_id is None:
-            return []
-        data = dict(event.data)
-        if self._location is None:
-            data.pop("location", None)
-            data["quantity"] = mapper.summed_level(item, DEFAULT_LOCATION).available
-        elif item.get("tracked") is False:
-            data["quantity"] = None
-        return [StoreEvent(event.kind, variant_id, event.occurred_at, data)]
+    def inventory_totals(self, inventory_item_refs: Sequence[str]) -> dict[str, int | None]:
+        """`available` stock of each inventory item summed over every location (None when not tracked),
+        read in batches; unknown items are left out. For merchants that sell the sum of all locations,
+        whose webhooks name one location at a time."""
+        wanted = [
+            ref for ref in dict.fromkeys(inventory_item_refs) if mapper.gid_type(ref) == "InventoryItem"
+        ]
+        found: dict[str, int | None] = {}
+        for chunk in _chunks(wanted, const.INVENTORY_BATCH_ALL_LOCATIONS):
+            data = self.client.execute(queries.INVENTORY_ITEM_TOTALS, {"ids": list(chunk)})
+            for node in data.get("nodes") or []:
+                if not isinstance(node, dict) or not isinstance(node.get("id"), str):
+                    continue
+                try:
+                    found[node["id"]] = mapper.summed_level(node, DEFAULT_LOCATION).available
+                except ValueError as exc:
+                    logger.warning("unreadable inventory item", extra={"item": node["id"], "error": str(exc)})
+        return found

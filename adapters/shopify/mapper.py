@@ -438,13 +438,6 @@ def summed_level(node: Mapping[str, Any], location_ref: str) -> InventoryLevel:
     return InventoryLevel(str(node.get("id")), location_ref, None if total is None else max(0, total), latest)
 
 
-def first_variant_id(item: Mapping[str, Any]) -> str | None:
-    for node in nodes(item.get("variants")):
-        if isinstance(node, dict) and isinstance(node.get("id"), str):
-            return str(node["id"])
-    return None
-
-
 def set_quantities_input(
     changes: Sequence[tuple[str, str, int, int | None]], reference: str | None = None
 ) -> dict[str, Any]:

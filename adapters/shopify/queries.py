@@ -249,25 +249,22 @@ query StorelinkInventory($ids: [ID!]!) {
 }
 """
 
-INVENTORY_ITEM: Final = """
-query StorelinkInventoryItem($id: ID!) {
-  inventoryItem(id: $id) {
-    id
-    tracked
-    variants(first: 1) {
-      nodes {
-        id
-      }
-    }
-    inventoryLevels(first: 50) {
-      nodes {
-        updatedAt
-        location {
-          id
-        }
-        quantities(names: ["available"]) {
-          name
-          quantity
+INVENTORY_ITEM_TOTALS: Final = """
+query StorelinkInventoryItemTotals($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on InventoryItem {
+      id
+      tracked
+      inventoryLevels(first: 50) {
+        nodes {
+          updatedAt
+          location {
+            id
+          }
+          quantities(names: ["available"]) {
+            name
+            quantity
+          }
         }
       }
     }

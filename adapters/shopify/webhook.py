@@ -8,10 +8,14 @@ and re-encodes it, so it does not check the bytes as received; it parses and re-
 body on every call only to build a redacted log record; it takes at most two secrets; and it wants a
 request method and a client id this layer does not have.
 
-Parsing maps topics to `connector.domain.events.StoreEvent`s. Ids are Shopify GIDs built from the numeric
-ids of the payload (`inventory_levels/update` names an inventory item; `admin_graphql_api_id` there is an
-InventoryLevel GID with a query string, which is not used). Compliance topics carry no store event (the
-core has no event type for them yet), so they parse to an empty list.
+Parsing maps topics to `connector.domain.events.StoreEvent`s without calling the store. Ids are Shopify
+GIDs built from the numeric ids of the payload. `inventory_levels/update` names an inventory item and a
+location (its `admin_graphql_api_id` is an InventoryLevel GID with a query string, which is not used); the
+core finds the variant through the inventory item ref the catalog sync stored. Its `available` is null for
+an item whose stock Shopify does not track. Inventory changes are timed by `X-Shopify-Triggered-At`
+(sub-second) when present, else by the body's `updated_at` (whole seconds), so two changes within one
+second are still ordered. The compliance topics (`customers/data_request`, `customers/redact`,
+`shop/redact`) become privacy events naming the customer (id, email, phone) and the orders concerned.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ TOPIC_HEADER: Final = "x-shopify-topic"
 DELIVERY_HEADER: Final = "x-shopify-webhook-id"
 TRIGGERED_HEADER: Final = "x-shopify-triggered-at"
 MAX_ID_CHARS: Final = 255
+RETAINED_CREDENTIALS: Final = ("client_id", "client_secret", "old_client_secret")
+"""App credentials kept after an uninstall: compliance deliveries (`shop/redact` comes 48 hours later) are
+signed with the app secret and must still verify. Access and refresh tokens are purged."""
 _SHOP = re.compile(const.SHOP_DOMAIN_PATTERN)
 
 
@@ -207,11 +214,11 @@ def events(
             raise ValidationError("available must be an integer or null", code="bad_body") from None
         item = _gid(body, "inventory_item_id", "InventoryItem")
         data: dict[str, object] = {
-            "quantity": amount,
-            "location": _gid(body, "location_id", "Location"),
-            "inventory_item": item,
+            "inventory_item_ref": item,
+            "location_ref": _gid(body, "location_id", "Location"),
+            "available": amount,
         }
-        return [StoreEvent(StoreEventKind.INVENTORY_CHANGED, item, updated, data)]
+        return [StoreEvent(StoreEventKind.INVENTORY_CHANGED, item, triggered_at or updated, data)]
     if topic == "orders/fulfilled":
         return [_order_event(StoreEventKind.ORDER_FULFILLED, body, updated)]
     if topic == "orders/cancelled":
@@ -239,7 +246,48 @@ def events(
         ref = domain if isinstance(domain, str) and domain else shop
         if not ref:
             raise ValidationError("app/uninstalled names no shop", code="bad_body")
-        return [StoreEvent(StoreEventKind.APP_UNINSTALLED, ref.lower(), triggered_at or updated)]
+        retain: dict[str, object] = {"retain_credentials": list(RETAINED_CREDENTIALS)}
+        return [StoreEvent(StoreEventKind.APP_UNINSTALLED, ref.lower(), triggered_at or updated, retain)]
     if topic in const.COMPLIANCE_TOPICS:
-        return []
+        return [_compliance(topic, body, triggered_at, shop)]
     raise PermanentError(f"Shopify topic {topic!r} is not handled", code="unknown_topic")
+
+
+def _shop_of(body: Mapping[str, Any], shop: str | None) -> str:
+    domain = body.get("shop_domain")
+    ref = domain if isinstance(domain, str) and domain else shop
+    if not ref:
+        raise ValidationError("the delivery names no shop (shop_domain)", code="bad_body")
+    return ref.lower()
+
+
+def _contact(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _compliance(
+    topic: str, body: Mapping[str, Any], triggered_at: datetime | None, shop: str | None
+) -> StoreEvent:
+    """A `customers/data_request`, `customers/redact` or `shop/redact` delivery as a privacy event."""
+    ref = _shop_of(body, shop)
+    if topic == "shop/redact":
+        return StoreEvent(StoreEventKind.SHOP_REDACTED, ref, triggered_at)
+    customer = body.get("customer")
+    if not isinstance(customer, dict):
+        raise ValidationError(f"{topic} names no customer", code="bad_body", details={"field": "customer"})
+    orders_key = "orders_requested" if topic == "customers/data_request" else "orders_to_redact"
+    orders = body.get(orders_key) or []
+    if not isinstance(orders, list):
+        raise ValidationError(f"{orders_key} must be a list", code="bad_body", details={"field": orders_key})
+    data: dict[str, object] = {
+        "customer_ref": _gid(customer, "id", "Customer") if customer.get("id") is not None else None,
+        "email": _contact(customer.get("email")),
+        "phone": _contact(customer.get("phone")),
+        "order_refs": [_gid({"id": number}, "id", "Order") for number in orders],
+    }
+    if topic == "customers/data_request":
+        request = body.get("data_request")
+        request_id = request.get("id") if isinstance(request, dict) else None
+        data["request_ref"] = str(request_id) if request_id is not None else None
+        return StoreEvent(StoreEventKind.CUSTOMER_DATA_REQUESTED, ref, triggered_at, data)
+    return StoreEvent(StoreEventKind.CUSTOMER_REDACTED, ref, triggered_at, data)

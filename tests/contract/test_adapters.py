@@ -8,7 +8,7 @@ untested.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,37 @@ from connector.domain.money import Money
 from connector.domain.orders import ExternalOrderRef, Order, OrderLine
 from connector.errors import PermanentError, StorelinkError, ValidationError
 from connector.ports import Capability, HttpOptions, StoreAdapter
+from connector.sandbox import shopify as shopify_sandbox
 from connector.sandbox.feeds import write_feed
 
+Factory = Callable[[pytest.FixtureRequest, Path], tuple[dict[str, Any], dict[str, str]]]
 
-def _feed(tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+
+@pytest.fixture(scope="module")
+def shopify_shop() -> Iterator[shopify_sandbox.Server]:
+    """One emulated shop for the module: 10 products of 3 variants at its primary location."""
+    with shopify_sandbox.serve() as server:
+        server.store.seed_catalog(10, 3)
+        yield server
+
+
+def _feed(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     feed = write_feed(tmp_path / "feed.csv", 40, variants_per_product=4)
     return {"url": str(feed)}, {}
 
 
-FACTORIES: dict[str, Callable[[Path], tuple[dict[str, Any], dict[str, str]]]] = {"feed": _feed}
+def _shopify(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    server: shopify_sandbox.Server = request.getfixturevalue("shopify_shop")
+    config = {
+        "shop": server.store.shop.myshopify_domain,
+        "base_url": server.url,
+        "location": str(server.store.primary_location.legacy_resource_id),
+    }
+    app = server.emulator.client
+    return config, {"access_token": "shpat_sandbox", "client_secret": app.client_secret}
+
+
+FACTORIES: dict[str, Factory] = {"feed": _feed, "shopify": _shopify}
 
 
 @pytest.fixture(params=registry.kinds())
@@ -37,9 +59,9 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def adapter(kind: str, tmp_path: Path) -> StoreAdapter:
+def adapter(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreAdapter:
     assert kind in FACTORIES, f"adapter {kind!r} is registered but has no contract-test factory"
-    config, credentials = FACTORIES[kind](tmp_path)
+    config, credentials = FACTORIES[kind](request, tmp_path)
     cls = registry.adapter_class(kind)
     return registry.create_adapter(kind, cls.validate_config(config), credentials, HttpOptions(timeout=5))
 
@@ -61,8 +83,8 @@ def test_rejects_bad_config_with_a_validation_error(kind):
         registry.adapter_class(kind).validate_config({})
 
 
-def test_store_ref_is_stable(kind, tmp_path):
-    config, _ = FACTORIES[kind](tmp_path)
+def test_store_ref_is_stable(kind, request, tmp_path):
+    config, _ = FACTORIES[kind](request, tmp_path)
     cls = registry.adapter_class(kind)
     normalized = cls.validate_config(config)
     assert cls.store_ref(normalized) == cls.store_ref(cls.validate_config(normalized))
@@ -138,11 +160,13 @@ def test_webhook_envelopes_refuse_malformed_deliveries(adapter):
             adapter.webhook_envelope({}, body)
 
 
-def test_errors_are_storelink_errors(kind, tmp_path):
+def test_errors_are_storelink_errors(kind, request, tmp_path):
     cls = registry.adapter_class(kind)
-    config, credentials = FACTORIES[kind](tmp_path)
+    config, credentials = FACTORIES[kind](request, tmp_path)
     broken = dict(cls.validate_config(config))
     if kind == "feed":
         (tmp_path / "feed.csv").unlink()
+    if kind == "shopify":
+        credentials = {**credentials, "access_token": "shpat_revoked"}
     with pytest.raises(StorelinkError):
         registry.create_adapter(kind, broken, credentials, HttpOptions(timeout=5)).check_connection()

@@ -213,10 +213,10 @@ def test_a_poisoned_delivery_fails_alone_and_support_replays(store: Store, cli, 
 
     real_apply = store_events.apply
 
-    def fragile(session, merchant, deliveries):
+    def fragile(session, merchant, deliveries, **options):
         if any(ev.external_id == "SKU-000009" for _, evs in deliveries for ev in evs):
             raise RuntimeError("boom")
-        return real_apply(session, merchant, deliveries)
+        return real_apply(session, merchant, deliveries, **options)
 
     monkeypatch.setattr(store_events, "apply", fragile)
     store.push([("SKU-000008", 3)], at=T0)

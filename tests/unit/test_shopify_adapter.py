@@ -443,38 +443,56 @@ def test_webhooks_verify_with_current_or_old_secret():
     assert make().webhook_envelope(signed("products/update", body), body).delivery_id == "d-1"
 
 
-def _item(levels: list[tuple[str, int]], tracked: bool = True) -> Handler:
+def _items(levels: dict[str, list[tuple[str, int]]], tracked: bool = True) -> Handler:
     return lambda v: {
-        "inventoryItem": {
-            "id": v["id"],
-            "tracked": tracked,
-            "variants": {"nodes": [{"id": "gid://shopify/ProductVariant/1"}]},
-            "inventoryLevels": {
-                "nodes": [
-                    {"location": {"id": loc}, "quantities": [{"name": "available", "quantity": qty}]}
-                    for loc, qty in levels
-                ]
-            },
-        }
+        "nodes": [
+            {
+                "id": item,
+                "tracked": tracked,
+                "inventoryLevels": {
+                    "nodes": [
+                        {"location": {"id": loc}, "quantities": [{"name": "available", "quantity": qty}]}
+                        for loc, qty in levels[item]
+                    ]
+                },
+            }
+            if item in levels
+            else None
+            for item in v["ids"]
+        ]
     }
 
 
-def test_inventory_webhooks_are_resolved_to_variants(shop):
+def test_inventory_webhooks_parse_without_calling_the_store(shop):
     fake, _ = shop
-    fake.handlers["StorelinkInventoryItem"] = _item([(LOCATION, 3), ("gid://shopify/Location/8", 4)])
     body = (
         b'{"inventory_item_id": 11, "location_id": 7, "available": 3, "updated_at": "2026-11-03T10:00:00Z"}'
     )
-    (event,) = make({"location": LOCATION}).parse_webhook("inventory_levels/update", signed("x", body), body)
-    assert event.kind is StoreEventKind.INVENTORY_CHANGED
-    assert event.external_id == "gid://shopify/ProductVariant/1"
-    assert event.data["quantity"] == 3 and event.data["location"] == LOCATION
-    elsewhere = b'{"inventory_item_id": 11, "location_id": 8, "available": 9}'
-    assert make({"location": LOCATION}).parse_webhook("inventory_levels/update", {}, elsewhere) == []
-    (summed,) = make().parse_webhook("inventory_levels/update", {}, body)
-    assert summed.data["quantity"] == 7 and "location" not in summed.data
-    fake.handlers["StorelinkInventoryItem"] = lambda v: {"inventoryItem": None}
-    assert make().parse_webhook("inventory_levels/update", {}, body) == []
+    headers = {**signed("inventory_levels/update", body), "x-shopify-triggered-at": "2026-11-03T10:00:00.5Z"}
+    for config in ({"location": LOCATION}, {}):
+        (event,) = make(config).parse_webhook("inventory_levels/update", headers, body)
+        assert event.kind is StoreEventKind.INVENTORY_CHANGED
+        assert event.external_id == "gid://shopify/InventoryItem/11"
+        assert event.data == {
+            "inventory_item_ref": "gid://shopify/InventoryItem/11",
+            "location_ref": LOCATION,
+            "available": 3,
+        }
+        assert event.occurred_at is not None and event.occurred_at.microsecond == 500_000
+    assert fake.calls == []
+
+
+def test_inventory_totals_sum_every_location_in_batches(shop):
+    fake, _ = shop
+    items = [f"gid://shopify/InventoryItem/{n}" for n in range(1, 8)]
+    fake.handlers["StorelinkInventoryItemTotals"] = _items(
+        {item: [(LOCATION, n), ("gid://shopify/Location/8", 10)] for n, item in enumerate(items[:6])}
+    )
+    totals = make().inventory_totals([*items, items[0], "gid://shopify/ProductVariant/1"])
+    assert totals == {item: n + 10 for n, item in enumerate(items[:6])}
+    assert [name for name, _ in fake.calls] == ["StorelinkInventoryItemTotals"] * 2
+    fake.handlers["StorelinkInventoryItemTotals"] = _items({items[0]: [(LOCATION, 4)]}, tracked=False)
+    assert make().inventory_totals(items[:1]) == {items[0]: None}
 
 
 def test_register_webhooks_subscribes_every_topic(shop):

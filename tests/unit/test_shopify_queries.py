@@ -64,4 +64,4 @@ def test_page_sizes_match_the_documents():
     assert f"variants(first: {const.VARIANTS_PER_PAGE})" in queries.CATALOG_PAGE
     assert f"media(first: {const.MAX_MEDIA})" in queries.CATALOG_PAGE
     assert queries.INVENTORY_ALL_LOCATIONS.count(f"inventoryLevels(first: {const.LEVELS_PER_ITEM})") == 1
-    assert queries.INVENTORY_ITEM.count(f"inventoryLevels(first: {const.LEVELS_PER_ITEM})") == 1
+    assert queries.INVENTORY_ITEM_TOTALS.count(f"inventoryLevels(first: {const.LEVELS_PER_ITEM})") == 1

@@ -113,15 +113,18 @@ def test_inventory_level_updates_name_the_inventory_item():
     assert event.kind is StoreEventKind.INVENTORY_CHANGED
     assert event.external_id == "gid://shopify/InventoryItem/271878346596884015"
     assert event.data == {
-        "quantity": None,
-        "location": "gid://shopify/Location/24826418",
-        "inventory_item": "gid://shopify/InventoryItem/271878346596884015",
+        "available": None,
+        "location_ref": "gid://shopify/Location/24826418",
+        "inventory_item_ref": "gid://shopify/InventoryItem/271878346596884015",
     }
     assert event.occurred_at == datetime(2020, 9, 3, 12, 44, 10, tzinfo=UTC)
+    # The sub-second X-Shopify-Triggered-At orders changes made within one second.
+    triggered = datetime(2020, 9, 3, 12, 44, 10, 250_000, tzinfo=UTC)
+    assert webhook.parse("inventory_levels/update", raw, triggered)[0].occurred_at == triggered
     (negative,) = webhook.parse(
         "inventory_levels/update", b'{"inventory_item_id":1,"location_id":2,"available":-4}'
     )
-    assert negative.data["quantity"] == 0
+    assert negative.data["available"] == 0
     with pytest.raises(ValidationError):
         webhook.parse("inventory_levels/update", b'{"inventory_item_id":1,"location_id":2,"available":"x"}')
 
@@ -172,8 +175,37 @@ def test_uninstall_and_compliance_topics():
     assert event.kind is StoreEventKind.APP_UNINSTALLED and event.external_id == "demo.myshopify.com"
     (fallback,) = webhook.parse("app/uninstalled", b"{}", shop="demo.myshopify.com")
     assert fallback.external_id == "demo.myshopify.com"
-    for topic in ("customers/data_request", "customers/redact", "shop/redact"):
-        assert webhook.parse(topic, b'{"shop_domain": "demo.myshopify.com"}') == []
+    assert fallback.data == {"retain_credentials": ["client_id", "client_secret", "old_client_secret"]}
+    (shop_redact,) = webhook.parse("shop/redact", b'{"shop_id": 954889, "shop_domain": "Demo.myshopify.com"}')
+    assert (shop_redact.kind, shop_redact.external_id) == (StoreEventKind.SHOP_REDACTED, "demo.myshopify.com")
+    request = {
+        "shop_id": 954889,
+        "shop_domain": "demo.myshopify.com",
+        "orders_requested": [299938, 280263],
+        "customer": {"id": 191167, "email": "john@example.com", "phone": "555-625-1199"},
+        "data_request": {"id": 9999},
+    }
+    (asked,) = webhook.parse("customers/data_request", json.dumps(request).encode())
+    assert asked.kind is StoreEventKind.CUSTOMER_DATA_REQUESTED and asked.external_id == "demo.myshopify.com"
+    assert asked.data == {
+        "customer_ref": "gid://shopify/Customer/191167",
+        "email": "john@example.com",
+        "phone": "555-625-1199",
+        "order_refs": ["gid://shopify/Order/299938", "gid://shopify/Order/280263"],
+        "request_ref": "9999",
+    }
+    redact = {
+        "shop_domain": "demo.myshopify.com",
+        "customer": {"id": 191167, "email": "john@example.com", "phone": None},
+        "orders_to_redact": [299938],
+    }
+    (erase,) = webhook.parse("customers/redact", json.dumps(redact).encode())
+    assert erase.kind is StoreEventKind.CUSTOMER_REDACTED
+    assert erase.data["order_refs"] == ["gid://shopify/Order/299938"] and erase.data["phone"] is None
+    with pytest.raises(ValidationError):
+        webhook.parse("customers/redact", b'{"shop_domain": "demo.myshopify.com"}')
+    with pytest.raises(ValidationError):
+        webhook.parse("shop/redact", b"{}")
 
 
 def test_unknown_topics_are_permanent_errors():

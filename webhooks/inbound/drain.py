@@ -27,6 +27,7 @@ from connector.domain.events import StoreEvent
 from connector.errors import PermanentError, RetryableError
 from connector.merchants import build_adapter
 from connector.models import InboundEvent, Merchant
+from connector.ports import InventoryTotals
 from webhooks.inbound import scheduling
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limi
         return 0
     counts.batches += 1
     adapter = build_adapter(merchant, rt.secrets, rt.settings)
+    stock = adapter if isinstance(adapter, InventoryTotals) else None
     parsed: list[tuple[int, Sequence[StoreEvent]]] = []
     refused: dict[int, str] = {}
     for row in rows:
@@ -142,7 +144,7 @@ def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limi
         except PermanentError as exc:
             refused[row.id] = f"{exc.code}: {exc.message}"
     try:
-        _apply(rt, merchant_id, ids, parsed, refused, counts)
+        _apply(rt, merchant_id, ids, parsed, refused, counts, stock)
     except _TRANSIENT:
         raise  # nothing was written: the job's retry (or the sweeper) drains the same batch again
     except Exception:
@@ -152,7 +154,7 @@ def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limi
         )
         for one in parsed:
             try:
-                _apply(rt, merchant_id, [one[0]], [one], {}, counts)
+                _apply(rt, merchant_id, [one[0]], [one], {}, counts, stock)
             except _TRANSIENT:
                 raise
             except Exception as exc:
@@ -169,12 +171,13 @@ def _apply(
     parsed: list[tuple[int, Sequence[StoreEvent]]],
     refused: dict[int, str],
     counts: DrainCounts,
+    stock: InventoryTotals | None = None,
 ) -> None:
     with rt.db.session() as session:
         merchant = session.get(Merchant, merchant_id)
         if merchant is None:
             return
-        applied = store_events.apply(session, merchant, parsed)
+        applied = store_events.apply(session, merchant, parsed, stock=stock, secrets=rt.secrets)
         now = datetime.now(UTC)
         marks = []
         for delivery_id in ids:
