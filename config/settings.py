@@ -124,6 +124,31 @@ class Settings(BaseSettings):
     feed_allow_files: bool = Field(
         default=True, description="Allow feed merchants whose feed is a local file path (file:// or a path)."
     )
+    public_url: str = Field(
+        default="",
+        description=(
+            "Address at which stores reach Storelink, e.g. https://storelink.example: the base of OAuth "
+            "redirects and store webhook subscriptions. Empty: the address the install request came to."
+        ),
+    )
+    shopify_api_key: str = Field(
+        default="", description="Client id (API key) of the Shopify app. Empty: Shopify installs are off."
+    )
+    shopify_api_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Client secret of the Shopify app: signs install callbacks, refreshes tokens, signs webhooks.",
+    )
+    shopify_scopes: str = Field(
+        default="",
+        description="Comma-separated access scopes asked for at install. Empty: the Shopify adapter's required scopes.",
+    )
+    shopify_admin_base_url: str = Field(
+        default="",
+        description=(
+            "Address of the Shopify Admin API and OAuth endpoints for every shop. "
+            "Empty: https://<shop>; the sandbox emulator's URL in tests and the demo."
+        ),
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -149,6 +174,16 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("public_url", "shopify_admin_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and (not value.startswith(("http://", "https://")) or "?" in value or "#" in value):
+            raise ValueError(
+                "must be an http(s) URL without query or fragment, e.g. https://storelink.example"
+            )
+        return value.rstrip("/")
 
     @property
     def queue_names(self) -> list[str]:

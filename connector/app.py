@@ -8,7 +8,7 @@ from flask import Flask
 
 from config.settings import Settings, get_settings
 from connector import logs, runtime
-from connector.web import context, health, metrics, problems
+from connector.web import context, health, install, metrics, problems
 
 logger = logging.getLogger(__name__)
 
@@ -37,5 +37,6 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     health.init_app(app)
     api.init_app(app)  # Platform API: /v1/webhook-endpoints
     receiver.init_app(app)  # store webhooks: /webhooks/<source>
+    install.init_app(app)  # store installs: /<kind>/install, /<kind>/callback
     logger.debug("app created", extra={"database": rt.db.engine.dialect.name})
     return app

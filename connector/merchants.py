@@ -1,4 +1,9 @@
-"""Merchant service: connect a store, read a merchant, and build its adapter with decrypted credentials."""
+"""Merchant service: connect a store, read a merchant, and build its adapter with decrypted credentials.
+
+Credentials that expire are rotated through `credentials_guard`: one refresher per merchant at a time (a Redis
+lock), the stored credentials read again under the lock so a pair another process stored is taken instead of
+refreshed twice, the new pair written in one encrypted write, and a refused refresh pausing the merchant.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,25 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from redis import Redis
+from redis.exceptions import LockError
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from connector import registry
+from connector import registry, runtime
 from connector.crypto import SecretBox
-from connector.errors import NotFoundError, ValidationError
+from connector.db import Database
+from connector.errors import AuthError, NotFoundError, RetryableError, ValidationError
 from connector.models import Merchant
-from connector.ports import HttpOptions, StoreAdapter
+from connector.ports import (
+    CredentialsGuard,
+    CredentialsRefresh,
+    HttpOptions,
+    RefreshesCredentials,
+    StoreAdapter,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +91,125 @@ def get_merchant(session: Session, ref: str | int) -> Merchant:
     return merchant
 
 
-def build_adapter(merchant: Merchant, secrets: SecretBox, settings: Settings) -> StoreAdapter:
+def install_merchant(
+    session: Session,
+    secrets: SecretBox,
+    *,
+    kind: str,
+    config: Mapping[str, Any],
+    credentials: Mapping[str, str],
+) -> tuple[Merchant, bool]:
+    """Create the merchant of a store just installed, or re-install it: the new credentials replace the old
+    ones in one encrypted write, the new config entries are merged over the old, the status is `installed`
+    and any problem cleared. Returns (merchant, created)."""
+    cls = registry.adapter_class(kind)
+    normalized = cls.validate_config(config)
+    store_ref = cls.store_ref(normalized)
+    merchant = session.scalars(
+        select(Merchant).where(Merchant.kind == kind, Merchant.store_ref == store_ref).with_for_update()
+    ).first()
+    if merchant is None:
+        created = create_merchant(
+            session, secrets, kind=kind, name=store_ref, config=normalized, credentials=credentials
+        )
+        return created, True
+    merchant.config = cls.validate_config({**merchant.config, **normalized})
+    merchant.credentials_encrypted = secrets.encrypt(dict(credentials))
+    merchant.status = "installed"
+    merchant.problem = None
+    session.flush()
+    logger.info("merchant re-installed", extra={"merchant_id": merchant.id, "kind": kind})
+    return merchant, False
+
+
+def credentials_guard(
+    db: Database | None,
+    secrets: SecretBox,
+    redis: Redis | None,
+    merchant_id: int,
+    kind: str,
+    *,
+    timeout: float,
+) -> CredentialsGuard:
+    """A `CredentialsGuard` for one merchant: refreshes run one at a time (a Redis lock that lapses after
+    long enough for the refresh call), on the credentials as stored when the lock is taken; the result is
+    stored in one encrypted write. A refresh the store refuses (AuthError) pauses the merchant with a visible
+    problem and is raised, never tried again on its own. Without `db` and `redis`, the process's runtime's
+    are used (looked up when a refresh happens)."""
+    name = f"storelink:{kind}:refresh:{merchant_id}"
+    log = {"merchant_id": merchant_id, "kind": kind}
+
+    def guard(refresh: CredentialsRefresh) -> Mapping[str, str]:
+        if db is None or redis is None:
+            rt = runtime.current()
+            return _guarded(refresh, db or rt.db, redis or rt.redis)
+        return _guarded(refresh, db, redis)
+
+    def _guarded(refresh: CredentialsRefresh, db: Database, redis: Redis) -> Mapping[str, str]:
+        lock = redis.lock(name, timeout=2 * timeout + 10, blocking_timeout=2 * timeout + 10)
+        if not lock.acquire():
+            raise RetryableError(
+                f"merchant {merchant_id}: credentials are being refreshed elsewhere", code="refresh_busy"
+            )
+        try:
+            with db.session() as session:
+                stored_token = session.scalar(
+                    select(Merchant.credentials_encrypted).where(Merchant.id == merchant_id)
+                )
+            stored = secrets.decrypt(stored_token)
+            try:
+                entries = refresh(stored)
+            except AuthError as exc:
+                with db.session() as session:  # an uninstalled merchant stays uninstalled
+                    session.execute(
+                        update(Merchant)
+                        .where(Merchant.id == merchant_id, Merchant.status == "installed")
+                        .values(
+                            status="paused", problem=f"store refused the credentials refresh: {exc.message}"
+                        )
+                    )
+                logger.warning(
+                    "credentials refresh refused; merchant paused", extra={**log, "code": exc.code}
+                )
+                raise
+            if entries is None:
+                logger.info("credentials refreshed elsewhere; taking the stored ones", extra=log)
+                return stored
+            current = {**stored, **entries}
+            with db.session() as session:
+                session.execute(
+                    update(Merchant)
+                    .where(Merchant.id == merchant_id)
+                    .values(credentials_encrypted=secrets.encrypt(current))
+                )
+            logger.info("credentials refreshed and stored", extra=log)
+            return current
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                logger.warning("credentials refresh lock lapsed before release", extra=log)
+
+    return guard
+
+
+def build_adapter(
+    merchant: Merchant,
+    secrets: SecretBox,
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    redis: Redis | None = None,
+) -> StoreAdapter:
+    """The merchant's adapter. One whose credentials expire rotates them through `credentials_guard` (on
+    `db` and `redis`, else the process runtime's)."""
     credentials = secrets.decrypt(merchant.credentials_encrypted)
-    return registry.create_adapter(merchant.kind, merchant.config, credentials, http_options(settings))
+    adapter = registry.create_adapter(merchant.kind, merchant.config, credentials, http_options(settings))
+    if isinstance(adapter, RefreshesCredentials):
+        adapter.refresh_guard = credentials_guard(
+            db, secrets, redis, merchant.id, merchant.kind, timeout=settings.http_timeout_seconds
+        )
+    return adapter
 
 
 def rotate_credentials(session: Session, secrets: SecretBox) -> int:

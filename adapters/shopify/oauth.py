@@ -44,12 +44,22 @@ def _require_shop(shop: str) -> str:
     return shop.lower()
 
 
-def permission_url(shop: str, client_id: str, scopes: Iterable[str], redirect_uri: str, state: str) -> str:
-    """Where to send the merchant to grant access: an offline-token authorization request."""
+def permission_url(
+    shop: str,
+    client_id: str,
+    scopes: Iterable[str],
+    redirect_uri: str,
+    state: str,
+    base_url: str | None = None,
+) -> str:
+    """Where to send the merchant to grant access: an offline-token authorization request (at `base_url`,
+    the emulator, instead of `https://<shop>` when given)."""
     query = urlencode(
         {"client_id": client_id, "scope": ",".join(scopes), "redirect_uri": redirect_uri, "state": state}
     )
-    return f"https://{_require_shop(shop)}/admin/oauth/authorize?{query}"
+    host = _require_shop(shop)
+    origin = (base_url or f"https://{host}").rstrip("/")
+    return f"{origin}/admin/oauth/authorize?{query}"
 
 
 def verify_callback(params: Mapping[str, Any], client_secret: str) -> bool:

@@ -1,0 +1,74 @@
+"""Store install routes: `GET /<kind>/install?shop=…` redirects to the store's grant page, and
+`GET /<kind>/callback` completes the install (see `connector.installs`); refusals are problem documents."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, request
+
+from connector import installs
+from connector.runtime import Runtime
+from connector.web.problems import problem
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("install", __name__)
+
+
+def _runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["storelink"]
+    return rt
+
+
+def _public_url(rt: Runtime) -> str:
+    """The address stores reach us at: PUBLIC_URL, else the one this request came to."""
+    return rt.settings.public_url or request.host_url.rstrip("/")
+
+
+def _refused(exc: installs.InstallError) -> Response:
+    extra: dict[str, Any] = {"missing": exc.details["missing"]} if "missing" in exc.details else {}
+    return problem(exc.status, exc.code, exc.message, **extra)
+
+
+@bp.get("/<kind>/install")
+def install(kind: str) -> Response:
+    rt = _runtime()
+    if any(len(values) > 1 for values in request.args.listvalues()):
+        return problem(400, "invalid_request", "the request repeats a query parameter")
+    try:
+        url = installs.start(rt, kind, request.args.to_dict(), _public_url(rt))
+    except installs.InstallError as exc:
+        return _refused(exc)
+    response = redirect(url, code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response  # type: ignore[return-value]
+
+
+@bp.get("/<kind>/callback")
+def callback(kind: str) -> Response:
+    rt = _runtime()
+    if any(len(values) > 1 for values in request.args.listvalues()):
+        return problem(400, "invalid_request", "the request repeats a query parameter")
+    try:
+        done = installs.complete(rt, kind, request.args.to_dict(), _public_url(rt))
+    except installs.InstallError as exc:
+        return _refused(exc)
+    response = jsonify(
+        {
+            "merchant_id": done.merchant_id,
+            "kind": done.kind,
+            "store_ref": done.store_ref,
+            "created": done.created,
+            "sync_run_id": done.run_id,
+            "webhook_topics": done.webhook_topics,
+        }
+    )
+    response.status_code = 201 if done.created else 200
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
