@@ -1000,6 +1000,35 @@ def bench_webhooks(seconds: float, rate: int, events: int, database_url: str) ->
     click.echo(json.dumps(result))
 
 
+@bench.command("shopify")
+@click.option("--orders", default=100, show_default=True, type=click.IntRange(10, 10_000), help="(a) orders.")
+@click.option(
+    "--variants",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(1000, 1_000_000),
+    help="(b) variants.",
+)
+@click.option(
+    "--restore-rate", default=50.0, show_default=True, help="(a) emulator bucket restore rate, points/s."
+)
+@click.option("--bucket", default=1000.0, show_default=True, help="(a) emulator bucket size, points.")
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_shopify(orders: int, variants: int, restore_rate: float, bucket: float, database_url: str) -> None:
+    """Order push against the emulator's cost throttle, and a bulk catalog sync against the feed baseline."""
+    from connector.bench.shopify import run
+
+    result = run(
+        orders=orders,
+        variants=variants,
+        restore_rate=restore_rate,
+        bucket=bucket,
+        database_url=database_url or None,
+        console=console,
+    )
+    click.echo(json.dumps(result))
+
+
 def _signal_exit(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)
 

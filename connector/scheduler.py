@@ -7,7 +7,7 @@ import logging
 from rq.cron import CronScheduler
 
 from config.settings import Settings
-from connector import jobs, logs, runtime
+from connector import jobs, logs, order_push, runtime
 from connector.queue import EVENTS
 
 logger = logging.getLogger(__name__)
@@ -17,6 +17,7 @@ def build_scheduler(rt: runtime.Runtime) -> CronScheduler:
     scheduler = CronScheduler(connection=rt.redis, logging_level=rt.settings.log_level)
     # Sweeping is cheap and idempotent; it runs on the urgent events queue so a long sync never delays it.
     scheduler.register(jobs.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
+    scheduler.register(order_push.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
     from webhooks.inbound import drain
     from webhooks.outbound import delivery
 

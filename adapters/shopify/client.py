@@ -15,6 +15,8 @@ Every failure leaves as a `connector.errors` type:
 Pacing: the client keeps an estimate of the shop's leaky bucket from `extensions.cost.throttleStatus` and the
 cost each document was last charged (`requestedQueryCost`); before sending, when the estimate lacks that
 cost, it sleeps just long enough for the bucket to refill, so throttling is avoided rather than suffered.
+Other clients of the same bucket (other workers) are accounted for: the refill that neither reached the
+bucket nor was spent by this client is theirs, so each paces to its share of the restore rate.
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ logger = logging.getLogger(__name__)
 TOKEN_HEADER: Final = "X-Shopify-Access-Token"  # noqa: S105 (a header name)
 DEFAULT_THROTTLE_WAIT: Final = 1.0
 MAX_PACING_SLEEP: Final = 30.0
+MIN_SHARE: Final = 0.1
+"""The least share of the restore rate a client paces itself to, however busy the others look."""
+SHARE_WINDOW: Final = 0.5
+"""Seconds of reports over which the others' spending is measured."""
+SHARE_SMOOTHING: Final = 0.3
+SHARED_MARGIN: Final = 1.0
+"""While others share the bucket, a request waits for this many times its cost more (a standing reserve of
+a few points, which costs no throughput)."""
 _SAFE_TO_REPEAT: Final = frozenset({"throttled", "rate_limited", "connect"})
 """Failures after which a non-idempotent mutation may be sent again: the store never executed it."""
 
@@ -48,15 +58,22 @@ TokenSource = str | Callable[[], str]
 
 @dataclass(slots=True)
 class Bucket:
-    """The shop's query-cost bucket as last reported, refilled at `restore_rate` points per second."""
+    """The shop's query-cost bucket as this client sees it: `available` is its share of the points last
+    reported, refilled at `restore_rate` points per second of which other clients of the same app and shop
+    (other workers) are estimated to spend `others_rate`."""
 
     maximum: float
     available: float
     restore_rate: float
     observed_at: float
+    others_rate: float = 0.0
+
+    def rate(self) -> float:
+        """Points a second this client can count on: the restore rate less what the others spend."""
+        return max(self.restore_rate - self.others_rate, self.restore_rate * MIN_SHARE)
 
     def estimate(self, now: float) -> float:
-        refilled = self.available + self.restore_rate * max(0.0, now - self.observed_at)
+        refilled = self.available + self.rate() * max(0.0, now - self.observed_at)
         return min(self.maximum, refilled)
 
     def wait_for(self, cost: float, now: float) -> float:
@@ -64,7 +81,7 @@ class Bucket:
         if self.restore_rate <= 0 or cost > self.maximum:
             return 0.0
         missing = cost - self.estimate(now)
-        return max(0.0, missing / self.restore_rate)
+        return max(0.0, missing / self.rate())
 
     def spend(self, cost: float, now: float) -> None:
         self.available = self.estimate(now) - cost
@@ -114,6 +131,10 @@ class ShopifyClient:
         self._sleep = sleep
         self._clock = clock
         self.bucket: Bucket | None = None
+        self._reported: tuple[float, float] | None = (
+            None  # (when, level) the others' spending is measured from
+        )
+        self._spent_since = 0.0
         self._costs: dict[str, float] = {}
         self.last_cost: dict[str, Any] | None = None
 
@@ -181,7 +202,9 @@ class ShopifyClient:
         if self.bucket is None or not cost:
             return
         now = self._clock()
-        wait = min(self.bucket.wait_for(cost, now), MAX_PACING_SLEEP)
+        # Shared with other clients, the estimate can be off by what they just spent: wait for a margin too.
+        margin = cost * SHARED_MARGIN if self.bucket.others_rate > 0 else 0.0
+        wait = min(self.bucket.wait_for(cost + margin, now), MAX_PACING_SLEEP)
         if wait > 0:
             logger.debug("pacing before request", extra={"shop": self.shop_domain, "wait_seconds": wait})
             self._sleep(wait)
@@ -252,7 +275,31 @@ class ShopifyClient:
         rate = _number(status.get("restoreRate"))
         if maximum is None or available is None or rate is None:
             return
-        self.bucket = Bucket(maximum, available, rate, self._clock())
+        now = self._clock()
+        others = self._others_rate(maximum, available, rate, _number(cost.get("actualQueryCost")) or 0.0, now)
+        share = max(rate - others, rate * MIN_SHARE) / rate if rate > 0 else 1.0
+        # Of the points there, this client counts its share only, so clients do not all reach for the same ones.
+        self.bucket = Bucket(maximum, available * share, rate, now, others)
+
+    def _others_rate(self, maximum: float, available: float, rate: float, spent: float, now: float) -> float:
+        """What other clients of the bucket spend a second: the refill that neither reached the bucket nor
+        was spent by this client, measured over SHARE_WINDOW and smoothed; zero while the bucket is full."""
+        previous = self.bucket.others_rate if self.bucket is not None else 0.0
+        if self._reported is None:
+            self._reported, self._spent_since = (now, available), 0.0
+            return previous
+        at, level = self._reported
+        self._spent_since += spent
+        elapsed = now - at
+        if elapsed < SHARE_WINDOW:
+            return previous
+        refill = rate * elapsed
+        sample = 0.0
+        if level + refill < maximum:
+            sample = max(0.0, (refill - self._spent_since - (available - level)) / elapsed)
+        self._reported, self._spent_since = (now, available), 0.0
+        others = (1 - SHARE_SMOOTHING) * previous + SHARE_SMOOTHING * sample
+        return min(max(others, 0.0), rate * (1 - MIN_SHARE))
 
     def _error_for(self, errors: object, document: str) -> StorelinkError:
         items = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []

@@ -1,0 +1,107 @@
+"""End to end: orders pushed to the Shopify emulator by real `storelink worker` processes while the emulator
+answers ~20% of requests with 5xx, timeouts or dropped connections and workers are SIGKILLed and restarted:
+every order lands in the store exactly once and is confirmed once with its Shopify id."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from config.settings import Settings
+from connector import order_push, runtime
+from connector.bench.shopify import add_shopify_merchant, bind_variants, create_orders, order_counts
+from connector.models import EventPayload, Order
+from connector.sandbox.shopify.app import serve
+from connector.sandbox.shopify.faults import ApiFault
+from tests.helpers import Processes, process_env
+
+pytestmark = pytest.mark.slow
+
+ORDERS = 200
+HTTP_TIMEOUT = 1.0
+KILLS = 4
+WORKERS = 6
+
+
+def _confirmed(rt: runtime.Runtime, ids: list[int]) -> int:
+    return order_counts(rt, ids).get("confirmed", 0)
+
+
+def test_orders_reach_the_store_exactly_once_through_faults_and_killed_workers(
+    settings: Settings, rt: runtime.Runtime, tmp_path: Path
+) -> None:
+    with serve(maximum_available=20_000, restore_rate=2_000) as server:
+        server.store.seed_catalog(10, 4, available=(100_000, 100_000))
+        merchant_id = add_shopify_merchant(rt, server.url)
+        variant_ids = bind_variants(rt, merchant_id, server.store)
+        ids = create_orders(rt, merchant_id, variant_ids, ORDERS)
+        server.emulator.query("{ shop { name } }")  # the emulator's first document loads its schema
+        server.emulator.faults.set_random(
+            0.2,
+            [
+                ApiFault.server_error(502),
+                ApiFault.server_error(503),
+                ApiFault.slow(HTTP_TIMEOUT * 1.5),  # answered after the client gave up: the order may exist
+                ApiFault.dropped(),
+            ],
+            seed=7,
+        )
+        env = process_env(
+            settings,
+            tmp_path,
+            HTTP_TIMEOUT_SECONDS=str(HTTP_TIMEOUT),
+            STALE_AFTER_SECONDS="3",
+            SWEEP_INTERVAL_SECONDS="1",
+        )
+        procs = Processes(env, tmp_path)
+        try:
+            workers = [
+                procs.start(f"worker-{n}", "worker", "--queues", "orders,events") for n in range(WORKERS)
+            ]
+            procs.start("scheduler", "scheduler")
+            for order_id in ids:
+                order_push.enqueue(rt, order_id)
+
+            deadline = time.monotonic() + 75
+            kills = 0
+            while _confirmed(rt, ids) < ORDERS:
+                assert time.monotonic() < deadline, f"not all confirmed: {order_counts(rt, ids)}"
+                done = _confirmed(rt, ids)
+                if kills < KILLS and done >= (kills + 1) * ORDERS // (KILLS + 2):
+                    victim = workers[kills % len(workers)]
+                    victim.send_signal(signal.SIGKILL)
+                    victim.wait()
+                    workers[kills % len(workers)] = procs.start(
+                        f"worker-{kills % len(workers)}", "worker", "--queues", "orders,events"
+                    )
+                    kills += 1
+                time.sleep(0.1)
+            assert kills == KILLS
+        finally:
+            server.emulator.faults.clear()
+            procs.stop()
+
+        store_orders = list(server.store.orders.values())
+
+    with rt.db.session() as session:
+        rows = session.execute(
+            select(Order.public_id, Order.status, Order.store_order_ref, Order.push_attempts)
+        )
+        orders = {public_id: (status, ref, attempts) for public_id, status, ref, attempts in rows}
+        confirmed_events = session.scalar(
+            select(func.count())
+            .select_from(EventPayload)
+            .where(EventPayload.type == order_push.ORDER_CONFIRMED)
+        )
+    assert len(store_orders) == ORDERS  # exactly: no order was created twice
+    by_key = {o.source_identifier: o for o in store_orders}
+    assert len(by_key) == ORDERS
+    for public_id, (status, ref, _) in orders.items():
+        assert status == "confirmed"
+        assert ref == f"gid://shopify/Order/{by_key[order_push.push_key(public_id)].legacy_resource_id}"
+    assert confirmed_events == ORDERS  # confirmed once each
+    assert any(attempts > 1 for _, _, attempts in orders.values())  # the faults did make attempts repeat

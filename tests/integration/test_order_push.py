@@ -1,0 +1,157 @@
+"""Order push job against the Shopify emulator: confirm once, recover a lost answer by lookup, reject on a
+permanent error, and the sweeper's re-enqueue and takeover."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis import Redis
+from rq.job import JobStatus
+from sqlalchemy import select, update
+
+from config.settings import Settings
+from connector import order_push, runtime
+from connector.bench.shopify import add_shopify_merchant, bind_variants, create_orders
+from connector.errors import PermanentError, RetryableError
+from connector.models import EventPayload, Order, Variant
+from connector.sandbox.shopify.app import Server, serve
+from connector.sandbox.shopify.faults import ApiFault
+from tests.helpers import drain
+
+TIMEOUT = 0.5
+
+
+@pytest.fixture
+def fast(settings: Settings, redis: Redis) -> Iterator[runtime.Runtime]:
+    """The runtime with a short store timeout (a slow answer becomes a timeout quickly)."""
+    instance = runtime.install(
+        runtime.Runtime(
+            settings=settings.model_copy(update={"http_timeout_seconds": TIMEOUT, "stale_after_seconds": 1}),
+            redis_url=settings.redis_url,
+        )
+    )
+    order_push._adapters.clear()
+    yield instance
+    instance.close()
+    runtime._current = None
+    order_push._adapters.clear()
+
+
+@pytest.fixture
+def shop() -> Iterator[Server]:
+    with serve(maximum_available=10_000, restore_rate=1_000) as server:
+        server.store.seed_catalog(3, 2, available=(1_000, 1_000))
+        yield server
+
+
+def _orders(rt: runtime.Runtime, server: Server, count: int) -> list[int]:
+    merchant_id = add_shopify_merchant(rt, server.url)
+    return create_orders(rt, merchant_id, bind_variants(rt, merchant_id, server.store), count)
+
+
+def _order(rt: runtime.Runtime, order_id: int) -> Order:
+    with rt.db.session() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        return order
+
+
+def _events(rt: runtime.Runtime) -> list[tuple[str, dict[str, object]]]:
+    with rt.db.session() as session:
+        return [(t, d) for t, d in session.execute(select(EventPayload.type, EventPayload.data))]
+
+
+def test_an_accepted_order_is_confirmed_once_with_its_store_id(fast, shop):
+    (order_id,) = _orders(fast, shop, 1)
+
+    ref = order_push.push_order(order_id)
+
+    (created,) = shop.store.orders.values()
+    assert ref == f"gid://shopify/Order/{created.legacy_resource_id}"
+    order = _order(fast, order_id)
+    assert (order.status, order.store_order_ref, order.push_attempts) == ("confirmed", ref, 1)
+    assert order.store_order_name == f"#{created.number}" and order.push_started_at is None
+    assert created.source_identifier == order_push.push_key(order.public_id)
+    ((kind, data),) = _events(fast)
+    assert kind == order_push.ORDER_CONFIRMED and data["store_order_id"] == ref
+
+    assert order_push.push_order(order_id) is None  # idempotent: a confirmed order is left alone
+    assert len(shop.store.orders) == 1 and len(_events(fast)) == 1
+
+
+def test_an_answer_lost_to_a_timeout_is_found_before_any_second_create(fast, shop):
+    (order_id,) = _orders(fast, shop, 1)
+    # Two lookups and the shop's currency answer, then orderCreate runs at the store but answers after the client gave up.
+    shop.emulator.faults.plan(ApiFault(), ApiFault(), ApiFault(), ApiFault.slow(TIMEOUT * 2))
+
+    with pytest.raises(RetryableError) as failed:
+        order_push.push_order(order_id)
+    assert failed.value.retry_after is not None and failed.value.retry_after >= TIMEOUT
+    order = _order(fast, order_id)
+    assert (order.status, order.push_attempts, order.push_started_at) == ("accepted", 1, None)
+
+    deadline = datetime.now(UTC) + timedelta(seconds=5)
+    while not shop.store.orders and datetime.now(UTC) < deadline:
+        time.sleep(0.05)  # the slow answer finishes at the store
+    ref = order_push.push_order(order_id)
+
+    (created,) = shop.store.orders.values()  # exactly one: the retry found it
+    assert ref == f"gid://shopify/Order/{created.legacy_resource_id}"
+    assert _order(fast, order_id).push_attempts == 2
+
+
+def test_a_permanent_store_error_rejects_the_order(fast, shop):
+    (order_id,) = _orders(fast, shop, 1)
+    with fast.db.session() as session:  # variants the store does not know
+        for variant in session.scalars(select(Variant)):
+            variant.external_id = f"gid://shopify/ProductVariant/{variant.id}"
+
+    with pytest.raises(PermanentError):
+        order_push.push_order(order_id)
+
+    order = _order(fast, order_id)
+    assert order.status == "rejected" and order.rejection_reason and "variant" in order.rejection_reason
+    ((kind, data),) = _events(fast)
+    assert kind == order_push.ORDER_REJECTED and data["order_id"] == order.public_id
+    assert not shop.store.orders
+    assert order_push.push_order(order_id) is None
+
+
+def test_the_sweeper_requeues_lost_pushes_and_takes_over_dead_ones(fast, shop):
+    lost, dead, fresh = _orders(fast, shop, 3)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    with fast.db.session() as session:
+        session.execute(update(Order).values(created_at=old))
+        session.execute(update(Order).where(Order.id == fresh).values(created_at=datetime.now(UTC)))
+        # A worker died holding `dead`: its lease is old and its job still looks started.
+        session.execute(update(Order).where(Order.id == dead).values(push_attempts=1, push_started_at=old))
+    order_push.enqueue(fast, dead)
+    job = fast.queues["orders"].fetch_job(order_push.job_id(dead))
+    assert job is not None
+    job.set_status(JobStatus.STARTED)
+
+    assert order_push.sweep(fast) == [lost, dead]
+    assert order_push.sweep(fast) == []  # queued now: not again
+    assert fast.queues.job_status(order_push.job_id(lost)) == "queued"
+
+    drain(fast)
+    assert {_order(fast, i).status for i in (lost, dead, fresh)} == {"confirmed", "accepted"}
+    assert _order(fast, fresh).status == "accepted"  # too young for the sweeper, and never enqueued
+    assert len(shop.store.orders) == 2
+    assert _order(fast, dead).push_attempts == 2  # looked up first: it was not in the store, so created
+
+
+def test_request_push_enqueues_after_commit_and_never_on_rollback(fast, shop):
+    first, second = _orders(fast, shop, 2)
+    with fast.db.session() as session:
+        order_push.request_push(session, first)
+        assert fast.queues.job_status(order_push.job_id(first)) is None  # not before the commit
+    assert fast.queues.job_status(order_push.job_id(first)) == JobStatus.QUEUED
+
+    with pytest.raises(RuntimeError), fast.db.session() as session:
+        order_push.request_push(session, second)
+        raise RuntimeError("checkout failed")
+    assert fast.queues.job_status(order_push.job_id(second)) is None
