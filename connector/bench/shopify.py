@@ -7,7 +7,8 @@
     are counted too.
 (b) Bulk catalog: a full sync of V variants through the Shopify adapter (bulk operation, JSONL streamed)
     against the `feed-sync` baseline (stream-parse plus Core bulk insert of the same number of variants),
-    measured in the same run.
+    measured in the same run. The time the export takes at the store (the emulator builds it here, while
+    the adapter polls) is reported apart: the ratio compares Storelink's own work with the baseline's.
 
 The seeding helpers here (a Shopify merchant on an emulator, its variants bound, accepted orders) are also
 what the end-to-end tests use.
@@ -359,10 +360,25 @@ def _bulk_sync(base_url: str, url: str, data_dir: str, out: Any) -> None:
         run_id = run.id
     token = syncs.claim(rt, run_id)
     assert token is not None
+    adapter = build_adapter(merchant, box, settings)
+    # The store's part: the export runs at the store while the adapter polls for it. Timed apart, so the
+    # ratio compares what Storelink does (stream, rebuild, diff, write) with the feed baseline.
+    waited = 0.0
+    wait_for_bulk = adapter.wait_for_bulk  # type: ignore[attr-defined]
+
+    def timed_wait(operation_id: str) -> str | None:
+        nonlocal waited
+        began = time.perf_counter()
+        try:
+            return wait_for_bulk(operation_id)
+        finally:
+            waited += time.perf_counter() - began
+
+    adapter.wait_for_bulk = timed_wait  # type: ignore[attr-defined]
     started = time.perf_counter()
     counts = CatalogSync(
         rt.db,
-        build_adapter(merchant, box, settings),
+        adapter,
         merchant_id=merchant.id,
         run_id=run_id,
         lease_token=token,
@@ -370,7 +386,8 @@ def _bulk_sync(base_url: str, url: str, data_dir: str, out: Any) -> None:
     ).run()
     out.put(
         {
-            "seconds": time.perf_counter() - started,
+            "seconds": time.perf_counter() - started - waited,
+            "export_seconds": waited,
             "rows": counts.rows_read,
             "created": counts.created,
             "failed": counts.failed_rows,
@@ -457,7 +474,13 @@ def run(
         "",
     )
     table.add_row(
-        f"(b) bulk sync, {variants:,} variants (s)",
+        "(b) the store's export (emulator) and polling (s)",
+        f"{bulk['shopify']['export_seconds']:.2f}",
+        "",
+        "",
+    )
+    table.add_row(
+        f"(b) bulk sync past the export, {variants:,} variants (s)",
         f"{bulk['shopify']['seconds']:.2f}",
         f"{bulk['baseline']['seconds']:.2f} baseline",
         f"{bulk['ratio']:.2f}",
@@ -486,6 +509,7 @@ def run(
         "push_seconds": round(push["seconds"], 2),
         "variants": variants,
         "bulk_seconds": round(bulk["shopify"]["seconds"], 3),
+        "bulk_export_seconds": round(bulk["shopify"]["export_seconds"], 3),
         "bulk_rows": bulk["shopify"]["rows"],
         "baseline_seconds": round(bulk["baseline"]["seconds"], 3),
         "target_utilization": TARGET_UTILIZATION,
