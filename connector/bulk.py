@@ -57,6 +57,34 @@ def _plan(conn: Connection, table: Table, columns: tuple[str, ...]) -> _Plan:
     return cached
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One statement compiled for a dialect, with each parameter's bind processor, to be run many times with
+    the driver's own parameters: the compile cache, parameter and type machinery of a Core execution are paid
+    once instead of on every call."""
+
+    sql: str
+    processors: list[tuple[str, Processor | None]]
+    positional: bool
+
+    def params(self, values: dict[str, Any]) -> Any:
+        """The driver parameters for `values` (every bound column's value, by name)."""
+        encoded = [(name, proc(values[name]) if proc else values[name]) for name, proc in self.processors]
+        if self.positional:
+            return tuple(value for _, value in encoded)
+        return dict(encoded)
+
+
+def prepare(dialect: Any, table: Table, statement: Any, columns: Sequence[str]) -> Prepared:
+    """Compile `statement` (an INSERT into `table` of `columns`, with whatever ON CONFLICT or RETURNING it
+    has) for `dialect`, with the bind processor of each parameter's column."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    positional = bool(compiled.positional)
+    order = list(compiled.positiontup or []) if positional else list(compiled.params)
+    processors = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in order]
+    return Prepared(str(compiled), processors, positional)
+
+
 def _encode(values: list[Any], proc: Processor | None) -> list[Any]:
     """Run one column's values through its processor; repeated values (timestamps of a batch, currencies,
     statuses) are encoded once."""

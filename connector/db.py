@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
@@ -65,11 +68,19 @@ def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
     )
 
 
+class _Held(threading.local):
+    """A thread's kept connection of the autocommit engine, and the process that opened it."""
+
+    conn: Any = None
+    pid: int = 0
+
+
 class Database:
     """The process's engine and session factory, built lazily from settings."""
 
     def __init__(self, url: str):
         self.url = url
+        self._held = _Held()
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -99,7 +110,41 @@ class Database:
                     raise
         raise AssertionError("unreachable")
 
+    def fast_insert(self, sql: str, params: Any) -> Any:
+        """Run one statement already compiled for this dialect (`connector.bulk.prepare`) with the driver's
+        parameters, committed at once, on a connection of the autocommit engine that the calling thread
+        keeps; returns the first column of the first row, if any. A connection the server dropped is
+        replaced and the statement retried once."""
+        for attempt in (1, 2):
+            held = self._held
+            if held.conn is None or held.pid != os.getpid():
+                held.conn, held.pid = self.autocommit_engine.raw_connection(), os.getpid()
+            conn = held.conn
+            cursor = None
+            try:
+                cursor = conn.cursor()
+                cursor.execute(sql, params)
+                first = cursor.fetchone()
+            except self.autocommit_engine.dialect.loaded_dbapi.Error as exc:
+                if not self.autocommit_engine.dialect.is_disconnect(exc, conn, cursor):
+                    raise
+                held.conn = None
+                conn.invalidate(exc)
+                if attempt == 2:
+                    raise
+                continue
+            finally:
+                if cursor is not None:
+                    with contextlib.suppress(Exception):  # a cursor of a dropped connection
+                        cursor.close()
+            return first[0] if first else None
+        raise AssertionError("unreachable")
+
     def dispose(self) -> None:
+        held = self._held
+        if held.conn is not None and held.pid == os.getpid():
+            held.conn.close()
+        held.conn = None
         self.engine.dispose()
         if "autocommit_engine" in self.__dict__:
             self.autocommit_engine.dispose()

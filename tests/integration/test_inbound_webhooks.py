@@ -295,3 +295,23 @@ def test_deliveries_stored_while_a_drain_works_are_its_own_and_queue_no_second_j
     assert not store.rt.redis.exists(scheduling.flag_key(store.merchant_id))
     store.push([("SKU-000006", 3)], at=T0 + timedelta(minutes=2))
     assert queue.count == 1  # the next delivery wakes a new job
+
+
+def test_intake_survives_the_database_dropping_its_kept_connection(store: Store):
+    """The intake keeps one connection per thread; one the server closed is replaced and the insert retried."""
+    db = store.rt.db
+    assert store.push([("SKU-000007", 1)], at=T0).json["status"] == "accepted"
+    held = db._held.conn
+    assert held is not None
+    if db.engine.dialect.name == "postgresql":
+        cursor = held.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+        cursor.close()
+        with db.engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+    else:
+        held.dbapi_connection.close()  # as good as gone: the next use raises
+    assert store.push([("SKU-000007", 2)], at=T0 + timedelta(minutes=1)).json["status"] == "accepted"
+    assert db._held.conn is not held
+    assert [status for _, status, _ in store.inbound()] == ["pending", "pending"]

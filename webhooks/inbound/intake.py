@@ -11,6 +11,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from connector import bulk
 from connector.db import Database
 from connector.models import InboundEvent
 from connector.ports import WebhookEnvelope
@@ -47,6 +48,21 @@ def insert_statement(dialect: str) -> Any:
     return stmt
 
 
+COLUMNS: Final = (
+    "source",
+    "dedupe_key",
+    "merchant_id",
+    "topic",
+    "headers",
+    "raw_body",
+    "triggered_at",
+    "received_at",
+    "status",
+    "error",
+    "processed_at",
+)
+
+
 def row(
     *,
     source: str,
@@ -70,10 +86,23 @@ def row(
     }
 
 
+_prepared: dict[str, bulk.Prepared] = {}
+
+
+def _prepared_insert(dialect: Any) -> bulk.Prepared:
+    prepared = _prepared.get(dialect.name)
+    if prepared is None:
+        statement = insert_statement(dialect.name)
+        prepared = _prepared[dialect.name] = bulk.prepare(dialect, _table, statement, COLUMNS)
+    return prepared
+
+
 def store(db: Database, **delivery: Any) -> int | None:
     """Insert the delivery as pending, committed before this returns (one statement, its own transaction);
-    returns its id, or None when the same delivery is already stored."""
-    inserted = db.autocommit_execute(insert_statement(db.autocommit_engine.dialect.name), row(**delivery))
+    returns its id, or None when the same delivery is already stored. This is the web process's hottest
+    write: the statement is compiled once and runs on the thread's own connection (`Database.fast_insert`)."""
+    prepared = _prepared_insert(db.autocommit_engine.dialect)
+    inserted = db.fast_insert(prepared.sql, prepared.params(row(**delivery)))
     return int(inserted) if inserted is not None else None
 
 
