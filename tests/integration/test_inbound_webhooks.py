@@ -315,3 +315,22 @@ def test_intake_survives_the_database_dropping_its_kept_connection(store: Store)
     assert store.push([("SKU-000007", 2)], at=T0 + timedelta(minutes=1)).json["status"] == "accepted"
     assert db._held.conn is not held
     assert [status for _, status, _ in store.inbound()] == ["pending", "pending"]
+
+
+def test_a_burst_asks_redis_about_a_merchant_once_per_quiet_period(rt, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(scheduling.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(scheduling, "_seen", {})
+    redis = rt.redis
+    queue = Queue(EVENTS, connection=redis)
+    assert scheduling.wake(redis, 4242) is True  # sets the flag and queues the drain job
+    redis.delete(scheduling.flag_key(4242))  # as a drain that let go of it would
+    clock[0] += scheduling.QUIET / 2
+    assert scheduling.wake(redis, 4242) is False
+    assert not redis.exists(
+        scheduling.flag_key(4242)
+    )  # not asked: the drain's last read, SETTLE later, sees it
+    assert scheduling.SETTLE > scheduling.QUIET
+    clock[0] += scheduling.QUIET
+    assert scheduling.wake(redis, 4242) is True  # past the quiet period: asked again, and woken
+    assert [j.args[0] for j in queue.jobs] == [4242, 4242]

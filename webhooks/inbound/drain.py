@@ -91,6 +91,7 @@ def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, 
                 if not flag_cleared:
                     scheduling.clear(rt.redis, merchant_id)
                     flag_cleared = True
+                    time.sleep(scheduling.SETTLE)  # see `scheduling.wake`
             elif time.monotonic() > deadline:
                 scheduling.clear(rt.redis, merchant_id)
                 scheduling.signal(rt.redis, merchant_id, queue=queue)

@@ -136,7 +136,7 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
         logger.info("inbound duplicate acknowledged", extra=log)
         return _answer({"status": "duplicate", "delivery_id": envelope.delivery_id})
     try:
-        scheduling.signal(rt.redis, target.merchant_id)
+        scheduling.wake(rt.redis, target.merchant_id)
     except Exception:  # stored: the sweeper wakes the merchant
         logger.exception("waking the drain job failed", extra=log)
     logger.debug("inbound accepted", extra={**log, "topic": envelope.topic})

@@ -11,6 +11,7 @@ flushed, worker killed) delays processing but never strands it.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any, Final
 
@@ -55,6 +56,34 @@ def signal(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE, delay:
         redis.delete(flag_key(merchant_id))
         raise
     return True
+
+
+QUIET: Final = 0.02
+"""Seconds after seeing a merchant's flag set during which a web process does not look again (`wake`)."""
+SETTLE: Final = 0.05
+"""Seconds a drain job waits between clearing its flag and its last read; more than QUIET, so that read sees
+every delivery whose wake-up was skipped because the flag had been seen set."""
+
+_seen: dict[int, float] = {}
+
+
+def wake(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE) -> bool:
+    """`signal` for the receiver, which calls it after every stored delivery: a merchant whose flag this
+    process saw set less than QUIET seconds ago is not asked about again.
+
+    Why that loses nothing: the flag was set (seen) at t0 and the delivery stored at t1 < t0 + QUIET. A drain
+    that clears the flag after t0 reads once more no sooner than SETTLE later, after t1, so it sees the
+    delivery; a flag cleared before t0 and seen set at t0 belongs to a drain that has yet to clear it.
+    """
+    now = time.monotonic()
+    seen = _seen.get(merchant_id)
+    if seen is not None and now - seen < QUIET:
+        return False
+    enqueued = signal(redis, merchant_id, queue=queue)
+    if len(_seen) > 100_000:
+        _seen.clear()
+    _seen[merchant_id] = now  # set by this call or found set: either way a drain is due to read after now
+    return enqueued
 
 
 def clear(redis: Redis, merchant_id: int) -> None:
