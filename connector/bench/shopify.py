@@ -19,9 +19,6 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,6 +34,7 @@ from sqlalchemy import func, insert, select
 
 from connector import runtime
 from connector.bench.databases import drop_schema, fresh_url
+from connector.bench.processes import Stack, worker_argv
 from connector.models import Order, OrderLine, Product, Variant
 
 logger = logging.getLogger(__name__)
@@ -156,40 +154,6 @@ def order_counts(rt: runtime.Runtime, order_ids: list[int]) -> dict[str, int]:
 # --- processes ---------------------------------------------------------------------------------------------------
 
 
-class Workers:
-    """`storelink worker` processes of one measurement, each in its own session, always stopped."""
-
-    def __init__(self, env: dict[str, str], logdir: Path, queues: str = "orders") -> None:
-        self.env = env
-        self.logdir = logdir
-        self.queues = queues
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str) -> subprocess.Popen[bytes]:
-        with (self.logdir / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "connector.cli", "worker", "--queues", self.queues],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.procs.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.procs.clear()
-
-
 @contextmanager
 def _environment(database_url: str | None, workdir: Path) -> Iterator[tuple[dict[str, str], runtime.Runtime]]:
     from cryptography.fernet import Fernet
@@ -277,10 +241,10 @@ def _throttle(
         merchant_id = add_shopify_merchant(rt, server.url)
         variant_ids = bind_variants(rt, merchant_id, server.store)
         ids = create_orders(rt, merchant_id, variant_ids, orders)
-        workers = Workers(env, workdir)
+        workers = Stack(env, workdir)
         try:
             for n in range(2):
-                workers.start(f"worker-{n}")
+                workers.start(f"worker-{n}", worker_argv("orders"))
             _wait_for_workers(rt, 2)
             meter = _Meter(server.emulator.bucket)
             server.emulator.bucket.drain(0)

@@ -21,7 +21,6 @@ import hmac
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from rich.table import Table
 
 from connector.bench.databases import drop_schema, fresh_url
 from connector.bench.load import flood, http_request, percentile
+from connector.bench.processes import Stack, worker_argv
 
 TARGET_ACCEPT_RATIO = 0.7
 TARGET_PROCESS_RATIO = 2.0
@@ -118,42 +118,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Stack:
-    """The processes of one measurement, started in their own sessions and always stopped."""
-
-    def __init__(self, env: dict[str, str], logdir: Path) -> None:
-        self.env = env
-        self.logdir = logdir
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(
-        self, name: str, argv: list[str], extra_env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        log = (self.logdir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            argv,
-            env={**self.env, **(extra_env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.procs.clear()
-
-
 def _gunicorn(stack: Stack, name: str, app: str, port: int, extra_env: dict[str, str] | None = None) -> None:
     import config
 
@@ -175,10 +139,7 @@ def _gunicorn(stack: Stack, name: str, app: str, port: int, extra_env: dict[str,
 def _workers(
     stack: Stack, name: str, queues: str, *, burst: bool, count: int = 2
 ) -> list[subprocess.Popen[bytes]]:
-    argv = [sys.executable, "-m", "connector.cli", "worker", "--queues", queues] + (
-        ["--burst"] if burst else []
-    )
-    return [stack.start(f"{name}-{i}", argv) for i in range(count)]
+    return [stack.start(f"{name}-{i}", worker_argv(queues, burst=burst)) for i in range(count)]
 
 
 def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> float:
