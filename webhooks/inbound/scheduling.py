@@ -64,7 +64,8 @@ SETTLE: Final = 0.05
 """Seconds a drain job waits between clearing its flag and its last read; more than QUIET, so that read sees
 every delivery whose wake-up was skipped because the flag had been seen set."""
 
-_seen: dict[int, float] = {}
+_seen: dict[tuple[int, int], float] = {}
+"""When this process last saw a flag set, by (Redis connection pool, merchant)."""
 
 
 def wake(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE) -> bool:
@@ -76,13 +77,14 @@ def wake(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE) -> bool:
     delivery; a flag cleared before t0 and seen set at t0 belongs to a drain that has yet to clear it.
     """
     now = time.monotonic()
-    seen = _seen.get(merchant_id)
+    key = (id(redis.connection_pool), merchant_id)
+    seen = _seen.get(key)
     if seen is not None and now - seen < QUIET:
         return False
     enqueued = signal(redis, merchant_id, queue=queue)
     if len(_seen) > 100_000:
         _seen.clear()
-    _seen[merchant_id] = now  # set by this call or found set: either way a drain is due to read after now
+    _seen[key] = now  # set by this call or found set: either way a drain is due to read after now
     return enqueued
 
 
