@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from rq import Retry
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import event, or_, select, update
@@ -350,6 +351,19 @@ def _move_overdue_retries(rt: runtime.Runtime, now: datetime) -> int:
     return moved
 
 
+def _died_before_claiming(rt: runtime.Runtime, order_id: int, stale: datetime) -> bool:
+    """A push job RQ still calls started, since before `stale`, although no attempt was ever recorded: its
+    worker died between taking the job and claiming the order, and nothing else will run it again."""
+    try:
+        job = Job.fetch(job_id(order_id), connection=rt.redis)
+    except NoSuchJobError:
+        return False
+    started = job.started_at
+    if job.get_status(refresh=False) != JobStatus.STARTED or started is None:
+        return False
+    return (started if started.tzinfo else started.replace(tzinfo=UTC)) < stale
+
+
 def sweep(rt: runtime.Runtime | None = None) -> list[int]:
     """Periodic: re-enqueue `accepted` orders with no live push job, and take over pushes whose worker died
     (lease older than `lease_seconds` while the job still looks started). Returns the order ids."""
@@ -373,9 +387,9 @@ def sweep(rt: runtime.Runtime | None = None) -> list[int]:
     for order_id, started_at in candidates:
         status = rt.queues.job_status(job_id(order_id))
         if started_at is None:
-            if status in LIVE_STATUSES:
+            if status in LIVE_STATUSES and not _died_before_claiming(rt, order_id, stale):
                 continue
-            takeover = False
+            takeover = status is not None
         elif started_at < stale and status not in _WAITING:
             takeover = True
         else:

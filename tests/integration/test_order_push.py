@@ -144,6 +144,28 @@ def test_the_sweeper_requeues_lost_pushes_and_takes_over_dead_ones(fast, shop):
     assert _order(fast, dead).push_attempts == 2  # looked up first: it was not in the store, so created
 
 
+def test_a_push_whose_worker_died_before_claiming_is_taken_over(fast, shop):
+    """The worker took the job and was killed before recording an attempt: RQ calls the job started forever
+    and the order has no lease, so only the job's own start time tells that nothing is running it."""
+    [order_id] = _orders(fast, shop, 1)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    with fast.db.session() as session:
+        session.execute(update(Order).values(created_at=old))
+    order_push.enqueue(fast, order_id)
+    job = fast.queues["orders"].fetch_job(order_push.job_id(order_id))
+    assert job is not None
+    job.set_status(JobStatus.STARTED)
+    job.started_at = datetime.now(UTC)
+    job.save()
+    assert order_push.sweep(fast) == []  # it may still be about to claim
+    job.started_at = old
+    job.save()
+    assert order_push.sweep(fast) == [order_id]
+    drain(fast)
+    assert _order(fast, order_id).status == "confirmed"
+    assert len(shop.store.orders) == 1
+
+
 def test_request_push_enqueues_after_commit_and_never_on_rollback(fast, shop):
     first, second = _orders(fast, shop, 2)
     with fast.db.session() as session:
