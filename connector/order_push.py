@@ -10,6 +10,7 @@ the lease (`lease_seconds`) belongs to a worker presumed dead, which `sweep` rep
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -70,6 +71,12 @@ def lease_seconds(rt: runtime.Runtime) -> float:
     return max(float(rt.settings.stale_after_seconds), 2 * rt.settings.http_timeout_seconds)
 
 
+def attempt_timeout(rt: runtime.Runtime) -> int:
+    """Longest one push job may run: a second less than the lease, so an attempt is over (RQ stops it) before
+    anyone may take its order over, and two attempts never talk to the store at once."""
+    return max(1, math.ceil(lease_seconds(rt)) - 1)
+
+
 def push_retry() -> Retry:
     return jittered_retry(PUSH_RETRY_BASE)
 
@@ -83,7 +90,7 @@ def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> bo
             order_id,
             job_id=job_id(order_id),
             retry=push_retry(),
-            timeout=rt.settings.job_timeout_seconds,
+            timeout=attempt_timeout(rt),
             dedupe=not takeover,
         )
     except Exception:

@@ -54,7 +54,7 @@ def test_orders_reach_the_store_exactly_once_through_faults_and_killed_workers(
             settings,
             tmp_path,
             HTTP_TIMEOUT_SECONDS=str(HTTP_TIMEOUT),
-            STALE_AFTER_SECONDS="3",
+            STALE_AFTER_SECONDS="10",  # the lease: an attempt (RQ stops it a second before) or a dead worker
             SWEEP_INTERVAL_SECONDS="1",
         )
         procs = Processes(env, tmp_path)
