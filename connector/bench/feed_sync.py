@@ -8,7 +8,6 @@ Core: no money parsing, no diffing, no inventory levels, no events. Both run in 
 from __future__ import annotations
 
 import csv
-import multiprocessing as mp
 import resource
 import tempfile
 import time
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.bench.databases import drop_schema, fresh_url
+from connector.bench.processes import in_process
 
 TARGET_RATIO = 2.0
 TARGET_RSS_MB = 300
@@ -159,18 +159,6 @@ def _storelink(feed: Path, url: str, passes: int, out: Any) -> None:
     rt.close()
 
 
-def _in_process(target: Any, *args: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result: dict[str, Any] = queue.get()
-    proc.join()
-    if proc.exitcode:
-        raise RuntimeError(f"benchmark process failed with exit code {proc.exitcode}")
-    return result
-
-
 def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 3) -> dict[str, Any]:
     """Alternate baseline and Storelink `repeat` times on fresh databases; the fastest of each counts
     (on a shared machine the minimum is the least disturbed measurement)."""
@@ -186,8 +174,8 @@ def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 
             base_url = fresh_url(database_url, workdir, f"baseline{round_no}")
             sl_url = fresh_url(database_url, workdir, f"storelink{round_no}")
             try:
-                baselines.append(_in_process(_baseline, feed, base_url))
-                runs.append(_in_process(_storelink, feed, sl_url, 2))
+                baselines.append(in_process(_baseline, feed, base_url))
+                runs.append(in_process(_storelink, feed, sl_url, 2))
             finally:
                 drop_schema(database_url, base_url)
                 drop_schema(database_url, sl_url)

@@ -3,11 +3,26 @@ files, and always stopped, politely first."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def in_process(target: Any, *args: Any) -> dict[str, Any]:
+    """Run `target(*args, queue)` in a fresh (spawned) process and return what it put on the queue."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result: dict[str, Any] = queue.get()
+    proc.join()
+    if proc.exitcode:
+        raise RuntimeError(f"benchmark process failed with exit code {proc.exitcode}")
+    return result
 
 
 def worker_argv(queues: str, *, burst: bool = False) -> list[str]:

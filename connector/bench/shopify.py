@@ -17,7 +17,6 @@ what the end-to-end tests use.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import tempfile
 import threading
@@ -34,7 +33,7 @@ from sqlalchemy import func, insert, select
 
 from connector import runtime
 from connector.bench.databases import drop_schema, fresh_url
-from connector.bench.processes import Stack, worker_argv
+from connector.bench.processes import Stack, in_process, worker_argv
 from connector.models import Order, OrderLine, Product, Variant
 
 logger = logging.getLogger(__name__)
@@ -360,18 +359,6 @@ def _bulk_sync(base_url: str, url: str, data_dir: str, out: Any) -> None:
     rt.close()
 
 
-def _in_process(target: Any, *args: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result: dict[str, Any] = queue.get()
-    proc.join()
-    if proc.exitcode:
-        raise RuntimeError(f"benchmark process failed with exit code {proc.exitcode}")
-    return result
-
-
 def _bulk(database_url: str | None, workdir: Path, variants: int, per_product: int) -> dict[str, Any]:
     from connector.bench.feed_sync import _baseline
     from connector.sandbox.feeds import write_feed
@@ -381,10 +368,10 @@ def _bulk(database_url: str | None, workdir: Path, variants: int, per_product: i
     base_url = fresh_url(database_url, workdir, "bulk_baseline")
     sync_url = fresh_url(database_url, workdir, "bulk_shopify")
     try:
-        baseline = _in_process(_baseline, feed, base_url)
+        baseline = in_process(_baseline, feed, base_url)
         with serve(maximum_available=2000, restore_rate=100, bulk_step_delay=0.0) as server:
             server.store.seed_catalog(variants // per_product, per_product)
-            shopify = _in_process(_bulk_sync, server.url, sync_url, str(workdir / "data"))
+            shopify = in_process(_bulk_sync, server.url, sync_url, str(workdir / "data"))
     finally:
         drop_schema(database_url, base_url)
         drop_schema(database_url, sync_url)
