@@ -34,7 +34,13 @@ logger = logging.getLogger(__name__)
 STATE_TTL_SECONDS: Final = 600
 """How long a merchant has between the install redirect and the callback."""
 _STATE_KEY: Final = "storelink:install:state:"
-_INSTALL_METHODS: Final = ("authorize_url", "callback_store_ref", "complete_install", "register_webhooks")
+_INSTALL_METHODS: Final = (
+    "authorize_url",
+    "callback_store_ref",
+    "complete_install",
+    "verify_app_webhook",
+    "register_webhooks",
+)
 
 
 class InstallError(StorelinkError):

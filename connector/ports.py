@@ -160,6 +160,13 @@ class Installable(Protocol):
         """Exchange the callback's grant for credentials; return (normalized config, credentials)."""
         ...
 
+    @classmethod
+    def verify_app_webhook(cls, app: InstallApp, headers: Mapping[str, str], raw_body: bytes) -> bool:
+        """True when a delivery is signed by the app itself, whichever store sent it: a store with no
+        merchant here (never installed, or forgotten) still sends compliance topics that must be answered.
+        Constant-time; never raises."""
+        ...
+
     def register_webhooks(self, callback_url: str) -> list[str]:
         """Subscribe `callback_url` to the store's topics; returns the topics subscribed."""
         ...

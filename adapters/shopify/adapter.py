@@ -849,6 +849,11 @@ class ShopifyAdapter:
         """The shop domain of `X-Shopify-Shop-Domain`."""
         return webhook.store_ref(headers)
 
+    @classmethod
+    def verify_app_webhook(cls, app: InstallApp, headers: Mapping[str, str], raw_body: bytes) -> bool:
+        """HMAC of the raw body with the app's client secret (deliveries of shops with no merchant here)."""
+        return webhook.verify((app.client_secret,), headers, raw_body)
+
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> bool:
         """HMAC of the raw body with `client_secret` or `old_client_secret`; False when there is neither."""
         return webhook.verify(self._secrets, headers, raw_body)

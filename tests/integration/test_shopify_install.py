@@ -22,9 +22,9 @@ from connector import syncs
 from connector.app import create_app
 from connector.errors import AuthError
 from connector.merchants import build_adapter
-from connector.models import Merchant, Product, SyncRun, Variant
+from connector.models import InboundEvent, Merchant, Product, SyncRun, Variant
 from connector.runtime import Runtime
-from connector.sandbox.shopify import Server, query_hmac, serve
+from connector.sandbox.shopify import Server, query_hmac, serve, sign
 from tests.helpers import drain
 
 SHOP = "storelink-demo.myshopify.com"
@@ -257,6 +257,35 @@ def test_kinds_without_installs_or_app_settings_answer_404(client, rt):
     finally:
         other.close()
     assert answer.status_code == 404 and answer.get_json()["code"] == "install_not_configured"
+
+
+def test_deliveries_of_shops_with_no_merchant_are_answered_only_when_the_app_signed_them(client, shopify, rt):
+    """Compliance topics keep coming for shops that never finished an install (or were forgotten): an
+    authentic one is acknowledged with 200 and changes nothing; a forged one is still a 401."""
+    app = shopify.emulator.client
+    body = b'{"shop_id": 954889, "shop_domain": "gone.myshopify.com"}'
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "shop/redact",
+        "X-Shopify-Shop-Domain": "gone.myshopify.com",
+        "X-Shopify-Webhook-Id": "redact-unknown-1",
+        "X-Shopify-Triggered-At": "2026-11-03T10:00:00.000000000Z",
+    }
+    signed = client.post(
+        "/webhooks/shopify",
+        data=body,
+        headers={**headers, "X-Shopify-Hmac-Sha256": sign(app.client_secret, body)},
+    )
+    assert signed.status_code == 200, signed.get_data(as_text=True)
+    assert signed.get_json() == {"status": "no_merchant"}
+    for secret in ("not-the-app-secret", ""):
+        forged = client.post(
+            "/webhooks/shopify", data=body, headers={**headers, "X-Shopify-Hmac-Sha256": sign(secret, body)}
+        )
+        assert forged.status_code == 401 and forged.get_json()["code"] == "unknown_store"
+    with rt.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(InboundEvent)) == 0
+        assert session.scalar(select(func.count()).select_from(Merchant)) == 0
 
 
 # --- expiring tokens ---------------------------------------------------------------------------------------

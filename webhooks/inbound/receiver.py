@@ -20,7 +20,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy import select
 
-from connector import registry
+from connector import installs, registry
 from connector.errors import PermanentError
 from connector.merchants import build_adapter
 from connector.models import Merchant
@@ -111,6 +111,15 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
         )
     target = merchants.get(rt, source, merchant_id, store_ref)
     if target is None:
+        if store_ref and _signed_by_app(rt, source, headers, raw_body):
+            # A store with no merchant here: there is nothing of it to change, but the store (Shopify's
+            # compliance topics above all) must hear that the authentic delivery arrived.
+            logger.info(
+                "inbound delivery for a store with no merchant acknowledged",
+                extra={"source": source, "store_ref": store_ref, "topic": headers.get("x-shopify-topic")},
+            )
+            quiet_access_log()
+            return _answer({"status": "no_merchant"})
         # Unknown and unverifiable look the same from outside: nothing is stored either way.
         return problem(401, "unknown_store", "the delivery does not come from a connected store")
     if not target.adapter.verify_webhook(headers, raw_body):
@@ -141,6 +150,16 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
         logger.exception("waking the drain job failed", extra=log)
     logger.debug("inbound accepted", extra={**log, "topic": envelope.topic})
     return _answer({"status": "accepted", "delivery_id": envelope.delivery_id, "id": event_id})
+
+
+def _signed_by_app(rt: Runtime, source: str, headers: dict[str, str], raw_body: bytes) -> bool:
+    """Whether the delivery carries the signature of the store kind's installed app (when it has one)."""
+    try:
+        cls = installs.installable(source)
+        app = installs.app_for(rt.settings, source)
+    except installs.InstallError:
+        return False
+    return cls.verify_app_webhook(app, headers, raw_body)
 
 
 def init_app(app: Flask) -> None:
