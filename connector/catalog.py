@@ -51,6 +51,11 @@ _level_update = (
 )
 
 
+def _newer(stored: datetime | None, as_of: datetime | None) -> bool:
+    """Whether a stored level's store time is later than a catalog pass's figures."""
+    return stored is not None and as_of is not None and stored > as_of
+
+
 def _bulk_update(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """UPDATE by primary key for many rows in one executemany (Core: no ORM bookkeeping per row)."""
     if not rows:
@@ -185,11 +190,14 @@ class CatalogSync:
             self.location = merchant.location_ref or "default"
             self.buffer = merchant.inventory_buffer
             self.watermark = merchant.catalog_watermark
+        self.as_of: datetime | None = None
+        """When the pass began: the store's figures it reads are at least this recent, so a stored level
+        newer than this (a stock webhook that arrived meanwhile) is kept, and levels written carry it."""
 
     # -- the pass ------------------------------------------------------------------------------------------
 
     def run(self) -> SyncCounts:
-        started = datetime.now(UTC)
+        started = self.as_of = datetime.now(UTC)
         since = None if self.full or self.watermark is None else self.watermark - INCREMENTAL_OVERLAP
         batch: list[Product] = []
         pending = 0
@@ -298,13 +306,15 @@ class CatalogSync:
             )
         }
         existing_variant_ids = [row[0] for row in stored_v.values()]
-        stored_levels: dict[int, tuple[int, int]] = {}
+        stored_levels: dict[int, tuple[int, int, datetime | None]] = {}
         reserved: dict[int, int] = {}
         if existing_variant_ids:
             stored_levels = {
-                vid: (lid, avail)
-                for vid, lid, avail in session.execute(
-                    select(LevelRow.variant_id, LevelRow.id, LevelRow.available).where(
+                vid: (lid, avail, seen)
+                for vid, lid, avail, seen in session.execute(
+                    select(
+                        LevelRow.variant_id, LevelRow.id, LevelRow.available, LevelRow.source_updated_at
+                    ).where(
                         bulk.in_values(dialect, LevelRow.variant_id, existing_variant_ids),
                         LevelRow.location_ref == self.location,
                     )
@@ -390,7 +400,9 @@ class CatalogSync:
             held = reserved.get(vid, 0)
             after = stock[ext] = sellable(variant.quantity, held, self.buffer)
             level = stored_levels.get(vid)
-            if level is not None and level[1] == variant.quantity:
+            if level is not None and (level[1] == variant.quantity or _newer(level[2], self.as_of)):
+                if level[1] != variant.quantity:  # a stock webhook newer than this pass's figures stands
+                    stock[ext] = sellable(level[1], held, self.buffer)
                 continue
             before = sellable(level[1], held, self.buffer) if level else None
             if level is None:
@@ -400,7 +412,7 @@ class CatalogSync:
                         "variant_id": vid,
                         "location_ref": self.location,
                         "available": variant.quantity,
-                        "source_updated_at": None,
+                        "source_updated_at": self.as_of,
                         "version": 1,
                         "updated_at": now,
                     }
@@ -410,7 +422,7 @@ class CatalogSync:
                     {
                         "level_id": level[0],
                         "new_available": variant.quantity,
-                        "new_source_updated_at": None,
+                        "new_source_updated_at": self.as_of,
                         "now": now,
                     }
                 )

@@ -97,6 +97,28 @@ def test_only_real_changes_emit_events(rt, feed):
     assert stock_event.data["sellable"] == stock_event.data["previous_sellable"] + 7
 
 
+def test_stock_a_webhook_set_during_a_pass_is_kept_and_levels_carry_the_pass_time(rt, feed):
+    merchant_id = add_feed_merchant(rt, feed)
+    first = datetime.now(UTC)
+    sync_now(rt, merchant_id)
+    with rt.db.session() as s:
+        levels = s.scalars(select(InventoryLevel).order_by(InventoryLevel.variant_id)).all()
+        assert levels and all(lv.source_updated_at is not None for lv in levels)
+        assert all(first - timedelta(seconds=1) <= lv.source_updated_at <= datetime.now(UTC) for lv in levels)
+        newer, older = levels[0], levels[1]
+        # A stock webhook stamped after the next pass begins, and one stamped well before it.
+        newer.available, newer.source_updated_at = 900, datetime.now(UTC) + timedelta(hours=1)
+        older.available, older.source_updated_at = 901, datetime.now(UTC) - timedelta(hours=1)
+        kept, overwritten = newer.id, older.id
+
+    rewrite_feed(feed, lambda i, row: {**row, "quantity": "5", "availability": "in_stock"})
+    sync_now(rt, merchant_id)
+
+    with rt.db.session() as s:
+        assert s.get(InventoryLevel, kept).available == 900
+        assert s.get(InventoryLevel, overwritten).available == 5
+
+
 def test_sellable_subtracts_reservations_and_buffer(rt, tmp_path):
     feed = write_feed(tmp_path / "feed.csv", 3, variants_per_product=1)
     merchant_id = add_feed_merchant(rt, feed, buffer=2)
