@@ -18,12 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from connector import registry, runtime
+from connector import bulk_signals, registry, runtime
 from connector.crypto import SecretBox
 from connector.db import Database
 from connector.errors import AuthError, NotFoundError, RetryableError, ValidationError
 from connector.models import Merchant
 from connector.ports import (
+    AwaitsBulkSignal,
     CredentialsGuard,
     CredentialsRefresh,
     HttpOptions,
@@ -205,6 +206,10 @@ def build_adapter(
     `db` and `redis`, else the process runtime's)."""
     credentials = secrets.decrypt(merchant.credentials_encrypted)
     adapter = registry.create_adapter(merchant.kind, merchant.config, credentials, http_options(settings))
+    if isinstance(adapter, AwaitsBulkSignal):
+        adapter.bulk_signal = bulk_signals.waiter(
+            (lambda: redis) if redis is not None else (lambda: runtime.current().redis), merchant.id
+        )
     if isinstance(adapter, RefreshesCredentials):
         adapter.refresh_guard = credentials_guard(
             db, secrets, redis, merchant.id, merchant.kind, timeout=settings.http_timeout_seconds

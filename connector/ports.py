@@ -188,6 +188,19 @@ class RefreshesCredentials(Protocol):
     refresh_guard: CredentialsGuard | None
 
 
+BulkSignal = Callable[[str, float], bool]
+"""Waits up to `timeout` seconds for the store's word (a webhook) that bulk operation `operation_id` ended;
+True when it came, False when the time ran out."""
+
+
+@runtime_checkable
+class AwaitsBulkSignal(Protocol):
+    """An adapter whose bulk exports the store announces when they end: while `bulk_signal` is set, it waits
+    between status polls through it, so a finished export is read at once rather than at the next poll."""
+
+    bulk_signal: BulkSignal | None
+
+
 @runtime_checkable
 class InventoryTotals(Protocol):
     """Optional adapter surface: stock of inventory items summed over every location of the store.

@@ -69,6 +69,8 @@ class Applied:
     results: dict[int, tuple[str, str]] = field(default_factory=dict)
     runs: list[SyncRun] = field(default_factory=list)
     events_published: int = 0
+    bulk_finished: list[str] = field(default_factory=list)
+    """Bulk operations the store says ended: the drain signals the syncs waiting on them after commit."""
 
     def note(self, delivery: int, status: str, text: str) -> None:
         # A delivery with several events is processed when any of them changed something.
@@ -119,6 +121,9 @@ def apply(
             published += _uninstalled(session, merchant, delivery, event, done, secrets)
         elif event.kind in PRIVACY_KINDS:
             _privacy(session, merchant, delivery, event, done)
+        elif event.kind is StoreEventKind.BULK_OPERATION_FINISHED:
+            done.bulk_finished.append(event.external_id)
+            done.note(delivery, PROCESSED, f"bulk operation {event.data.get('status') or 'ended'}")
     done.events_published = events.publish(session, published)
     return done
 

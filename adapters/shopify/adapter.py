@@ -47,6 +47,7 @@ from connector.domain.orders import ExternalOrderRef, Order
 from connector.errors import AuthError, PermanentError, RetryableError, ValidationError
 from connector.http import build_session
 from connector.ports import (
+    BulkSignal,
     Capability,
     CredentialsGuard,
     HttpOptions,
@@ -187,6 +188,8 @@ class ShopifyAdapter:
         self.on_tokens_refreshed: Callable[[dict[str, str]], None] | None = None
         self.refresh_guard: CredentialsGuard | None = None
         self.sleep: Callable[[float], None] = time.sleep
+        self.bulk_signal: BulkSignal | None = None
+        """Set by the core: waits for `bulk_operations/finish` between polls (see AwaitsBulkSignal)."""
         self._currency: str | None = None
         self._report = _Report()
 
@@ -522,7 +525,10 @@ class ShopifyAdapter:
         )
 
     def wait_for_bulk(self, operation_id: str, timeout: float = const.BULK_TIMEOUT_SECONDS) -> str | None:
-        """Poll until the operation ends; its result URL (None for an empty result)."""
+        """Poll until the operation ends; its result URL (None for an empty result).
+
+        Between polls it waits on `bulk_signal` when set, so the `bulk_operations/finish` webhook ends the
+        wait at once; the polls (1 s doubling to 15 s) are the fallback when a delivery is late or lost."""
         delay = const.BULK_POLL_INITIAL
         waited = 0.0
         while True:
@@ -540,8 +546,14 @@ class ShopifyAdapter:
                 raise RetryableError(
                     f"bulk operation {operation_id} still {status.status}", code="bulk_timeout"
                 )
-            self.sleep(delay)
-            waited += delay
+            waited += delay  # at most: a signal ends the wait sooner
+            if self.bulk_signal is None:
+                self.sleep(delay)
+            elif self.bulk_signal(operation_id, delay):
+                logger.info(
+                    "bulk operation end announced", extra={"shop": self._shop, "operation": operation_id}
+                )
+                continue  # poll now, keeping the delay: the word may precede the status by a moment
             delay = min(delay * 2, const.BULK_POLL_MAX)
 
     def read_bulk_catalog(self, url: str) -> Iterator[Product]:

@@ -37,6 +37,7 @@ WEBHOOK_TOPICS: Final = (
     "orders/cancelled",
     "refunds/create",
     "app/uninstalled",
+    "bulk_operations/finish",
 )
 """Topics subscribed per shop (`webhookSubscriptionCreate`)."""
 

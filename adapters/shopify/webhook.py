@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from adapters.shopify import const
-from adapters.shopify.mapper import gid, parse_time, quantity
+from adapters.shopify.mapper import gid, gid_type, parse_time, quantity
 from connector.domain.events import StoreEvent, StoreEventKind
 from connector.errors import PermanentError, ValidationError
 from connector.ports import WebhookEnvelope
@@ -248,6 +248,16 @@ def events(
             raise ValidationError("app/uninstalled names no shop", code="bad_body")
         retain: dict[str, object] = {"retain_credentials": list(RETAINED_CREDENTIALS)}
         return [StoreEvent(StoreEventKind.APP_UNINSTALLED, ref.lower(), triggered_at or updated, retain)]
+    if topic == "bulk_operations/finish":
+        operation = body.get("admin_graphql_api_id")
+        if not isinstance(operation, str) or gid_type(operation) != "BulkOperation":
+            raise ValidationError("admin_graphql_api_id must be a BulkOperation GID", code="bad_body")
+        ended = _time(body.get("completed_at"), "completed_at") or triggered_at
+        status = body.get("status")
+        finished: dict[str, object] = {"status": str(status).upper() if isinstance(status, str) else None}
+        if isinstance(body.get("error_code"), str):
+            finished["error_code"] = str(body["error_code"]).upper()
+        return [StoreEvent(StoreEventKind.BULK_OPERATION_FINISHED, operation, ended, finished)]
     if topic in const.COMPLIANCE_TOPICS:
         return [_compliance(topic, body, triggered_at, shop)]
     raise PermanentError(f"Shopify topic {topic!r} is not handled", code="unknown_topic")

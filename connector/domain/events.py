@@ -38,6 +38,7 @@ class StoreEventKind(StrEnum):
     CUSTOMER_DATA_REQUESTED = "customer_data_requested"
     CUSTOMER_REDACTED = "customer_redacted"
     SHOP_REDACTED = "shop_redacted"
+    BULK_OPERATION_FINISHED = "bulk_operation_finished"
 
 
 PRIVACY_KINDS = frozenset(

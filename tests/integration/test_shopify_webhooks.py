@@ -20,10 +20,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from connector import runtime
+from connector import bulk_signals, runtime
 from connector.app import create_app
 from connector.db import make_engine
-from connector.merchants import create_merchant
+from connector.merchants import build_adapter, create_merchant
 from connector.models import Base, InboundEvent, InventoryLevel, Merchant, Order, Product, Variant
 from connector.privacy import REDACTED
 from connector.sandbox.shopify import Server, WebhookFault, serve, sign
@@ -37,6 +37,7 @@ TOPICS = (
     "customers/data_request",
     "customers/redact",
     "shop/redact",
+    "bulk_operations/finish",
 )
 
 
@@ -371,6 +372,28 @@ def test_uninstall_purges_tokens_and_shop_redact_still_arrives(shop: Shop):
         assert bodies and all(body == b"" for body in bodies)
 
 
+def test_a_finished_bulk_export_is_announced_to_the_sync_waiting_on_it(shop: Shop):
+    adapter = build_adapter(_merchant_row(shop), shop.rt.secrets, shop.rt.settings, redis=shop.rt.redis)
+    operation = adapter.start_bulk_catalog()
+    deadline = time.monotonic() + 20
+    while not adapter.bulk_status(operation).done and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert shop.emulator.webhooks.flush(20)  # the emulated shop sent bulk_operations/finish
+    drain(shop.rt)
+
+    assert shop.inbound("bulk_operations/finish") == [("processed", "bulk operation COMPLETED")]
+    assert shop.rt.redis.llen(bulk_signals.key(shop.merchant_id, operation)) == 1
+    waits: list[bool] = []
+    signal = adapter.bulk_signal
+    adapter.bulk_signal = lambda op, timeout: waits.append(signal(op, timeout)) or waits[-1]
+    assert adapter.wait_for_bulk(operation) is not None
+    assert waits in ([], [True])  # the export may be COMPLETED at the first poll already
+    other = bulk_signals.waiter(lambda: shop.rt.redis, shop.merchant_id)
+    started = time.monotonic()
+    assert other("gid://shopify/BulkOperation/999999", 0.2) is False
+    assert time.monotonic() - started >= 0.15  # no word: the wait lasts its poll delay
+
+
 def test_product_updates_refresh_the_product(shop: Shop):
     product = next(iter(shop.store.products.values()))
     shop.store.update_product(product.legacy_resource_id, title="Renamed by the merchant")
@@ -395,3 +418,11 @@ def test_models_and_migrations_agree(database_url: str):
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def _merchant_row(shop: Shop) -> Merchant:
+    with shop.rt.db.session() as session:
+        merchant = session.get(Merchant, shop.merchant_id)
+        assert merchant is not None
+        session.expunge(merchant)
+        return merchant

@@ -197,6 +197,26 @@ def test_full_catalog_through_a_bulk_operation(shop):
     assert adapter.iter_catalog_errors() == [] and adapter.skipped_count == 0
 
 
+def test_the_finish_webhook_ends_the_wait_between_polls_and_polls_remain_the_fallback(shop):
+    fake, _ = shop
+    statuses = iter(["RUNNING", "RUNNING", "RUNNING", "COMPLETED"])
+    fake.handlers["StorelinkBulkStatus"] = lambda v: {
+        "node": {"id": v["id"], "status": next(statuses), "url": "https://storage.test/r.jsonl"}
+    }
+    waits: list[tuple[str, float]] = []
+    answers = iter([False, False, True])  # two polls time out, then the webhook's word arrives
+    slept: list[float] = []
+    adapter = make()
+    adapter.sleep = slept.append
+    adapter.bulk_signal = lambda operation, timeout: waits.append((operation, timeout)) or next(answers)
+
+    assert adapter.wait_for_bulk("gid://shopify/BulkOperation/7") == "https://storage.test/r.jsonl"
+    op = "gid://shopify/BulkOperation/7"
+    assert waits == [(op, 1.0), (op, 2.0), (op, 4.0)]  # the poll schedule is the longest each wait lasts
+    assert slept == []  # the signal does the waiting
+    assert fake.names().count("StorelinkBulkStatus") == 4
+
+
 def test_without_bulk_access_the_catalog_is_paged(shop):
     fake, _ = shop
     fake.handlers["StorelinkBulkRunQuery"] = lambda v: {

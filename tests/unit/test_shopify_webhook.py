@@ -103,6 +103,31 @@ def test_products():
     assert deleted[0].kind is StoreEventKind.PRODUCT_DELETED and deleted[0].occurred_at == when
 
 
+def test_bulk_operation_finish_names_the_operation_and_its_status():
+    body = {
+        "admin_graphql_api_id": "gid://shopify/BulkOperation/147595010",
+        "completed_at": "2026-11-03T12:03:00-05:00",
+        "created_at": "2026-11-03T12:00:00-05:00",
+        "error_code": None,
+        "status": "completed",
+        "type": "query",
+    }
+    [finished] = webhook.parse("bulk_operations/finish", json.dumps(body).encode())
+    assert finished.kind is StoreEventKind.BULK_OPERATION_FINISHED
+    assert finished.external_id == "gid://shopify/BulkOperation/147595010"
+    assert finished.occurred_at == datetime(2026, 11, 3, 17, 3, tzinfo=UTC)
+    assert finished.data == {"status": "COMPLETED"}
+    failed = webhook.parse(
+        "bulk_operations/finish", json.dumps({**body, "status": "failed", "error_code": "timeout"}).encode()
+    )
+    assert failed[0].data == {"status": "FAILED", "error_code": "TIMEOUT"}
+    for bad in ("gid://shopify/Product/1", 147595010, None):
+        with pytest.raises(ValidationError):
+            webhook.parse(
+                "bulk_operations/finish", json.dumps({**body, "admin_graphql_api_id": bad}).encode()
+            )
+
+
 def test_inventory_level_updates_name_the_inventory_item():
     raw = (
         b'{"inventory_item_id":271878346596884015,"location_id":24826418,"available":null,'

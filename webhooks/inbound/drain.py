@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from connector import runtime, store_events, syncs
+from connector import bulk_signals, runtime, store_events, syncs
 from connector.domain.events import StoreEvent
 from connector.errors import PermanentError, RetryableError
 from connector.merchants import build_adapter
@@ -191,6 +191,11 @@ def _apply(
             )
         session.connection().execute(_mark, marks)
         runs = list(applied.runs)
+    for operation in applied.bulk_finished:
+        try:
+            bulk_signals.notify(rt.redis, merchant_id, operation)
+        except RedisError:  # the waiting sync finds the end at its next status poll
+            logger.warning("bulk signal not sent", extra={"merchant_id": merchant_id, "operation": operation})
     for mark in marks:
         if mark["new_status"] == PROCESSED:
             counts.processed += 1
