@@ -49,7 +49,7 @@ def waiter(connection: Callable[[], Redis], merchant_id: int) -> BulkSignal:
             return (
                 connection().blpop([key(merchant_id, operation_id)], timeout=max(timeout, 0.01)) is not None
             )
-        except RedisError:
+        except (RedisError, RuntimeError):  # RuntimeError: this process has no Redis configured
             logger.warning(
                 "bulk signal unavailable; waiting for the next poll",
                 extra={"merchant_id": merchant_id, "operation": operation_id},

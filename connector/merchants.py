@@ -8,7 +8,7 @@ refreshed twice, the new pair written in one encrypted write, and a refused refr
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from redis import Redis
@@ -29,8 +29,10 @@ from connector.ports import (
     CredentialsRefresh,
     HttpOptions,
     RefreshesCredentials,
+    SharesRateLimit,
     StoreAdapter,
 )
+from connector.rate_limits import RedisRateLedger
 
 logger = logging.getLogger(__name__)
 
@@ -206,10 +208,13 @@ def build_adapter(
     `db` and `redis`, else the process runtime's)."""
     credentials = secrets.decrypt(merchant.credentials_encrypted)
     adapter = registry.create_adapter(merchant.kind, merchant.config, credentials, http_options(settings))
+    connection: Callable[[], Redis] = (
+        (lambda: redis) if redis is not None else (lambda: runtime.current().redis)
+    )
     if isinstance(adapter, AwaitsBulkSignal):
-        adapter.bulk_signal = bulk_signals.waiter(
-            (lambda: redis) if redis is not None else (lambda: runtime.current().redis), merchant.id
-        )
+        adapter.bulk_signal = bulk_signals.waiter(connection, merchant.id)
+    if isinstance(adapter, SharesRateLimit):
+        adapter.rate_ledger = RedisRateLedger(connection, f"{merchant.kind}:{merchant.store_ref}")
     if isinstance(adapter, RefreshesCredentials):
         adapter.refresh_guard = credentials_guard(
             db, secrets, redis, merchant.id, merchant.kind, timeout=settings.http_timeout_seconds

@@ -188,6 +188,29 @@ class RefreshesCredentials(Protocol):
     refresh_guard: CredentialsGuard | None
 
 
+class RateLedger(Protocol):
+    """A store's request budget shared by every process that talks to the same store (a cost or token
+    bucket kept where all workers see it), so that together they spend the refill without overdrawing it."""
+
+    def take(self, cost: float) -> float | None:
+        """Reserve `cost` points; seconds to wait before sending (0 when they are there), or None while the
+        ledger has not yet learned the store's bucket (the caller paces on its own)."""
+        ...
+
+    def report(self, refund: float, maximum: float, restore_rate: float, available: float) -> None:
+        """What the store said after a request: points to give back (reserved but not charged) and its
+        bucket as reported; the ledger never counts more points than the store reported."""
+        ...
+
+
+@runtime_checkable
+class SharesRateLimit(Protocol):
+    """An adapter whose store limits requests per app and store: while `rate_ledger` is set, its requests
+    are paced through that shared ledger rather than each process's own estimate."""
+
+    rate_ledger: RateLedger | None
+
+
 BulkSignal = Callable[[str, float], bool]
 """Waits up to `timeout` seconds for the store's word (a webhook) that bulk operation `operation_id` ended;
 True when it came, False when the time ran out."""

@@ -52,6 +52,7 @@ from connector.ports import (
     CredentialsGuard,
     HttpOptions,
     InstallApp,
+    RateLedger,
     WebhookEnvelope,
 )
 
@@ -465,6 +466,15 @@ class ShopifyAdapter:
                 )
             done.append(topic)
         return done
+
+    @property
+    def rate_ledger(self) -> RateLedger | None:
+        """The shop's cost bucket shared with other workers (set by the core; see SharesRateLimit)."""
+        return self.client.ledger
+
+    @rate_ledger.setter
+    def rate_ledger(self, ledger: RateLedger | None) -> None:
+        self.client.ledger = ledger
 
     # -- catalog -------------------------------------------------------------------------------------------
 

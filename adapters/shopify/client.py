@@ -35,7 +35,7 @@ import urllib3.exceptions
 from adapters.shopify import const
 from connector.errors import AuthError, PermanentError, RetryableError, StorelinkError, ValidationError
 from connector.http import build_session, raise_for_status, retrying, safe_url, translate, transport_errors
-from connector.ports import HttpOptions
+from connector.ports import HttpOptions, RateLedger
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ SHARE_SMOOTHING: Final = 0.3
 SHARED_MARGIN: Final = 1.0
 """While others share the bucket, a request waits for this many times its cost more (a standing reserve of
 a few points, which costs no throughput)."""
+UNKNOWN_COST: Final = 10.0
+"""Points a document whose cost has not been seen yet reserves in the shared ledger (a typical mutation)."""
 _SAFE_TO_REPEAT: Final = frozenset({"throttled", "rate_limited", "connect"})
 """Failures after which a non-idempotent mutation may be sent again: the store never executed it."""
 
@@ -131,6 +133,9 @@ class ShopifyClient:
         self._sleep = sleep
         self._clock = clock
         self.bucket: Bucket | None = None
+        self.ledger: RateLedger | None = None
+        """The shop's bucket shared with the other workers (connector.ports.RateLedger), when the core
+        keeps one: requests reserve their cost there before they are sent."""
         self._reported: tuple[float, float] | None = (
             None  # (when, level) the others' spending is measured from
         )
@@ -197,10 +202,24 @@ class ShopifyClient:
                 raise _DoNotRepeatError(exc) from exc
             raise
 
-    def _pace(self, document: str, expected_cost: float | None) -> None:
+    def _pace(self, document: str, expected_cost: float | None) -> float:
+        """Wait until the request's cost is there; the points reserved in the shared ledger (0 if none)."""
         cost = expected_cost if expected_cost is not None else self._costs.get(document)
-        if self.bucket is None or not cost:
-            return
+        if not cost and self.ledger is not None:
+            cost = UNKNOWN_COST  # a first request of its kind still waits its turn (the rest is refunded)
+        if not cost:
+            return 0.0
+        if self.ledger is not None:
+            wait = self.ledger.take(cost)
+            if wait is not None:
+                if wait > 0:
+                    logger.debug(
+                        "pacing before request", extra={"shop": self.shop_domain, "wait_seconds": wait}
+                    )
+                    self._sleep(min(wait, MAX_PACING_SLEEP))
+                return cost
+        if self.bucket is None:
+            return 0.0
         now = self._clock()
         # Shared with other clients, the estimate can be off by what they just spent: wait for a margin too.
         margin = cost * SHARED_MARGIN if self.bucket.others_rate > 0 else 0.0
@@ -210,12 +229,13 @@ class ShopifyClient:
             self._sleep(wait)
             now = self._clock()
         self.bucket.spend(cost, now)
+        return 0.0
 
     def _send(
         self, payload: dict[str, Any], allow_partial: bool, expected_cost: float | None
     ) -> dict[str, Any]:
         document = payload["query"]
-        self._pace(document, expected_cost)
+        reserved = self._pace(document, expected_cost)
         headers = {TOKEN_HEADER: self._access_token(), "Accept": "application/json"}
         try:
             response = self._session.post(
@@ -242,7 +262,7 @@ class ShopifyClient:
             raise RetryableError(
                 f"response from {safe_url(self.endpoint)} is not an object", code="bad_response"
             )
-        self._observe_cost(document, body)
+        self._observe_cost(document, body, reserved)
         errors = body.get("errors")
         data = body.get("data")
         if errors:
@@ -258,7 +278,7 @@ class ShopifyClient:
             raise PermanentError("GraphQL response has no data", code="graphql_no_data")
         return data
 
-    def _observe_cost(self, document: str, body: Mapping[str, Any]) -> None:
+    def _observe_cost(self, document: str, body: Mapping[str, Any], reserved: float = 0.0) -> None:
         extensions = body.get("extensions")
         cost = extensions.get("cost") if isinstance(extensions, dict) else None
         if not isinstance(cost, dict):
@@ -275,6 +295,10 @@ class ShopifyClient:
         rate = _number(status.get("restoreRate"))
         if maximum is None or available is None or rate is None:
             return
+        if self.ledger is not None:
+            # Charged: the actual cost (a THROTTLED request costs nothing); the rest of the reservation returns.
+            charged = _number(cost.get("actualQueryCost"))
+            self.ledger.report(max(0.0, reserved - (charged or 0.0)), maximum, rate, available)
         now = self._clock()
         others = self._others_rate(maximum, available, rate, _number(cost.get("actualQueryCost")) or 0.0, now)
         share = max(rate - others, rate * MIN_SHARE) / rate if rate > 0 else 1.0

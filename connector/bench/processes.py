@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 
@@ -18,7 +19,13 @@ def in_process(target: Any, *args: Any) -> dict[str, Any]:
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
-    result: dict[str, Any] = queue.get()
+    while True:
+        try:
+            result: dict[str, Any] = queue.get(timeout=1.0)
+            break
+        except Empty:
+            if not proc.is_alive():  # it died before answering
+                raise RuntimeError(f"benchmark process failed with exit code {proc.exitcode}") from None
     proc.join()
     if proc.exitcode:
         raise RuntimeError(f"benchmark process failed with exit code {proc.exitcode}")

@@ -1,0 +1,88 @@
+"""The shared rate ledger (connector.rate_limits) on a real Redis, and Shopify clients in several threads that
+pace through it against the emulator's cost bucket."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+
+from adapters.shopify.client import ShopifyClient
+from connector.ports import HttpOptions
+from connector.rate_limits import RedisRateLedger
+from connector.sandbox.shopify import Server, serve
+
+SHOP = "storelink-demo.myshopify.com"
+QUERY = "query StorelinkLedgerProbe { products(first: 20) { nodes { id title } } }"
+
+
+def test_reservations_queue_behind_each_other_and_refunds_return_points(redis: Redis):
+    ledger = RedisRateLedger(lambda: redis, "shopify:ledger-unit")
+    assert ledger.take(10) is None  # nothing learned yet: the caller paces on its own
+    ledger.report(0, maximum=100, restore_rate=50, available=30)
+    assert ledger.take(20) == 0
+    wait = ledger.take(20)  # 10 points short at 50 a second
+    assert wait is not None and 0.15 < wait <= 0.2
+    third = ledger.take(20)  # queued behind the second: 30 short
+    assert third is not None and 0.55 < third <= 0.6
+    ledger.report(40, maximum=100, restore_rate=50, available=100)  # two reservations were not charged
+    again = ledger.take(20)
+    assert again is not None and 0.15 < again <= 0.2
+    ledger.report(0, maximum=100, restore_rate=50, available=0)  # the store says less: the store wins
+    low = ledger.take(10)
+    assert low is not None and 0.35 < low <= 0.4  # behind the reservation still in debt
+    ledger.forget()
+    assert ledger.take(1) is None
+
+
+class _Throttles:
+    def __init__(self, server: Server) -> None:
+        self.count = 0
+        bucket = server.emulator.bucket
+        take = bucket.take
+        lock = threading.Lock()
+
+        def counting(cost: int) -> bool:
+            ok: bool = take(cost)
+            if not ok:
+                with lock:
+                    self.count += 1
+            return ok
+
+        bucket.take = counting
+
+
+@pytest.fixture
+def shop() -> Iterator[Server]:
+    with serve(maximum_available=80, restore_rate=200) as server:
+        server.store.seed_catalog(20, 1)
+        server.emulator.query("{ shop { name } }")  # loads the schema before the clock matters
+        yield server
+
+
+def test_workers_sharing_the_ledger_do_not_overdraw_the_shop(shop: Server, redis: Redis):
+    throttles = _Throttles(shop)
+    shop.emulator.bucket.drain(0)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        client = ShopifyClient(SHOP, "shpat_sandbox", HttpOptions(timeout=10), base_url=shop.url)
+        client.ledger = RedisRateLedger(lambda: redis, f"shopify:{SHOP}")
+        try:
+            client.execute(QUERY)  # learns the document's cost (and the ledger the bucket)
+            for _ in range(7):
+                client.execute(QUERY)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    # Before the first answer nobody knows the bucket (it starts empty here): at most those first requests
+    # are refused; every later one waited in the shared ledger for its points.
+    assert throttles.count <= 4
