@@ -21,6 +21,7 @@ from connector.domain.orders import ExternalOrderRef, Order, OrderLine
 from connector.errors import PermanentError, StorelinkError, ValidationError
 from connector.ports import Capability, HttpOptions, StoreAdapter
 from connector.sandbox import shopify as shopify_sandbox
+from connector.sandbox import walmart as walmart_sandbox
 from connector.sandbox.feeds import write_feed
 
 Factory = Callable[[pytest.FixtureRequest, Path], tuple[dict[str, Any], dict[str, str]]]
@@ -50,7 +51,28 @@ def _shopify(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, 
     return config, {"access_token": "shpat_sandbox", "client_secret": app.client_secret}
 
 
-FACTORIES: dict[str, Factory] = {"feed": _feed, "shopify": _shopify}
+@pytest.fixture(scope="module")
+def walmart_seller() -> Iterator[walmart_sandbox.Server]:
+    """One emulated Walmart seller for the module: 30 items, enrolled in Multichannel with one channel."""
+    with walmart_sandbox.serve() as server:
+        server.store.seed_catalog(30)
+        server.store.add_channel("Storelink", channel_id="STORELINK1")
+        yield server
+
+
+def _walmart(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    server: walmart_sandbox.Server = request.getfixturevalue("walmart_seller")
+    emulator = server.emulator
+    config = {
+        "client_id": emulator.client_id,
+        "base_url": server.url,
+        "mcs_enrolled": True,
+        "order_channel_id": "STORELINK1",
+    }
+    return config, {"client_id": emulator.client_id, "client_secret": emulator.client_secret}
+
+
+FACTORIES: dict[str, Factory] = {"feed": _feed, "shopify": _shopify, "walmart": _walmart}
 
 
 @pytest.fixture(params=registry.kinds())
@@ -168,5 +190,7 @@ def test_errors_are_storelink_errors(kind, request, tmp_path):
         (tmp_path / "feed.csv").unlink()
     if kind == "shopify":
         credentials = {**credentials, "access_token": "shpat_revoked"}
+    if kind == "walmart":
+        credentials = {**credentials, "client_secret": "revoked"}
     with pytest.raises(StorelinkError):
         registry.create_adapter(kind, broken, credentials, HttpOptions(timeout=5)).check_connection()

@@ -1,0 +1,1 @@
+"""Walmart Marketplace (US) store adapter."""
