@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+import orjson
+
 from adapters.shopify import const
 from connector.domain.catalog import InventoryLevel, Product, ProductStatus, Variant
 from connector.domain.money import Money
@@ -274,7 +276,7 @@ class BulkAssembler:
     def add_line(self, position: int, line: bytes | str) -> Iterator[Product]:
         """Read one JSONL line (position = line number); yields products when the buffer must be relieved."""
         try:
-            record = json.loads(line, parse_float=Decimal)
+            record = orjson.loads(line)  # money comes as Decimal text ("12.99"), never as a JSON number
         except ValueError as exc:
             self._skip(position, f"line {position} is not JSON: {exc}")
             return iter(())
