@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -30,6 +32,59 @@ def in_process(target: Any, *args: Any) -> dict[str, Any]:
     if proc.exitcode:
         raise RuntimeError(f"benchmark process failed with exit code {proc.exitcode}")
     return result
+
+
+@contextmanager
+def service_environment(
+    database_url: str | None,
+    workdir: Path,
+    name: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Iterator[tuple[dict[str, str], Any, str]]:
+    """A fresh database (migrated) and a private Redis for one measurement: yields the environment of the
+    service processes it starts, the bench process's installed runtime, and the database URL. `env` adds
+    variables for the processes, `settings` the same settings for the bench process itself."""
+    from cryptography.fernet import Fernet
+
+    from config.settings import load_settings
+    from connector import runtime
+    from connector.bench.databases import drop_schema, fresh_url
+    from connector.db import make_engine
+    from connector.embedded import EmbeddedRedis
+    from connector.migrate import upgrade
+
+    url = fresh_url(database_url, workdir, name)
+    redis_server = EmbeddedRedis(workdir / "redis")
+    redis_url = redis_server.start()
+    try:
+        process_env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "REDIS_URL": redis_url,
+            "DATA_DIR": str(workdir / "data"),
+            "SECRET_KEYS": Fernet.generate_key().decode(),
+            **(env or {}),
+        }
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        loaded = load_settings(
+            database_url=url,
+            redis_url=redis_url,
+            data_dir=workdir / "data",
+            secret_keys=process_env["SECRET_KEYS"],
+            **(settings or {}),
+        )
+        rt = runtime.install(runtime.Runtime(settings=loaded, redis_url=redis_url))
+        try:
+            yield process_env, rt, url
+        finally:
+            rt.close()
+    finally:
+        redis_server.stop()
+        drop_schema(database_url, url)
 
 
 def worker_argv(queues: str, *, burst: bool = False) -> list[str]:

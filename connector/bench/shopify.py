@@ -17,13 +17,10 @@ what the end-to-end tests use.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,7 @@ from sqlalchemy import func, insert, select
 
 from connector import runtime
 from connector.bench.databases import drop_schema, fresh_url
-from connector.bench.processes import Stack, in_process, worker_argv
+from connector.bench.processes import Stack, in_process, service_environment, worker_argv
 from connector.models import Order, OrderLine, Product, Variant
 
 logger = logging.getLogger(__name__)
@@ -153,43 +150,6 @@ def order_counts(rt: runtime.Runtime, order_ids: list[int]) -> dict[str, int]:
 # --- processes ---------------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _environment(database_url: str | None, workdir: Path) -> Iterator[tuple[dict[str, str], runtime.Runtime]]:
-    from cryptography.fernet import Fernet
-
-    from config.settings import load_settings
-    from connector.db import make_engine
-    from connector.embedded import EmbeddedRedis
-    from connector.migrate import upgrade
-
-    url = fresh_url(database_url, workdir, "shopify")
-    redis_server = EmbeddedRedis(workdir / "redis")
-    redis_url = redis_server.start()
-    try:
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "REDIS_URL": redis_url,
-            "DATA_DIR": str(workdir / "data"),
-            "SECRET_KEYS": Fernet.generate_key().decode(),
-            "LOG_LEVEL": "WARNING",
-        }
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        settings = load_settings(
-            database_url=url, redis_url=redis_url, data_dir=workdir / "data", secret_keys=env["SECRET_KEYS"]
-        )
-        rt = runtime.install(runtime.Runtime(settings=settings, redis_url=redis_url))
-        try:
-            yield env, rt
-        finally:
-            rt.close()
-    finally:
-        redis_server.stop()
-        drop_schema(database_url, url)
-
-
 class _Meter:
     """Counts what the emulator's bucket charged (points kept after refunds) and the requests it throttled."""
 
@@ -232,7 +192,7 @@ def _throttle(
     from connector.sandbox.shopify.app import serve
 
     with (
-        _environment(database_url, workdir) as (env, rt),
+        service_environment(database_url, workdir, "shopify", env={"LOG_LEVEL": "WARNING"}) as (env, rt, _),
         serve(maximum_available=bucket, restore_rate=restore_rate) as server,
     ):
         server.store.seed_catalog(20, 5, available=(1_000_000, 1_000_000))

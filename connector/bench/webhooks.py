@@ -37,9 +37,8 @@ from flask import Flask, Response, request
 from rich.console import Console
 from rich.table import Table
 
-from connector.bench.databases import drop_schema, fresh_url
 from connector.bench.load import flood, http_request, percentile
-from connector.bench.processes import Stack, worker_argv
+from connector.bench.processes import Stack, service_environment, worker_argv
 
 TARGET_ACCEPT_RATIO = 0.7
 TARGET_PROCESS_RATIO = 2.0
@@ -404,49 +403,6 @@ def _latency(
     }
 
 
-@contextmanager
-def _environment(database_url: str | None, workdir: Path) -> Iterator[tuple[dict[str, str], Any, str]]:
-    from cryptography.fernet import Fernet
-
-    from config.settings import load_settings
-    from connector import runtime
-    from connector.db import make_engine
-    from connector.embedded import EmbeddedRedis
-    from connector.migrate import upgrade
-
-    url = fresh_url(database_url, workdir, "webhooks")
-    redis_server = EmbeddedRedis(workdir / "redis")
-    redis_url = redis_server.start()
-    try:
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "REDIS_URL": redis_url,
-            "DATA_DIR": str(workdir / "data"),
-            "SECRET_KEYS": Fernet.generate_key().decode(),
-            "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
-            "LOG_JSON": "true",
-        }
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        settings = load_settings(
-            database_url=url,
-            redis_url=redis_url,
-            data_dir=workdir / "data",
-            secret_keys=env["SECRET_KEYS"],
-            webhook_allow_private_urls=True,
-        )
-        rt = runtime.install(runtime.Runtime(settings=settings, redis_url=redis_url))
-        try:
-            yield env, rt, url
-        finally:
-            rt.close()
-    finally:
-        redis_server.stop()
-        drop_schema(database_url, url)
-
-
 def _merchants(rt: Any, workdir: Path, count: int, variants: int) -> list[tuple[int, str, list[str]]]:
     from connector import syncs
     from connector.merchants import create_merchant
@@ -487,7 +443,13 @@ def run(
     with tempfile.TemporaryDirectory(prefix="storelink-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "logs").mkdir()
-        with _environment(database_url, workdir) as (env, rt, _url):
+        with service_environment(
+            database_url,
+            workdir,
+            "webhooks",
+            env={"WEBHOOK_ALLOW_PRIVATE_URLS": "true", "LOG_JSON": "true"},
+            settings={"webhook_allow_private_urls": True},
+        ) as (env, rt, _url):
             console.print(f"setting up {merchants} feed merchants with signed pushes…")
             shops = _merchants(rt, workdir, merchants, 500)
             spec = {"merchants": shops, "count": 40_000}
