@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from config.settings import Settings, get_settings
+from connector import api as platform_api
 from connector import logs, runtime
 from connector.web import context, health, install, metrics, problems
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     metrics.init_app(app)
     health.init_app(app)
     api.init_app(app)  # Platform API: /v1/webhook-endpoints
+    platform_api.init_app(app)  # Platform API: /v1 catalog, orders, live sessions, openapi.json
     receiver.init_app(app)  # store webhooks: /webhooks/<source>
     install.init_app(app)  # store installs: /<kind>/install, /<kind>/callback
     logger.debug("app created", extra={"database": rt.db.engine.dialect.name})

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -169,7 +170,10 @@ class InventoryLevel(Base):
 
 class Order(Timestamped, Base):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("platform_client_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("platform_client_id", "idempotency_key"),
+        Index("ix_orders_client_created", "platform_client_id", "id"),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
@@ -215,7 +219,12 @@ class Reservation(Base):
     """Stock held for an order (or a live pin's allocation) until confirmed, released or expired."""
 
     __tablename__ = "reservations"
-    __table_args__ = (Index("ix_reservations_variant_state", "variant_id", "state"),)
+    __table_args__ = (
+        Index("ix_reservations_variant_state", "variant_id", "state"),
+        Index("ix_reservations_state_expires", "state", "expires_at"),
+        Index("ix_reservations_order", "order_id"),
+        Index("ix_reservations_pin_state", "live_pin_id", "state"),
+    )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"))
@@ -227,6 +236,9 @@ class Reservation(Base):
         String(20), default="active"
     )  # active | confirmed | released | expired
     expires_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+    """When the hold stopped counting after it ended: a released or expired hold given back to its counter, or
+    a confirmed one once the store's own stock level reflects the sale."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -318,6 +330,10 @@ class LivePin(Timestamped, Base):
     per_buyer_limit: Mapped[int | None]
     countdown_ends_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20), default="active")  # active | ended
+    low_stock_threshold: Mapped[int | None]
+    low_stock_notified: Mapped[bool] = mapped_column(default=False, server_default=false())
+    sold_out_notified: Mapped[bool] = mapped_column(default=False, server_default=false())
+    ended_at: Mapped[datetime | None]
 
 
 # --- outbound webhooks ---------------------------------------------------------------------------------

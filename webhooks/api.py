@@ -24,6 +24,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector import clients
+from connector.api.openapi import doc
+from connector.api.webhook_models import (
+    DeliveriesQuery,
+    DeliveryPage,
+    Replayed,
+    WebhookEndpointList,
+    WebhookEndpointOut,
+)
 from connector.errors import NotFoundError, ValidationError
 from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
 from connector.runtime import Runtime
@@ -231,6 +239,12 @@ def _json(body: Mapping[str, Any], status: int = 200) -> Response:
 
 
 @bp.post("/webhook-endpoints")
+@doc(
+    summary="Create a webhook endpoint",
+    tags=["webhooks"],
+    body=EndpointCreate,
+    responses={201: WebhookEndpointOut},
+)
 def create_endpoint() -> Response:
     body = _parse(EndpointCreate)
     rt = _runtime()
@@ -250,6 +264,7 @@ def create_endpoint() -> Response:
 
 
 @bp.get("/webhook-endpoints")
+@doc(summary="List webhook endpoints", tags=["webhooks"], responses={200: WebhookEndpointList})
 def list_endpoints() -> Response:
     with _runtime().db.session() as session:
         rows = endpoints.list_endpoints(session, platform_client_id=_client_id())
@@ -257,6 +272,7 @@ def list_endpoints() -> Response:
 
 
 @bp.get("/webhook-endpoints/<int:endpoint_id>")
+@doc(summary="Get a webhook endpoint", tags=["webhooks"], responses={200: WebhookEndpointOut, 404: None})
 def get_endpoint(endpoint_id: int) -> Response:
     with _runtime().db.session() as session:
         endpoint = endpoints.get_endpoint(session, endpoint_id, platform_client_id=_client_id())
@@ -264,6 +280,12 @@ def get_endpoint(endpoint_id: int) -> Response:
 
 
 @bp.patch("/webhook-endpoints/<int:endpoint_id>")
+@doc(
+    summary="Update a webhook endpoint",
+    tags=["webhooks"],
+    body=EndpointUpdate,
+    responses={200: WebhookEndpointOut, 404: None},
+)
 def update_endpoint(endpoint_id: int) -> Response:
     body = _parse(EndpointUpdate)
     rt = _runtime()
@@ -281,6 +303,7 @@ def update_endpoint(endpoint_id: int) -> Response:
 
 
 @bp.delete("/webhook-endpoints/<int:endpoint_id>")
+@doc(summary="Delete a webhook endpoint", tags=["webhooks"], responses={204: None, 404: None})
 def delete_endpoint(endpoint_id: int) -> Response:
     with _runtime().db.session() as session:
         endpoints.delete_endpoint(session, endpoint_id, platform_client_id=_client_id())
@@ -288,6 +311,13 @@ def delete_endpoint(endpoint_id: int) -> Response:
 
 
 @bp.post("/webhook-endpoints/<int:endpoint_id>/rotate-secret")
+@doc(
+    summary="Rotate an endpoint's signing secret",
+    tags=["webhooks"],
+    body=RotateSecret,
+    body_optional=True,
+    responses={200: WebhookEndpointOut, 404: None},
+)
 def rotate_secret(endpoint_id: int) -> Response:
     body = _parse(RotateSecret, optional=True)
     grace = endpoints.DEFAULT_GRACE if body.grace_seconds is None else timedelta(seconds=body.grace_seconds)
@@ -332,6 +362,12 @@ def _limit(raw: str | None) -> int:
 
 
 @bp.get("/webhook-endpoints/<int:endpoint_id>/deliveries")
+@doc(
+    summary="List an endpoint's deliveries",
+    tags=["webhooks"],
+    query=DeliveriesQuery,
+    responses={200: DeliveryPage, 404: None},
+)
 def list_deliveries(endpoint_id: int) -> Response:
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
@@ -392,6 +428,7 @@ def _deliveries_page(
 
 
 @bp.post("/webhook-endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>/replay")
+@doc(summary="Replay a failed delivery", tags=["webhooks"], responses={202: Replayed, 404: None, 409: None})
 def replay_delivery(endpoint_id: int, delivery_id: int) -> Response:
     with _runtime().db.session() as session:
         endpoint = endpoints.get_endpoint(session, endpoint_id, platform_client_id=_client_id())
@@ -410,6 +447,9 @@ def replay_delivery(endpoint_id: int, delivery_id: int) -> Response:
 
 
 @bp.post("/webhook-endpoints/<int:endpoint_id>/replay-failed")
+@doc(
+    summary="Replay an endpoint's failed deliveries", tags=["webhooks"], responses={202: Replayed, 404: None}
+)
 def replay_failed(endpoint_id: int) -> Response:
     with _runtime().db.session() as session:
         endpoint = endpoints.get_endpoint(session, endpoint_id, platform_client_id=_client_id())

@@ -87,6 +87,40 @@ def service_environment(
         drop_schema(database_url, url)
 
 
+def free_port() -> int:
+    """A TCP port free on the loopback interface now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_gunicorn(
+    stack: Stack, name: str, app: str, port: int, extra_env: dict[str, str] | None = None
+) -> None:
+    """Start `app` under gunicorn with the project's configuration and wait until `/healthz` answers."""
+    import time
+
+    import requests
+
+    import config
+
+    conf = Path(config.__file__).parent / "gunicorn.conf.py"
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", f"127.0.0.1:{port}", app]
+    proc = stack.start(name, argv, extra_env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {stack.logdir / name}.log")
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            return
+        except requests.RequestException:  # not listening yet, or still importing on a busy machine
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not start listening on port {port}")
+
+
 def worker_argv(queues: str, *, burst: bool = False) -> list[str]:
     """The command line of a `storelink worker` on `queues`."""
     return [sys.executable, "-m", "connector.cli", "worker", "--queues", queues] + (

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.bench.load import flood, http_request, percentile
-from connector.bench.processes import Stack, service_environment, worker_argv
+from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
 
 TARGET_ACCEPT_RATIO = 0.7
 TARGET_PROCESS_RATIO = 2.0
@@ -109,32 +108,6 @@ def _build_requests(spec: dict[str, Any], index: int) -> list[bytes]:
     return out
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _gunicorn(stack: Stack, name: str, app: str, port: int, extra_env: dict[str, str] | None = None) -> None:
-    import config
-
-    conf = Path(config.__file__).parent / "gunicorn.conf.py"
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", f"127.0.0.1:{port}", app]
-    proc = stack.start(name, argv, extra_env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}; see {stack.logdir / name}.log")
-        try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-            return
-        except requests.RequestException:  # not listening yet, or still importing on a busy machine
-            time.sleep(0.1)
-    raise RuntimeError(f"{name} did not start listening on port {port}")
-
-
 def _workers(
     stack: Stack, name: str, queues: str, *, burst: bool, count: int = 2
 ) -> list[subprocess.Popen[bytes]]:
@@ -173,8 +146,8 @@ def _accept(
             ),
             ("ours", "connector.app:create_app()", None),
         ):
-            port = _free_port()
-            _gunicorn(stack, "bare" if name == "bare" else "web", app, port, extra)
+            port = free_port()
+            start_gunicorn(stack, "bare" if name == "bare" else "web", app, port, extra)
             console.print(f"(a) round {round_no + 1}: flooding the {name} receiver…")
             build = functools.partial(_build_requests, {**spec, "port": port, "tag": f"{name}{round_no}"})
             result = flood(build, port, seconds=seconds)
@@ -322,8 +295,8 @@ def _latency(
             )
         platform.send(("secret", created.secret))
         platform.recv()
-        port = _free_port()
-        _gunicorn(stack, "web", "connector.app:create_app()", port)
+        port = free_port()
+        start_gunicorn(stack, "web", "connector.app:create_app()", port)
         _workers(stack, "worker", "orders,events,sync,bulk", burst=False)
         merchants = spec["merchants"]
         pushers = [

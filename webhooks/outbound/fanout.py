@@ -41,7 +41,7 @@ def plan(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[str, in
         client_of = dict(
             session.execute(
                 select(Merchant.id, Merchant.platform_client_id).where(Merchant.id.in_(merchant_ids))
-            )
+            ).all()
         )
     pairs: list[tuple[str, int]] = []
     for row in rows:

@@ -1,0 +1,22 @@
+"""The versioned Platform API (`/v1`): registers every resource blueprint, the shared API conventions and the
+OpenAPI document on the app."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from connector.api import catalog, common, connect, live, openapi, orders
+
+logger = logging.getLogger(__name__)
+
+PREFIX = openapi.PREFIX
+
+
+def init_app(app: Flask) -> None:
+    """Mount the catalog, store connection, orders, live and OpenAPI routes under `/v1` (call after `problems.init_app`)."""
+    common.init_app(app)
+    for blueprint in (openapi.bp, catalog.bp, connect.bp, orders.bp, live.bp):
+        app.register_blueprint(blueprint, url_prefix=PREFIX)
+    logger.debug("platform API mounted", extra={"prefix": PREFIX})

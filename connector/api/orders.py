@@ -1,0 +1,318 @@
+"""HTTP routes of the /v1 orders resource: checkout, cancellation, lookup and listing.
+
+`POST /orders` needs an `Idempotency-Key` header: the first answer made with a key is answered again to the
+same body, and a different body with the key is a 422. Refusals are problem documents with stable codes:
+`price_changed` (409, with each line's current price), `insufficient_stock`/`sold_out` (409, with what is
+left), `buyer_limit_exceeded` (409), `variant_not_found`/`variant_not_pinned` (422), `pin_not_on_sale` (409).
+Every query is scoped to the calling platform client. Stock refusals (sold out, not enough, over the buyer's
+limit), which a flash sale answers by the thousand, are access-logged at DEBUG; `/metrics` counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from flask import Blueprint, Response, request, url_for
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from connector import checkout
+from connector.api.common import (
+    ApiError,
+    PageQuery,
+    api_runtime,
+    as_utc,
+    authenticate,
+    decode_id_cursor,
+    encode_cursor,
+    parse_body,
+    parse_query,
+    require_client,
+)
+from connector.api.openapi import MAX_ID, doc
+from connector.checkout import RefusedError
+from connector.domain.orders import OrderStatus
+from connector.errors import NotFoundError
+from connector.web.context import quiet_access_log
+from connector.web.problems import problem
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api_orders", __name__)
+bp.before_request(require_client)
+
+TAG = "orders"
+CURSOR_KIND = "orders"
+MAX_LINES = 100
+MAX_QUANTITY = 10_000
+MAX_AMOUNT = 10**15
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+STOCK_REFUSALS = frozenset({"sold_out", "insufficient_stock", "buyer_limit_exceeded"})
+"""Refusals a flash sale answers by the thousand: counted in `/metrics` by status, access-logged at DEBUG."""
+
+
+def refused(exc: RefusedError) -> Response:
+    """The problem document of a refused checkout or live request."""
+    if exc.code in STOCK_REFUSALS:
+        quiet_access_log()
+    return problem(exc.status, exc.code, exc.message, **exc.extra)
+
+
+bp.register_error_handler(RefusedError, refused)
+
+# --- request bodies ------------------------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _text(value: str | None) -> str | None:
+    if value is not None and any(ch < " " or ch == "\x7f" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+class LineIn(_Body):
+    """One line: a variant, how many, and the unit price the buyer saw (checked against the current one)."""
+
+    variant_id: int = Field(ge=1, le=MAX_ID)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    unit_price_minor: int = Field(ge=0, le=MAX_AMOUNT, description="Integer minor units of `currency`.")
+
+
+class BuyerIn(_Body):
+    ref: str | None = Field(
+        default=None, min_length=1, max_length=255, description="The platform's buyer id (required live)."
+    )
+    email: str | None = Field(default=None, max_length=320)
+    name: str | None = Field(default=None, max_length=255)
+
+    _clean = field_validator("ref", "email", "name")(_text)
+
+
+class AddressIn(_Body):
+    name: str | None = Field(default=None, max_length=255)
+    line1: str | None = Field(default=None, max_length=255)
+    line2: str | None = Field(default=None, max_length=255)
+    city: str | None = Field(default=None, max_length=255)
+    province_code: str | None = Field(default=None, max_length=16)
+    postal_code: str | None = Field(default=None, max_length=32)
+    country_code: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    phone: str | None = Field(default=None, max_length=64)
+
+    _clean = field_validator("name", "line1", "line2", "city", "province_code", "postal_code", "phone")(_text)
+
+
+class OrderCreate(_Body):
+    """An order placed on the platform. With `live_session_id`, every line must be a variant pinned in that
+    session, priced at the pin's flash price, and `buyer.ref` is required."""
+
+    lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    buyer: BuyerIn = Field(default_factory=BuyerIn)
+    shipping_address: AddressIn | None = None
+    platform_order_id: str | None = Field(default=None, min_length=1, max_length=255)
+    live_session_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+    _clean = field_validator("platform_order_id")(_text)
+
+    @model_validator(mode="after")
+    def _distinct_variants(self) -> OrderCreate:
+        ids = [line.variant_id for line in self.lines]
+        if len(ids) != len(set(ids)):
+            raise ValueError("each variant may appear on one line only")
+        return self
+
+
+class OrderCancel(_Body):
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+    _clean = field_validator("reason")(_text)
+
+
+class IdempotencyHeaders(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    idempotency_key: str = Field(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Unique per order attempt; a repeat with the same body gets the first answer again.",
+    )
+
+
+# --- representations ------------------------------------------------------------------------------------------
+
+
+class OrderLineOut(BaseModel):
+    variant_id: int
+    quantity: int
+    unit_price_minor: int
+    live_pin_id: int | None
+
+
+class OrderOut(BaseModel):
+    """An order as Storelink holds it."""
+
+    id: str = Field(description="Storelink's order id.")
+    status: str = Field(description="accepted, confirmed, rejected, cancelled, fulfilled or refunded.")
+    merchant_id: int
+    platform_order_id: str | None
+    live_session_id: int | None
+    currency: str
+    lines: list[OrderLineOut]
+    subtotal_minor: int
+    total_minor: int
+    buyer: dict[str, Any]
+    shipping_address: dict[str, Any]
+    store_order_id: str | None = Field(description="The store's id once the store confirmed the order.")
+    store_order_name: str | None
+    reason: str | None = Field(description="Why the order was rejected or cancelled.")
+    hold_expires_at: datetime | None = Field(description="When the stock held for the order is let go.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderPage(BaseModel):
+    data: list[OrderOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class OrdersQuery(PageQuery):
+    """The client's orders, newest first; the filters combine."""
+
+    status: Literal["accepted", "confirmed", "rejected", "cancelled", "fulfilled", "refunded"] | None = None
+    merchant_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    live_session_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    created_from: datetime | None = Field(default=None, description="Created at or after (ISO 8601).")
+    created_to: datetime | None = Field(default=None, description="Created before (ISO 8601).")
+
+    @field_validator("created_from", "created_to")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return as_utc(value)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":"), sort_keys=True), status=status, mimetype="application/json"
+    )
+
+
+# --- routes -----------------------------------------------------------------------------------------------------
+
+
+def _idempotency_key() -> str:
+    key = request.headers.get("Idempotency-Key")
+    if key is None or key == "":
+        raise ApiError(
+            400,
+            "idempotency_key_required",
+            "an Idempotency-Key header is required to create an order",
+            title="Idempotency key required",
+        )
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApiError(
+            400,
+            "idempotency_key_invalid",
+            "the Idempotency-Key must be 1 to 255 visible ASCII characters",
+            title="Invalid idempotency key",
+        )
+    return key
+
+
+def _order_id(order_id: str) -> str:
+    """An order id from the path; one that no order can have is a 404 before any query."""
+    if not _ORDER_ID.fullmatch(order_id):
+        raise NotFoundError(f"order {order_id!r} not found", code="order_not_found")
+    return order_id
+
+
+@bp.post("/orders")
+@doc(
+    summary="Create an order",
+    tags=[TAG],
+    body=OrderCreate,
+    headers=IdempotencyHeaders,
+    responses={201: OrderOut, 400: None, 404: None, 409: None, 415: None, 422: None, 503: None},
+)
+def create_order() -> Response:
+    """Validate the lines, hold the stock and accept the order; the store push follows asynchronously
+    (`order.confirmed` or `order.rejected`)."""
+    client = authenticate()
+    key = _idempotency_key()
+    body = parse_body(OrderCreate)
+    digest = checkout.request_hash(body.model_dump(mode="json"))
+    order_request = checkout.OrderRequest(
+        lines=tuple(
+            checkout.LineRequest(line.variant_id, line.quantity, line.unit_price_minor) for line in body.lines
+        ),
+        currency=body.currency,
+        buyer=body.buyer.model_dump(exclude_none=True),
+        shipping_address=body.shipping_address.model_dump(exclude_none=True) if body.shipping_address else {},
+        platform_order_id=body.platform_order_id,
+        live_session_id=body.live_session_id,
+    )
+    answer = checkout.create_order(api_runtime(), client.id, key, order_request, digest)
+    response = _json(answer.body, answer.status)
+    response.headers["Location"] = url_for(".get_order", order_id=answer.body["id"])
+    if answer.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/orders")
+@doc(summary="List orders", tags=[TAG], query=OrdersQuery, responses={200: OrderPage, 422: None})
+def list_orders() -> Response:
+    """The client's orders, newest first, filtered by status, merchant, live session and creation time."""
+    client = authenticate()
+    query = parse_query(OrdersQuery)
+    before = decode_id_cursor(CURSOR_KIND, query.cursor)
+    data, last = checkout.list_orders(
+        api_runtime(),
+        client.id,
+        checkout.OrderFilter(
+            status=query.status,
+            merchant_id=query.merchant_id,
+            live_session_id=query.live_session_id,
+            created_from=query.created_from,
+            created_to=query.created_to,
+        ),
+        before=before,
+        limit=query.limit,
+    )
+    return _json({"data": data, "next_cursor": encode_cursor(CURSOR_KIND, [last]) if last else None})
+
+
+@bp.get("/orders/<string(maxlength=40):order_id>")
+@doc(summary="Get an order", tags=[TAG], responses={200: OrderOut, 404: None})
+def get_order(order_id: str) -> Response:
+    """One order with its lines and status."""
+    client = authenticate()
+    return _json(checkout.get_order(api_runtime(), client.id, _order_id(order_id)))
+
+
+@bp.post("/orders/<string(maxlength=40):order_id>/cancel")
+@doc(
+    summary="Cancel an order",
+    tags=[TAG],
+    body=OrderCancel,
+    responses={200: OrderOut, 404: None, 409: None, 415: None, 422: None},
+)
+def cancel_order(order_id: str) -> Response:
+    """Cancel an accepted or confirmed order: its held stock is let go at once, and an order the store has
+    is cancelled there by a background job. Cancelling a cancelled order answers it unchanged."""
+    client = authenticate()
+    public_id = _order_id(order_id)
+    body = parse_body(OrderCancel, optional=True)
+    return _json(checkout.cancel_order(api_runtime(), client.id, public_id, body.reason))
+
+
+STATUSES = tuple(status.value for status in OrderStatus)

@@ -1,0 +1,42 @@
+"""The flash-sale benchmark's core at a tiny size: gunicorn, buyers in processes of their own, real workers
+pushing to the Shopify emulator; the sale ends with exactly the allocation confirmed and nothing oversold."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from connector import runtime
+from connector.bench import flash_sale
+
+
+def test_a_tiny_flash_sale_sells_the_allocation_exactly(rt: runtime.Runtime, tmp_path: Path) -> None:
+    settings = rt.settings
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "SECRET_KEYS": settings.secret_keys.get_secret_value(),
+        "LOG_LEVEL": "WARNING",
+        "WEB_WORKERS": "2",
+    }
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+
+    result = flash_sale.sale(
+        rt, env, logdir, buyers=20, attempts=300, allocation=50, limit=4, load_processes=1, push_timeout=120
+    )
+
+    assert result.ours.sent == 300 and [run.sent for run in result.bare_runs] == [300, 300]
+    assert set(result.ours.statuses) == {201, 409}, result.ours.statuses
+    assert result.accepted == 50
+    assert result.tally["confirmed"] == 50 and result.tally["store_units"] == 50
+    assert result.orders == {"confirmed": 50}
+    assert result.oversold == 0
+    assert result.tally["buyers_over_limit"] == 0
+    # the baseline ran the same purchase script against its own counter, before and after: it sold 50 each time
+    assert [run.statuses for run in result.bare_runs] == [{201: 50, 409: 250}] * 2
+    figures = flash_sale.report(result, backend="test", console=flash_sale.Console(file=io.StringIO()))
+    assert figures["confirmed"] == figures["allocation"] == 50 and figures["oversold"] == 0
