@@ -21,10 +21,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import config
 from config.settings import Settings, SettingsError, load_settings
-from connector import logs, migrate, registry, runtime, syncs
+from connector import logs, migrate, registry, runtime, syncs, walmart_connect
 from connector.errors import StorelinkError
 from connector.merchants import create_merchant, get_merchant, rotate_credentials
 from connector.models import Merchant, SyncRun
@@ -337,6 +338,23 @@ def merchants() -> None:
 @click.option("--set", "settings_", multiple=True, metavar="KEY=VALUE", help="Adapter setting (repeatable).")
 @click.option("--credential", multiple=True, metavar="KEY=VALUE", help="Credential, stored encrypted.")
 @click.option("--buffer", "inventory_buffer", default=0, type=int, help="Units held back from the platform.")
+@click.option("--client", "platform_client", default=None, help="Platform client (id or name) it belongs to.")
+@click.option("--client-id", default=None, help="walmart: API client id.")
+@click.option(
+    "--client-secret",
+    default=None,
+    envvar="WALMART_CLIENT_SECRET",
+    show_envvar=True,
+    help="walmart: API client secret (else read from the environment, else prompted for).",
+)
+@click.option("--seller-id", default=None, help="walmart: seller (partner) id.")
+@click.option("--base-url", default=None, help="walmart: API base URL (default: production).")
+@click.option(
+    "--mcs/--no-mcs",
+    "mcs_enrolled",
+    default=None,
+    help="walmart: the seller is (not) on Multichannel Solutions (default: asked of Walmart).",
+)
 @click.option("--no-sync", is_flag=True, help="Do not queue the first full sync.")
 @pass_ctx
 def merchants_add(
@@ -347,15 +365,53 @@ def merchants_add(
     settings_: tuple[str, ...],
     credential: tuple[str, ...],
     inventory_buffer: int,
+    platform_client: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    seller_id: str | None,
+    base_url: str | None,
+    mcs_enrolled: bool | None,
     no_sync: bool,
 ) -> None:
-    """Connect a store of KIND (installed: see `storelink merchants kinds`) and queue its first sync."""
+    """Connect a store of KIND (installed: see `storelink merchants kinds`) and queue its first sync.
+
+    walmart: the keys are checked with Walmart at once (nothing is stored when it refuses them), the
+    Multichannel sales channel is found, and notifications are subscribed at PUBLIC_URL."""
     cfg: dict[str, Any] = _pairs(settings_, "--set")
     if url:
         cfg["url"] = url
+    if kind == "walmart":
+        _add_walmart(
+            obj,
+            name=name,
+            cfg=cfg,
+            credentials=_pairs(credential, "--credential"),
+            inventory_buffer=inventory_buffer,
+            platform_client=platform_client,
+            client_id=client_id,
+            client_secret=client_secret,
+            seller_id=seller_id,
+            base_url=base_url,
+            mcs_enrolled=mcs_enrolled,
+            no_sync=no_sync,
+        )
+        return
+    used = [
+        option
+        for option, value in (
+            ("--client-id", client_id),
+            ("--seller-id", seller_id),
+            ("--base-url", base_url),
+            ("--mcs/--no-mcs", mcs_enrolled),
+        )
+        if value is not None
+    ]
+    if used:
+        raise click.UsageError(f"{', '.join(used)}: walmart options, not for {kind}")
     rt = obj.rt
     with _errors():
         with rt.db.session() as session:
+            owner = _platform_client_id(session, platform_client)
             merchant = create_merchant(
                 session,
                 rt.secrets,
@@ -364,12 +420,95 @@ def merchants_add(
                 config=cfg,
                 credentials=_pairs(credential, "--credential"),
                 inventory_buffer=inventory_buffer,
+                platform_client_id=owner,
             )
             merchant_id = merchant.id
         console.print(f"merchant {merchant_id} ({name}, {kind}) added")
         if not no_sync:
             run = syncs.request_sync(rt, merchant_id)
             console.print(f"full sync queued as run {run.id}")
+
+
+def _platform_client_id(session: Session, ref: str | None) -> int | None:
+    return None if ref is None else walmart_connect.find_platform_client(session, ref).id
+
+
+def _setting_value(value: Any) -> Any:
+    """A `--set` value as the adapter expects it: true/false as flags, numbers as numbers, else the text."""
+    if not isinstance(value, str):
+        return value
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    try:
+        number = json.loads(value)
+    except ValueError:
+        return value
+    return number if isinstance(number, int | float) and not isinstance(number, bool) else value
+
+
+def _add_walmart(
+    obj: Context,
+    *,
+    name: str,
+    cfg: dict[str, Any],
+    credentials: dict[str, str],
+    inventory_buffer: int,
+    platform_client: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    seller_id: str | None,
+    base_url: str | None,
+    mcs_enrolled: bool | None,
+    no_sync: bool,
+) -> None:
+    if not client_id:
+        raise click.UsageError("walmart needs --client-id")
+    if not client_secret:
+        client_secret = click.prompt("Walmart client secret", hide_input=True, err=True)
+    cfg = {key: _setting_value(value) for key, value in cfg.items()}
+    if mcs_enrolled is not None:
+        cfg["mcs_enrolled"] = mcs_enrolled
+    rt = obj.rt
+    with _errors():
+        connected = walmart_connect.connect(
+            rt,
+            name=name,
+            client_id=client_id,
+            client_secret=str(client_secret),
+            seller_id=seller_id,
+            base_url=base_url,
+            config=cfg,
+            extra_credentials=credentials,
+            platform_client=platform_client,
+            inventory_buffer=inventory_buffer,
+            first_sync=not no_sync,
+        )
+    console.print(f"merchant {connected.merchant_id} ({name}, walmart {connected.store_ref}) added")
+    if connected.mcs_enrolled:
+        console.print(f"Multichannel Solutions: sales channel {connected.order_channel_id}")
+    else:
+        console.print("not on Multichannel Solutions: platform sales will reduce Walmart stock")
+    if connected.event_types:
+        console.print(f"notifications subscribed: {', '.join(connected.event_types)}")
+    for warning in connected.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    if connected.sync_run_id is not None:
+        console.print(f"full sync queued as run {connected.sync_run_id}")
+
+
+@merchants.command("assign")
+@click.argument("merchant")
+@click.option("--client", "platform_client", required=True, help="Platform client (id or name).")
+@pass_ctx
+def merchants_assign(obj: Context, merchant: str, platform_client: str) -> None:
+    """Link MERCHANT (id or name) to a platform client: that client's API reaches the merchant's data."""
+    rt = obj.rt
+    with _errors(), rt.db.session() as session:
+        m = get_merchant(session, merchant)
+        owner = _platform_client_id(session, platform_client)
+        m.platform_client_id = owner
+        merchant_id, merchant_name = m.id, m.name
+    console.print(f"merchant {merchant_id} ({merchant_name}) linked to platform client {owner}")
 
 
 @merchants.command("kinds")
@@ -1025,6 +1164,41 @@ def bench_shopify(orders: int, variants: int, restore_rate: float, bucket: float
         bucket=bucket,
         database_url=database_url or None,
         console=console,
+    )
+    click.echo(json.dumps(result))
+
+
+@bench.command("flash-sale")
+@click.option(
+    "--buyers", default=200, show_default=True, type=click.IntRange(1, 2000), help="Concurrent buyers."
+)
+@click.option(
+    "--attempts",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Purchase attempts.",
+)
+@click.option(
+    "--allocation", default=1_000, show_default=True, type=click.IntRange(1, 1_000_000), help="Units pinned."
+)
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(0, 1_000_000), help="Per buyer.")
+@click.option("--push-during-sale", is_flag=True, help="Run the push workers during the burst, not after.")
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_flash_sale(
+    buyers: int, attempts: int, allocation: int, limit: int, push_during_sale: bool, database_url: str
+) -> None:
+    """A live pin sold out by concurrent buyers through gunicorn against a bare Lua endpoint."""
+    from connector.bench.flash_sale import run
+
+    result = run(
+        database_url=database_url or None,
+        console=console,
+        buyers=buyers,
+        attempts=attempts,
+        allocation=allocation,
+        limit=limit,
+        push_during_sale=push_during_sale,
     )
     click.echo(json.dumps(result))
 

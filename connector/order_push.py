@@ -5,6 +5,10 @@ row (`push_attempts`, `push_started_at`) and commits it before calling the store
 first looks the order up by its deterministic key (`find_order`) before creating anything. `push_started_at`
 is also the lease of the attempt in flight: it is cleared when the attempt ends, and one older than
 the lease (`lease_seconds`) belongs to a worker presumed dead, which `sweep` replaces.
+
+A store that cannot take orders but whose stock Storelink writes (a Walmart seller not on Multichannel
+Solutions) gets the sale as a stock reduction instead (`connector.walmart_stock.take_off_store_stock`, exactly
+once per order), and the order is confirmed with no store order ref.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import math
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from rq import Retry
 from rq.exceptions import NoSuchJobError
@@ -22,7 +26,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
-from connector import events, runtime, syncs
+from connector import events, runtime, syncs, walmart_stock
 from connector.domain.money import Money
 from connector.domain.orders import Address, ExternalOrderRef, OrderStatus
 from connector.domain.orders import Order as PushOrder
@@ -223,15 +227,16 @@ def _settle_reservations(session: Session, order_id: int, state: str) -> None:
     )
 
 
-def _confirm(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef, attempt: int) -> bool:
+def _confirm(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef | None, attempt: int) -> bool:
+    """Confirm the order with its store refs (none when the store took the sale as a stock reduction)."""
     with rt.db.session() as session:
         done = session.execute(
             update(Order)
             .where(Order.id == order_id, Order.status == OrderStatus.ACCEPTED.value)
             .values(
                 status=OrderStatus.CONFIRMED.value,
-                store_order_ref=ref.external_id,
-                store_order_name=ref.name,
+                store_order_ref=ref.external_id if ref else None,
+                store_order_name=ref.name if ref else None,
                 push_started_at=None,
             )
         ).rowcount  # type: ignore[attr-defined]
@@ -249,8 +254,8 @@ def _confirm(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef, attempt:
                     {
                         "order_id": order.public_id,
                         "platform_order_id": order.platform_order_id,
-                        "store_order_id": ref.external_id,
-                        "store_order_name": ref.name,
+                        "store_order_id": ref.external_id if ref else None,
+                        "store_order_name": ref.name if ref else None,
                         "attempts": attempt,
                     },
                 )
@@ -291,7 +296,8 @@ def _reject(rt: runtime.Runtime, order_id: int, error: PermanentError) -> bool:
 
 
 def push_order(order_id: int) -> str | None:
-    """RQ job: push one `accepted` order to its store; returns the store's order id, None when not pushed.
+    """RQ job: push one `accepted` order to its store; returns the store's order id, None when not pushed
+    (or when the store took the sale as a stock reduction).
 
     A confirmed or rejected order, or one whose push is in flight elsewhere, is left alone. RetryableError
     propagates to RQ's retry (the taxonomy handler honours Retry-After); PermanentError rejects the order;
@@ -304,13 +310,22 @@ def push_order(order_id: int) -> str | None:
     attempt, order, merchant = claimed
     key = push_key(order.id)
     log = {"order_id": order_id, "merchant_id": merchant.id, "attempt": attempt}
+    ref: ExternalOrderRef | None
     try:
         adapter = _adapter(rt, merchant)
-        ref = adapter.find_order(key) if attempt > 1 else None
-        if ref is not None:
-            logger.info("order found in the store from an earlier attempt", extra=log)
+        if walmart_stock.sells_by_stock(adapter):
+            # The store cannot take the order (a Walmart seller not on Multichannel): its units are taken
+            # off the store's stock instead, once, and the order is confirmed with no store order.
+            walmart_stock.take_off_store_stock(
+                rt, merchant.id, order, cast(walmart_stock.WritesStock, adapter)
+            )
+            ref = None
         else:
-            ref = adapter.create_order(order, key)
+            ref = adapter.find_order(key) if attempt > 1 else None
+            if ref is not None:
+                logger.info("order found in the store from an earlier attempt", extra=log)
+            else:
+                ref = adapter.create_order(order, key)
     except AuthError as exc:
         _release(rt, order_id, attempt)
         with rt.db.session() as session:
@@ -330,9 +345,10 @@ def push_order(order_id: int) -> str | None:
             "order push failed; will retry", extra={**log, "error": f"{type(exc).__name__}: {exc}"}
         )
         raise
+    store_order = ref.external_id if ref is not None else None
     if _confirm(rt, order_id, ref, attempt):
-        logger.info("order confirmed", extra={**log, "store_order": ref.external_id})
-    return ref.external_id
+        logger.info("order confirmed", extra={**log, "store_order": store_order})
+    return store_order
 
 
 # --- the sweeper ---------------------------------------------------------------------------------------------

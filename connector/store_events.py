@@ -69,6 +69,8 @@ class Applied:
     results: dict[int, tuple[str, str]] = field(default_factory=dict)
     runs: list[SyncRun] = field(default_factory=list)
     events_published: int = 0
+    read_store_orders: bool = False
+    """The store says orders were placed there: the drain has its orders read again after commit."""
     bulk_finished: list[str] = field(default_factory=list)
     """Bulk operations the store says ended: the drain signals the syncs waiting on them after commit."""
 
@@ -121,6 +123,10 @@ def apply(
             published += _uninstalled(session, merchant, delivery, event, done, secrets)
         elif event.kind in PRIVACY_KINDS:
             _privacy(session, merchant, delivery, event, done)
+        elif event.kind is StoreEventKind.STORE_ORDER_PLACED:
+            done.read_store_orders = merchant.status == "installed"
+            note = "store orders read again" if done.read_store_orders else f"merchant is {merchant.status}"
+            done.note(delivery, PROCESSED if done.read_store_orders else SKIPPED, note)
         elif event.kind is StoreEventKind.BULK_OPERATION_FINISHED:
             done.bulk_finished.append(event.external_id)
             done.note(delivery, PROCESSED, f"bulk operation {event.data.get('status') or 'ended'}")

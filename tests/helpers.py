@@ -122,6 +122,36 @@ class Processes:
                 proc.wait()
 
 
+def push_through_killed_workers(
+    rt: runtime.Runtime, procs: Processes, ids: list[int], *, workers: int, kills: int, within: float
+) -> int:
+    """Start `workers` workers (orders and events queues) and the scheduler, queue the push of every order in
+    `ids`, and SIGKILL one worker (restarting it) each time another share of the orders is confirmed, `kills`
+    times, until all are confirmed or `within` seconds pass. Returns the kills made."""
+    from connector import order_push
+    from connector.bench.shopify import order_counts
+
+    def confirmed() -> int:
+        return order_counts(rt, ids).get("confirmed", 0)
+
+    running = [procs.start(f"worker-{n}", "worker", "--queues", "orders,events") for n in range(workers)]
+    procs.start("scheduler", "scheduler")
+    for order_id in ids:
+        order_push.enqueue(rt, order_id)
+    deadline = time.monotonic() + within
+    made = 0
+    while (done := confirmed()) < len(ids):
+        assert time.monotonic() < deadline, f"not all confirmed: {order_counts(rt, ids)}"
+        if made < kills and done >= (made + 1) * len(ids) // (kills + 2):
+            slot = made % len(running)
+            running[slot].send_signal(signal.SIGKILL)
+            running[slot].wait()
+            running[slot] = procs.start(f"worker-{slot}", "worker", "--queues", "orders,events")
+            made += 1
+        time.sleep(0.1)
+    return made
+
+
 def wait_for(check: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds naming `what`."""
     deadline = time.monotonic() + timeout
@@ -221,3 +251,26 @@ class Up:
                 self.proc.kill()
             self.db.dispose()
             self.log.close()
+
+
+class ServedApp:
+    """Storelink's web app on a real threaded server on loopback, as a store reaches it."""
+
+    def __init__(self, rt: runtime.Runtime) -> None:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        from connector.app import create_app
+        from webhooks.inbound import receiver
+
+        receiver.merchants.clear()
+        self._server = make_server("127.0.0.1", 0, create_app(rt.settings, rt), threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

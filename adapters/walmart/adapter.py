@@ -6,8 +6,9 @@ Config
     ``environment``         ``production`` (default) | ``sandbox``; ``base_url`` overrides it (an emulator).
     ``location``            a ship node id: stock is read and written at that node; absent, at the seller's
                             default node (``inventory_source=sku``) or summed over every node (``ship_nodes``).
-    ``inventory_source``    ``sku`` (default): ``GET/PUT /v3/inventory?sku=``; ``ship_nodes``:
-                            ``/v3/inventories/{sku}`` whose ``availToSellQty`` is the sellable stock.
+    ``inventory_source``    ``ship_nodes`` (default): ``/v3/inventories/{sku}`` whose ``availToSellQty`` is the
+                            sellable stock (what Walmart's own open orders have not taken); ``sku``:
+                            ``GET/PUT /v3/inventory?sku=`` at the default node (the seller's input quantity).
     ``catalog_stock``       read each item's stock during a catalog pass (default true; one call per SKU).
     ``currency``            currency of prices that name none (default ``USD``).
     ``bulk_inventory_threshold``  more levels than this are written as one bulk feed (default 50).
@@ -247,7 +248,7 @@ class WalmartAdapter:
             "base_url": base_url or const.BASE_URLS[environment],
             "location": _text(config, "location"),
             "inventory_source": _choice(
-                config, "inventory_source", "sku", const.INVENTORY_SOURCES, upper=False
+                config, "inventory_source", "ship_nodes", const.INVENTORY_SOURCES, upper=False
             ),
             "catalog_stock": _flag(config, "catalog_stock", True),
             "currency": currency,

@@ -17,7 +17,8 @@ key. Parsing (no API call):
   no node is listed: the item is out of stock).
 - `OFFER_PUBLISHED` / `OFFER_UNPUBLISHED`: the item's product changed (it is read again).
 - `PO_CREATED`, `PO_LINE_AUTOCANCELLED`, `ORDER_UPDATES`: an order placed on Walmart (or a line of one
-  cancelled) changed Walmart's stock of its SKUs: a product change per SKU, so their stock is read again.
+  cancelled) changed Walmart's stock of its SKUs: one `STORE_ORDER_PLACED` event naming the purchase order
+  and its SKUs, so the core reads the seller's orders again at once (rather than at its next poll).
 - `ORDER_STATUS_UPDATE` / `ORDER_SHIPMENT_UPDATE` (Multichannel orders pushed by Storelink, named by
   `originSystemOrderId`, i.e. our `sellerOrderId`): shipped lines make the order fulfilled (with tracking),
   every line cancelled makes it cancelled; other states (acknowledged) carry no event.
@@ -233,10 +234,12 @@ def _walmart_order(topic: str, payload: Mapping[str, Any], when: datetime | None
         if not sku:
             raise ValidationError(f"payload.orderLines[{position}] names no sku", code="bad_body")
         skus[sku] = None
-    data: dict[str, object] = {"event_type": str(payload.get("subEventType") or topic)}
+    data: dict[str, object] = {"event_type": str(payload.get("subEventType") or topic), "skus": list(skus)}
     if po:
         data["purchase_order_id"] = po
-    return [StoreEvent(StoreEventKind.PRODUCT_CHANGED, sku, when, dict(data)) for sku in skus]
+    if not po and not skus:
+        raise ValidationError("payload names no purchase order and no sku", code="bad_body")
+    return [StoreEvent(StoreEventKind.STORE_ORDER_PLACED, po or next(iter(skus)), when, data)]
 
 
 def _statuses(payload: Mapping[str, Any]) -> list[str]:

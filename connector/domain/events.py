@@ -39,6 +39,9 @@ class StoreEventKind(StrEnum):
     CUSTOMER_REDACTED = "customer_redacted"
     SHOP_REDACTED = "shop_redacted"
     BULK_OPERATION_FINISHED = "bulk_operation_finished"
+    STORE_ORDER_PLACED = "store_order_placed"
+    """An order placed in the store itself (not pushed by Storelink) changed its stock: the store's orders are
+    read again (`connector.walmart_stock.poll_orders`), which takes them off the platform's stock once each."""
 
 
 PRIVACY_KINDS = frozenset(

@@ -4,8 +4,6 @@ every order lands in the store exactly once and is confirmed once with its Shopi
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -13,11 +11,11 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from connector import order_push, runtime
-from connector.bench.shopify import add_shopify_merchant, bind_variants, create_orders, order_counts
+from connector.bench.shopify import add_shopify_merchant, bind_variants, create_orders
 from connector.models import EventPayload, Order
 from connector.sandbox.shopify.app import serve
 from connector.sandbox.shopify.faults import ApiFault
-from tests.helpers import Processes, process_env
+from tests.helpers import Processes, process_env, push_through_killed_workers
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +23,6 @@ ORDERS = 200
 HTTP_TIMEOUT = 1.0
 KILLS = 4
 WORKERS = 6
-
-
-def _confirmed(rt: runtime.Runtime, ids: list[int]) -> int:
-    return order_counts(rt, ids).get("confirmed", 0)
 
 
 def test_orders_reach_the_store_exactly_once_through_faults_and_killed_workers(
@@ -59,29 +53,9 @@ def test_orders_reach_the_store_exactly_once_through_faults_and_killed_workers(
         )
         procs = Processes(env, tmp_path)
         try:
-            workers = [
-                procs.start(f"worker-{n}", "worker", "--queues", "orders,events") for n in range(WORKERS)
-            ]
-            procs.start("scheduler", "scheduler")
-            for order_id in ids:
-                order_push.enqueue(rt, order_id)
-
             # Usually done in about 30 s. An order whose attempts keep meeting faults backs off (2, 2, 4, 8,
             # 15, 30, 60 s …), so the bound leaves room for that tail; what is asserted does not depend on it.
-            deadline = time.monotonic() + 240
-            kills = 0
-            while _confirmed(rt, ids) < ORDERS:
-                assert time.monotonic() < deadline, f"not all confirmed: {order_counts(rt, ids)}"
-                done = _confirmed(rt, ids)
-                if kills < KILLS and done >= (kills + 1) * ORDERS // (KILLS + 2):
-                    victim = workers[kills % len(workers)]
-                    victim.send_signal(signal.SIGKILL)
-                    victim.wait()
-                    workers[kills % len(workers)] = procs.start(
-                        f"worker-{kills % len(workers)}", "worker", "--queues", "orders,events"
-                    )
-                    kills += 1
-                time.sleep(0.1)
+            kills = push_through_killed_workers(rt, procs, ids, workers=WORKERS, kills=KILLS, within=240)
             assert kills == KILLS
         finally:
             server.emulator.faults.clear()

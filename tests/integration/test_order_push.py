@@ -29,7 +29,8 @@ def fast(settings: Settings, redis: Redis) -> Iterator[runtime.Runtime]:
     """The runtime with a short store timeout (a slow answer becomes a timeout quickly)."""
     instance = runtime.install(
         runtime.Runtime(
-            settings=settings.model_copy(update={"http_timeout_seconds": TIMEOUT, "stale_after_seconds": 1}),
+            # A lease of 3 s: a push job may run 2 s, room for a first request on a busy machine.
+            settings=settings.model_copy(update={"http_timeout_seconds": TIMEOUT, "stale_after_seconds": 3}),
             redis_url=settings.redis_url,
         )
     )

@@ -8,7 +8,6 @@ the catalog sync stored, compliance topics find and redact customer data, and an
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,16 +17,14 @@ import requests
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from connector import bulk_signals, runtime
-from connector.app import create_app
 from connector.db import make_engine
 from connector.merchants import build_adapter, create_merchant
 from connector.models import Base, InboundEvent, InventoryLevel, Merchant, Order, Product, Variant
 from connector.privacy import REDACTED
 from connector.sandbox.shopify import Server, WebhookFault, serve, sign
-from tests.helpers import drain, sync_now
+from tests.helpers import ServedApp, drain, sync_now
 from webhooks.inbound import receiver
 
 TOPICS = (
@@ -41,25 +38,9 @@ TOPICS = (
 )
 
 
-class App:
-    """Storelink's web app on a real server, as Shopify reaches it."""
-
-    def __init__(self, rt: runtime.Runtime) -> None:
-        receiver.merchants.clear()
-        self._server = make_server("127.0.0.1", 0, create_app(rt.settings, rt), threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def app(rt: runtime.Runtime) -> Iterator[App]:
-    server = App(rt)
+def app(rt: runtime.Runtime) -> Iterator[ServedApp]:
+    server = ServedApp(rt)
     yield server
     server.close()
 
@@ -67,7 +48,7 @@ def app(rt: runtime.Runtime) -> Iterator[App]:
 class Shop:
     """An emulated shop connected as a Shopify merchant whose catalog has been synced."""
 
-    def __init__(self, rt: runtime.Runtime, server: Server, app: App, *, location: bool = True) -> None:
+    def __init__(self, rt: runtime.Runtime, server: Server, app: ServedApp, *, location: bool = True) -> None:
         self.rt, self.server, self.store = rt, server, server.store
         self.emulator = server.emulator
         client = self.emulator.client
@@ -127,7 +108,7 @@ class Shop:
 
 
 @pytest.fixture
-def shop(rt: runtime.Runtime, app: App) -> Iterator[Shop]:
+def shop(rt: runtime.Runtime, app: ServedApp) -> Iterator[Shop]:
     with serve(bulk_step_delay=0.0) as server:
         server.store.seed_catalog(14, 3, available=(0, 50))
         yield Shop(rt, server, app)
@@ -226,7 +207,7 @@ def test_stock_of_an_item_the_catalog_has_not_seen_waits_for_it(shop: Shop):
     ]
 
 
-def test_a_merchant_selling_every_location_gets_the_sum(rt: runtime.Runtime, app: App):
+def test_a_merchant_selling_every_location_gets_the_sum(rt: runtime.Runtime, app: ServedApp):
     with serve(bulk_step_delay=0.0) as server:
         server.store.seed_catalog(2, 2, available=(10, 10))
         shop = Shop(rt, server, app, location=False)

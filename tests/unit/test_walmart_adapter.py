@@ -206,7 +206,7 @@ def clock() -> Clock:
 
 def adapter(clock: Clock, credentials: dict[str, str] | None = None, **config: Any) -> WalmartAdapter:
     return WalmartAdapter(
-        {"seller_id": "S1", "base_url": BASE, **config},
+        {"seller_id": "S1", "base_url": BASE, "inventory_source": "sku", **config},
         credentials or CREDENTIALS,
         HttpOptions(timeout=5),
         sleep=clock.sleep,
@@ -224,6 +224,7 @@ def test_config_is_validated_and_normalized():
     )
     assert config["base_url"] == "https://sandbox.walmartapis.com"
     assert config["shipping_method"] == "EXPEDITED" and config["mcs_enrolled"] is False
+    assert config["inventory_source"] == "ship_nodes"  # availToSellQty: net of Walmart's own open orders
     assert WalmartAdapter.store_ref(config) == "cid"
     assert WalmartAdapter.store_ref({"seller_id": "S1", "client_id": "cid"}) == "S1"
     assert WalmartAdapter.validate_config(config) == config

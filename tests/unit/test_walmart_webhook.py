@@ -143,13 +143,14 @@ def test_malformed_envelopes_are_validation_errors(body):
         webhook.envelope(body)
 
 
-def test_walmart_orders_ask_for_their_skus_to_be_read_again():
+def test_walmart_orders_ask_for_the_orders_to_be_read_again():
     events = webhook.parse("PO_CREATED", raw(PO_CREATED))
-    assert [(e.kind, e.external_id) for e in events] == [
-        (StoreEventKind.PRODUCT_CHANGED, "SKU-1"),
-        (StoreEventKind.PRODUCT_CHANGED, "SKU-2"),
-    ]
-    assert events[0].data == {"event_type": "PO_CREATED", "purchase_order_id": "1796277083022"}
+    assert [(e.kind, e.external_id) for e in events] == [(StoreEventKind.STORE_ORDER_PLACED, "1796277083022")]
+    assert events[0].data == {
+        "event_type": "PO_CREATED",
+        "purchase_order_id": "1796277083022",
+        "skus": ["SKU-1", "SKU-2"],
+    }
     assert events[0].occurred_at == datetime(2020, 7, 29, 13, 47, 18, 442000, tzinfo=UTC)
     updates = {**PO_CREATED, "source": {**PO_CREATED["source"], "eventType": "ORDER_UPDATES"}}
     updates["payload"] = {**PO_CREATED["payload"], "subEventType": "PO_LINE_AUTOCANCELLED"}

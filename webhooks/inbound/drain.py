@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from connector import bulk_signals, runtime, store_events, syncs
+from connector import bulk_signals, runtime, store_events, syncs, walmart_stock
 from connector.domain.events import StoreEvent
 from connector.errors import PermanentError, RetryableError
 from connector.merchants import build_adapter
@@ -114,12 +114,18 @@ _mark = (
 )
 
 
-def _pending(session: Session, merchant_id: int, limit: int) -> list[Any]:
+def _pending(session: Session, merchant: Merchant, limit: int) -> list[Any]:
+    """The merchant's stored deliveries still to apply, oldest store time first (only its store's own: the
+    core keeps other records of its own in the same table under other sources)."""
     store_time = func.coalesce(InboundEvent.triggered_at, InboundEvent.received_at)
     return list(
         session.execute(
             select(InboundEvent.id, InboundEvent.topic, InboundEvent.headers, InboundEvent.raw_body)
-            .where(InboundEvent.merchant_id == merchant_id, InboundEvent.status == PENDING)
+            .where(
+                InboundEvent.merchant_id == merchant.id,
+                InboundEvent.source == merchant.kind,
+                InboundEvent.status == PENDING,
+            )
             .order_by(store_time, InboundEvent.id)
             .limit(limit)
         )
@@ -130,7 +136,7 @@ def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limi
     """Apply one batch; returns how many deliveries it took."""
     with rt.db.session() as session:
         merchant = session.get(Merchant, merchant_id)
-        rows = _pending(session, merchant_id, limit) if merchant is not None else []
+        rows = _pending(session, merchant, limit) if merchant is not None else []
         ids = [row.id for row in rows]
     if merchant is None or not rows:
         return 0
@@ -191,6 +197,8 @@ def _apply(
             )
         session.connection().execute(_mark, marks)
         runs = list(applied.runs)
+    if applied.read_store_orders:
+        walmart_stock.request_poll(rt, merchant_id)
     for operation in applied.bulk_finished:
         try:
             bulk_signals.notify(rt.redis, merchant_id, operation)
@@ -278,7 +286,11 @@ def replay(
         raise ValueError(f"unknown status(es) {', '.join(unknown)}")
     query = (
         select(InboundEvent.id)
-        .where(InboundEvent.merchant_id == merchant_id, InboundEvent.status.in_(list(statuses)))
+        .where(
+            InboundEvent.merchant_id == merchant_id,
+            InboundEvent.source == select(Merchant.kind).where(Merchant.id == merchant_id).scalar_subquery(),
+            InboundEvent.status.in_(list(statuses)),
+        )
         .order_by(InboundEvent.id)
         .limit(limit)
     )

@@ -495,8 +495,8 @@ class WalmartEmulator:
             if (
                 supplied is None
                 or supplied.type != "basic"
-                or not secrets.compare_digest(supplied.username or "", self.client_id)
-                or not secrets.compare_digest(supplied.password or "", self.client_secret)
+                or not secrets.compare_digest((supplied.username or "").encode(), self.client_id.encode())
+                or not secrets.compare_digest((supplied.password or "").encode(), self.client_secret.encode())
             ):
                 raise WalmartError.gateway(
                     401,
