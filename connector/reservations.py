@@ -49,7 +49,7 @@ from redis.commands.core import Script
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from connector import events, inventory, runtime
+from connector import events, inventory, order_push, runtime
 from connector.models import InventoryLevel, LivePin, LiveSession, Merchant, Order, Reservation, Variant
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ SETTLE_AFTER: Final = timedelta(days=2)
 """A confirmed hold whose store level never moved stops counting after this long (an inventory poll has run)."""
 
 ACTIVE, CONFIRMED = inventory.ACTIVE, inventory.CONFIRMED
+ACCEPTED_ORDER: Final = "accepted"
 RELEASED, EXPIRED = "released", "expired"
 PIN_UPDATED: Final = "live.pin_updated"
 _PREFIX: Final = "sl:stock:"
@@ -759,11 +760,23 @@ class ReconcileReport:
 
 
 def _expire(rt: runtime.Runtime, now: datetime) -> int:
+    """Release overdue holds, except those of an order whose push is still being tried: its buyer has paid
+    and the store may yet take it, so its units stay held until it is confirmed, rejected or given up on
+    (the sweeper's last attempt); releasing them sooner would sell them twice."""
+    pushing = (
+        select(Order.id)
+        .where(
+            Order.id == Reservation.order_id,
+            Order.status == ACCEPTED_ORDER,
+            Order.push_attempts < order_push.MAX_SWEPT_ATTEMPTS,
+        )
+        .exists()
+    )
     with rt.db.session() as session:
         rows = list(
             session.scalars(
                 select(Reservation)
-                .where(Reservation.state == ACTIVE, Reservation.expires_at < now)
+                .where(Reservation.state == ACTIVE, Reservation.expires_at < now, ~pushing)
                 .order_by(Reservation.id)
                 .limit(RECONCILE_BATCH)
                 .with_for_update(skip_locked=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from connector import reservations, runtime
-from connector.models import InventoryLevel, Reservation
+from connector import order_push, reservations, runtime
+from connector.models import InventoryLevel, Order, Reservation
 from tests.integration.checkout_support import (
     Shop,
     assert_problem,
@@ -123,16 +123,22 @@ def test_a_rebuild_between_a_live_reservation_and_its_commit_is_not_double_count
         assert allocation is not None and allocation.quantity == 1
 
 
-def test_the_expiry_job_releases_overdue_holds(shop: Shop) -> None:
+def test_the_expiry_job_releases_overdue_holds_of_orders_given_up_on(shop: Shop) -> None:
     variant = shop.variants[0]
     kept = post_order(shop.http(), shop.auth, order_body(variant, PRICE, quantity=3)).get_json()
     overdue = post_order(shop.http(), shop.auth, order_body(variant, PRICE, quantity=5)).get_json()
     assert counter(shop.rt, reservations.variant_key(variant)) == 10
     with shop.rt.db.session() as session:
+        session.execute(update(Reservation).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+
+    # Both overdue, but their pushes are still being tried: the buyers paid, the units stay held.
+    assert reservations.reconcile(shop.rt)["expired"] == 0
+    assert counter(shop.rt, reservations.variant_key(variant)) == 10
+    with shop.rt.db.session() as session:  # the sweeper gave up on one of them
         session.execute(
-            update(Reservation)
-            .where(Reservation.quantity == 5)
-            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            update(Order)
+            .where(Order.public_id == overdue["id"])
+            .values(push_attempts=order_push.MAX_SWEPT_ATTEMPTS)
         )
 
     report = reservations.reconcile(shop.rt)
