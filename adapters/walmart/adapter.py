@@ -9,7 +9,8 @@ Config
     ``inventory_source``    ``ship_nodes`` (default): ``/v3/inventories/{sku}`` whose ``availToSellQty`` is the
                             sellable stock (what Walmart's own open orders have not taken); ``sku``:
                             ``GET/PUT /v3/inventory?sku=`` at the default node (the seller's input quantity).
-    ``catalog_stock``       read each item's stock during a catalog pass (default true; one call per SKU).
+    ``catalog_stock``       read each item's stock during a catalog pass (default true): from the multi-node
+                            listing, 50 SKUs a call, with ``ship_nodes``; one call per SKU with ``sku``.
     ``currency``            currency of prices that name none (default ``USD``).
     ``bulk_inventory_threshold``  more levels than this are written as one bulk feed (default 50).
     ``feeds_per_hour``      bulk feeds allowed per hour (default 10); ``feed_poll_seconds`` (default 30).
@@ -200,6 +201,7 @@ class WalmartAdapter:
         self.channel_id: str | None = self.config["order_channel_id"]
         self._feeds_sent: list[float] = []
         self._report = _Report()
+        self._stock: dict[str, int | None] | None = None
 
     @property
     def instance_capabilities(self) -> frozenset[Capability]:
@@ -339,7 +341,39 @@ class WalmartAdapter:
             yield from mapper.items_of(page)
             cursor = mapper.next_cursor(page)
 
+    def iter_stock(self) -> Iterator[InventoryLevel]:
+        """Every SKU's stock from the multi-node listing (`GET /v3/inventories`, 50 a page, followed by its
+        `nextCursor`): a catalog pass reads stock in a page per 50 SKUs instead of a call per SKU."""
+        when = datetime.fromtimestamp(self._wall(), UTC)
+        cursor: str | None = None
+        while True:
+            params: dict[str, object] = {"limit": const.INVENTORIES_PAGE_LIMIT}
+            if cursor:
+                params["nextCursor"] = cursor
+            page = self.client.request("GET", const.INVENTORIES_PATH, params=params)
+            elements = page.get("elements") if isinstance(page, Mapping) else None
+            found = elements.get("inventories") if isinstance(elements, Mapping) else None
+            for entry in found if isinstance(found, list) else []:
+                sku = mapper.text(entry.get("sku")) if isinstance(entry, Mapping) else None
+                if not sku:
+                    continue
+                try:
+                    level = mapper.level_from_nodes(entry, sku, self._location, when)
+                except ValueError as exc:
+                    logger.warning("unreadable walmart inventory", extra={"sku": sku, "error": str(exc)})
+                    continue
+                if level is not None:
+                    yield level
+            meta = page.get("meta") if isinstance(page, Mapping) else None
+            cursor = mapper.text(meta.get("nextCursor")) if isinstance(meta, Mapping) else None
+            if not cursor:
+                return
+
     def _catalog(self, report: _Report) -> Generator[Product, None, None]:
+        if self.config["catalog_stock"] and self.config["inventory_source"] == "ship_nodes":
+            self._stock = {level.variant_external_id: level.available for level in self.iter_stock()}
+        else:
+            self._stock = None
         titles: dict[str, str] = {}  # a group's title, fixed by its first part, so every part hashes alike
         seen: set[str] = set()
         group: list[mapper.ItemParts] = []
@@ -381,10 +415,13 @@ class WalmartAdapter:
         built = [mapper.build_product(parts, title) for parts, title in groups]
         if not self.config["catalog_stock"] or not built:
             return built
-        levels = {
-            level.variant_external_id: level.available
-            for level in self.get_inventory([v.external_id for p in built for v in p.variants])
-        }
+        if self._stock is not None:  # read up front from the multi-node listing
+            levels: Mapping[str, int | None] = self._stock
+        else:
+            levels = {
+                level.variant_external_id: level.available
+                for level in self.get_inventory([v.external_id for p in built for v in p.variants])
+            }
         return [
             replace(
                 product,
