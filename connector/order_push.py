@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
@@ -374,17 +375,29 @@ def _move_overdue_retries(rt: runtime.Runtime, now: datetime) -> int:
     return moved
 
 
-def _died_before_claiming(rt: runtime.Runtime, order_id: int, stale: datetime) -> bool:
-    """A push job RQ still calls started, since before `stale`, although no attempt was ever recorded: its
-    worker died between taking the job and claiming the order, and nothing else will run it again."""
+def _died_before_claiming(
+    rt: runtime.Runtime, order_id: int, stale: datetime, queued: Callable[[], frozenset[str]]
+) -> bool:
+    """A push job that no worker will run although RQ calls it live and no attempt was ever recorded: its
+    worker died between taking it and claiming the order, either after RQ marked it started (since before
+    `stale`) or before (it is still called queued, since before `stale`, but no queue holds it any more)."""
     try:
         job = Job.fetch(job_id(order_id), connection=rt.redis)
     except NoSuchJobError:
         return False
-    started = job.started_at
-    if job.get_status(refresh=False) != JobStatus.STARTED or started is None:
+    status = job.get_status(refresh=False)
+    if status == JobStatus.STARTED:
+        since = job.started_at
+    elif status == JobStatus.QUEUED:
+        since = job.enqueued_at
+        if since is None or (since if since.tzinfo else since.replace(tzinfo=UTC)) >= stale:
+            return False
+        return job.id not in queued()  # in the queue: waiting its turn
+    else:
         return False
-    return (started if started.tzinfo else started.replace(tzinfo=UTC)) < stale
+    if since is None:
+        return False
+    return (since if since.tzinfo else since.replace(tzinfo=UTC)) < stale
 
 
 def sweep(rt: runtime.Runtime | None = None) -> list[int]:
@@ -407,10 +420,18 @@ def sweep(rt: runtime.Runtime | None = None) -> list[int]:
             .order_by(Order.id)
         ).all()
     revived: list[int] = []
+    in_queue: list[frozenset[str]] = []
+
+    def queued() -> frozenset[str]:
+        """The job ids in the orders queue, read once per sweep and only when asked."""
+        if not in_queue:
+            in_queue.append(frozenset(rt.queues[ORDERS].get_job_ids()))
+        return in_queue[0]
+
     for order_id, started_at in candidates:
         status = rt.queues.job_status(job_id(order_id))
         if started_at is None:
-            if status in LIVE_STATUSES and not _died_before_claiming(rt, order_id, stale):
+            if status in LIVE_STATUSES and not _died_before_claiming(rt, order_id, stale, queued):
                 continue
             takeover = status is not None
         elif started_at < stale and status not in _WAITING:

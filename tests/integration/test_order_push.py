@@ -167,6 +167,28 @@ def test_a_push_whose_worker_died_before_claiming_is_taken_over(fast, shop):
     assert len(shop.store.orders) == 1
 
 
+def test_a_push_taken_off_the_queue_by_a_worker_that_died_at_once_is_taken_over(fast, shop):
+    """The worker popped the job from the queue and was killed before RQ marked it started: the job still
+    says queued, but no queue holds it, so nothing would ever run it."""
+    first, second = _orders(fast, shop, 2)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    with fast.db.session() as session:
+        session.execute(update(Order).values(created_at=old))
+    for order_id in (first, second):
+        order_push.enqueue(fast, order_id)
+        job = fast.queues["orders"].fetch_job(order_push.job_id(order_id))
+        assert job is not None
+        job.enqueued_at = old
+        job.save()
+    fast.redis.lrem(fast.queues["orders"].key, 0, order_push.job_id(first))  # popped by the dead worker
+    assert fast.queues.job_status(order_push.job_id(first)) == JobStatus.QUEUED
+
+    assert order_push.sweep(fast) == [first]  # `second` is still waiting in the queue: left alone
+    drain(fast)
+    assert {_order(fast, i).status for i in (first, second)} == {"confirmed"}
+    assert len(shop.store.orders) == 2
+
+
 def test_request_push_enqueues_after_commit_and_never_on_rollback(fast, shop):
     first, second = _orders(fast, shop, 2)
     with fast.db.session() as session:
