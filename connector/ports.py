@@ -46,6 +46,45 @@ class WebhookEnvelope:
     """When the store says the change happened: orders processing and guards against stale deliveries."""
 
 
+MAX_RECORDED_SKIPS = 1000
+"""Skipped records a catalog pass names one by one (the rest are only counted)."""
+
+
+@dataclass(slots=True)
+class CatalogReport:
+    """What one catalog pass of an adapter skipped: the first `MAX_RECORDED_SKIPS` as (position, reason),
+    how many in all, and the variant ids of those it could name (a full sync keeps them as they are)."""
+
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    skipped: int = 0
+    skipped_refs: set[str] = field(default_factory=set)
+
+    def skip(self, position: int, reason: str, ref: str | None = None) -> None:
+        self.skipped += 1
+        if ref:
+            self.skipped_refs.add(ref)
+        if len(self.errors) < MAX_RECORDED_SKIPS:
+            self.errors.append((position, reason))
+
+
+class ReportsCatalogSkips:
+    """The port's three questions about the last catalog pass, answered from `self._report` (a
+    `CatalogReport` the adapter replaces at the start of every pass)."""
+
+    _report: CatalogReport
+
+    def iter_catalog_errors(self) -> Sequence[tuple[int, str]]:
+        return list(self._report.errors)
+
+    def catalog_skipped_refs(self) -> Collection[str]:
+        return frozenset(self._report.skipped_refs)
+
+    @property
+    def skipped_count(self) -> int:
+        """Records the last pass skipped, including those beyond the recorded errors."""
+        return self._report.skipped
+
+
 @runtime_checkable
 class StoreAdapter(Protocol):
     """One merchant's store. Construct with `(config, credentials, http)`; all methods are synchronous.

@@ -51,9 +51,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
@@ -79,7 +79,7 @@ from connector.domain.catalog import InventoryLevel, Product
 from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
 from connector.errors import PermanentError, RetryableError, StorelinkError, ValidationError
-from connector.ports import Capability, HttpOptions, WebhookEnvelope
+from connector.ports import Capability, CatalogReport, HttpOptions, ReportsCatalogSkips, WebhookEnvelope
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
@@ -96,17 +96,8 @@ Record = tuple[int, list[str] | None, str | None]
 
 
 @dataclass(slots=True)
-class _PassReport:
-    errors: list[tuple[int, str]] = field(default_factory=list)
-    skipped: int = 0
-    skipped_refs: set[str] = field(default_factory=set)
-
-    def skip(self, position: int, reason: str, ref: str | None = None) -> None:
-        self.skipped += 1
-        if ref:
-            self.skipped_refs.add(ref)
-        if len(self.errors) < const.MAX_RECORDED_ERRORS:
-            self.errors.append((position, reason))
+class _PassReport(CatalogReport):
+    """A feed pass's report, which also knows blank spreadsheet rows are not records."""
 
     def unusable(self, position: int, row: Mapping[str, str], problem: ValueError) -> None:
         """A row that did not parse is skipped, unless it is blank (as spreadsheets leave at the end)."""
@@ -182,7 +173,7 @@ def _optional_text(config: Mapping[str, Any], key: str) -> str | None:
     return value.strip() or None
 
 
-class FeedAdapter:
+class FeedAdapter(ReportsCatalogSkips):
     """A store whose catalog is a product feed (CSV, TSV, JSON Lines or JSON) at a URL or on disk."""
 
     kind: ClassVar[str] = const.KIND
@@ -279,17 +270,6 @@ class FeedAdapter:
         """Stream products in feed order; rows updated before `since` (when given and dated) are left out."""
         self._report = _PassReport()
         return self._catalog(since, self._report)
-
-    def iter_catalog_errors(self) -> Sequence[tuple[int, str]]:
-        return list(self._report.errors)
-
-    def catalog_skipped_refs(self) -> Collection[str]:
-        return frozenset(self._report.skipped_refs)
-
-    @property
-    def skipped_count(self) -> int:
-        """Rows the last pass skipped, including those beyond the recorded errors."""
-        return self._report.skipped
 
     def _catalog(self, since: datetime | None, report: _PassReport) -> Generator[Product, None, None]:
         if since is not None and since.tzinfo is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from connector.ports import Capability
+from connector.ports import MAX_RECORDED_SKIPS, Capability
 
 KIND: Final = "feed"
 API_VERSION: Final = "gmc-1"
@@ -33,7 +33,7 @@ CREDENTIAL_KEYS: Final = frozenset({"username", "password", "token", "webhook_se
 
 REQUIRED_COLUMNS: Final = ("id", "title", "price")
 
-MAX_RECORDED_ERRORS: Final = 1000
+MAX_RECORDED_ERRORS: Final = MAX_RECORDED_SKIPS
 """Skipped rows kept with their reason per pass; the count goes on beyond it."""
 MAX_VARIANTS_PER_PRODUCT: Final = 500
 """A longer run of one item_group_id is yielded in parts, so memory stays bounded."""

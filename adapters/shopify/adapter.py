@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
@@ -49,10 +49,12 @@ from connector.http import build_session
 from connector.ports import (
     BulkSignal,
     Capability,
+    CatalogReport,
     CredentialsGuard,
     HttpOptions,
     InstallApp,
     RateLedger,
+    ReportsCatalogSkips,
     WebhookEnvelope,
 )
 
@@ -62,20 +64,6 @@ DEFAULT_LOCATION: Final = "default"
 """The location ref of stock summed over every location (the core's default home location)."""
 _MAX_TEXT: Final = 200
 _STALE_ATTEMPTS: Final = 3
-
-
-@dataclass(slots=True)
-class _Report:
-    errors: list[tuple[int, str]] = field(default_factory=list)
-    skipped: int = 0
-    skipped_refs: set[str] = field(default_factory=set)
-
-    def skip(self, position: int, reason: str, ref: str | None = None) -> None:
-        self.skipped += 1
-        if ref:
-            self.skipped_refs.add(ref)
-        if len(self.errors) < 1000:
-            self.errors.append((position, reason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +139,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
-class ShopifyAdapter:
+class ShopifyAdapter(ReportsCatalogSkips):
     """A Shopify shop, through its Admin GraphQL API."""
 
     kind: ClassVar[str] = const.KIND
@@ -192,7 +180,7 @@ class ShopifyAdapter:
         self.bulk_signal: BulkSignal | None = None
         """Set by the core: waits for `bulk_operations/finish` between polls (see AwaitsBulkSignal)."""
         self._currency: str | None = None
-        self._report = _Report()
+        self._report = CatalogReport()
 
     # -- configuration -------------------------------------------------------------------------------------
 
@@ -481,20 +469,10 @@ class ShopifyAdapter:
     def iter_catalog(self, since: datetime | None = None) -> Iterator[Product]:
         """Stream the catalog: a bulk export when `since` is None (and bulk is on), else pages of products
         updated since `since` less an overlap. Products may come in parts (see mapper.BulkAssembler)."""
-        self._report = _Report()
+        self._report = CatalogReport()
         return self._catalog(since, self._report)
 
-    def iter_catalog_errors(self) -> Sequence[tuple[int, str]]:
-        return list(self._report.errors)
-
-    def catalog_skipped_refs(self) -> Collection[str]:
-        return frozenset(self._report.skipped_refs)
-
-    @property
-    def skipped_count(self) -> int:
-        return self._report.skipped
-
-    def _catalog(self, since: datetime | None, report: _Report) -> Generator[Product, None, None]:
+    def _catalog(self, since: datetime | None, report: CatalogReport) -> Generator[Product, None, None]:
         if since is None and self.config["bulk"]:
             try:
                 operation = self.start_bulk_catalog()
@@ -568,10 +546,10 @@ class ShopifyAdapter:
 
     def read_bulk_catalog(self, url: str) -> Iterator[Product]:
         """Stream the products of a finished bulk export from its JSONL result URL."""
-        self._report = _Report()
+        self._report = CatalogReport()
         return self._stocked(self._read_bulk(url, self._report))
 
-    def _read_bulk(self, url: str, report: _Report) -> Generator[Product, None, None]:
+    def _read_bulk(self, url: str, report: CatalogReport) -> Generator[Product, None, None]:
         assembler = mapper.BulkAssembler(self.currency())
         position = 0
         for position, line in enumerate(self.client.stream_lines(url), start=1):
@@ -591,7 +569,7 @@ class ShopifyAdapter:
             },
         )
 
-    def _pages(self, since: datetime | None, report: _Report) -> Generator[Product, None, None]:
+    def _pages(self, since: datetime | None, report: CatalogReport) -> Generator[Product, None, None]:
         currency = self.currency()
         search = None
         if since is not None:
@@ -625,7 +603,7 @@ class ShopifyAdapter:
                 return
 
     def _rest_of_variants(
-        self, product: Product, after: str | None, currency: str, position: int, report: _Report
+        self, product: Product, after: str | None, currency: str, position: int, report: CatalogReport
     ) -> Product:
         variants = list(product.variants)
         while after is not None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
@@ -64,7 +64,7 @@ from connector.errors import (
     ValidationError,
 )
 from connector.http import build_session
-from connector.ports import Capability, HttpOptions, WebhookEnvelope
+from connector.ports import Capability, CatalogReport, HttpOptions, ReportsCatalogSkips, WebhookEnvelope
 
 logger = logging.getLogger(__name__)
 
@@ -77,20 +77,6 @@ _STOCK_BATCH: Final = 20
 """Items whose stock is read together during a catalog pass."""
 PENDING_RETRY_SECONDS: Final = 30.0
 """How soon the job layer looks again at a Multichannel order Walmart has not decided on."""
-
-
-@dataclass(slots=True)
-class _Report:
-    errors: list[tuple[int, str]] = field(default_factory=list)
-    skipped: int = 0
-    skipped_refs: set[str] = field(default_factory=set)
-
-    def skip(self, position: int, reason: str, ref: str | None = None) -> None:
-        self.skipped += 1
-        if ref:
-            self.skipped_refs.add(ref)
-        if len(self.errors) < const.MAX_RECORDED_ERRORS:
-            self.errors.append((position, reason))
 
 
 class _Capabilities:
@@ -158,7 +144,7 @@ def _base_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
-class WalmartAdapter:
+class WalmartAdapter(ReportsCatalogSkips):
     """A Walmart Marketplace seller, through the Marketplace API (v3) with its own client id and secret."""
 
     kind: ClassVar[str] = const.KIND
@@ -200,7 +186,7 @@ class WalmartAdapter:
         )
         self.channel_id: str | None = self.config["order_channel_id"]
         self._feeds_sent: list[float] = []
-        self._report = _Report()
+        self._report = CatalogReport()
         self._stock: dict[str, int | None] | None = None
 
     @property
@@ -316,18 +302,8 @@ class WalmartAdapter:
         """Stream every item (`GET /v3/items` from `nextCursor=*` until the cursor is empty; a short page is
         not the end), consecutive items of one variant group as one product. `since` is not used: Walmart
         has no changed-since filter on items."""
-        self._report = _Report()
+        self._report = CatalogReport()
         return self._catalog(self._report)
-
-    def iter_catalog_errors(self) -> Sequence[tuple[int, str]]:
-        return list(self._report.errors)
-
-    def catalog_skipped_refs(self) -> Collection[str]:
-        return frozenset(self._report.skipped_refs)
-
-    @property
-    def skipped_count(self) -> int:
-        return self._report.skipped
 
     def iter_items(self) -> Generator[Mapping[str, Any], None, None]:
         """The raw items, page by page."""
@@ -369,7 +345,7 @@ class WalmartAdapter:
             if not cursor:
                 return
 
-    def _catalog(self, report: _Report) -> Generator[Product, None, None]:
+    def _catalog(self, report: CatalogReport) -> Generator[Product, None, None]:
         if self.config["catalog_stock"] and self.config["inventory_source"] == "ship_nodes":
             self._stock = {level.variant_external_id: level.available for level in self.iter_stock()}
         else:

@@ -99,7 +99,6 @@ SHIP_NODE_TYPES: Final = frozenset({"SellerFulfilled", "WFSFulfilled", "3PLFulfi
 ITEMS_PAGE_LIMIT: Final = 200
 INVENTORIES_PAGE_LIMIT: Final = 50
 """The most SKUs `GET /v3/inventories` lists in a page."""
-MAX_RECORDED_ERRORS: Final = 1000
 MAX_VARIANTS_PER_PRODUCT: Final = 500
 """A longer run of one variant group is yielded in parts, so memory stays bounded."""
 
