@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +14,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from redis import Redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from config.settings import Settings, load_settings
 from connector import runtime
@@ -71,22 +74,6 @@ def redis(redis_url: str) -> Iterator[Redis]:
 BACKENDS = ["sqlite", "postgresql"]
 
 
-@contextlib.contextmanager
-def postgres_schema(base_url: str) -> Iterator[str]:
-    """A schema of our own in the test database, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base_url else "?"
-    try:
-        yield f"{base_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def normalize_pg(url: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
@@ -94,23 +81,71 @@ def normalize_pg(url: str) -> str:
     return url
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database: one run per backend."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'storelink.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
-        return
+def _with_database(url: str, name: str) -> str:
+    """`url` (a PostgreSQL URL) pointing at database `name` instead."""
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session; each test gets a copy (migrating takes seconds)."""
+    path = tmp_path_factory.mktemp("template") / "storelink.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the copy must hold every page
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[tuple[str, str]]:
+    """(admin URL, template database name): a database migrated to head once per session, from which each
+    test's database is made with CREATE DATABASE ... TEMPLATE, and dropped when the session ends."""
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         pytest.skip("TEST_DATABASE_URL not set")
-    with postgres_schema(normalize_pg(base)) as url:
-        engine = make_engine(url)
+    admin_url = normalize_pg(base)
+    template = f"storelink_tpl_{SESSION[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{template}"'))
+    try:
+        engine = make_engine(_with_database(admin_url, template))
         upgrade(engine)
         engine.dispose()
+        yield admin_url, template
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str, template: str) -> Iterator[str]:
+    """A database of our own copied from the migrated template, dropped afterwards."""
+    name = f"storelink_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY WAL_LOG'))
+    try:
+        yield _with_database(admin_url, name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: one run per backend (a copy of the session's migrated template)."""
+    if request.param == "sqlite":
+        path = tmp_path / "storelink.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    admin_url, template = request.getfixturevalue("postgres_template")
+    with postgres_database(admin_url, template) as url:
         yield url
 
 
