@@ -87,7 +87,7 @@ def verify(secrets: Sequence[str], headers: Mapping[str, str], raw_body: bytes) 
 def store_ref(headers: Mapping[str, str]) -> str | None:
     """The shop domain a delivery names (`X-Shopify-Shop-Domain`), lower-cased; None when absent or invalid."""
     shop = _header(headers, SHOP_HEADER).lower()
-    return shop if shop and _SHOP.match(shop) else None
+    return shop if shop and _SHOP.fullmatch(shop) else None
 
 
 def _body(raw_body: bytes) -> dict[str, Any]:
