@@ -130,6 +130,15 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
     try:
         envelope = target.adapter.webhook_envelope(headers, raw_body)
     except PermanentError as exc:
+        logger.warning(
+            "inbound delivery rejected",
+            extra={
+                "source": source,
+                "merchant_id": target.merchant_id,
+                "code": exc.code,
+                "error": exc.message[:200],
+            },
+        )
         return problem(400, exc.code, exc.message)
     event_id = intake.store(
         rt.db,
