@@ -22,10 +22,10 @@ from adapters.walmart import webhook as walmart_webhook
 from connector import runtime
 from connector.app import create_app
 from connector.merchants import create_merchant
-from connector.models import InboundEvent
+from connector.models import InboundEvent, InventoryLevel, Variant
 from connector.sandbox.feed_push import new_secret
 from connector.sandbox.feeds import write_feed
-from tests.helpers import sync_now
+from tests.helpers import drain, sync_now
 from webhooks.inbound import receiver
 
 DEPTH = 100_000
@@ -168,6 +168,38 @@ def stored(rt: runtime.Runtime) -> list[tuple[int | None, str, str]]:
             (row.merchant_id, row.dedupe_key, row.status)
             for row in session.scalars(select(InboundEvent).order_by(InboundEvent.id))
         ]
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_same_delivery_id_from_two_merchants_is_two_deliveries(rt: runtime.Runtime, tmp_path, kind):
+    client = _client(rt)
+    a = KINDS[kind](rt, client, tmp_path, "alpha")
+    b = KINDS[kind](rt, client, tmp_path, "beta")
+
+    first = a.post("msg_1001", a.body("msg_1001"))
+    assert first.status_code == 200 and first.json["status"] == "accepted", first.data
+    second = b.post("msg_1001", b.body("msg_1001"))
+    assert second.status_code == 200 and second.json["status"] == "accepted", second.data
+    again = b.post("msg_1001", b.body("msg_1001"))  # a store resending its own delivery
+    assert again.status_code == 200 and again.json["status"] == "duplicate"
+
+    assert [(m, key) for m, key, _ in stored(rt)] == [
+        (a.merchant_id, "msg_1001"),
+        (b.merchant_id, "msg_1001"),
+    ]
+    if kind == "feed":  # applied for each merchant (the others would call their store)
+        drain(rt)
+        assert [status for _, _, status in stored(rt)] == ["processed", "processed"]
+        assert stock(rt, a.merchant_id) == stock(rt, b.merchant_id) == 4
+
+
+def stock(rt: runtime.Runtime, merchant_id: int) -> int | None:
+    with rt.db.session() as session:
+        return session.scalar(
+            select(InventoryLevel.available)
+            .join(Variant, Variant.id == InventoryLevel.variant_id)
+            .where(Variant.merchant_id == merchant_id, Variant.external_id == "SKU-000001")
+        )
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
