@@ -557,7 +557,7 @@ class ShopifyAdapter(ReportsCatalogSkips):
         yield from assembler.finish()
         for where, reason in assembler.errors:
             report.errors.append((where, reason))
-        report.skipped += len(assembler.errors)
+        report.skipped += assembler.skipped
         report.skipped_refs |= assembler.skipped_refs
         logger.info(
             "bulk catalog read",
@@ -566,6 +566,7 @@ class ShopifyAdapter(ReportsCatalogSkips):
                 "lines": position,
                 "parts": assembler.products,
                 "skipped": report.skipped,
+                "ignored": dict(sorted(assembler.ignored.items())),
             },
         )
 
@@ -588,7 +589,13 @@ class ShopifyAdapter(ReportsCatalogSkips):
                 try:
                     page = mapper.page_product(node, currency)
                 except ValueError as exc:
+                    # Named with its variants: a full sync keeps an unreadable product as it is.
+                    refs = [
+                        node.get("id"),
+                        *(v.get("id") for v in mapper.nodes(node.get("variants")) if isinstance(v, dict)),
+                    ]
                     report.skip(position, str(exc))
+                    report.skipped_refs.update(ref for ref in refs if isinstance(ref, str) and ref)
                     continue
                 for ref, reason in page.errors:
                     report.skip(position, reason, ref or None)
