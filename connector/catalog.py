@@ -210,9 +210,11 @@ class CatalogSync:
         if batch:
             self._flush(batch)
         self._record_row_errors()
-        # A row that failed to parse this time is not a row that disappeared: keep its variant.
+        # A row that failed to parse this time is not a row that disappeared: keep its variant, and the
+        # product it names (an adapter names the product of a refused record too).
         skipped = set(self.adapter.catalog_skipped_refs())
         self._seen_variants |= skipped
+        self._seen_products |= skipped
         if skipped:
             with self.db.session() as session:
                 dialect = session.get_bind().dialect.name

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class StorelinkError(Exception):
     """Base of every error Storelink raises on purpose."""
@@ -55,3 +58,15 @@ class ValidationError(PermanentError):
     """Input that cannot be accepted; the message says which field and why."""
 
     code = "validation"
+
+
+@contextmanager
+def unreadable_input(what: str) -> Iterator[None]:
+    """Turn a parser's RecursionError (input nested deeper than Python can follow) or ValueError into a
+    ValidationError naming `what`: adapters read store input inside this, so bad input is a 4xx, never a 500."""
+    try:
+        yield
+    except RecursionError:
+        raise ValidationError(f"{what} is nested too deeply to read", code="too_deep") from None
+    except ValueError as exc:
+        raise ValidationError(f"{what} is unreadable: {exc}", code="bad_body") from None

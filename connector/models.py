@@ -400,11 +400,12 @@ class DeliveryAttempt(Base):
 
 
 class InboundEvent(Base):
-    """A raw store webhook as received, deduplicated on the store's delivery id."""
+    """A raw store webhook as received, deduplicated on the store's delivery id per merchant: two stores may
+    use the same delivery ids, so the key is (source, delivery id, merchant)."""
 
     __tablename__ = "inbound_events"
     __table_args__ = (
-        UniqueConstraint("source", "dedupe_key"),
+        UniqueConstraint("source", "dedupe_key", "merchant_id"),
         Index("ix_inbound_events_merchant_status", "merchant_id", "status"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)

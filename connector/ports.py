@@ -53,7 +53,8 @@ MAX_RECORDED_SKIPS = 1000
 @dataclass(slots=True)
 class CatalogReport:
     """What one catalog pass of an adapter skipped: the first `MAX_RECORDED_SKIPS` as (position, reason),
-    how many in all, and the variant ids of those it could name (a full sync keeps them as they are)."""
+    how many in all, and the ids of those it could name: variants, and the products they belong to (a full
+    sync keeps them as they are)."""
 
     errors: list[tuple[int, str]] = field(default_factory=list)
     skipped: int = 0
@@ -123,7 +124,8 @@ class StoreAdapter(Protocol):
         ...
 
     def catalog_skipped_refs(self) -> Collection[str]:
-        """Variant ids of records the last pass skipped but could name: a full sync keeps them as they are."""
+        """Ids of records the last pass skipped but could name (variants, and their products): a full sync
+        keeps them as they are."""
         ...
 
     def get_inventory(self, variant_refs: Sequence[str]) -> list[InventoryLevel]: ...

@@ -25,7 +25,7 @@ ORDERS, EVENTS, SYNC, BULK = "orders", "events", "sync", "bulk"
 WEBHOOKS = "webhooks"
 QUEUE_NAMES: tuple[str, ...] = (ORDERS, EVENTS, SYNC, BULK, WEBHOOKS)
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 # Base retry delays in seconds; each job gets its own jittered copy so retries of a burst spread out.
 RETRY_BASE: tuple[int, ...] = (5, 30, 120, 600, 1800)
@@ -70,7 +70,7 @@ class Queues:
         dedupe: bool = True,
     ) -> Job | None:
         """Enqueue `func(*args)` once: with `dedupe`, a live job with the same id makes this a no-op."""
-        if not _JOB_ID.match(job_id):
+        if not _JOB_ID.fullmatch(job_id):
             raise ValueError(f"job id {job_id!r} must match [A-Za-z0-9_-]+")
         if dedupe and self.is_live(job_id):
             logger.debug("job already live", extra={"job_id": job_id})

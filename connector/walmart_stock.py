@@ -109,13 +109,14 @@ def sells_by_stock(adapter: object) -> bool:
 
 
 def _insert_once(session: Session, values: dict[str, Any]) -> int | None:
-    """Insert an InboundEvent row unless (source, dedupe_key) exists; its id, or None when it existed."""
+    """Insert an InboundEvent row unless (source, dedupe_key, merchant_id) exists; its id, or None when it
+    existed."""
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         builder(InboundEvent)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
+        .on_conflict_do_nothing(index_elements=["source", "dedupe_key", "merchant_id"])
         .returning(InboundEvent.id)
     )
     return session.execute(statement).scalar_one_or_none()

@@ -78,7 +78,7 @@ from adapters.feed.mapper import (
 from connector.domain.catalog import InventoryLevel, Product
 from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
-from connector.errors import PermanentError, RetryableError, StorelinkError, ValidationError
+from connector.errors import PermanentError, RetryableError, StorelinkError, ValidationError, unreadable_input
 from connector.ports import Capability, CatalogReport, HttpOptions, ReportsCatalogSkips, WebhookEnvelope
 
 if TYPE_CHECKING:
@@ -443,10 +443,12 @@ class FeedAdapter(ReportsCatalogSkips):
         return webhook.verify(self._webhook_verifier, headers, raw_body)
 
     def webhook_envelope(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEnvelope:
-        return webhook.envelope(headers, raw_body)
+        with unreadable_input("the delivery"):
+            return webhook.envelope(headers, raw_body)
 
     def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]:
-        return webhook.parse(topic, raw_body)
+        with unreadable_input("the delivery"):
+            return webhook.parse(topic, raw_body)
 
 
 def _parse_rows(

@@ -44,7 +44,7 @@ from adapters.shopify.client import ShopifyClient
 from connector.domain.catalog import InventoryLevel, Product
 from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
-from connector.errors import AuthError, PermanentError, RetryableError, ValidationError
+from connector.errors import AuthError, PermanentError, RetryableError, ValidationError, unreadable_input
 from connector.http import build_session
 from connector.ports import (
     BulkSignal,
@@ -557,7 +557,7 @@ class ShopifyAdapter(ReportsCatalogSkips):
         yield from assembler.finish()
         for where, reason in assembler.errors:
             report.errors.append((where, reason))
-        report.skipped += len(assembler.errors)
+        report.skipped += assembler.skipped
         report.skipped_refs |= assembler.skipped_refs
         logger.info(
             "bulk catalog read",
@@ -566,6 +566,7 @@ class ShopifyAdapter(ReportsCatalogSkips):
                 "lines": position,
                 "parts": assembler.products,
                 "skipped": report.skipped,
+                "ignored": dict(sorted(assembler.ignored.items())),
             },
         )
 
@@ -588,7 +589,13 @@ class ShopifyAdapter(ReportsCatalogSkips):
                 try:
                     page = mapper.page_product(node, currency)
                 except ValueError as exc:
+                    # Named with its variants: a full sync keeps an unreadable product as it is.
+                    refs = [
+                        node.get("id"),
+                        *(v.get("id") for v in mapper.nodes(node.get("variants")) if isinstance(v, dict)),
+                    ]
                     report.skip(position, str(exc))
+                    report.skipped_refs.update(ref for ref in refs if isinstance(ref, str) and ref)
                     continue
                 for ref, reason in page.errors:
                     report.skip(position, reason, ref or None)
@@ -859,13 +866,15 @@ class ShopifyAdapter(ReportsCatalogSkips):
         return webhook.verify(self._secrets, headers, raw_body)
 
     def webhook_envelope(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEnvelope:
-        return webhook.envelope(headers, raw_body)
+        with unreadable_input("the delivery"):
+            return webhook.envelope(headers, raw_body)
 
     def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]:
         """The delivery's store events, from the delivery alone (no API call): an inventory delivery names
         the inventory item and location; the core resolves the variant and applies the location rule."""
         triggered = webhook.envelope_time(headers)
-        return webhook.parse(topic, raw_body, triggered, webhook.store_ref(headers) or self._shop)
+        with unreadable_input("the delivery"):
+            return webhook.parse(topic, raw_body, triggered, webhook.store_ref(headers) or self._shop)
 
     def inventory_totals(self, inventory_item_refs: Sequence[str]) -> dict[str, int | None]:
         """`available` stock of each inventory item summed over every location (None when not tracked),

@@ -46,7 +46,7 @@ COMPLIANCE_TOPICS: Final = ("customers/data_request", "customers/redact", "shop/
 
 TOPICS: Final = frozenset(WEBHOOK_TOPICS) | frozenset(COMPLIANCE_TOPICS)
 
-SHOP_DOMAIN_PATTERN: Final = r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$"
+SHOP_DOMAIN_PATTERN: Final = r"[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com"
 
 INVENTORY_BEHAVIOURS: Final = frozenset({"BYPASS", "DECREMENT_IGNORING_POLICY", "DECREMENT_OBEYING_POLICY"})
 DEFAULT_INVENTORY_BEHAVIOUR: Final = "DECREMENT_OBEYING_POLICY"

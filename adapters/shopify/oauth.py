@@ -33,7 +33,7 @@ DEFAULT_TIMEOUT: Final = 15.0
 
 def valid_shop_domain(shop: object) -> bool:
     """True for a `<name>.myshopify.com` host name and nothing else (no scheme, path or port)."""
-    return isinstance(shop, str) and len(shop) <= 255 and _SHOP.match(shop) is not None
+    return isinstance(shop, str) and len(shop) <= 255 and _SHOP.fullmatch(shop) is not None
 
 
 def _require_shop(shop: str) -> str:

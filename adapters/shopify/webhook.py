@@ -87,7 +87,7 @@ def verify(secrets: Sequence[str], headers: Mapping[str, str], raw_body: bytes) 
 def store_ref(headers: Mapping[str, str]) -> str | None:
     """The shop domain a delivery names (`X-Shopify-Shop-Domain`), lower-cased; None when absent or invalid."""
     shop = _header(headers, SHOP_HEADER).lower()
-    return shop if shop and _SHOP.match(shop) else None
+    return shop if shop and _SHOP.fullmatch(shop) else None
 
 
 def _body(raw_body: bytes) -> dict[str, Any]:
@@ -95,6 +95,8 @@ def _body(raw_body: bytes) -> dict[str, Any]:
         body = json.loads(raw_body, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError(f"body is not JSON: {exc}", code="bad_json") from None
+    except RecursionError:
+        raise ValidationError("body is nested too deeply to read", code="too_deep") from None
     if not isinstance(body, dict):
         raise ValidationError("body must be a JSON object", code="bad_body")
     return body

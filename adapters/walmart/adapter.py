@@ -62,6 +62,7 @@ from connector.errors import (
     RetryableError,
     StorelinkError,
     ValidationError,
+    unreadable_input,
 )
 from connector.http import build_session
 from connector.ports import Capability, CatalogReport, HttpOptions, ReportsCatalogSkips, WebhookEnvelope
@@ -873,10 +874,12 @@ class WalmartAdapter(ReportsCatalogSkips):
         return webhook.verify_hmac(self._client_secret, header, headers, raw_body)
 
     def webhook_envelope(self, headers: Mapping[str, str], raw_body: bytes) -> WebhookEnvelope:
-        return webhook.envelope(raw_body, self._location)
+        with unreadable_input("the delivery"):
+            return webhook.envelope(raw_body, self._location)
 
     def parse_webhook(self, topic: str, headers: Mapping[str, str], raw_body: bytes) -> list[StoreEvent]:
-        return webhook.parse(topic, raw_body, self._location)
+        with unreadable_input("the delivery"):
+            return webhook.parse(topic, raw_body, self._location)
 
 
 def _group_title(titles: dict[str, str], group: Sequence[mapper.ItemParts]) -> str:

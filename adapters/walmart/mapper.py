@@ -25,8 +25,8 @@ from connector.domain.money import Money
 from connector.domain.orders import Address, Order
 
 MAX_ID_CHARS: Final = 255
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_ALNUM = re.compile(r"^[A-Za-z0-9]*$")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_ALNUM = re.compile(r"[A-Za-z0-9]*")
 _COUNTRIES: Final = {"US": "USA", "USA": "USA", "PR": "PRI", "PRI": "PRI"}
 
 
@@ -102,7 +102,7 @@ def money(value: object, default_currency: str) -> Money:
         amount = value.get("currencyAmount")
     currency = text(value.get("currency") or value.get("currencyUnit")) or default_currency
     currency = currency.upper()
-    if not _CURRENCY.match(currency):
+    if not _CURRENCY.fullmatch(currency):
         raise ValueError(f"price currency {currency!r} is not an ISO 4217 code")
     if isinstance(amount, bool) or not isinstance(amount, int | Decimal | str):
         raise ValueError(f"price amount {amount!r} is not a number")
@@ -478,7 +478,7 @@ def orders_of(page: object) -> Iterator[Mapping[str, Any]]:
 def seller_order_id(idempotency_key: str, prefix: str = const.DEFAULT_SELLER_ORDER_PREFIX) -> str:
     """A deterministic `sellerOrderId` for a key: `prefix` and the start of the key's SHA-256 in base32,
     18 characters of [A-Z0-9] in all."""
-    if not _ALNUM.match(prefix) or len(prefix) > 6:
+    if not _ALNUM.fullmatch(prefix) or len(prefix) > 6:
         raise ValueError("seller order prefix must be at most 6 letters or digits")
     digest = base64.b32encode(hashlib.sha256(idempotency_key.encode("utf-8")).digest()).decode("ascii")
     return (prefix.upper() + digest)[: const.SELLER_ORDER_ID_LENGTH]

@@ -111,6 +111,8 @@ def _body(raw_body: bytes) -> dict[str, Any]:
         body = json.loads(raw_body, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError, TypeError) as exc:
         raise ValidationError(f"body is not JSON: {exc}", code="bad_json") from None
+    except RecursionError:
+        raise ValidationError("body is nested too deeply to read", code="too_deep") from None
     if not isinstance(body, dict):
         raise ValidationError("body must be a JSON object", code="bad_body")
     return body

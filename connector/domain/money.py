@@ -31,8 +31,8 @@ _EXPONENTS: dict[str, int] = {
     ),
     **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
 }
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_AMOUNT = re.compile(r"^-?\d+(\.\d+)?$")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_AMOUNT = re.compile(r"-?\d+(\.\d+)?")
 
 
 def exponent(currency: str) -> int:
@@ -90,9 +90,9 @@ def parse_money(text: str, default_currency: str | None = None) -> Money:
         amount_text, currency = parts[0], default_currency
     else:
         raise ValueError(f"price {text!r} is not '<amount> <ISO currency>'")
-    if not _AMOUNT.match(amount_text):
+    if not _AMOUNT.fullmatch(amount_text):
         raise ValueError(f"price amount {amount_text!r} is not a decimal number")
-    if not _CURRENCY.match(currency):
+    if not _CURRENCY.fullmatch(currency):
         raise ValueError(f"price currency {currency!r} is not a 3-letter ISO 4217 code")
     if amount_text.startswith("-"):
         raise ValueError(f"price {text!r} is negative")

@@ -18,12 +18,12 @@ from connector.logs import request_id_var
 
 logger = logging.getLogger(__name__)
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def _before() -> None:
     incoming = request.headers.get("X-Request-Id", "")
-    g.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex
     g.request_token = request_id_var.set(g.request_id)
     g.started = time.perf_counter()
     limit = current_app.config["MAX_CONTENT_LENGTH"]

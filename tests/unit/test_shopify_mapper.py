@@ -168,10 +168,13 @@ def test_bulk_problems_are_reported_not_fatal():
     products, assembler = assemble(lines)
     assert [(p.external_id, len(p.variants)) for p in products] == [(P1, 1)]
     assert [position for position, _ in assembler.errors] == [1, 3, 6, 7, 5]
-    assert assembler.skipped_refs == {
+    assert assembler.skipped_refs == {  # each refused line with the product it belongs to
         "gid://shopify/ProductVariant/11",
         "gid://shopify/ProductVariant/21",
         "gid://shopify/ProductVariant/31",
+        P1,
+        P2,
+        "gid://shopify/Product/3",
     }
 
 

@@ -1,4 +1,7 @@
-"""Intake: store one verified delivery exactly once, keyed by (source, the store's delivery id)."""
+"""Intake: store one verified delivery exactly once, keyed by (source, the store's delivery id, merchant).
+
+Delivery ids are unique within one store only: a Shopify shop, a Walmart seller or a feed store may send an
+id another merchant's store already used, and that is a different delivery."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from connector.ports import WebhookEnvelope
 logger = logging.getLogger(__name__)
 
 PENDING: Final = "pending"
+DEDUPE_KEY: Final = ["source", "dedupe_key", "merchant_id"]
+"""The columns of the unique key a delivery is stored once under."""
 DROPPED_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
 """Never stored: credentials some stores send with each delivery (Walmart's BASIC_AUTH, OAuth bearer)."""
 
@@ -33,15 +38,14 @@ _statements: dict[str, Any] = {}
 
 
 def insert_statement(dialect: str) -> Any:
-    """INSERT … ON CONFLICT (source, dedupe_key) DO NOTHING RETURNING id, built once per dialect."""
+    """INSERT … ON CONFLICT (source, dedupe_key, merchant_id) DO NOTHING RETURNING id, built once per
+    dialect."""
     stmt = _statements.get(dialect)
     if stmt is None:
         if dialect == "postgresql":
-            base: Any = postgresql.insert(_table).on_conflict_do_nothing(
-                index_elements=["source", "dedupe_key"]
-            )
+            base: Any = postgresql.insert(_table).on_conflict_do_nothing(index_elements=DEDUPE_KEY)
         elif dialect == "sqlite":
-            base = sqlite.insert(_table).on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
+            base = sqlite.insert(_table).on_conflict_do_nothing(index_elements=DEDUPE_KEY)
         else:
             base = insert(_table)
         stmt = _statements[dialect] = base.returning(_table.c.id)

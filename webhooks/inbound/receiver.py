@@ -1,8 +1,9 @@
 """The store webhook receiver: `/webhooks/<source>` and `/webhooks/<source>/<merchant id>`.
 
 The raw body is read before anything parses it, the merchant's adapter verifies it (401 and nothing stored
-when it fails), its envelope gives the delivery id, topic and store time (400 when malformed), the delivery
-is stored once (a repeat is acknowledged as a duplicate) and the merchant's drain job is woken. The answer
+when it fails), its envelope gives the delivery id, topic and store time (400 when malformed, logged as
+rejected, nothing stored), the delivery is stored once per merchant (a repeat is acknowledged as a
+duplicate) and the merchant's drain job is woken. The answer
 is fast: processing happens in `webhooks.inbound.drain`. A failure to wake the job does not fail the
 request, because the delivery is already stored and the sweeper wakes its merchant.
 """
@@ -130,6 +131,15 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
     try:
         envelope = target.adapter.webhook_envelope(headers, raw_body)
     except PermanentError as exc:
+        logger.warning(
+            "inbound delivery rejected",
+            extra={
+                "source": source,
+                "merchant_id": target.merchant_id,
+                "code": exc.code,
+                "error": exc.message[:200],
+            },
+        )
         return problem(400, exc.code, exc.message)
     event_id = intake.store(
         rt.db,

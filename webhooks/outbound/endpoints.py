@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=24)
 MAX_URL_LENGTH = 2000
-_EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?$")
+_EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ def validate_event_types(event_types: Iterable[str]) -> list[str]:
     cleaned: list[str] = []
     for raw in event_types:
         value = str(raw).strip()
-        if value != "*" and not _EVENT_TYPE.match(value):
+        if value != "*" and not _EVENT_TYPE.fullmatch(value):
             raise ValidationError(
                 f"event type {value!r} is not '*', a dotted type like 'order.confirmed' or a prefix like 'order.*'",
                 details={"field": "event_types"},

@@ -199,6 +199,8 @@ class BulkRunner:
         self.step_delay = step_delay
         self.on_finish = on_finish
         self.fail_next: str | None = None
+        self.edit_export: Callable[[list[bytes]], list[bytes]] | None = None
+        """Rewrites the JSON Lines of the next exports (tests: lines of other types, unusable records)."""
 
     def start(
         self, query: str, group_objects: bool = False
@@ -299,6 +301,8 @@ class BulkRunner:
                 lines.extend(chunk)
                 roots += count
             lines.extend(held)
+            if self.edit_export is not None:
+                lines = self.edit_export(lines)
         except Exception:
             logger.exception("bulk operation failed", extra={"bulk_operation": operation.id})
             with self.store.lock:

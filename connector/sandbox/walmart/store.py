@@ -30,7 +30,7 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 MART = "WALMART_US"
 UNIT = "EACH"
-SELLER_ORDER_ID = re.compile(r"^[A-Za-z0-9\s]+$")
+SELLER_ORDER_ID = re.compile(r"[A-Za-z0-9\s]+")
 MAX_SELLER_ORDER_ID = 18
 MAX_SELLER_LINE_ID = 6
 FEED_TYPES = ("inventory", "MP_INVENTORY")
@@ -709,7 +709,7 @@ class Store:
                     "sellerOrderId and customerOrderNo must match",
                     code="SELLER_ORDER_ID_CUSTOMER_ORDER_NO_SAME",
                 )
-            if len(seller_order_id) > MAX_SELLER_ORDER_ID or not SELLER_ORDER_ID.match(seller_order_id):
+            if len(seller_order_id) > MAX_SELLER_ORDER_ID or not SELLER_ORDER_ID.fullmatch(seller_order_id):
                 raise _invalid(
                     "sellerOrderId",
                     f"sellerOrderId must be at most {MAX_SELLER_ORDER_ID} alphanumeric characters",
