@@ -53,8 +53,10 @@ def test_cli_refusals_name_the_setting_not_the_address(cli, monkeypatch: pytest.
 
 def test_api_refusal_never_says_what_the_host_resolves_to(rt: runtime.Runtime) -> None:
     _, headers = make_client(rt, "video-platform")
-    response = build_app(rt).test_client().post(
-        "/v1/webhook-endpoints", json={"url": "https://localhost/hook"}, headers=headers
+    response = (
+        build_app(rt)
+        .test_client()
+        .post("/v1/webhook-endpoints", json={"url": "https://localhost/hook"}, headers=headers)
     )
     assert response.status_code == 422
     body = response.get_data(as_text=True)
@@ -68,8 +70,10 @@ def test_a_hanging_lookup_is_given_up_on(
     out = cli("webhooks", "add", "https://slow.example/hook", expect=1)
     assert "did not resolve in time" in out
     _, headers = make_client(rt, "video-platform")
-    response = build_app(rt).test_client().post(
-        "/v1/webhook-endpoints", json={"url": "https://slow.example/hook"}, headers=headers
+    response = (
+        build_app(rt)
+        .test_client()
+        .post("/v1/webhook-endpoints", json={"url": "https://slow.example/hook"}, headers=headers)
     )
     assert response.status_code == 422 and "did not resolve in time" in response.get_data(as_text=True)
     assert hanging_resolver.is_set()  # the lookup really started, and is hanging still
