@@ -120,13 +120,15 @@ class BlockedConnectionError(NewConnectionError):
     """The destination's address is not allowed (raised at connect time, inside requests' exceptions)."""
 
 
-def _guarded_connect(conn: HTTPConnection, allow_private: bool) -> socket.socket:
+def _guarded_connect(conn: HTTPConnection, allow_private: bool, hint: str) -> socket.socket:
     host = conn.host
     port = conn.port or 0
     try:
         addresses = check_host(host, port, allow_private=allow_private)
-    except BlockedAddressError as exc:
+    except UnresolvedHostError as exc:
         raise BlockedConnectionError(conn, str(exc)) from None
+    except BlockedAddressError as exc:
+        raise BlockedConnectionError(conn, f"{exc}{hint}") from None
     last: OSError | None = None
     for address in addresses:
         try:
@@ -143,14 +145,14 @@ def _guarded_connect(conn: HTTPConnection, allow_private: bool) -> socket.socket
     raise NewConnectionError(conn, f"failed to connect to {host}: {last}")
 
 
-def _pool_classes(allow_private: bool) -> dict[str, type[HTTPConnectionPool]]:
+def _pool_classes(allow_private: bool, hint: str) -> dict[str, type[HTTPConnectionPool]]:
     class GuardedHTTPConnection(HTTPConnection):
         def _new_conn(self) -> socket.socket:
-            return _guarded_connect(self, allow_private)
+            return _guarded_connect(self, allow_private, hint)
 
     class GuardedHTTPSConnection(HTTPSConnection):
         def _new_conn(self) -> socket.socket:
-            return _guarded_connect(self, allow_private)
+            return _guarded_connect(self, allow_private, hint)
 
     class GuardedHTTPPool(HTTPConnectionPool):
         ConnectionCls = GuardedHTTPConnection
@@ -164,17 +166,26 @@ def _pool_classes(allow_private: bool) -> dict[str, type[HTTPConnectionPool]]:
 class GuardedAdapter(HTTPAdapter):
     """A requests adapter whose connections open only to addresses that pass the private-range rule; every
     connection is checked, so every redirect hop is too. Mount it on a session with `trust_env = False`
-    (a proxy from the environment would connect on our behalf, unchecked)."""
+    (a proxy from the environment would connect on our behalf, unchecked). `refusal_hint` is added to the
+    message of an address refused, e.g. to name the setting that allows it."""
 
-    def __init__(self, *, allow_private: bool = False, pool_maxsize: int = 10, max_retries: int = 0):
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        pool_maxsize: int = 10,
+        max_retries: int = 0,
+        refusal_hint: str = "",
+    ):
         self.allow_private = allow_private
+        self.refusal_hint = refusal_hint
         super().__init__(max_retries=max_retries, pool_maxsize=pool_maxsize)
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: object
     ) -> None:
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.allow_private)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.allow_private, self.refusal_hint)
 
 
 def blocked_reason(exc: BaseException) -> str | None:

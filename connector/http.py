@@ -46,13 +46,13 @@ def build_session(options: HttpOptions) -> requests.Session:
     return session
 
 
-def guarded_session(options: HttpOptions) -> requests.Session:
+def guarded_session(options: HttpOptions, refusal_hint: str = "") -> requests.Session:
     """`build_session` whose every connection, redirects included, goes only to an address allowed by
     `connector.addresses` (public ones, or any with `options.allow_private`); environment proxies are not
-    used, since they would connect on our behalf unchecked."""
+    used, since they would connect on our behalf unchecked. `refusal_hint` ends the refusal's message."""
     session = build_session(options)
     session.trust_env = False
-    adapter = GuardedAdapter(allow_private=options.allow_private)
+    adapter = GuardedAdapter(allow_private=options.allow_private, refusal_hint=refusal_hint)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

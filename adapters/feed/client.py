@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+PRIVATE_HINT = " (FEED_ALLOW_PRIVATE_URLS=true allows private, loopback and link-local addresses)"
 
 
 def is_remote(url: str) -> bool:
@@ -109,7 +110,7 @@ class FeedClient:
 
     def _session_for_request(self) -> requests.Session:
         if self._session is None:
-            session = guarded_session(self._http)
+            session = guarded_session(self._http, PRIVATE_HINT)
             username = self._credentials.get("username")
             password = self._credentials.get("password")
             if username is not None and password is not None:

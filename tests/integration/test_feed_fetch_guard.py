@@ -84,6 +84,7 @@ def test_loopback_feed_refused_unless_private_addresses_allowed(
     assert front.requests == []
     assert run.status == "failed"
     assert run.error is not None and "127.0.0.1" in run.error and "not allowed" in run.error
+    assert "FEED_ALLOW_PRIVATE_URLS" in run.error
 
 
 def test_local_files_refused_by_default_and_never_echoed(

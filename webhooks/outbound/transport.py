@@ -61,7 +61,7 @@ def session_for(allow_private: bool) -> requests.Session:
             existing.trust_env = False
             existing.max_redirects = 0
             existing.headers["User-Agent"] = USER_AGENT
-            adapter = GuardedAdapter(allow_private=allow_private)
+            adapter = GuardedAdapter(allow_private=allow_private, refusal_hint=PRIVATE_HINT)
             existing.mount("http://", adapter)
             existing.mount("https://", adapter)
             _sessions[key] = existing
@@ -79,8 +79,7 @@ def _describe(exc: BaseException) -> tuple[str, bool]:
             break
         reason = inner
     if isinstance(reason, BlockedConnectionError):
-        hint = "" if "not allowed" not in reason._message else PRIVATE_HINT
-        return f"address refused: {reason._message}{hint}", True
+        return f"address refused: {reason._message}", True
     if isinstance(reason, NewConnectionError):
         return f"connection failed: {reason._message}"[:ERROR_CHARS], False
     if isinstance(exc, requests.Timeout):
