@@ -122,7 +122,15 @@ class Settings(BaseSettings):
         ),
     )
     feed_allow_files: bool = Field(
-        default=True, description="Allow feed merchants whose feed is a local file path (file:// or a path)."
+        default=False,
+        description="Allow feed merchants whose feed is a local file path (file:// or a path): demos, tests.",
+    )
+    feed_allow_private_urls: bool = Field(
+        default=False,
+        description=(
+            "Allow feed fetches (and their redirects) to private, loopback or link-local addresses "
+            "(tests, sandbox). Else public addresses only."
+        ),
     )
     public_url: str = Field(
         default="",

@@ -26,6 +26,9 @@ from sqlalchemy.orm import Session
 import config
 from config.settings import Settings, SettingsError, load_settings
 from connector import logs, migrate, registry, runtime, syncs, walmart_connect
+from connector import merchants as merchants_core
+from connector.crypto import SecretBox
+from connector.db import Database
 from connector.errors import StorelinkError
 from connector.merchants import create_merchant, get_merchant, rotate_credentials
 from connector.models import Merchant, SyncRun
@@ -199,6 +202,7 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
         obj._stack.callback(lambda: path.unlink(missing_ok=True))
     rt = runtime.install(runtime.Runtime(settings=settings, redis_url=url))
     migrate.upgrade(rt.db.engine)
+    _seal_config_secrets(rt.db, rt.secrets)
     rt.close()
 
     metrics_dir = settings.data_dir / "run" / "metrics"
@@ -232,6 +236,7 @@ def demo(obj: Context, rows: int) -> None:
     from connector.sandbox.feeds import write_feed
     from connector.worker import build_worker
 
+    obj._settings = obj.settings.model_copy(update={"feed_allow_files": True})  # the demo feed is a file
     rt = obj.rt
     feed = write_feed(obj.settings.data_dir / "demo" / "feed.csv", rows)
     console.print(f"[bold]1.[/] generated a {rows:,}-row product feed at {feed}")
@@ -282,7 +287,19 @@ def db_upgrade(obj: Context) -> None:
     database = Database.from_settings(obj.settings)
     migrate.upgrade(database.engine)
     console.print(f"database at revision {migrate.current_revision(database.engine)}")
+    moved = _seal_config_secrets(database, SecretBox.from_settings(obj.settings))
+    if moved:
+        console.print(
+            f"{moved} merchant(s): feed URL query strings and credentials moved to encrypted storage"
+        )
     database.dispose()
+
+
+def _seal_config_secrets(database: Database, box: SecretBox) -> int:
+    """Merchants stored with secrets in their config (a feed URL's query string) get them moved into their
+    encrypted credentials; how many changed."""
+    with database.session() as session:
+        return merchants_core.seal_config_secrets(session, box)
 
 
 @main.group()

@@ -24,6 +24,7 @@ import tenacity
 import urllib3.exceptions
 from requests import exceptions as rexc
 
+from connector.addresses import GuardedAdapter, blocked_reason
 from connector.errors import AuthError, PermanentError, RetryableError, StorelinkError
 from connector.ports import HttpOptions
 
@@ -42,6 +43,18 @@ def build_session(options: HttpOptions) -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = options.user_agent
     session.max_redirects = 5
+    return session
+
+
+def guarded_session(options: HttpOptions, refusal_hint: str = "") -> requests.Session:
+    """`build_session` whose every connection, redirects included, goes only to an address allowed by
+    `connector.addresses` (public ones, or any with `options.allow_private`); environment proxies are not
+    used, since they would connect on our behalf unchecked. `refusal_hint` ends the refusal's message."""
+    session = build_session(options)
+    session.trust_env = False
+    adapter = GuardedAdapter(allow_private=options.allow_private, refusal_hint=refusal_hint)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
@@ -130,6 +143,9 @@ def _error_for_exception(exc: BaseException) -> StorelinkError:
     url = safe_url(getattr(getattr(exc, "request", None), "url", None))
     where = f" ({url})" if url else ""
     name = type(exc).__name__
+    refused = blocked_reason(exc)
+    if refused is not None:
+        return PermanentError(f"address refused{where}: {refused}", code="address_not_allowed")
     if isinstance(
         exc,
         rexc.URLRequired | rexc.InvalidURL | rexc.InvalidSchema,

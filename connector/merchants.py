@@ -21,7 +21,7 @@ from config.settings import Settings
 from connector import bulk_signals, registry, runtime
 from connector.crypto import SecretBox
 from connector.db import Database
-from connector.errors import AuthError, NotFoundError, RetryableError, ValidationError
+from connector.errors import AuthError, NotFoundError, PermanentError, RetryableError, ValidationError
 from connector.models import Merchant
 from connector.ports import (
     AwaitsBulkSignal,
@@ -38,7 +38,67 @@ logger = logging.getLogger(__name__)
 
 
 def http_options(settings: Settings) -> HttpOptions:
-    return HttpOptions(timeout=settings.http_timeout_seconds, allow_files=settings.feed_allow_files)
+    return HttpOptions(
+        timeout=settings.http_timeout_seconds,
+        allow_files=settings.feed_allow_files,
+        allow_private=settings.feed_allow_private_urls,
+    )
+
+
+def split_secrets(
+    cls: type[StoreAdapter], config: Mapping[str, Any], credentials: Mapping[str, str]
+) -> tuple[Mapping[str, Any], Mapping[str, str]]:
+    """(config, credentials) with what the adapter says is secret in its config (a feed URL's query string
+    and user:password) moved into the credentials, which are stored encrypted; unchanged for other kinds."""
+    split = getattr(cls, "split_secrets", None)
+    if split is None:
+        return config, credentials
+    moved: tuple[Mapping[str, Any], Mapping[str, str]] = split(config, credentials)
+    return moved
+
+
+def seal_config_secrets(session: Session, secrets: SecretBox) -> int:
+    """Move the secrets of merchants stored before their config was split (a feed URL with its token in
+    the query string) into their encrypted credentials, and their store_ref to the URL without them.
+    Returns how many merchants changed; running it again changes nothing."""
+    count = 0
+    for merchant in session.scalars(select(Merchant).order_by(Merchant.id)):
+        cls = registry.adapter_class(merchant.kind) if merchant.kind in registry.kinds() else None
+        if cls is None or getattr(cls, "split_secrets", None) is None:
+            continue
+        if dict(split_secrets(cls, merchant.config, {})[0]) == merchant.config:
+            continue  # nothing secret in its config
+        try:
+            config, credentials = split_secrets(
+                cls, merchant.config, secrets.decrypt(merchant.credentials_encrypted)
+            )
+            normalized = cls.validate_config(config)
+            store_ref = cls.store_ref(normalized)
+        except PermanentError as exc:  # a config that no longer validates, credentials under another key
+            logger.warning(
+                "merchant config secrets left in place", extra={"merchant_id": merchant.id, "error": str(exc)}
+            )
+            continue
+        merchant.config = normalized
+        merchant.credentials_encrypted = secrets.encrypt(dict(credentials)) if credentials else None
+        session.flush()
+        _set_store_ref(session, merchant, store_ref)
+        count += 1
+        logger.info("merchant config secrets moved to credentials", extra={"merchant_id": merchant.id})
+    return count
+
+
+def _set_store_ref(session: Session, merchant: Merchant, store_ref: str) -> None:
+    """`store_ref`, or `store_ref#<id>` when another merchant of the kind has that one already (two feeds
+    that differed only in their query string)."""
+    try:
+        with session.begin_nested():
+            merchant.store_ref = store_ref
+            session.flush()
+    except IntegrityError:
+        merchant.store_ref = f"{store_ref}#{merchant.id}"
+        session.flush()
+        logger.warning("store_ref taken; merchant id appended", extra={"merchant_id": merchant.id})
 
 
 def create_merchant(
@@ -54,6 +114,7 @@ def create_merchant(
 ) -> Merchant:
     """Validate the store config through its adapter and insert the merchant (credentials encrypted)."""
     cls = registry.adapter_class(kind)
+    config, credentials = split_secrets(cls, config, credentials or {})
     normalized = cls.validate_config(config)
     if inventory_buffer < 0:
         raise ValidationError("inventory buffer must be zero or more", code="bad_buffer")

@@ -32,7 +32,10 @@ class HttpOptions:
 
     timeout: float = 30.0
     user_agent: str = "Storelink/0.1"
-    allow_files: bool = True
+    allow_files: bool = False
+    """Feeds may be local files (file:// URLs or paths)."""
+    allow_private: bool = False
+    """Feed fetches may reach private, loopback and link-local addresses (else public addresses only)."""
 
 
 @dataclass(frozen=True, slots=True)

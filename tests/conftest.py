@@ -159,6 +159,8 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         log_json=False,
         sync_batch_size=200,
         stale_after_seconds=2,
+        feed_allow_files=True,
+        feed_allow_private_urls=True,  # feed servers of tests listen on loopback
     )
 
 
@@ -193,6 +195,8 @@ def cli(settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> Ca
         "DATA_DIR": str(settings.data_dir),
         "SECRET_KEYS": settings.secret_keys.get_secret_value(),
         "WEBHOOK_ALLOW_PRIVATE_URLS": "true",  # the sandbox platform listens on loopback
+        "FEED_ALLOW_FILES": "true",
+        "FEED_ALLOW_PRIVATE_URLS": "true",
     }.items():
         monkeypatch.setenv(name, value)
     runner = CliRunner()

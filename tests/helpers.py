@@ -87,6 +87,8 @@ def process_env(settings: Settings, tmp_path: Path, **overrides: str) -> dict[st
         "DATA_DIR": str(tmp_path / "data"),
         "SECRET_KEYS": settings.secret_keys.get_secret_value(),
         "LOG_LEVEL": "INFO",
+        "FEED_ALLOW_FILES": "true",
+        "FEED_ALLOW_PRIVATE_URLS": "true",
         **overrides,
     }
 

@@ -11,6 +11,8 @@ Config
     ``encoding``          text encoding of CSV, TSV and JSON Lines feeds (default UTF-8, BOM skipped);
                           JSON feeds are always UTF-8.
 Credentials (optional, http(s) only): ``username`` and ``password`` (basic auth) or ``token`` (Bearer).
+    ``split_secrets`` moves a URL's query string (``url_query``) and ``user:password@`` into them when the
+    merchant is stored, so the config and store_ref hold the URL without them.
 
 Feed format
     Columns are modelled on Google Merchant Center product data; names are case-insensitive and trimmed.
@@ -58,7 +60,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import ijson
 
@@ -125,6 +127,12 @@ def _normalize_remote(url: str) -> str:
     if port is not None and port != {"http": 80, "https": 443}[scheme]:
         host = f"{host}:{port}"
     return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
+
+
+def _without_secrets(url: str) -> str:
+    """`url` without user:password@, query string or fragment."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def _normalize_url(raw: str) -> tuple[str, bool]:
@@ -253,10 +261,34 @@ class FeedAdapter(ReportsCatalogSkips):
         }
 
     @classmethod
+    def split_secrets(
+        cls, config: Mapping[str, Any], credentials: Mapping[str, str]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """(config, credentials) with the secrets of an http(s) feed URL moved into the credentials: its query
+        string as ``url_query`` (tokens often travel there) and any ``user:password@`` as ``username`` and
+        ``password``. The config keeps the URL without them, which is what is shown."""
+        moved = dict(credentials)
+        raw = config.get("url") if isinstance(config, Mapping) else None
+        if not isinstance(raw, str) or urlsplit(raw.strip()).scheme.lower() not in const.URL_SCHEMES:
+            return dict(config), moved
+        parts = urlsplit(raw.strip())
+        if parts.username is not None or parts.password is not None:
+            if "username" in moved or "password" in moved or "token" in moved:
+                raise ValidationError(
+                    "url embeds credentials and credentials are given too; give them once",
+                    details={"field": "url"},
+                )
+            moved["username"] = unquote(parts.username or "")
+            moved["password"] = unquote(parts.password or "")
+        if parts.query:
+            moved["url_query"] = parts.query
+        return {**config, "url": _without_secrets(raw.strip())}, moved
+
+    @classmethod
     def store_ref(cls, config: Mapping[str, Any]) -> str:
-        """The normalized feed URL (local paths as absolute file:// URLs)."""
+        """The normalized feed URL (local paths as absolute file:// URLs) without query or credentials."""
         url: str = cls.validate_config(config)["url"]
-        return url
+        return _without_secrets(url)
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -406,11 +438,8 @@ class FeedAdapter(ReportsCatalogSkips):
                 "set the encoding in the merchant config",
                 code="bad_encoding",
             ) from None
-        except ijson.JSONError as exc:
-            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise PermanentError(
-                f"feed {self._client.location} is not valid JSON: {first_line}", code="bad_json"
-            ) from None
+        except ijson.JSONError:  # its message quotes the text around the error: not repeated
+            raise PermanentError(f"feed {self._client.location} is not valid JSON", code="bad_json") from None
         except OSError as exc:
             raise RetryableError(f"feed {self._client.location} could not be read: {exc}", code="io") from exc
 
@@ -491,9 +520,10 @@ def _delimited_header(reader: CsvReader, dialect: str) -> list[str]:
     missing = missing_columns(header, const.REQUIRED_COLUMNS)
     if missing:
         delimiter = "tab" if dialect == "excel-tab" else "comma"
-        raise PermanentError(
+        found = sum(1 for name in header if name)
+        raise PermanentError(  # the feed's own text is never repeated: it may not be a feed at all
             f"feed header lacks required column(s) {', '.join(missing)} "
-            f"(read as {delimiter}-separated; found: {', '.join(name for name in header if name)[:300]})",
+            f"(read as {delimiter}-separated; {found} named column(s) found)",
             code="bad_header",
         )
     return header

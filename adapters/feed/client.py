@@ -2,6 +2,8 @@
 
 Nothing here reads a whole feed into memory, and every failure leaves as a `connector.errors` type: HTTP
 statuses and transport failures through `connector.http`, missing or unreadable files as `PermanentError`.
+Every connection, redirects included, goes only to an address `connector.addresses` allows (public ones
+unless `HttpOptions.allow_private`); local files are read only with `HttpOptions.allow_files`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import requests
 import urllib3.exceptions
 
 from connector.errors import PermanentError, RetryableError, ValidationError
-from connector.http import build_session, raise_for_status, retrying, safe_url, translate, transport_errors
+from connector.http import guarded_session, raise_for_status, retrying, safe_url, translate, transport_errors
 from connector.ports import HttpOptions
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+PRIVATE_HINT = " (FEED_ALLOW_PRIVATE_URLS=true allows private, loopback and link-local addresses)"
 
 
 def is_remote(url: str) -> bool:
@@ -89,6 +92,9 @@ class FeedClient:
     ) -> None:
         self.url = url
         self.remote = is_remote(url)
+        query = (credentials or {}).get("url_query")
+        self._fetch_url = f"{url}?{query}" if query and self.remote else url
+        """The URL fetched: `url` with the query string kept in the credentials (it may carry tokens)."""
         self._http = http
         self._session = session
         self._credentials = dict(credentials or {})
@@ -104,7 +110,7 @@ class FeedClient:
 
     def _session_for_request(self) -> requests.Session:
         if self._session is None:
-            session = build_session(self._http)
+            session = guarded_session(self._http, PRIVATE_HINT)
             username = self._credentials.get("username")
             password = self._credentials.get("password")
             if username is not None and password is not None:
@@ -119,7 +125,7 @@ class FeedClient:
     def _get(self) -> requests.Response:
         session = self._session_for_request()
         with transport_errors():
-            response = session.get(self.url, stream=True, timeout=self._http.timeout)
+            response = session.get(self._fetch_url, stream=True, timeout=self._http.timeout)
         return raise_for_status(response)
 
     def _open_file(self, encoding: str | None) -> IO[Any]:

@@ -29,7 +29,8 @@ DEFAULT_ENCODING: Final = "utf-8-sig"
 """UTF-8, with a leading byte-order mark (spreadsheet exports) skipped."""
 
 CONFIG_KEYS: Final = frozenset({"url", "format", "default_currency", "location", "encoding"})
-CREDENTIAL_KEYS: Final = frozenset({"username", "password", "token", "webhook_secret"})
+CREDENTIAL_KEYS: Final = frozenset({"username", "password", "token", "webhook_secret", "url_query"})
+"""`url_query`: the query string of an http(s) feed URL, kept encrypted with the credentials."""
 
 REQUIRED_COLUMNS: Final = ("id", "title", "price")
 

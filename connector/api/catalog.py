@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -239,12 +240,21 @@ def _products(session: Session, products: Sequence[Product]) -> list[ProductOut]
     ]
 
 
+def _shown_ref(store_ref: str) -> str:
+    """A store_ref that is a URL without its user:password@ and query string (a merchant stored before they
+    were moved to its encrypted credentials may still have them); anything else as it is."""
+    parts = urlsplit(store_ref)
+    if not parts.scheme or not parts.netloc:
+        return store_ref
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", parts.fragment))
+
+
 def _merchant(merchant: Merchant) -> MerchantOut:
     return MerchantOut(
         id=merchant.id,
         name=merchant.name,
         kind=merchant.kind,
-        store_ref=merchant.store_ref,
+        store_ref=_shown_ref(merchant.store_ref),
         status=merchant.status,
         created_at=merchant.created_at,
         updated_at=merchant.updated_at,

@@ -122,7 +122,7 @@ def _storelink(feed: Path, url: str, passes: int, out: Any) -> None:
     from connector.runtime import Runtime
 
     _engine(url).dispose()
-    settings = load_settings(database_url=url, data_dir=feed.parent, secret_keys="")
+    settings = load_settings(database_url=url, data_dir=feed.parent, secret_keys="", feed_allow_files=True)
     rt = Runtime(settings=settings, redis_url="redis://unused")  # the sync itself never touches Redis
     box = SecretBox.from_settings(settings)
     with rt.db.session() as session:

@@ -420,8 +420,8 @@ def run(
             database_url,
             workdir,
             "webhooks",
-            env={"WEBHOOK_ALLOW_PRIVATE_URLS": "true", "LOG_JSON": "true"},
-            settings={"webhook_allow_private_urls": True},
+            env={"WEBHOOK_ALLOW_PRIVATE_URLS": "true", "FEED_ALLOW_FILES": "true", "LOG_JSON": "true"},
+            settings={"webhook_allow_private_urls": True, "feed_allow_files": True},
         ) as (env, rt, _url):
             console.print(f"setting up {merchants} feed merchants with signed pushes…")
             shops = _merchants(rt, workdir, merchants, 500)

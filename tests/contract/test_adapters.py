@@ -85,7 +85,12 @@ def adapter(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreA
     assert kind in FACTORIES, f"adapter {kind!r} is registered but has no contract-test factory"
     config, credentials = FACTORIES[kind](request, tmp_path)
     cls = registry.adapter_class(kind)
-    return registry.create_adapter(kind, cls.validate_config(config), credentials, HttpOptions(timeout=5))
+    return registry.create_adapter(
+        kind,
+        cls.validate_config(config),
+        credentials,
+        HttpOptions(timeout=5, allow_files=True, allow_private=True),
+    )
 
 
 def test_the_registry_finds_installed_adapters():
@@ -193,4 +198,6 @@ def test_errors_are_storelink_errors(kind, request, tmp_path):
     if kind == "walmart":
         credentials = {**credentials, "client_secret": "revoked"}
     with pytest.raises(StorelinkError):
-        registry.create_adapter(kind, broken, credentials, HttpOptions(timeout=5)).check_connection()
+        registry.create_adapter(
+            kind, broken, credentials, HttpOptions(timeout=5, allow_files=True, allow_private=True)
+        ).check_connection()

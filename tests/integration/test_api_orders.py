@@ -18,10 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, select, update
 
-from connector import inventory, reservations, runtime
+from connector import addresses, inventory, reservations, runtime
 from connector.models import Delivery, EventPayload, InventoryLevel, Merchant, Reservation, Variant
 from tests.integration.checkout_support import Shop, assert_problem, make_shop, order_body, post_order
-from webhooks.outbound import addresses
 
 Runtime = runtime.Runtime
 PRICE = 1_000

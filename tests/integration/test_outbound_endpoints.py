@@ -45,7 +45,7 @@ def test_create_list_update_delete(rt: Runtime) -> None:
         [listed] = list_endpoints(session)
         assert listed.id == endpoint_id and listed.event_types == ["order.*", "product.updated"]
         assert list_endpoints(session, platform_client_id=42) == []
-        with pytest.raises(ValidationError, match="private or reserved"):
+        with pytest.raises(ValidationError, match="is not allowed"):
             update_endpoint(session, endpoint_id, url="https://10.0.0.8/hooks")
     with rt.db.session() as session:
         endpoint = update_endpoint(session, endpoint_id, event_types=["*"], enabled=False)

@@ -49,7 +49,7 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def make(url: str | Path, **config: object) -> FeedAdapter:
-    return FeedAdapter({"url": str(url), **config}, {}, HttpOptions())
+    return FeedAdapter({"url": str(url), **config}, {}, HttpOptions(allow_files=True))
 
 
 def write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path:

@@ -24,7 +24,9 @@ def secret() -> str:
 def adapter(tmp_path, secret: str | None) -> FeedAdapter:
     feed = tmp_path / "f.csv"
     feed.write_text("id,title,price\nA,a,1.00 USD\n")
-    return FeedAdapter({"url": str(feed)}, {"webhook_secret": secret} if secret else {}, HttpOptions())
+    return FeedAdapter(
+        {"url": str(feed)}, {"webhook_secret": secret} if secret else {}, HttpOptions(allow_files=True)
+    )
 
 
 def test_signed_deliveries_verify_only_with_the_merchants_secret(tmp_path, secret):

@@ -29,7 +29,7 @@ from webhooks.outbound.endpoints import matches, validate_event_types, validate_
     ],
 )
 def test_private_destinations_refused(url: str) -> None:
-    with pytest.raises(ValidationError, match="private or reserved"):
+    with pytest.raises(ValidationError, match=r"is not allowed \(WEBHOOK_ALLOW_PRIVATE_URLS=true allows"):
         validate_url(url)
     assert validate_url(url, allow_private=True) == url
 

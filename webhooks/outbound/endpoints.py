@@ -13,16 +13,17 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector.addresses import BlockedAddressError, UnresolvedHostError, check_host
 from connector.crypto import SecretBox
 from connector.errors import NotFoundError, ValidationError
 from connector.models import WebhookEndpoint
-from webhooks.outbound.addresses import BlockedAddressError, check_host
 from webhooks.outbound.signing import generate_secret
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=24)
 MAX_URL_LENGTH = 2000
+PRIVATE_SETTING = "WEBHOOK_ALLOW_PRIVATE_URLS=true"
 _EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?")
 
 
@@ -49,8 +50,9 @@ def validate_url(url: str, *, allow_private: bool = False) -> str:
         raise ValidationError(f"url is not a valid URL: {exc}", details={"field": "url"}) from None
     allowed = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in allowed:
+        hint = "" if allow_private or parts.scheme != "http" else f" ({PRIVATE_SETTING} allows http)"
         raise ValidationError(
-            f"url must use {' or '.join(allowed)}, not {parts.scheme or 'no scheme'!r}",
+            f"url must use {' or '.join(allowed)}, not {parts.scheme or 'no scheme'!r}{hint}",
             details={"field": "url"},
         )
     if not parts.hostname:
@@ -64,7 +66,12 @@ def validate_url(url: str, *, allow_private: bool = False) -> str:
             parts.hostname, port or (443 if parts.scheme == "https" else 80), allow_private=allow_private
         )
     except BlockedAddressError as exc:
-        raise ValidationError(f"url refused: {exc}", details={"field": "url"}) from None
+        hint = (
+            ""
+            if allow_private or isinstance(exc, UnresolvedHostError)
+            else f" ({PRIVATE_SETTING} allows private, loopback and link-local addresses)"
+        )
+        raise ValidationError(f"url refused: {exc}{hint}", details={"field": "url"}) from None
     except UnicodeError:  # a host name IDNA cannot encode (empty label, label over 63 characters)
         raise ValidationError("url has an invalid host name", details={"field": "url"}) from None
     return url

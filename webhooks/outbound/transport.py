@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-from urllib3.util import connection as urllib3_connection
+from urllib3.exceptions import NewConnectionError
 
+from connector.addresses import BlockedConnectionError, GuardedAdapter
 from connector.http import parse_retry_after
-from webhooks.outbound.addresses import BlockedAddressError, check_host
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +28,10 @@ DRAIN_BYTES = 64 * 1024
 """Most of a response body read past the excerpt so that its connection can be used again."""
 ERROR_CHARS = 500
 USER_AGENT = "Storelink-Webhooks/1.0"
+PRIVATE_HINT = (
+    " (WEBHOOK_ALLOW_PRIVATE_URLS=true allows private, loopback and link-local addresses; it must be set"
+    " for the processes that send: `storelink up`, `storelink worker`)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,65 +45,6 @@ class SendResult:
     error: str | None = None
     retry_after: float | None = None
     blocked: bool = False
-
-
-class _BlockedConnectionError(NewConnectionError):
-    """The destination resolved to an address outbound webhooks must not reach."""
-
-
-def _guarded_connect(conn: HTTPConnection, allow_private: bool) -> socket.socket:
-    host = conn.host
-    port = conn.port or 0
-    try:
-        addresses = check_host(host, port, allow_private=allow_private)
-    except BlockedAddressError as exc:
-        raise _BlockedConnectionError(conn, str(exc)) from None
-    last: OSError | None = None
-    for address in addresses:
-        try:
-            return urllib3_connection.create_connection(
-                (str(address), port),
-                conn.timeout,
-                source_address=conn.source_address,
-                socket_options=conn.socket_options,
-            )
-        except TimeoutError as exc:
-            raise ConnectTimeoutError(conn, f"connection to {host} timed out") from exc
-        except OSError as exc:
-            last = exc
-    raise NewConnectionError(conn, f"failed to connect to {host}: {last}")
-
-
-def _pool_classes(allow_private: bool) -> dict[str, type[HTTPConnectionPool]]:
-    class GuardedHTTPConnection(HTTPConnection):
-        def _new_conn(self) -> socket.socket:
-            return _guarded_connect(self, allow_private)
-
-    class GuardedHTTPSConnection(HTTPSConnection):
-        def _new_conn(self) -> socket.socket:
-            return _guarded_connect(self, allow_private)
-
-    class GuardedHTTPPool(HTTPConnectionPool):
-        ConnectionCls = GuardedHTTPConnection
-
-    class GuardedHTTPSPool(HTTPSConnectionPool):
-        ConnectionCls = GuardedHTTPSConnection
-
-    return {"http": GuardedHTTPPool, "https": GuardedHTTPSPool}
-
-
-class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose connections open only to addresses that pass the private-range rule."""
-
-    def __init__(self, *, allow_private: bool = False, pool_maxsize: int = 10):
-        self.allow_private = allow_private
-        super().__init__(max_retries=0, pool_maxsize=pool_maxsize)
-
-    def init_poolmanager(
-        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: object
-    ) -> None:
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.allow_private)
 
 
 _sessions: dict[tuple[int, bool], requests.Session] = {}
@@ -121,7 +61,7 @@ def session_for(allow_private: bool) -> requests.Session:
             existing.trust_env = False
             existing.max_redirects = 0
             existing.headers["User-Agent"] = USER_AGENT
-            adapter = GuardedAdapter(allow_private=allow_private)
+            adapter = GuardedAdapter(allow_private=allow_private, refusal_hint=PRIVATE_HINT)
             existing.mount("http://", adapter)
             existing.mount("https://", adapter)
             _sessions[key] = existing
@@ -138,7 +78,7 @@ def _describe(exc: BaseException) -> tuple[str, bool]:
         if inner is None or not isinstance(inner, BaseException):
             break
         reason = inner
-    if isinstance(reason, _BlockedConnectionError):
+    if isinstance(reason, BlockedConnectionError):
         return f"address refused: {reason._message}", True
     if isinstance(reason, NewConnectionError):
         return f"connection failed: {reason._message}"[:ERROR_CHARS], False
