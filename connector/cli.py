@@ -741,15 +741,29 @@ def jobs_failed(obj: Context, as_json: bool) -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Retry every failed job.")
 @pass_ctx
 def jobs_retry(obj: Context, job_id: str | None, retry_all: bool) -> None:
-    """Put a failed job (or all of them) back on its queue."""
+    """Put a failed job (or all of them) back on its queue, reopening the work it failed (a failed sync run
+    is queued again); a job whose work cannot be done again is left failed, with the reason."""
+    from connector import failed_jobs
+
     rt = obj.rt
     if not job_id and not retry_all:
         raise click.UsageError("give a JOB_ID or --all")
     ids = [j.id for j in rt.queues.failed_jobs()] if retry_all else [job_id or ""]
-    missing = [i for i in ids if not rt.queues.retry_failed(i)]
-    if missing:
-        raise click.ClickException(f"not a failed job: {', '.join(missing)}")
-    console.print(f"requeued {len(ids)} job(s)")
+    if not ids:
+        console.print("no failed jobs to retry")
+        return
+    outcomes = [failed_jobs.retry(rt, i) for i in ids]
+    for outcome in outcomes:
+        if outcome.requeued:
+            console.print(f"requeued {outcome.job_id}: {outcome.note}", highlight=False)
+    refused = [o for o in outcomes if not o.requeued]
+    requeued = len(outcomes) - len(refused)
+    console.print(f"requeued {requeued} job(s)" + (f", {len(refused)} not retried" if refused else ""))
+    if refused:
+        raise click.ClickException(
+            "; ".join(f"{o.job_id} not retried: {o.note}" for o in refused[:10])
+            + (f"; … and {len(refused) - 10} more" if len(refused) > 10 else "")
+        )
 
 
 # --- platform clients ---------------------------------------------------------------------------------------
