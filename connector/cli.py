@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
@@ -31,8 +31,27 @@ from connector.merchants import create_merchant, get_merchant, rotate_credential
 from connector.models import Merchant, SyncRun
 
 logger = logging.getLogger(__name__)
-console = Console(stderr=False)
-err = Console(stderr=True)
+
+PIPE_WIDTH = 100_000
+"""Columns of output that goes to a pipe or a file: wide enough that no line wraps and no cell is cut."""
+
+
+class _Output(Console):
+    """A console the width of the terminal it writes to; elsewhere (a pipe, a file) never wrapping or cutting,
+    so that a table's rows stay one line each and URLs stay whole for grep and scripts."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dimensions = Console.size.fget(self)  # type: ignore[attr-defined]
+        return dimensions if self.is_terminal else ConsoleDimensions(PIPE_WIDTH, dimensions.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = _Output(stderr=False)
+err = _Output(stderr=True)
 
 TERMINAL = ("succeeded", "failed")
 
@@ -539,7 +558,7 @@ def merchants_list(obj: Context, as_json: bool) -> None:
                     "store": m.store_ref,
                     "last_sync": last.status if last else None,
                     "last_sync_at": (last.finished_at or last.created_at).isoformat() if last else None,
-                    "problem": m.problem,
+                    "problem": m.problem or _run_problem(rt, last),
                 }
             )
     _print_rows(
@@ -572,7 +591,26 @@ def merchants_show(obj: Context, merchant: str) -> None:
         runs = session.scalars(
             select(SyncRun).where(SyncRun.merchant_id == m.id).order_by(SyncRun.id.desc()).limit(10)
         ).all()
+        if runs and runs[0].status not in TERMINAL:
+            latest = runs[0]
+            console.print(
+                f"run {latest.id} {latest.status}: {syncs.waiting_for(rt, latest)}", highlight=False
+            )
         console.print(_runs_table(runs))
+
+
+STUCK_AFTER = 60.0
+"""Seconds a queued run may wait for its first worker before `merchants list` shows it as a problem."""
+
+
+def _run_problem(rt: runtime.Runtime, run: SyncRun | None) -> str | None:
+    """The problem column for a merchant whose last run is retrying after an error, or no worker took."""
+    if run is None or run.status != "queued":
+        return None
+    waited = (datetime.now(UTC) - run.created_at).total_seconds()
+    if not run.error and (waited < STUCK_AFTER or rt.queues.workers_on(run.queue)):
+        return None
+    return f"sync run {run.id} {syncs.waiting_for(rt, run)}"
 
 
 def _summary(run: SyncRun) -> Table:
@@ -636,9 +674,20 @@ def _runs_table(runs: Any) -> Table:
 @click.option("--dry-run", is_flag=True, help="Compute and print the changes without applying them.")
 @click.option("--no-wait", is_flag=True, help="Queue the run and return at once.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait for the run.")
+@click.option(
+    "--notice-after",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a queued run may wait before what it waits for is printed.",
+)
 @pass_ctx
-def resync(obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool, timeout: float) -> None:
-    """Run a full resync for MERCHANT (id or name) through the workers, with progress and a summary."""
+def resync(
+    obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool, timeout: float, notice_after: float
+) -> None:
+    """Run a full resync for MERCHANT (id or name) through the workers, with progress and a summary.
+
+    A run no worker takes, or one retrying after an error, is said so after --notice-after seconds."""
     rt = obj.rt
     with _errors():
         with rt.db.session() as session:
@@ -647,7 +696,7 @@ def resync(obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool,
     console.print(f"run {run.id} queued on '{run.queue}'")
     if no_wait:
         return
-    final = _follow(rt, run.id, timeout)
+    final = _follow(rt, run.id, timeout, notice_after)
     console.print(_summary(final))
     if final.row_errors:
         table = Table("line", "skipped row")
@@ -663,8 +712,11 @@ def resync(obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool,
         raise click.ClickException(f"run {final.id} {final.status}: {final.error or 'no worker finished it'}")
 
 
-def _follow(rt: runtime.Runtime, run_id: int, timeout: float) -> SyncRun:
-    deadline = time.monotonic() + timeout
+def _follow(rt: runtime.Runtime, run_id: int, timeout: float, notice_after: float) -> SyncRun:
+    """Wait for the run to finish, with progress; say what it waits for once it has waited `notice_after`."""
+    started = time.monotonic()
+    deadline = started + timeout
+    noticed: str | None = None
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -684,8 +736,15 @@ def _follow(rt: runtime.Runtime, run_id: int, timeout: float) -> SyncRun:
             )
             if run.status in TERMINAL:
                 return run
+            waited = time.monotonic() - started
+            if run.status == "queued" and waited >= notice_after:
+                why = syncs.waiting_for(rt, run, waited=waited)
+                if noticed is None or (run.error or "") not in noticed:
+                    progress.console.print(f"run {run_id} queued: {why}", highlight=False)
+                    noticed = why
             if time.monotonic() > deadline:
-                raise click.ClickException(f"run {run_id} still {run.status} after {timeout:.0f}s")
+                why = syncs.waiting_for(rt, run, waited=waited)
+                raise click.ClickException(f"run {run_id} still {run.status} after {timeout:.0f}s: {why}")
             time.sleep(0.25)
 
 

@@ -3,14 +3,21 @@ work, and output that reads the same on a terminal and in a pipe."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import update
 
 from connector import syncs
 from connector.models import Merchant
+from connector.queue import BULK
 from connector.sandbox.feeds import write_feed
 from tests.helpers import drain
 
@@ -49,3 +56,93 @@ def test_a_failed_job_whose_work_cannot_be_redone_says_why(cli, rt, tmp_path: Pa
     assert f"{job['id']} not retried: merchant 1 of sync run 1 is paused: store refused credentials" in out
     assert "requeued 0 job(s), 1 not retried" in out
     assert [j["id"] for j in json.loads(cli("jobs", "failed", "--json"))["jobs"]] == [job["id"]]
+
+
+def test_resync_with_no_worker_says_what_it_waits_for(cli, tmp_path: Path):
+    feed = write_feed(tmp_path / "feed.csv", 3)
+    cli("merchants", "add", "feed", "--name", "acme", "--url", str(feed), "--no-sync")
+    out = cli("resync", "acme", "--timeout", "1.5", "--notice-after", "0.2", expect=1)
+    hint = "is `storelink up` or `storelink worker` running?"
+    assert "run 1 queued: no worker has taken run 1 in 0 s" in out and hint in out
+    assert "run 1 still queued after 2s: no worker has taken run 1 in 2 s" in out
+    assert out.count(hint) == 2
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An address nothing listens on: connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/feed.csv"
+
+
+def test_a_retrying_run_shows_its_last_error(cli, rt, closed_port_url: str):
+    cli("merchants", "add", "feed", "--name", "acme", "--url", closed_port_url, "--no-sync")
+    cli("resync", "acme", "--no-wait")
+    drain(rt)
+    run = syncs.get_run(rt, 1)
+    assert run.status == "queued" and run.error and run.error.startswith("network: transport failure")
+    [listed] = json.loads(cli("merchants", "list", "--json"))
+    assert listed["last_sync"] == "queued"
+    assert listed["problem"].startswith(
+        f"sync run 1 retrying: attempt 1 failed with {run.error}; next try at "
+    )
+    assert "no worker listens on queue 'bulk'" in listed["problem"]
+    shown = cli("merchants", "show", "acme")
+    assert "run 1 queued: retrying: attempt 1 failed with network: transport failure" in shown
+    out = cli("resync", "acme", "--timeout", "0.5", "--notice-after", "0", expect=1)
+    assert "run 1 still queued after 0s: retrying: attempt 1 failed with network: transport failure" in out
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers GET /STATUS/feed.csv with that status."""
+
+    def do_GET(self) -> None:
+        self.send_response(int(self.path.split("/")[1]))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_base() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status", [501, 404, 410])
+def test_a_feed_answering_501_or_4xx_fails_at_once(cli, rt, refusing_base: str, status: int):
+    cli(
+        "merchants",
+        "add",
+        "feed",
+        "--name",
+        "acme",
+        "--url",
+        f"{refusing_base}/{status}/feed.csv",
+        "--no-sync",
+    )
+    cli("resync", "acme", "--no-wait")
+    drain(rt)
+    run = syncs.get_run(rt, 1)
+    assert (run.status, run.attempt) == ("failed", 1)
+    assert f"HTTP {status}" in (run.error or "")
+    assert ScheduledJobRegistry(queue=rt.queues[BULK]).count == 0
+    assert FailedJobRegistry(queue=rt.queues[BULK]).get_job_ids() == [run.job_id]
+
+
+def test_tables_in_a_pipe_keep_each_row_on_one_line(cli, tmp_path: Path):
+    deep = tmp_path / ("a-rather-long-directory-name-" * 4) / "catalog-feed-of-the-merchant.csv"
+    deep.parent.mkdir(parents=True)
+    feed = write_feed(deep, 3)
+    cli("merchants", "add", "feed", "--name", "acme", "--url", str(feed), "--no-sync")
+    listed = cli("merchants", "list")
+    [row] = [line for line in listed.splitlines() if "acme" in line]
+    assert str(feed) in row and "installed" in row
