@@ -120,10 +120,15 @@ def resolve_cli_redis(settings: Settings, stack: contextlib.ExitStack) -> str:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-def _print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[tuple[str, str]]) -> None:
-    """Rows as one JSON array (`--json`) or as a table of the given (header, key) columns."""
+def _print_rows(
+    rows: list[dict[str, Any]], as_json: bool, columns: list[tuple[str, str]], empty: str = "nothing to list"
+) -> None:
+    """Rows as one JSON array (`--json`) or as a table of the given (header, key) columns; no rows, `empty`."""
     if as_json:
         click.echo(json.dumps(rows))
+        return
+    if not rows:
+        console.print(empty, highlight=False)
         return
     table = Table(*(header for header, _ in columns))
     for row in rows:
@@ -573,6 +578,7 @@ def merchants_list(obj: Context, as_json: bool) -> None:
             ("last sync", "last_sync"),
             ("problem", "problem"),
         ],
+        empty="no merchants (connect one with `storelink merchants add`)",
     )
 
 
@@ -596,7 +602,7 @@ def merchants_show(obj: Context, merchant: str) -> None:
             console.print(
                 f"run {latest.id} {latest.status}: {syncs.waiting_for(rt, latest)}", highlight=False
             )
-        console.print(_runs_table(runs))
+        console.print(_runs_table(runs) if runs else "no sync runs yet")
 
 
 STUCK_AFTER = 60.0
@@ -616,8 +622,11 @@ def _run_problem(rt: runtime.Runtime, run: SyncRun | None) -> str | None:
 def _summary(run: SyncRun) -> Table:
     table = Table("run " + str(run.id), "", title="dry run (nothing written)" if run.dry_run else None)
     elapsed = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else 0
+    status = run.status
+    if run.status == "succeeded" and run.failed_rows:
+        status = f"succeeded, {run.failed_rows} bad row(s) skipped"
     for label, value in (
-        ("status", run.status),
+        ("status", status),
         ("attempts", run.attempt),
         ("rows read", run.rows_read),
         ("created", run.created),
@@ -705,11 +714,35 @@ def resync(
         console.print(table)
         if final.failed_rows > 20:
             console.print(f"… and {final.failed_rows - 20} more")
-    if dry_run and final.diff:
-        for change in final.diff[:50]:
-            console.print(" ", json.dumps(change))
+    if dry_run:
+        console.print(_diff_table(final.diff) if final.diff else "dry run: nothing would change")
     if final.status != "succeeded":
         raise click.ClickException(f"run {final.id} {final.status}: {final.error or 'no worker finished it'}")
+
+
+DIFF_ROWS = 50
+
+
+def _diff_table(diff: list[dict[str, Any]]) -> Table:
+    """A dry run's change list, one row per changed field with the stored value and the store's."""
+    table = Table("change", "product", "variant", "field", "before", "after", title="dry run: would change")
+    shown = 0
+    for entry in diff:
+        fields = entry.get("changes") or {"": [None, None]}
+        for name, (old, new) in fields.items():
+            if shown == DIFF_ROWS:
+                table.caption = f"the first {DIFF_ROWS} changes of {len(diff)} recorded"
+                return table
+            table.add_row(
+                entry["op"],
+                entry.get("product", ""),
+                entry.get("variant", ""),
+                name,
+                _cell(old) if old is not None else "-",
+                _cell(new) if new is not None else "-",
+            )
+            shown += 1
+    return table
 
 
 def _follow(rt: runtime.Runtime, run_id: int, timeout: float, notice_after: float) -> SyncRun:
@@ -717,6 +750,9 @@ def _follow(rt: runtime.Runtime, run_id: int, timeout: float, notice_after: floa
     started = time.monotonic()
     deadline = started + timeout
     noticed: str | None = None
+    run = syncs.get_run(rt, run_id)
+    total = syncs.expected_rows(rt, run)
+    of = f" of ~{total:,} (as last time)" if total else " (total unknown before a first sync)"
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -726,13 +762,14 @@ def _follow(rt: runtime.Runtime, run_id: int, timeout: float, notice_after: floa
         console=err,
         transient=True,
     ) as progress:
-        task = progress.add_task("waiting for a worker", total=None, rows="")
+        task = progress.add_task("waiting for a worker", total=total, rows="")
         while True:
             run = syncs.get_run(rt, run_id)
             progress.update(
                 task,
+                completed=min(run.rows_read, total) if total else run.rows_read,
                 description=f"run {run_id} {run.status}",
-                rows=f"{run.rows_read} rows, {run.events_emitted} events",
+                rows=f"{run.rows_read:,} rows{of}, {run.events_emitted:,} events",
             )
             if run.status in TERMINAL:
                 return run
@@ -788,11 +825,11 @@ def jobs_failed(obj: Context, as_json: bool) -> None:
     table = Table("job", "queue", "function", "ended", "error", title="failed jobs")
     for j in failed:
         table.add_row(j["id"], j["queue"], j["func"], j["ended_at"] or "", j["error"])
-    console.print(table)
+    console.print(table if failed else "no failed jobs")
     table = Table("run", "merchant", "error", title="failed sync runs")
     for r in failed_runs:
         table.add_row(str(r["run"]), str(r["merchant_id"]), r["error"] or "")
-    console.print(table)
+    console.print(table if failed_runs else "no failed sync runs")
 
 
 @jobs.command("retry")
@@ -1025,6 +1062,7 @@ def deliveries(
             ("last status", "last_status"),
             ("error", "error"),
         ],
+        empty="no webhook deliveries found",
     )
 
 
@@ -1122,6 +1160,7 @@ def inbound_list(
             ("status", "status"),
             ("note", "note"),
         ],
+        empty="no store webhooks found",
     )
 
 

@@ -179,6 +179,23 @@ def sweep(rt: Runtime) -> list[int]:
     return revived
 
 
+def expected_rows(rt: Runtime, run: SyncRun) -> int | None:
+    """Rows the merchant's last succeeded run of the same kind read: the likely total of `run`."""
+    with rt.db.session() as session:
+        rows = session.scalars(
+            select(SyncRun.rows_read)
+            .where(
+                SyncRun.merchant_id == run.merchant_id,
+                SyncRun.kind == run.kind,
+                SyncRun.status == "succeeded",
+                SyncRun.id != run.id,
+            )
+            .order_by(SyncRun.id.desc())
+            .limit(1)
+        ).first()
+    return rows or None
+
+
 NO_WORKER_HINT = "is `storelink up` or `storelink worker` running?"
 
 

@@ -4,22 +4,25 @@ work, and output that reads the same on a terminal and in a pipe."""
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import update
 
+from connector import cli as cli_module
 from connector import syncs
 from connector.models import Merchant
 from connector.queue import BULK
 from connector.sandbox.feeds import write_feed
-from tests.helpers import drain
+from tests.helpers import drain, rewrite_feed
 
 
 def test_retrying_a_failed_sync_job_runs_the_sync_again(cli, rt, tmp_path: Path):
@@ -146,3 +149,103 @@ def test_tables_in_a_pipe_keep_each_row_on_one_line(cli, tmp_path: Path):
     listed = cli("merchants", "list")
     [row] = [line for line in listed.splitlines() if "acme" in line]
     assert str(feed) in row and "installed" in row
+
+
+def resync_served(cli: Callable[..., str], rt, *args: str, expect: int = 0) -> str:
+    """`storelink resync ...` while a real worker (in this thread; the command runs in another) serves it."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["out"] = cli("resync", *args, expect=expect)
+        except BaseException as exc:  # handed to the test's thread
+            outcome["error"] = exc
+
+    command = threading.Thread(target=run)
+    command.start()
+    deadline = time.monotonic() + 60
+    while command.is_alive() and time.monotonic() < deadline:
+        drain(rt)
+        command.join(0.1)
+    command.join(5)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return str(outcome["out"])
+
+
+def test_a_sync_whose_every_row_is_bad_fails_and_keeps_the_catalog(cli, rt, tmp_path: Path):
+    feed = write_feed(tmp_path / "feed.csv", 4, variants_per_product=1)
+    cli("merchants", "add", "feed", "--name", "acme", "--url", str(feed), "--no-sync")
+    resync_served(cli, rt, "acme")
+    write_feed(feed, 4, variants_per_product=1, bad_rows=range(4))
+
+    out = resync_served(cli, rt, "acme", expect=1)
+
+    assert "run 2 failed: no_usable_rows: every one of the 4 rows read was unusable (line 2: price" in out
+    run = syncs.get_run(rt, 2)
+    assert (run.status, run.rows_read, run.failed_rows, run.deleted) == ("failed", 4, 4, 0)
+    assert len(run.row_errors) == 4
+    listed = json.loads(cli("merchants", "list", "--json"))
+    assert listed[0]["last_sync"] == "failed"
+    assert "no failed jobs" not in cli("jobs", "failed")
+
+
+def test_rows_read_counts_the_bad_rows_too(cli, rt, tmp_path: Path):
+    feed = write_feed(tmp_path / "feed.csv", 10, variants_per_product=1, bad_rows=(3, 7))
+    cli("merchants", "add", "feed", "--name", "acme", "--url", str(feed), "--no-sync")
+    out = resync_served(cli, rt, "acme")
+    assert "succeeded, 2 bad row(s) skipped" in out
+    run = syncs.get_run(rt, 1)
+    assert (run.rows_read, run.created, run.failed_rows) == (10, 8, 2)
+
+
+def test_dry_run_lists_each_change_with_before_and_after(cli, rt, tmp_path: Path):
+    feed = write_feed(tmp_path / "feed.csv", 3, variants_per_product=1)
+    cli("merchants", "add", "feed", "--name", "acme", "--url", str(feed), "--no-sync")
+    resync_served(cli, rt, "acme")
+    before = syncs.get_run(rt, 1)
+    assert before.status == "succeeded"
+
+    def change(index: int, row: dict[str, str]) -> dict[str, str]:
+        if index == 0:
+            return {**row, "title": "Renamed tee", "price": "99.00 USD"}
+        if index == 1:
+            return {**row, "quantity": "123"}
+        return row
+
+    rewrite_feed(feed, change)
+    with feed.open() as fh:
+        rows = fh.read().splitlines()
+    first_id, second_id = rows[1].split(",")[0], rows[2].split(",")[0]
+    out = resync_served(cli, rt, "acme", "--dry-run")
+    table = {
+        tuple(cell.strip() for cell in line.split("│")[1:-1]) for line in out.splitlines() if "│" in line
+    }
+    table = {row for row in table if len(row) == 6}  # the change list's rows
+    updated = [r for r in table if r[0] == "updated"]
+    assert any(r[3] == "title" and r[5] == "Renamed tee" for r in updated), out
+    [price] = [r for r in updated if r[3] == "price"]
+    assert (price[2], price[5]) == (first_id, "99.00 USD") and price[4] not in ("", "-", "99.00 USD")
+    [stock] = [r for r in table if r[0] == "stock"]
+    assert (stock[2], stock[3], stock[5]) == (second_id, "available", "123")
+    assert "{" not in out  # no raw JSON
+
+
+def test_empty_results_are_said_in_words(cli, tmp_path: Path):
+    assert cli("merchants", "list").strip() == "no merchants (connect one with `storelink merchants add`)"
+    assert cli("jobs", "failed").split("\n")[:2] == ["no failed jobs", "no failed sync runs"]
+    feed = write_feed(tmp_path / "feed.csv", 3)
+    cli("merchants", "add", "feed", "--name", "acme", "--url", str(feed), "--no-sync")
+    assert "no sync runs yet" in cli("merchants", "show", "acme")
+    assert "┃" not in cli("inbound", "list", "acme")
+
+
+def test_resync_progress_has_the_last_runs_rows_as_its_total(cli, rt, tmp_path: Path, monkeypatch):
+    feed = write_feed(tmp_path / "feed.csv", 7, variants_per_product=1)
+    cli("merchants", "add", "feed", "--name", "acme", "--url", str(feed), "--no-sync")
+    resync_served(cli, rt, "acme")
+    screen = io.StringIO()
+    terminal = cli_module._Output(file=screen, force_terminal=True, width=200)
+    monkeypatch.setattr(cli_module, "err", terminal)
+    cli("resync", "acme", "--timeout", "1", "--notice-after", "60", expect=1)
+    assert "0 rows of ~7 (as last time)" in screen.getvalue()
