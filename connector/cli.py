@@ -844,11 +844,13 @@ def jobs_retry(obj: Context, job_id: str | None, retry_all: bool) -> None:
     rt = obj.rt
     if not job_id and not retry_all:
         raise click.UsageError("give a JOB_ID or --all")
-    ids = [j.id for j in rt.queues.failed_jobs()] if retry_all else [job_id or ""]
-    if not ids:
+    if retry_all:
+        outcomes = [failed_jobs.retry_job(rt, job) for job in rt.queues.failed_jobs()]
+    else:
+        outcomes = [failed_jobs.retry(rt, job_id or "")]
+    if not outcomes:
         console.print("no failed jobs to retry")
         return
-    outcomes = [failed_jobs.retry(rt, i) for i in ids]
     for outcome in outcomes:
         if outcome.requeued:
             console.print(f"requeued {outcome.job_id}: {outcome.note}", highlight=False)

@@ -36,6 +36,12 @@ def retry(rt: Runtime, job_id: str) -> RetryOutcome:
     job = next((j for j in rt.queues.failed_jobs() if j.id == job_id), None)
     if job is None:
         return RetryOutcome(job_id, False, "not a failed job")
+    return retry_job(rt, job)
+
+
+def retry_job(rt: Runtime, job: Job) -> RetryOutcome:
+    """`retry` of a job taken from the failed jobs."""
+    job_id = job.id
     reason, note = _reopen(rt, job)
     if reason is not None:
         logger.warning("failed job not retried", extra={"job_id": job_id, "reason": reason})
