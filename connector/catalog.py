@@ -210,10 +210,6 @@ class CatalogSync:
         if batch:
             self._flush(batch)
         self._record_row_errors()
-        usable = self.counts.rows_read
-        self.counts.rows_read += self.counts.failed_rows  # rows read: the bad ones too
-        if since is None and usable == 0 and self.counts.failed_rows:
-            self._refuse_all_bad()
         # A row that failed to parse this time is not a row that disappeared: keep its variant.
         skipped = set(self.adapter.catalog_skipped_refs())
         self._seen_variants |= skipped
@@ -252,6 +248,7 @@ class CatalogSync:
         )
 
     def _record_row_errors(self) -> None:
+        """Record the pass's bad rows (counted in rows read too); a pass that could use none is refused."""
         errors = self.adapter.iter_catalog_errors()
         self.counts.failed_rows = self.adapter.skipped_count
         self.counts.row_errors = [
@@ -262,6 +259,10 @@ class CatalogSync:
                 "catalog row skipped",
                 extra={"merchant_id": self.merchant_id, "run_id": self.run_id, "line": line, "error": reason},
             )
+        usable = self.counts.rows_read
+        self.counts.rows_read += self.counts.failed_rows  # rows read: the bad ones too
+        if usable == 0 and self.counts.failed_rows and (self.full or self.watermark is None):
+            self._refuse_all_bad()  # a pass that read every row and could use none
 
     # -- one batch ------------------------------------------------------------------------------------------
 

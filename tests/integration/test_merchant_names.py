@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
 from connector.db import make_engine
 from connector.migrate import upgrade
 from connector.sandbox.feeds import write_feed
-from tests.conftest import BACKENDS, normalize_pg, postgres_schema
+from tests.conftest import BACKENDS, normalize_pg
 
 
 def test_a_taken_name_is_refused_and_nothing_is_written(cli, tmp_path: Path):
@@ -39,8 +40,18 @@ def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         pytest.skip("TEST_DATABASE_URL not set")
-    with postgres_schema(normalize_pg(base)) as url:
-        yield url
+    admin_url = normalize_pg(base)
+    schema = f"names_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in admin_url else "?"
+        yield f"{admin_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def test_migration_renames_later_duplicates_with_their_id(blank_url: str):
