@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from connector import bulk, events
+from connector import bulk, catalog_diff, events
 from connector.db import Database
 from connector.domain.catalog import Product, Variant
 from connector.errors import PermanentError
@@ -238,7 +238,19 @@ class CatalogSync:
                 )
         return self.counts
 
+    def _refuse_all_bad(self) -> None:
+        """Fail a pass in which every row was bad: it synced nothing, and must not delete the catalog."""
+        with self.db.session() as session:
+            self._touch(session, final=True)
+        first = self.counts.row_errors[0] if self.counts.row_errors else None
+        example = f" (line {first['line']}: {first['error']})" if first else ""
+        raise PermanentError(
+            f"every one of the {self.counts.failed_rows} rows read was unusable{example}; nothing was synced",
+            code="no_usable_rows",
+        )
+
     def _record_row_errors(self) -> None:
+        """Record the pass's bad rows (counted in rows read too); a pass that could use none is refused."""
         errors = self.adapter.iter_catalog_errors()
         self.counts.failed_rows = self.adapter.skipped_count
         self.counts.row_errors = [
@@ -249,6 +261,10 @@ class CatalogSync:
                 "catalog row skipped",
                 extra={"merchant_id": self.merchant_id, "run_id": self.run_id, "line": line, "error": reason},
             )
+        usable = self.counts.rows_read
+        self.counts.rows_read += self.counts.failed_rows  # rows read: the bad ones too
+        if usable == 0 and self.counts.failed_rows and (self.full or self.watermark is None):
+            self._refuse_all_bad()  # a pass that read every row and could use none
 
     # -- one batch ------------------------------------------------------------------------------------------
 
@@ -328,6 +344,9 @@ class CatalogSync:
         changed_products: dict[str, str] = {}  # external id -> "created" | "updated"
         p_hash = {ext: p.content_hash() for ext, p in products.items()}
         v_hash = {ext: v.content_hash() for ext, (v, _) in variants.items()}
+        stored_fields = (
+            self._before(session, stored_p, stored_v, p_hash, v_hash) if self.dry_run else ({}, {})
+        )
         new_p = [ext for ext in products if ext not in stored_p]
         upd_p = []
         for ext, (pid, h) in stored_p.items():
@@ -471,7 +490,13 @@ class CatalogSync:
             for ext, change in changed_products.items()
         ]
         if self.dry_run:
-            self._record_diff(changed_products, changed_stock, variants)
+            stock_before = {
+                ext: level[1] if (level := stored_levels.get(variant_ids[ext])) else None
+                for ext in changed_stock
+            }
+            self._record_diff(
+                products, changed_products, changed_variants, variants, stored_fields, stock_before
+            )
         return events.publish(session, product_events + inventory_events)
 
     @staticmethod
@@ -501,20 +526,60 @@ class CatalogSync:
             ],
         }
 
+    def _before(
+        self,
+        session: Session,
+        stored_p: dict[str, tuple[int, str]],
+        stored_v: dict[str, tuple[int, int, str]],
+        p_hash: dict[str, str],
+        v_hash: dict[str, str],
+    ) -> tuple[dict[str, catalog_diff.Fields], dict[str, catalog_diff.Fields]]:
+        """A dry run's stored fields of the products and variants this batch changes, read before it writes."""
+        if len(self.counts.diff) >= MAX_RECORDED_DIFF:
+            return {}, {}
+        batch_pids = {pid for pid, _ in stored_p.values()}
+        products = [ext for ext, (_, h) in stored_p.items() if p_hash[ext] != h]
+        variants = [ext for ext, (_, pid, h) in stored_v.items() if v_hash[ext] != h or pid not in batch_pids]
+        return (
+            catalog_diff.stored_products(session, self.merchant_id, products),
+            catalog_diff.stored_variants(session, self.merchant_id, variants),
+        )
+
     def _record_diff(
         self,
+        products: dict[str, Product],
         changed_products: dict[str, str],
-        changed_stock: set[str],
+        changed_variants: set[str],
         variants: dict[str, tuple[Variant, str]],
+        before: tuple[dict[str, catalog_diff.Fields], dict[str, catalog_diff.Fields]],
+        stock_before: dict[str, int | None],
     ) -> None:
+        """A dry run's change list: created products, and per field the stored value and the store's."""
+        old_products, old_variants = before
+        diff: list[dict[str, Any]] = []
         for ext, change in changed_products.items():
-            if len(self.counts.diff) < MAX_RECORDED_DIFF:
-                self.counts.diff.append({"op": change, "product": ext})
-        for ext in changed_stock:
-            if len(self.counts.diff) < MAX_RECORDED_DIFF:
-                self.counts.diff.append(
-                    {"op": "stock", "variant": ext, "available": variants[ext][0].quantity}
-                )
+            p = products[ext]
+            if change == "created":
+                diff.append({"op": "created", "product": ext, "changes": {"title": [None, p.title]}})
+                continue
+            fields = catalog_diff.changes(old_products.get(ext), catalog_diff.product_fields(p))
+            if ext in old_products and fields:
+                diff.append({"op": "updated", "product": ext, "changes": fields})
+        for ext in changed_variants:
+            variant, product_ext = variants[ext]
+            if changed_products.get(product_ext) == "created":
+                continue  # part of the created product
+            after = catalog_diff.variant_fields(variant, product_ext)
+            if ext not in old_variants:
+                diff.append({"op": "created", "variant": ext, "changes": {"title": [None, variant.title]}})
+            elif fields := catalog_diff.changes(old_variants[ext], after):
+                diff.append({"op": "updated", "variant": ext, "changes": fields})
+        for ext, available in stock_before.items():
+            if changed_products.get(variants[ext][1]) == "created":
+                continue
+            after_qty = variants[ext][0].quantity
+            diff.append({"op": "stock", "variant": ext, "changes": {"available": [available, after_qty]}})
+        self.counts.diff.extend(diff[: max(0, MAX_RECORDED_DIFF - len(self.counts.diff))])
 
     # -- after a full pass -----------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
@@ -34,8 +34,27 @@ from connector.merchants import create_merchant, get_merchant, rotate_credential
 from connector.models import Merchant, SyncRun
 
 logger = logging.getLogger(__name__)
-console = Console(stderr=False)
-err = Console(stderr=True)
+
+PIPE_WIDTH = 100_000
+"""Columns of output that goes to a pipe or a file: wide enough that no line wraps and no cell is cut."""
+
+
+class _Output(Console):
+    """A console the width of the terminal it writes to; elsewhere (a pipe, a file) never wrapping or cutting,
+    so that a table's rows stay one line each and URLs stay whole for grep and scripts."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dimensions = Console.size.fget(self)  # type: ignore[attr-defined]
+        return dimensions if self.is_terminal else ConsoleDimensions(PIPE_WIDTH, dimensions.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = _Output(stderr=False)
+err = _Output(stderr=True)
 
 TERMINAL = ("succeeded", "failed")
 
@@ -104,10 +123,15 @@ def resolve_cli_redis(settings: Settings, stack: contextlib.ExitStack) -> str:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-def _print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[tuple[str, str]]) -> None:
-    """Rows as one JSON array (`--json`) or as a table of the given (header, key) columns."""
+def _print_rows(
+    rows: list[dict[str, Any]], as_json: bool, columns: list[tuple[str, str]], empty: str = "nothing to list"
+) -> None:
+    """Rows as one JSON array (`--json`) or as a table of the given (header, key) columns; no rows, `empty`."""
     if as_json:
         click.echo(json.dumps(rows))
+        return
+    if not rows:
+        console.print(empty, highlight=False)
         return
     table = Table(*(header for header, _ in columns))
     for row in rows:
@@ -556,7 +580,7 @@ def merchants_list(obj: Context, as_json: bool) -> None:
                     "store": m.store_ref,
                     "last_sync": last.status if last else None,
                     "last_sync_at": (last.finished_at or last.created_at).isoformat() if last else None,
-                    "problem": m.problem,
+                    "problem": m.problem or _run_problem(rt, last),
                 }
             )
     _print_rows(
@@ -571,6 +595,7 @@ def merchants_list(obj: Context, as_json: bool) -> None:
             ("last sync", "last_sync"),
             ("problem", "problem"),
         ],
+        empty="no merchants (connect one with `storelink merchants add`)",
     )
 
 
@@ -589,14 +614,36 @@ def merchants_show(obj: Context, merchant: str) -> None:
         runs = session.scalars(
             select(SyncRun).where(SyncRun.merchant_id == m.id).order_by(SyncRun.id.desc()).limit(10)
         ).all()
-        console.print(_runs_table(runs))
+        if runs and runs[0].status not in TERMINAL:
+            latest = runs[0]
+            console.print(
+                f"run {latest.id} {latest.status}: {syncs.waiting_for(rt, latest)}", highlight=False
+            )
+        console.print(_runs_table(runs) if runs else "no sync runs yet")
+
+
+STUCK_AFTER = 60.0
+"""Seconds a queued run may wait for its first worker before `merchants list` shows it as a problem."""
+
+
+def _run_problem(rt: runtime.Runtime, run: SyncRun | None) -> str | None:
+    """The problem column for a merchant whose last run is retrying after an error, or no worker took."""
+    if run is None or run.status != "queued":
+        return None
+    waited = (datetime.now(UTC) - run.created_at).total_seconds()
+    if not run.error and (waited < STUCK_AFTER or rt.queues.workers_on(run.queue)):
+        return None
+    return f"sync run {run.id} {syncs.waiting_for(rt, run)}"
 
 
 def _summary(run: SyncRun) -> Table:
     table = Table("run " + str(run.id), "", title="dry run (nothing written)" if run.dry_run else None)
     elapsed = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else 0
+    status = run.status
+    if run.status == "succeeded" and run.failed_rows:
+        status = f"succeeded, {run.failed_rows} bad row(s) skipped"
     for label, value in (
-        ("status", run.status),
+        ("status", status),
         ("attempts", run.attempt),
         ("rows read", run.rows_read),
         ("created", run.created),
@@ -653,9 +700,20 @@ def _runs_table(runs: Any) -> Table:
 @click.option("--dry-run", is_flag=True, help="Compute and print the changes without applying them.")
 @click.option("--no-wait", is_flag=True, help="Queue the run and return at once.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait for the run.")
+@click.option(
+    "--notice-after",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a queued run may wait before what it waits for is printed.",
+)
 @pass_ctx
-def resync(obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool, timeout: float) -> None:
-    """Run a full resync for MERCHANT (id or name) through the workers, with progress and a summary."""
+def resync(
+    obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool, timeout: float, notice_after: float
+) -> None:
+    """Run a full resync for MERCHANT (id or name) through the workers, with progress and a summary.
+
+    A run no worker takes, or one retrying after an error, is said so after --notice-after seconds."""
     rt = obj.rt
     with _errors():
         with rt.db.session() as session:
@@ -664,7 +722,7 @@ def resync(obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool,
     console.print(f"run {run.id} queued on '{run.queue}'")
     if no_wait:
         return
-    final = _follow(rt, run.id, timeout)
+    final = _follow(rt, run.id, timeout, notice_after)
     console.print(_summary(final))
     if final.row_errors:
         table = Table("line", "skipped row")
@@ -673,15 +731,45 @@ def resync(obj: Context, merchant: str, kind: str, dry_run: bool, no_wait: bool,
         console.print(table)
         if final.failed_rows > 20:
             console.print(f"… and {final.failed_rows - 20} more")
-    if dry_run and final.diff:
-        for change in final.diff[:50]:
-            console.print(" ", json.dumps(change))
+    if dry_run:
+        console.print(_diff_table(final.diff) if final.diff else "dry run: nothing would change")
     if final.status != "succeeded":
         raise click.ClickException(f"run {final.id} {final.status}: {final.error or 'no worker finished it'}")
 
 
-def _follow(rt: runtime.Runtime, run_id: int, timeout: float) -> SyncRun:
-    deadline = time.monotonic() + timeout
+DIFF_ROWS = 50
+
+
+def _diff_table(diff: list[dict[str, Any]]) -> Table:
+    """A dry run's change list, one row per changed field with the stored value and the store's."""
+    table = Table("change", "product", "variant", "field", "before", "after", title="dry run: would change")
+    shown = 0
+    for entry in diff:
+        fields = entry.get("changes") or {"": [None, None]}
+        for name, (old, new) in fields.items():
+            if shown == DIFF_ROWS:
+                table.caption = f"the first {DIFF_ROWS} changes of {len(diff)} recorded"
+                return table
+            table.add_row(
+                entry["op"],
+                entry.get("product", ""),
+                entry.get("variant", ""),
+                name,
+                _cell(old) if old is not None else "-",
+                _cell(new) if new is not None else "-",
+            )
+            shown += 1
+    return table
+
+
+def _follow(rt: runtime.Runtime, run_id: int, timeout: float, notice_after: float) -> SyncRun:
+    """Wait for the run to finish, with progress; say what it waits for once it has waited `notice_after`."""
+    started = time.monotonic()
+    deadline = started + timeout
+    noticed: str | None = None
+    run = syncs.get_run(rt, run_id)
+    total = syncs.expected_rows(rt, run)
+    of = f" of ~{total:,} (as last time)" if total else " (total unknown before a first sync)"
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -691,18 +779,26 @@ def _follow(rt: runtime.Runtime, run_id: int, timeout: float) -> SyncRun:
         console=err,
         transient=True,
     ) as progress:
-        task = progress.add_task("waiting for a worker", total=None, rows="")
+        task = progress.add_task("waiting for a worker", total=total, rows="")
         while True:
             run = syncs.get_run(rt, run_id)
             progress.update(
                 task,
+                completed=min(run.rows_read, total) if total else run.rows_read,
                 description=f"run {run_id} {run.status}",
-                rows=f"{run.rows_read} rows, {run.events_emitted} events",
+                rows=f"{run.rows_read:,} rows{of}, {run.events_emitted:,} events",
             )
             if run.status in TERMINAL:
                 return run
+            waited = time.monotonic() - started
+            if run.status == "queued" and waited >= notice_after:
+                why = syncs.waiting_for(rt, run, waited=waited)
+                if noticed is None or (run.error or "") not in noticed:
+                    progress.console.print(f"run {run_id} queued: {why}", highlight=False)
+                    noticed = why
             if time.monotonic() > deadline:
-                raise click.ClickException(f"run {run_id} still {run.status} after {timeout:.0f}s")
+                why = syncs.waiting_for(rt, run, waited=waited)
+                raise click.ClickException(f"run {run_id} still {run.status} after {timeout:.0f}s: {why}")
             time.sleep(0.25)
 
 
@@ -746,11 +842,11 @@ def jobs_failed(obj: Context, as_json: bool) -> None:
     table = Table("job", "queue", "function", "ended", "error", title="failed jobs")
     for j in failed:
         table.add_row(j["id"], j["queue"], j["func"], j["ended_at"] or "", j["error"])
-    console.print(table)
+    console.print(table if failed else "no failed jobs")
     table = Table("run", "merchant", "error", title="failed sync runs")
     for r in failed_runs:
         table.add_row(str(r["run"]), str(r["merchant_id"]), r["error"] or "")
-    console.print(table)
+    console.print(table if failed_runs else "no failed sync runs")
 
 
 @jobs.command("retry")
@@ -758,15 +854,31 @@ def jobs_failed(obj: Context, as_json: bool) -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Retry every failed job.")
 @pass_ctx
 def jobs_retry(obj: Context, job_id: str | None, retry_all: bool) -> None:
-    """Put a failed job (or all of them) back on its queue."""
+    """Put a failed job (or all of them) back on its queue, reopening the work it failed (a failed sync run
+    is queued again); a job whose work cannot be done again is left failed, with the reason."""
+    from connector import failed_jobs
+
     rt = obj.rt
     if not job_id and not retry_all:
         raise click.UsageError("give a JOB_ID or --all")
-    ids = [j.id for j in rt.queues.failed_jobs()] if retry_all else [job_id or ""]
-    missing = [i for i in ids if not rt.queues.retry_failed(i)]
-    if missing:
-        raise click.ClickException(f"not a failed job: {', '.join(missing)}")
-    console.print(f"requeued {len(ids)} job(s)")
+    if retry_all:
+        outcomes = [failed_jobs.retry_job(rt, job) for job in rt.queues.failed_jobs()]
+    else:
+        outcomes = [failed_jobs.retry(rt, job_id or "")]
+    if not outcomes:
+        console.print("no failed jobs to retry")
+        return
+    for outcome in outcomes:
+        if outcome.requeued:
+            console.print(f"requeued {outcome.job_id}: {outcome.note}", highlight=False)
+    refused = [o for o in outcomes if not o.requeued]
+    requeued = len(outcomes) - len(refused)
+    console.print(f"requeued {requeued} job(s)" + (f", {len(refused)} not retried" if refused else ""))
+    if refused:
+        raise click.ClickException(
+            "; ".join(f"{o.job_id} not retried: {o.note}" for o in refused[:10])
+            + (f"; … and {len(refused) - 10} more" if len(refused) > 10 else "")
+        )
 
 
 # --- platform clients ---------------------------------------------------------------------------------------
@@ -969,6 +1081,7 @@ def deliveries(
             ("last status", "last_status"),
             ("error", "error"),
         ],
+        empty="no webhook deliveries found",
     )
 
 
@@ -1066,6 +1179,7 @@ def inbound_list(
             ("status", "status"),
             ("note", "note"),
         ],
+        empty="no store webhooks found",
     )
 
 

@@ -36,6 +36,8 @@ T = TypeVar("T")
 EXCERPT_CHARS = 200
 _EXCERPT_READ_BYTES = 4096
 _RETRYABLE_4XX = frozenset({408, 429})
+# 5xx answers that say the server will never do this request (not implemented, HTTP version refused).
+_PERMANENT_5XX = frozenset({501, 505})
 
 
 def build_session(options: HttpOptions) -> requests.Session:
@@ -112,7 +114,7 @@ def error_for_response(response: requests.Response) -> StorelinkError | None:
         return None
     where = safe_url(response.url)
     details: dict[str, object] = {"status": status, "url": where}
-    if status == 429 or status >= 500 or status in _RETRYABLE_4XX:
+    if (status >= 500 and status not in _PERMANENT_5XX) or status in _RETRYABLE_4XX:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         code = "rate_limited" if status == 429 else "http_unavailable"
         return RetryableError(
@@ -167,9 +169,9 @@ def _error_for_exception(exc: BaseException) -> StorelinkError:
 def translate(exc_or_response: requests.Response | BaseException) -> StorelinkError:
     """The taxonomy error for a failed response or a transport exception.
 
-    Connection errors, timeouts, broken streams, 408, 429 and 5xx are `RetryableError` (429 and 5xx carry
-    Retry-After as `retry_after`); 401 and 403 are `AuthError`; other 4xx and malformed requests are
-    `PermanentError`. A successful response or an unrelated exception is a programming error (TypeError).
+    Connection errors, timeouts, broken streams, 408, 429 and 5xx but 501 and 505 are `RetryableError` (429
+    and 5xx carry Retry-After as `retry_after`); 401 and 403 are `AuthError`; other 4xx, 501, 505 and
+    malformed requests are `PermanentError`. A successful response or an unrelated exception is a programming error (TypeError).
     """
     if isinstance(exc_or_response, requests.Response):
         error = error_for_response(exc_or_response)

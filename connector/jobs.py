@@ -8,7 +8,7 @@ from rq import get_current_job
 
 from connector import runtime, syncs
 from connector.catalog import CatalogSync, LeaseLostError
-from connector.errors import AuthError, PermanentError, RetryableError
+from connector.errors import AuthError, PermanentError, RetryableError, StorelinkError
 from connector.merchants import build_adapter
 from connector.models import Merchant
 
@@ -59,9 +59,12 @@ def run_sync(run_id: int) -> dict[str, int] | None:
         raise
     except (RetryableError, Exception) as exc:
         final = _final_attempt()
-        syncs.finish(
-            rt, run_id, token, status="failed" if final else "queued", error=f"{type(exc).__name__}: {exc}"
+        error = (
+            f"{exc.code}: {exc.message}"
+            if isinstance(exc, StorelinkError)
+            else f"{type(exc).__name__}: {exc}"
         )
+        syncs.finish(rt, run_id, token, status="failed" if final else "queued", error=error)
         raise
     syncs.finish(rt, run_id, token, status="succeeded")
     logger.info("sync run finished", extra={**log, "counts": counts.as_row()})

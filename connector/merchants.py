@@ -120,6 +120,7 @@ def create_merchant(
         raise ValidationError("inventory buffer must be zero or more", code="bad_buffer")
     if not name.strip():
         raise ValidationError("merchant name must not be empty", code="bad_name")
+    _refuse_taken_name(session, name.strip())
     merchant = Merchant(
         kind=kind,
         store_ref=cls.store_ref(normalized),
@@ -136,11 +137,32 @@ def create_merchant(
             session.add(merchant)
             session.flush()
     except IntegrityError:
+        _refuse_taken_name(session, merchant.name)  # taken meanwhile by a concurrent add
         raise ValidationError(
             f"a {kind} merchant for {merchant.store_ref} already exists", code="merchant_exists"
         ) from None
     logger.info("merchant created", extra={"merchant_id": merchant.id, "kind": kind})
     return merchant
+
+
+def _refuse_taken_name(session: Session, name: str) -> None:
+    """Merchant names are unique (commands find a merchant by its name): a taken one is refused."""
+    holder = session.scalars(select(Merchant.id).where(Merchant.name == name)).first()
+    if holder is not None:
+        raise ValidationError(
+            f"merchant name {name!r} is taken by merchant {holder}; choose another name",
+            code="merchant_name_taken",
+            details={"field": "name"},
+        )
+
+
+def free_name(session: Session, name: str) -> str:
+    """`name`, or `name-2`, `name-3`, ... : the first no merchant has (for merchants named automatically)."""
+    candidate, tries = name, 1
+    while session.scalars(select(Merchant.id).where(Merchant.name == candidate)).first() is not None:
+        tries += 1
+        candidate = f"{name}-{tries}"
+    return candidate
 
 
 def get_merchant(session: Session, ref: str | int) -> Merchant:
@@ -174,7 +196,12 @@ def install_merchant(
     ).first()
     if merchant is None:
         created = create_merchant(
-            session, secrets, kind=kind, name=store_ref, config=normalized, credentials=credentials
+            session,
+            secrets,
+            kind=kind,
+            name=free_name(session, store_ref),
+            config=normalized,
+            credentials=credentials,
         )
         return created, True
     merchant.config = cls.validate_config({**merchant.config, **normalized})

@@ -6,11 +6,12 @@ import logging
 import random
 import re
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
@@ -103,6 +104,17 @@ class Queues:
             registry = FailedJobRegistry(queue=q)
             jobs.extend(j for j in Job.fetch_many(registry.get_job_ids(), connection=self.connection) if j)
         return jobs
+
+    def workers_on(self, queue: str) -> int:
+        """Workers registered as listening on `queue` (alive: a dead one's registration lapses)."""
+        return Worker.count(connection=self.connection, queue=self.by_name[queue])
+
+    def retry_at(self, queue: str, job_id: str) -> datetime | None:
+        """When a job waiting for its next retry is due back on `queue`; None when it is not waiting."""
+        try:
+            return ScheduledJobRegistry(queue=self.by_name[queue]).get_scheduled_time(job_id)
+        except NoSuchJobError:
+            return None
 
     def retry_failed(self, job_id: str) -> bool:
         for q in self.by_name.values():

@@ -179,6 +179,47 @@ def sweep(rt: Runtime) -> list[int]:
     return revived
 
 
+def expected_rows(rt: Runtime, run: SyncRun) -> int | None:
+    """Rows the merchant's last succeeded run of the same kind read: the likely total of `run`."""
+    with rt.db.session() as session:
+        rows = session.scalars(
+            select(SyncRun.rows_read)
+            .where(
+                SyncRun.merchant_id == run.merchant_id,
+                SyncRun.kind == run.kind,
+                SyncRun.status == "succeeded",
+                SyncRun.id != run.id,
+            )
+            .order_by(SyncRun.id.desc())
+            .limit(1)
+        ).first()
+    return rows or None
+
+
+NO_WORKER_HINT = "is `storelink up` or `storelink worker` running?"
+
+
+def waiting_for(rt: Runtime, run: SyncRun, *, waited: float | None = None) -> str:
+    """What an unfinished run is waiting for, in words for support: a worker that never came, the next
+    retry after a failed attempt (with that attempt's error), or the worker running it. `waited` is how long
+    the caller has watched the run (default: since the run was recorded)."""
+    now = datetime.now(UTC)
+    if run.status == "running":
+        beat = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else 0.0
+        return f"running on a worker (attempt {run.attempt}, last heartbeat {beat:.0f} s ago)"
+    listening = rt.queues.workers_on(run.queue)
+    no_worker = "" if listening else f" (no worker listens on queue '{run.queue}': {NO_WORKER_HINT})"
+    if run.error:
+        due = rt.queues.retry_at(run.queue, run.job_id) if run.job_id else None
+        when = f"; next try at {due:%H:%M:%S} UTC" if due else ""
+        return f"retrying: attempt {run.attempt} failed with {run.error}{when}{no_worker}"
+    if waited is None:
+        waited = (now - run.created_at).total_seconds()
+    if not listening:
+        return f"no worker has taken run {run.id} in {waited:.0f} s: {NO_WORKER_HINT}"
+    return f"waiting {waited:.0f} s for one of {listening} worker(s) on queue '{run.queue}'"
+
+
 def get_run(rt: Runtime, run_id: int) -> SyncRun:
     with rt.db.session() as session:
         run = session.get(SyncRun, run_id)

@@ -532,10 +532,14 @@ def _delimited_header(reader: CsvReader, dialect: str) -> list[str]:
 def _delimited_records(reader: CsvReader, width: int) -> Iterator[Record]:
     """The records after the header, each at its first physical line (a quoted field may span lines)."""
     last_line = reader.line_num
+    delimiter = reader.dialect.delimiter
     while True:
         try:
             for record in reader:
                 start, last_line = last_line + 1, reader.line_num
+                if last_line > start and (problem := _open_quote(record, width, delimiter, start, last_line)):
+                    yield start, None, problem
+                    continue
                 if len(record) != width:
                     if not record:
                         continue
@@ -548,6 +552,19 @@ def _delimited_records(reader: CsvReader, width: int) -> Iterator[Record]:
         except csv.Error as exc:
             start, last_line = last_line + 1, max(reader.line_num, last_line + 1)
             yield start, None, f"unreadable row: {exc}"
+
+
+def _open_quote(record: list[str], width: int, delimiter: str, start: int, end: int) -> str | None:
+    """Why a record read over lines `start`..`end` looks like a quote left open that swallowed the rows after
+    it: a line inside one of its fields holds as many delimiters as a row (a real multi-line text rarely does)."""
+    row_like = max(width - 1, 1)
+    for value in record:
+        if any(line.count(delimiter) >= row_like for line in value.split("\n")[1:]):
+            return (
+                f"unclosed quote: a quoted field opened on line {start} runs on to line {end}, "
+                f"swallowing the {end - start} line(s) after it as text"
+            )
+    return None
 
 
 def _excess_fields(record: list[str], width: int) -> str | None:

@@ -177,6 +177,25 @@ def test_bad_rows_are_skipped_with_physical_line_numbers(tmp_path: Path) -> None
     assert adapter.skipped_count == 7
 
 
+def test_a_row_with_an_unclosed_quote_is_reported_with_the_lines_it_swallowed(tmp_path: Path) -> None:
+    text = (
+        "id,title,price,quantity\n"  # line 1
+        "A,Alpha,1.00 USD,1\n"  # line 2
+        'B,"Beta,2.00 USD,1\n'  # line 3: the quote is never closed
+        "C,Gamma,3.00 USD,1\n"  # line 4: swallowed
+        "D,Delta,4.00 USD,1\n"  # line 5: swallowed
+    )
+    adapter = make(write(tmp_path, "f.csv", text))
+    assert variant_ids(catalog(adapter)) == [["A"]]
+    assert adapter.iter_catalog_errors() == [
+        (
+            3,
+            "unclosed quote: a quoted field opened on line 3 runs on to line 5, swallowing the 2 line(s) after it as text",
+        )
+    ]
+    assert adapter.skipped_count == 1
+
+
 def test_csv_rows_of_every_shape_read_by_column_position(tmp_path: Path) -> None:
     text = (
         "ID, Title ,price,sale_price,availability,quantity,color,size,notes,,\n"  # no sku, mpn or gtin column
