@@ -89,7 +89,11 @@ class Merchant(Timestamped, Base):
     """A tenant: one store connected to the platform. Credentials are encrypted (connector.crypto)."""
 
     __tablename__ = "merchants"
-    __table_args__ = (UniqueConstraint("kind", "store_ref"), UniqueConstraint("name"))
+    __table_args__ = (
+        UniqueConstraint("kind", "store_ref"),
+        # A unique index rather than a constraint: adding it never rebuilds the table on SQLite.
+        Index("uq_merchants_name", "name", unique=True),
+    )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(40))
     store_ref: Mapped[str] = mapped_column(String(500))

@@ -45,10 +45,10 @@ def _rename_duplicates() -> None:
 
 def upgrade() -> None:
     _rename_duplicates()
-    with op.batch_alter_table("merchants", schema=None) as batch_op:
-        batch_op.create_unique_constraint(batch_op.f("uq_merchants_name"), ["name"])
+    # An index, not a table constraint: on SQLite a constraint means rebuilding `merchants`, whose rows are
+    # the parents of nearly every other table.
+    op.create_index("uq_merchants_name", "merchants", ["name"], unique=True)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("merchants", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_merchants_name"), type_="unique")
+    op.drop_index("uq_merchants_name", table_name="merchants")
