@@ -107,8 +107,11 @@ def body_excerpt(response: requests.Response, limit: int = EXCERPT_CHARS) -> str
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def error_for_response(response: requests.Response) -> StorelinkError | None:
-    """The taxonomy error for a failed response, None for anything below 400."""
+def error_for_response(response: requests.Response, *, quote_body: bool = True) -> StorelinkError | None:
+    """The taxonomy error for a failed response, None for anything below 400.
+
+    `quote_body`: put an excerpt of the body in the message (a store's error text helps support); False for
+    fetches of arbitrary URLs (feeds), whose content must never be echoed back to whoever named the URL."""
     status = response.status_code
     if status < 400:
         return None
@@ -120,17 +123,18 @@ def error_for_response(response: requests.Response) -> StorelinkError | None:
         return RetryableError(
             f"HTTP {status} from {where}", retry_after=retry_after, code=code, details=details
         )
-    excerpt = body_excerpt(response)
+    excerpt = body_excerpt(response) if quote_body else ""
     message = f"HTTP {status} from {where}" + (f": {excerpt}" if excerpt else "")
-    details["body"] = excerpt
+    if excerpt:
+        details["body"] = excerpt
     if status in (401, 403):
         return AuthError(message, code="auth", details=details)
     return PermanentError(message, code=f"http_{status}", details=details)
 
 
-def raise_for_status(response: requests.Response) -> requests.Response:
+def raise_for_status(response: requests.Response, *, quote_body: bool = True) -> requests.Response:
     """Return `response` when it succeeded; otherwise close it and raise its taxonomy error."""
-    error = error_for_response(response)
+    error = error_for_response(response, quote_body=quote_body)
     if error is None:
         return response
     response.close()

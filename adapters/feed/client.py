@@ -126,7 +126,7 @@ class FeedClient:
         session = self._session_for_request()
         with transport_errors():
             response = session.get(self._fetch_url, stream=True, timeout=self._http.timeout)
-        return raise_for_status(response)
+        return raise_for_status(response, quote_body=False)  # a feed's error page is never echoed
 
     def _open_file(self, encoding: str | None) -> IO[Any]:
         """The local feed file, binary when `encoding` is None, else text with newlines kept as written."""

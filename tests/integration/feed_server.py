@@ -6,10 +6,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CSV = b"id,title,price,quantity\nINTERNAL-1,Internal secret row,1.00 USD,5\n"
+ERROR_PAGE = b"<html>admin console: INTERNAL-SECRET token=abc123</html>"
 
 
 class FeedServer:
-    """A feed host on a loopback address: `/feed.csv` serves CSV, `/hop` redirects to `target`."""
+    """A feed host on a loopback address: `/feed.csv` serves CSV, `/hop` redirects to `target`, `/missing`
+    answers 404 with an error page full of secrets."""
 
     def __init__(self, host: str, target: str = "") -> None:
         self.requests: list[str] = []
@@ -25,6 +27,13 @@ class FeedServer:
                     self.send_header("Location", target)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    return
+                if self.path.startswith("/missing"):
+                    self.send_response(404)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(ERROR_PAGE)))
+                    self.end_headers()
+                    self.wfile.write(ERROR_PAGE)
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/csv")

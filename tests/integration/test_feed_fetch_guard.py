@@ -87,6 +87,20 @@ def test_loopback_feed_refused_unless_private_addresses_allowed(
     assert "FEED_ALLOW_PRIVATE_URLS" in run.error
 
 
+def test_an_error_page_from_the_feed_host_is_never_echoed(
+    cli, rt: runtime.Runtime, servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    front, _ = servers
+    monkeypatch.setattr(
+        addresses, "is_public", lambda a: True
+    )  # the loopback host stands in for a public one
+    run, _ = _add_and_sync(cli, rt, f"{front.url}/missing.csv", monkeypatch)
+    assert front.requests == ["/missing.csv"]
+    assert run.status == "failed"
+    assert run.error is not None and "HTTP 404" in run.error
+    assert "SECRET" not in run.error and "abc123" not in run.error and "admin" not in run.error
+
+
 def test_local_files_refused_by_default_and_never_echoed(
     cli, rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
