@@ -25,6 +25,8 @@ from typing import Any, Protocol, TypeVar
 from flask import Flask, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as SchemaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
@@ -44,6 +46,8 @@ KEY_CACHE_SECONDS = 5.0
 KEY_CACHE_MAX_ENTRIES = 4096
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_CURSOR_LENGTH = 512
+REDIS_RETRY_AFTER_SECONDS = 5
+SERVICE_UNAVAILABLE = "service_unavailable"
 _KEY_CACHE = "storelink.api_key_cache"
 _MAX_ID_DIGITS = len(str(MAX_ID))
 
@@ -76,6 +80,20 @@ def _answer(exc: ApiError) -> Response:
     response = problem(exc.status, exc.code, exc.message, title=exc.title, **exc.extra)
     response.headers.update(exc.headers)
     return response
+
+
+def _redis_down(exc: Exception) -> Response:
+    """Redis (stock counters, idempotency marks, queues) is unreachable: a 503 the client may retry."""
+    logger.warning(
+        "Redis unreachable; request refused", extra={"path": request.path, "error": type(exc).__name__}
+    )
+    return problem(
+        503,
+        SERVICE_UNAVAILABLE,
+        "the stock service is unreachable; nothing was written, try again shortly",
+        title="Service unavailable",
+        retry_after=REDIS_RETRY_AFTER_SECONDS,
+    )
 
 
 def invalid(message: str, errors: Sequence[tuple[str, str]]) -> ValidationError:
@@ -389,4 +407,6 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     app.url_value_preprocessor(_ids_in_range)
     app.register_error_handler(ApiError, _answer)
+    app.register_error_handler(RedisConnectionError, _redis_down)
+    app.register_error_handler(RedisTimeoutError, _redis_down)
     app.extensions[_KEY_CACHE] = KeyCache()
