@@ -1,7 +1,8 @@
 """Checkout: platform orders accepted once per idempotency key, with stock held, then pushed to the store.
 
-`create_order` validates the lines (the variant exists, belongs to a merchant of the calling platform client,
-is sellable, is sold at the stated price), holds the stock (`connector.reservations`), persists the order
+`create_order` validates the lines (the variant exists, belongs to a merchant of the calling platform client
+whose store takes orders, as its adapter's declared capabilities say, is sellable, is sold at the stated
+price), holds the stock (`connector.reservations`), persists the order
 `accepted` with its lines, holds and `order.accepted` event in one transaction, and queues the push
 (`connector.order_push`), which confirms or rejects the order and settles the holds.
 

@@ -92,7 +92,13 @@ class LineIn(_Body):
 
 class BuyerIn(_Body):
     ref: str | None = Field(
-        default=None, min_length=1, max_length=255, description="The platform's buyer id (required live)."
+        default=None,
+        min_length=1,
+        max_length=255,
+        description=(
+            "The platform's buyer id (required live). The per-buyer limit counts it normalized: Unicode NFKC, "
+            "case-folded, zero-width and other format characters removed, surrounding spaces stripped."
+        ),
     )
     email: str | None = Field(default=None, max_length=320)
     name: str | None = Field(default=None, max_length=255)
