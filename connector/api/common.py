@@ -93,7 +93,7 @@ def _redis_down(exc: Exception) -> Response:
     return problem(
         503,
         SERVICE_UNAVAILABLE,
-        "the stock service is unreachable; nothing was written, try again shortly",
+        "Redis (stock counters, queues) is unreachable; try again shortly",
         title="Service unavailable",
         retry_after=REDIS_RETRY_AFTER_SECONDS,
     )
