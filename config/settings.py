@@ -136,7 +136,9 @@ class Settings(BaseSettings):
         default="",
         description=(
             "Address at which stores reach Storelink, e.g. https://storelink.example: the base of OAuth "
-            "redirects and store webhook subscriptions. Empty: the address the install request came to."
+            "redirects and store webhook subscriptions. Empty: store installs are refused "
+            "(503 public_url_required), except against a store emulator (SHOPIFY_ADMIN_BASE_URL set), "
+            "where the install request's address is used."
         ),
     )
     shopify_api_key: str = Field(

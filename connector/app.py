@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
 
     fanout.install()  # events published by requests fan out to webhook endpoints in the same transaction
 
-    app = Flask("storelink")
+    app = Flask("storelink", static_folder=None)  # no implicit /static: assets are served by explicit routes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["storelink"] = rt
     problems.init_app(app)

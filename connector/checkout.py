@@ -1,7 +1,8 @@
 """Checkout: platform orders accepted once per idempotency key, with stock held, then pushed to the store.
 
-`create_order` validates the lines (the variant exists, belongs to a merchant of the calling platform client,
-is sellable, is sold at the stated price), holds the stock (`connector.reservations`), persists the order
+`create_order` validates the lines (the variant exists, belongs to a merchant of the calling platform client
+whose store takes orders, as its adapter's declared capabilities say, is sellable, is sold at the stated
+price), holds the stock (`connector.reservations`), persists the order
 `accepted` with its lines, holds and `order.accepted` event in one transaction, and queues the push
 (`connector.order_push`), which confirms or rejects the order and settles the holds.
 
@@ -35,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector import events, order_push, reservations, runtime
+from connector.buyers import buyer_key
 from connector.domain.orders import ExternalOrderRef, OrderStatus
 from connector.errors import NotFoundError, PermanentError, RetryableError
 from connector.merchants import build_adapter
@@ -50,6 +52,7 @@ LIVE_STOCK_LOW: Final = "live.stock_low"
 LIVE_SOLD_OUT: Final = "live.sold_out"
 LIVE_PIN_UPDATED: Final = reservations.PIN_UPDATED
 CANCEL_JOB: Final = "connector.checkout.cancel_in_store"
+STORE_TAKES_NO_ORDERS: Final = "store_takes_no_orders"
 MAX_ATTEMPTS: Final = 5
 REPLAY_WAIT_SECONDS: Final = 5.0
 CANCELLABLE: Final = frozenset({OrderStatus.ACCEPTED.value, OrderStatus.CONFIRMED.value})
@@ -95,8 +98,10 @@ class OrderRequest:
 
     @property
     def buyer_ref(self) -> str | None:
+        """The buyer's key for per-buyer limits (`connector.buyers.buyer_key` of `buyer.ref`), if any."""
         ref = self.buyer.get("ref")
-        return ref if isinstance(ref, str) and ref else None
+        key = buyer_key(ref) if isinstance(ref, str) else ""
+        return key or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +317,15 @@ def _persist(
 # --- regular orders ----------------------------------------------------------------------------------------------
 
 
+def _takes_no_orders(merchant_id: int) -> RefusedError:
+    return RefusedError(
+        422,
+        STORE_TAKES_NO_ORDERS,
+        f"merchant {merchant_id}'s store does not take orders (its catalog is sold elsewhere)",
+        merchant_id=merchant_id,
+    )
+
+
 def _check_lines(rows: dict[int, reservations.StockRow], request: OrderRequest, client_id: int) -> int:
     """Refuse lines this client may not buy; returns the order's merchant."""
     merchants: set[int] = set()
@@ -332,6 +346,8 @@ def _check_lines(rows: dict[int, reservations.StockRow], request: OrderRequest, 
                 f"lines[{index}]: variant {line.variant_id} is not for sale",
                 variant_id=line.variant_id,
             )
+        if not row.takes_orders:
+            raise _takes_no_orders(row.merchant_id)
         if row.currency != request.currency:
             raise RefusedError(
                 422,
@@ -488,12 +504,14 @@ def _create_live(rt: runtime.Runtime, client_id: int, key: str, digest: str, req
         raise RefusedError(
             422,
             "buyer_required",
-            "a live order needs the buyer's reference (buyer.ref) for the per-buyer limit",
+            "a live order needs the buyer's reference (buyer.ref, not blank) for the per-buyer limit",
             errors=[{"field": "buyer.ref", "message": "required for a live order"}],
         )
     pins = live.pins_for(rt, client_id, request.live_session_id, [line.variant_id for line in request.lines])
     for index, line in enumerate(request.lines):
         pin = pins[line.variant_id]
+        if not pin.takes_orders:
+            raise _takes_no_orders(pin.merchant_id)
         if pin.currency != request.currency:
             raise RefusedError(
                 422,
@@ -598,9 +616,9 @@ def _create_live(rt: runtime.Runtime, client_id: int, key: str, digest: str, req
             reservations.drop_mark(rt.redis, mark, token)
             raise
         logger.info(
-            "live order accepted",
-            extra={"order_id": body["id"], "live_session_id": request.live_session_id, "buyer": buyer},
+            "live order accepted", extra={"order_id": body["id"], "live_session_id": request.live_session_id}
         )
+        logger.debug("live order buyer", extra={"order_id": body["id"], "buyer": buyer})
         return Answer(201, body)
     raise RetryableError("stock counters are being rebuilt; try again", code="stock_busy", retry_after=1)
 

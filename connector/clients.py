@@ -4,6 +4,11 @@ An API key is `sl_live_` followed by 32 URL-safe random characters (about 190 bi
 once, when it is made, and stored only as its SHA-256 digest. A slow password hash (bcrypt, scrypt) exists to
 make guessing low-entropy passwords expensive; a key drawn from `secrets` cannot be guessed, so a fast hash
 is the right choice and lets every request look its client up by an indexed digest.
+
+Web processes keep successful key lookups in memory (`connector.api.common.KeyCache`). Every change that can
+refuse a key (rotation, deactivation, removal) increments the key generation in Redis
+(`invalidate_cached_keys`), and each request compares it with the generation its cached lookup was made
+under, so every worker of every process drops the old key at once.
 """
 
 from __future__ import annotations
@@ -13,18 +18,22 @@ import hmac
 import logging
 import secrets
 
-from sqlalchemy import select
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.errors import NotFoundError, ValidationError
-from connector.models import PlatformClient
+from connector.models import Merchant, Order, PlatformClient, WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "sl_live_"
 KEY_RANDOM_CHARS = 32
 MAX_NAME_LENGTH = 200
+KEY_GENERATION = "storelink:api-keys:generation"
+"""Redis counter incremented whenever a key may have stopped working; cached lookups of older ones are void."""
 _URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -114,3 +123,45 @@ def deactivate(session: Session, client_id: int) -> PlatformClient:
     session.flush()
     logger.info("platform client deactivated", extra={"client_id": client.id})
     return client
+
+
+def remove(session: Session, client_id: int) -> str:
+    """Delete a client that holds nothing (no merchants, orders or webhook endpoints); returns its name.
+    A client that holds data is refused (ValidationError naming what it holds): deactivate it instead."""
+    client = get_client(session, client_id)
+    held = {
+        "merchant(s)": Merchant.platform_client_id,
+        "order(s)": Order.platform_client_id,
+        "webhook endpoint(s)": WebhookEndpoint.platform_client_id,
+    }
+    counts = {
+        label: int(session.scalar(select(func.count()).where(column == client_id)) or 0)
+        for label, column in held.items()
+    }
+    holding = ", ".join(f"{count} {label}" for label, count in counts.items() if count)
+    if holding:
+        raise ValidationError(
+            f"platform client {client_id} has {holding}: deactivate it instead", code="client_in_use"
+        )
+    name = client.name
+    session.delete(client)
+    session.flush()
+    logger.info("platform client removed", extra={"client_id": client_id})
+    return name
+
+
+def key_generation(redis: Redis) -> int:
+    """The current key generation (0 before any change); RedisError when Redis does not answer."""
+    value = redis.get(KEY_GENERATION)
+    return int(value) if value is not None else 0
+
+
+def invalidate_cached_keys(redis: Redis) -> bool:
+    """Void every web process's cached key lookups (call after the change commits). False when Redis did not
+    answer: processes that still reach Redis then keep an old lookup up to `KEY_CACHE_SECONDS`."""
+    try:
+        redis.incr(KEY_GENERATION)
+    except RedisError:
+        logger.warning("API key caches not invalidated: Redis unreachable", exc_info=True)
+        return False
+    return True

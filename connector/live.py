@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector import events, reservations, runtime
+from connector import events, registry, reservations, runtime
 from connector.checkout import LIVE_PIN_UPDATED, RefusedError
 from connector.errors import NotFoundError, RetryableError
 from connector.models import LivePin, LiveSession, Merchant, Reservation
@@ -61,6 +61,7 @@ class PinInfo:
     currency: str
     allocation: int
     low_stock_threshold: int
+    takes_orders: bool = True
 
 
 class _PinCache:
@@ -114,7 +115,7 @@ def pins_for(
     if missing:
         with rt.db.session() as session:
             live = session.execute(
-                select(LiveSession.id, Merchant.platform_client_id)
+                select(LiveSession.id, Merchant.platform_client_id, Merchant.kind, Merchant.config)
                 .join(Merchant, Merchant.id == LiveSession.merchant_id)
                 .where(LiveSession.id == session_id)
             ).first()
@@ -137,6 +138,7 @@ def pins_for(
                     low_stock_threshold=pin.low_stock_threshold
                     if pin.low_stock_threshold is not None
                     else default_threshold(pin.allocation),
+                    takes_orders=registry.takes_orders(live.kind, live.config or {}),
                 )
                 pin_cache.put(database, info)
                 found[pin.variant_id] = info

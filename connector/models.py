@@ -345,6 +345,7 @@ class LivePin(Timestamped, Base):
 
 class WebhookEndpoint(Timestamped, Base):
     __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_client_enabled", "platform_client_id", "enabled"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
     platform_client_id: Mapped[int | None] = mapped_column(ForeignKey("platform_clients.id"))

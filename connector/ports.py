@@ -89,6 +89,14 @@ class ReportsCatalogSkips:
         return self._report.skipped
 
 
+class HasConfigCapabilities(Protocol):
+    """An adapter whose capabilities depend on the merchant's config (a Walmart seller outside Multichannel
+    Solutions takes no orders): `config_capabilities(config)` is what a merchant with that config can do."""
+
+    @classmethod
+    def config_capabilities(cls, config: Mapping[str, Any]) -> frozenset[Capability]: ...
+
+
 @runtime_checkable
 class StoreAdapter(Protocol):
     """One merchant's store. Construct with `(config, credentials, http)`; all methods are synchronous.

@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 from typing import Any, cast
 
 from connector.errors import ValidationError
-from connector.ports import HttpOptions, StoreAdapter
+from connector.ports import Capability, HasConfigCapabilities, HttpOptions, StoreAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +49,20 @@ def create_adapter(
     """Instantiate the adapter for one merchant's store."""
     cls = adapter_class(kind)
     return cls(config, credentials, http)  # type: ignore[call-arg]
+
+
+def capabilities(kind: str, config: Mapping[str, Any] | None = None) -> frozenset[Capability]:
+    """What a store of `kind` can do; with the merchant's `config`, what that merchant's store can do (for
+    adapters whose capabilities depend on it)."""
+    cls = adapter_class(kind)
+    if config is not None and callable(getattr(cls, "config_capabilities", None)):
+        return cast(type[HasConfigCapabilities], cls).config_capabilities(config)
+    return cls.capabilities
+
+
+def takes_orders(kind: str, config: Mapping[str, Any] | None = None) -> bool:
+    """True when a merchant's store of `kind` (with `config`) accepts orders pushed to it."""
+    try:
+        return Capability.ORDER_PUSH in capabilities(kind, config)
+    except ValidationError:  # the kind's adapter is not installed here
+        return False

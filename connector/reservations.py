@@ -49,7 +49,8 @@ from redis.commands.core import Script
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from connector import events, inventory, order_push, runtime
+from connector import events, inventory, order_push, registry, runtime
+from connector.buyers import buyer_key
 from connector.models import InventoryLevel, LivePin, LiveSession, Merchant, Order, Reservation, Variant
 
 logger = logging.getLogger(__name__)
@@ -405,6 +406,8 @@ class StockRow:
     currency: str
     tracked: bool
     level_version: int
+    takes_orders: bool = True
+    """The merchant's store accepts orders pushed to it (its adapter declares ORDER_PUSH)."""
 
 
 def lock_variants(session: Session, variant_ids: Collection[int]) -> dict[int, StockRow]:
@@ -431,11 +434,17 @@ def lock_variants(session: Session, variant_ids: Collection[int]) -> dict[int, S
     merchants = {
         row.id: row
         for row in session.execute(
-            select(Merchant.id, Merchant.platform_client_id, Merchant.status, Merchant.location_ref).where(
-                Merchant.id.in_({v.merchant_id for v in variants})
-            )
+            select(
+                Merchant.id,
+                Merchant.platform_client_id,
+                Merchant.status,
+                Merchant.location_ref,
+                Merchant.kind,
+                Merchant.config,
+            ).where(Merchant.id.in_({v.merchant_id for v in variants}))
         )
     }
+    orderable = {mid: registry.takes_orders(row.kind, row.config or {}) for mid, row in merchants.items()}
     levels = {
         (vid, loc): version
         for vid, loc, version in session.execute(
@@ -458,6 +467,7 @@ def lock_variants(session: Session, variant_ids: Collection[int]) -> dict[int, S
             currency=v.currency,
             tracked=bool(v.inventory_tracked),
             level_version=levels.get((v.id, home), 0),
+            takes_orders=orderable[v.merchant_id],
         )
     return out
 
@@ -591,7 +601,7 @@ def pin_state(session: Session, pin: LivePin, live: LiveSession, allocation: Res
         )
     ).all()
     for r in rows:
-        buyer = r.buyer_ref or ""
+        buyer = buyer_key(r.buyer_ref) if r.buyer_ref else ""  # holds written before keys were normalized
         if buyer:
             buyers[buyer] = buyers.get(buyer, 0) + r.quantity
         if r.state == ACTIVE:

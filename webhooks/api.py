@@ -78,14 +78,18 @@ class _Body(BaseModel):
 
 class EndpointCreate(_Body):
     url: str = Field(max_length=endpoints.MAX_URL_LENGTH)
-    event_types: list[str] = Field(default_factory=lambda: ["*"], max_length=100)
+    event_types: list[str] = Field(
+        default_factory=lambda: ["*"],
+        max_length=endpoints.MAX_EVENT_TYPES,
+        description=f"At most {endpoints.MAX_EVENT_TYPES}, each at most {endpoints.MAX_EVENT_TYPE_LENGTH} characters.",
+    )
 
     _url = field_validator("url")(_check_url_text)
 
 
 class EndpointUpdate(_Body):
     url: str | None = Field(default=None, max_length=endpoints.MAX_URL_LENGTH)
-    event_types: list[str] | None = Field(default=None, max_length=100)
+    event_types: list[str] | None = Field(default=None, max_length=endpoints.MAX_EVENT_TYPES)
     enabled: bool | None = None
 
     @field_validator("url")
@@ -182,6 +186,11 @@ def _validation(exc: ValidationError) -> Response:
     return problem(422, "invalid_request", exc.message, title="Invalid request", errors=errors)
 
 
+@bp.errorhandler(endpoints.EndpointLimitError)
+def _endpoint_limit(exc: endpoints.EndpointLimitError) -> Response:
+    return problem(409, exc.code, exc.message, title="Endpoint limit reached", limit=exc.limit)
+
+
 @bp.errorhandler(_UnsupportedMediaTypeError)
 def _unsupported(_exc: _UnsupportedMediaTypeError) -> Response:
     return problem(
@@ -243,7 +252,8 @@ def _json(body: Mapping[str, Any], status: int = 200) -> Response:
     summary="Create a webhook endpoint",
     tags=["webhooks"],
     body=EndpointCreate,
-    responses={201: WebhookEndpointOut},
+    responses={201: WebhookEndpointOut, 409: None},
+    codes={409: (endpoints.EndpointLimitError.code,), 422: ("invalid_request",)},
 )
 def create_endpoint() -> Response:
     body = _parse(EndpointCreate)

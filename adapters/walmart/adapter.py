@@ -192,7 +192,12 @@ class WalmartAdapter(ReportsCatalogSkips):
 
     @property
     def instance_capabilities(self) -> frozenset[Capability]:
-        if self.config["mcs_enrolled"]:
+        return self.config_capabilities(self.config)
+
+    @classmethod
+    def config_capabilities(cls, config: Mapping[str, Any]) -> frozenset[Capability]:
+        """What a seller with this (normalized) config can do: ORDER_PUSH only when enrolled in MCS."""
+        if config.get("mcs_enrolled"):
             return const.CAPABILITIES
         return const.CAPABILITIES - {Capability.ORDER_PUSH}
 

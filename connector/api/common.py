@@ -1,8 +1,10 @@
 """Conventions every `/v1` resource shares: API-key authentication, tenant scoping, request parsing, cursors.
 
 - `authenticate()` turns `Authorization: Bearer <key>` into the calling platform client, or answers 401. A
-  successful lookup is kept in-process for `KEY_CACHE_SECONDS` (keyed by the key's digest), so a rotated or
-  deactivated key stops working within that many seconds; failures are never cached.
+  successful lookup is kept in-process for `KEY_CACHE_SECONDS` (keyed by the key's digest) under the key
+  generation read from Redis before the lookup (`connector.clients.key_generation`); rotating, deactivating or
+  removing a client increments it, so every process refuses the old key on its next request. Without Redis
+  the cache is bypassed (every request looks the key up). Failures are never cached.
 - `visible_merchants(session, client)` is the one place that decides which merchants a client may see.
 - `parse_body(model)` and `parse_query(model)` return validated pydantic objects or raise problems: 415 for a
   body that is not JSON, 400 for malformed JSON, 422 (`invalid_request`, with field errors) for the rest.
@@ -25,6 +27,9 @@ from typing import Any, Protocol, TypeVar
 from flask import Flask, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as SchemaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
@@ -44,6 +49,8 @@ KEY_CACHE_SECONDS = 5.0
 KEY_CACHE_MAX_ENTRIES = 4096
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_CURSOR_LENGTH = 512
+REDIS_RETRY_AFTER_SECONDS = 5
+SERVICE_UNAVAILABLE = "service_unavailable"
 _KEY_CACHE = "storelink.api_key_cache"
 _MAX_ID_DIGITS = len(str(MAX_ID))
 
@@ -76,6 +83,20 @@ def _answer(exc: ApiError) -> Response:
     response = problem(exc.status, exc.code, exc.message, title=exc.title, **exc.extra)
     response.headers.update(exc.headers)
     return response
+
+
+def _redis_down(exc: Exception) -> Response:
+    """Redis (stock counters, idempotency marks, queues) is unreachable: a 503 the client may retry."""
+    logger.warning(
+        "Redis unreachable; request refused", extra={"path": request.path, "error": type(exc).__name__}
+    )
+    return problem(
+        503,
+        SERVICE_UNAVAILABLE,
+        "Redis (stock counters, queues) is unreachable; try again shortly",
+        title="Service unavailable",
+        retry_after=REDIS_RETRY_AFTER_SECONDS,
+    )
 
 
 def invalid(message: str, errors: Sequence[tuple[str, str]]) -> ValidationError:
@@ -111,36 +132,38 @@ class HasId(Protocol):
 
 
 class KeyCache:
-    """Successful key lookups, by key digest, for a few seconds (thread-safe, bounded)."""
+    """Successful key lookups, by key digest, for a few seconds and one key generation (thread-safe,
+    bounded)."""
 
     def __init__(self, ttl: float = KEY_CACHE_SECONDS, max_entries: int = KEY_CACHE_MAX_ENTRIES):
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, ApiClient]] = {}
+        self._entries: dict[str, tuple[float, int, ApiClient]] = {}
         self._lock = threading.Lock()
 
-    def get(self, digest: str) -> ApiClient | None:
+    def get(self, digest: str, generation: int = 0) -> ApiClient | None:
+        """The cached client of `digest`, unless expired or looked up under another key generation."""
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(digest)
             if entry is None:
                 return None
-            if entry[0] <= now:
+            if entry[0] <= now or entry[1] != generation:
                 del self._entries[digest]
                 return None
-            return entry[1]
+            return entry[2]
 
-    def put(self, digest: str, client: ApiClient) -> None:
+    def put(self, digest: str, client: ApiClient, generation: int = 0) -> None:
         if self.ttl <= 0:
             return
         now = time.monotonic()
         with self._lock:
             if len(self._entries) >= self.max_entries:
-                for key in [key for key, (expires, _) in self._entries.items() if expires <= now]:
+                for key in [key for key, (expires, _, _) in self._entries.items() if expires <= now]:
                     del self._entries[key]
                 while len(self._entries) >= self.max_entries:  # still full: drop the oldest insertions
                     del self._entries[next(iter(self._entries))]
-            self._entries[digest] = (now + self.ttl, client)
+            self._entries[digest] = (now + self.ttl, generation, client)
 
     def clear(self) -> None:
         with self._lock:
@@ -172,6 +195,14 @@ def _unauthorized(detail: str) -> ApiError:
     )
 
 
+def _key_generation() -> int | None:
+    """The key generation in Redis, read before a lookup is made; None when Redis does not answer."""
+    try:
+        return clients.key_generation(api_runtime().redis)
+    except RedisError:
+        return None
+
+
 def authenticate() -> ApiClient:
     """The client of this request's bearer key (looked up once per request), else a 401 problem."""
     found = g.get("api_client")
@@ -188,7 +219,8 @@ def authenticate() -> ApiClient:
         raise _unauthorized("the API key is not valid")
     digest = clients.hash_key(key)
     cache = key_cache()
-    client = cache.get(digest)
+    generation = _key_generation()
+    client = cache.get(digest, generation) if generation is not None else None
     if client is None:
         with api_runtime().db.session() as session:
             row = clients.authenticate(session, key)
@@ -196,7 +228,8 @@ def authenticate() -> ApiClient:
         if client is None:
             logger.info("API key refused", extra={"path": request.path})
             raise _unauthorized("the API key is not valid")
-        cache.put(digest, client)
+        if generation is not None:
+            cache.put(digest, client, generation)
     g.api_client = client
     return client
 
@@ -389,4 +422,6 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
     app.url_value_preprocessor(_ids_in_range)
     app.register_error_handler(ApiError, _answer)
+    app.register_error_handler(RedisConnectionError, _redis_down)
+    app.register_error_handler(RedisTimeoutError, _redis_down)
     app.extensions[_KEY_CACHE] = KeyCache()

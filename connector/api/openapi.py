@@ -110,6 +110,7 @@ class Operation:
     description: str | None = None
     public: bool = False
     body_optional: bool = False
+    codes: Mapping[int, Sequence[str]] = field(default_factory=dict)
 
 
 def doc(
@@ -123,13 +124,14 @@ def doc(
     description: str | None = None,
     public: bool = False,
     body_optional: bool = False,
+    codes: Mapping[int, Sequence[str]] | None = None,
 ) -> Callable[[ViewT], ViewT]:
     """Attach OpenAPI metadata to a view; put it below the route decorator.
 
     `responses` maps status codes to the response model, or None for no body (2xx/3xx) or the standard
     problem document (4xx/5xx). `headers` is a model whose fields (by alias) are request headers. A `public`
     operation needs no API key; `body_optional` states that an empty body is accepted. The description defaults to
-    the view's docstring.
+    the view's docstring. `codes` names the problem codes an error status may carry (listed in its description).
     """
     if not responses:
         raise ValueError("doc() needs at least one response")
@@ -151,6 +153,7 @@ def doc(
                 description=description,
                 public=public,
                 body_optional=body_optional,
+                codes={status: tuple(names) for status, names in (codes or {}).items()},
             ),
         )
         return view
@@ -268,13 +271,27 @@ def _without_null(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _problem_response(
-    status: int, model: type[BaseModel] | None, refs: Mapping[tuple[type[BaseModel], str], str]
+    status: int,
+    model: type[BaseModel] | None,
+    refs: Mapping[tuple[type[BaseModel], str], str],
+    codes: Sequence[str] = (),
 ) -> dict[str, Any]:
     schema_ref = refs[(model or Problem, "serialization")]
-    return {
-        "description": _STANDARD_PROBLEMS.get(status, "Problem"),
+    description = _STANDARD_PROBLEMS.get(status, "Problem")
+    if codes:
+        description += "; `code`: " + ", ".join(f"`{code}`" for code in codes)
+    answer: dict[str, Any] = {
+        "description": description,
         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": schema_ref}}},
     }
+    if status in (429, 503):
+        answer["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer"},
+            }
+        }
+    return answer
 
 
 def _operation(
@@ -322,7 +339,7 @@ def _operation(
         implied.update({400: None, 415: None, 422: None})
     for status, model in sorted({**implied, **operation.responses}.items()):
         if status >= 400:
-            responses[str(status)] = _problem_response(status, model, refs)
+            responses[str(status)] = _problem_response(status, model, refs, operation.codes.get(status, ()))
         elif model is None:
             responses[str(status)] = {"description": _status_description(status)}
         else:

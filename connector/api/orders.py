@@ -3,7 +3,9 @@
 `POST /orders` needs an `Idempotency-Key` header: the first answer made with a key is answered again to the
 same body, and a different body with the key is a 422. Refusals are problem documents with stable codes:
 `price_changed` (409, with each line's current price), `insufficient_stock`/`sold_out` (409, with what is
-left), `buyer_limit_exceeded` (409), `variant_not_found`/`variant_not_pinned` (422), `pin_not_on_sale` (409).
+left), `buyer_limit_exceeded` (409), `variant_not_found`/`variant_not_pinned` (422), `pin_not_on_sale` (409),
+`store_takes_no_orders` (422: the merchant's store takes no orders), `service_unavailable` (503: Redis is
+unreachable; nothing written). `buyer.ref` is normalized for the per-buyer limit (`connector.buyers`).
 Every query is scoped to the calling platform client. Stock refusals (sold out, not enough, over the buyer's
 limit), which a flash sale answers by the thousand, are access-logged at DEBUG; `/metrics` counts them.
 """
@@ -21,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from connector import checkout
 from connector.api.common import (
+    SERVICE_UNAVAILABLE,
     ApiError,
     PageQuery,
     api_runtime,
@@ -33,7 +36,7 @@ from connector.api.common import (
     require_client,
 )
 from connector.api.openapi import MAX_ID, doc
-from connector.checkout import RefusedError
+from connector.checkout import STORE_TAKES_NO_ORDERS, RefusedError
 from connector.domain.orders import OrderStatus
 from connector.errors import NotFoundError
 from connector.web.context import quiet_access_log
@@ -89,7 +92,13 @@ class LineIn(_Body):
 
 class BuyerIn(_Body):
     ref: str | None = Field(
-        default=None, min_length=1, max_length=255, description="The platform's buyer id (required live)."
+        default=None,
+        min_length=1,
+        max_length=255,
+        description=(
+            "The platform's buyer id (required live). The per-buyer limit counts it normalized: Unicode NFKC, "
+            "case-folded, zero-width and other format characters removed, surrounding spaces stripped."
+        ),
     )
     email: str | None = Field(default=None, max_length=320)
     name: str | None = Field(default=None, max_length=255)
@@ -242,6 +251,29 @@ def _order_id(order_id: str) -> str:
     body=OrderCreate,
     headers=IdempotencyHeaders,
     responses={201: OrderOut, 400: None, 404: None, 409: None, 415: None, 422: None, 503: None},
+    codes={
+        400: ("idempotency_key_required", "idempotency_key_invalid", "malformed_json"),
+        404: ("live_session_not_found",),
+        409: (
+            "price_changed",
+            "insufficient_stock",
+            "sold_out",
+            "buyer_limit_exceeded",
+            "variant_not_sellable",
+            "pin_not_on_sale",
+        ),
+        422: (
+            "invalid_request",
+            "idempotency_key_reused",
+            "variant_not_found",
+            "variant_not_pinned",
+            "currency_mismatch",
+            "mixed_merchants",
+            "buyer_required",
+            STORE_TAKES_NO_ORDERS,
+        ),
+        503: ("stock_busy", SERVICE_UNAVAILABLE),
+    },
 )
 def create_order() -> Response:
     """Validate the lines, hold the stock and accept the order; the store push follows asynchronously

@@ -22,9 +22,20 @@ def _runtime() -> Runtime:
     return rt
 
 
-def _public_url(rt: Runtime) -> str:
-    """The address stores reach us at: PUBLIC_URL, else the one this request came to."""
-    return rt.settings.public_url or request.host_url.rstrip("/")
+def _public_url(rt: Runtime, kind: str) -> str:
+    """The address stores send merchants back to: PUBLIC_URL. Without it, only against a store emulator
+    (`<kind>_admin_base_url` set: tests, the demo) the address this request came to; otherwise the install is
+    refused, since the request's Host header is the client's to choose and would become the OAuth redirect."""
+    if rt.settings.public_url:
+        return rt.settings.public_url
+    if getattr(rt.settings, f"{kind}_admin_base_url", ""):
+        return request.host_url.rstrip("/")
+    logger.warning("install refused: PUBLIC_URL is not set", extra={"kind": kind})
+    raise installs.InstallError(
+        503,
+        "public_url_required",
+        "store installs are off until PUBLIC_URL is set (the address stores send merchants back to)",
+    )
 
 
 def _refused(exc: installs.InstallError) -> Response:
@@ -38,7 +49,7 @@ def install(kind: str) -> Response:
     if any(len(values) > 1 for values in request.args.listvalues()):
         return problem(400, "invalid_request", "the request repeats a query parameter")
     try:
-        url = installs.start(rt, kind, request.args.to_dict(), _public_url(rt))
+        url = installs.start(rt, kind, request.args.to_dict(), _public_url(rt, kind))
     except installs.InstallError as exc:
         return _refused(exc)
     response = redirect(url, code=302)
@@ -52,7 +63,7 @@ def callback(kind: str) -> Response:
     if any(len(values) > 1 for values in request.args.listvalues()):
         return problem(400, "invalid_request", "the request repeats a query parameter")
     try:
-        done = installs.complete(rt, kind, request.args.to_dict(), _public_url(rt))
+        done = installs.complete(rt, kind, request.args.to_dict(), _public_url(rt, kind))
     except installs.InstallError as exc:
         return _refused(exc)
     response = jsonify(

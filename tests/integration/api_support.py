@@ -43,10 +43,12 @@ def add_merchant(
     buffer: int = 0,
     location: str | None = None,
     status: str = "installed",
+    kind: str = "shopify",
 ) -> int:
+    """A merchant row of `client_id` (a Shopify store by default, so it takes orders; no test calls it)."""
     with rt.db.session() as session:
         merchant = Merchant(
-            kind="feed",
+            kind=kind,
             store_ref=f"{name}-{next(_serial)}",
             name=name,
             status=status,

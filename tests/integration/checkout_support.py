@@ -24,7 +24,7 @@ _keys = itertools.count(1)
 
 @dataclass
 class Shop:
-    """A platform client with one feed merchant and its variants, served by an app."""
+    """A platform client with one merchant (a Shopify store by default) and its variants, served by an app."""
 
     rt: runtime.Runtime
     app: Flask
@@ -57,18 +57,25 @@ def add_merchant(
     stock: Sequence[int | None] = (10, 10),
     prices: Sequence[int] | None = None,
     buffer: int = 0,
+    kind: str = "shopify",
 ) -> tuple[int, list[int]]:
-    """A feed merchant of `client_id` with one variant per `stock` entry (None: stock not tracked)."""
-    feed = tmp / f"{name}.csv"
-    feed.write_text("id,title,price\n", encoding="utf-8")
+    """A merchant of `client_id` with one variant per `stock` entry (None: stock not tracked): a Shopify store
+    that no test calls (its address is a closed port), or with `kind="feed"` a product feed (takes no orders)."""
     prices = prices or [1_250 + 100 * i for i in range(len(stock))]
+    if kind == "feed":
+        feed = tmp / f"{name}.csv"
+        feed.write_text("id,title,price\n", encoding="utf-8")
+        config: dict[str, Any] = {"url": str(feed)}
+    else:
+        config = {"shop": f"{name}-{next(_keys)}.myshopify.com", "base_url": "http://127.0.0.1:9"}
     with rt.db.session() as session:
         merchant = create_merchant(
             session,
             rt.secrets,
-            kind="feed",
+            kind=kind,
             name=name,
-            config={"url": str(feed)},
+            config=config,
+            credentials={"access_token": "shpat_unused"} if kind == "shopify" else None,
             inventory_buffer=buffer,
             platform_client_id=client_id,
         )

@@ -300,10 +300,18 @@ def test_orders_are_listed_newest_first_with_filters_and_cursor(shop: Shop) -> N
 # --- the push settles the holds -----------------------------------------------------------------------------------
 
 
-def test_a_rejected_push_releases_the_hold_and_the_reconciler_gives_it_back(shop: Shop) -> None:
+def test_a_rejected_push_releases_the_hold_and_the_reconciler_gives_it_back(
+    shop: Shop, tmp_path: Path
+) -> None:
     order = post_order(shop.http(), shop.auth, order_body(shop.variants[0], 1_250, quantity=2)).get_json()
     key = reservations.variant_key(shop.variants[0])
     assert counter(shop.rt, key) == 3
+    with shop.rt.db.session() as session:  # the store stopped taking orders after this one was accepted
+        session.execute(
+            update(Merchant)
+            .where(Merchant.id == shop.merchant_id)
+            .values(kind="feed", config={"url": str(tmp_path / "feed.csv")})
+        )
 
     with pytest.raises(PermanentError):  # feed stores take no orders: the push rejects it
         order_push.push_order(_order_id(shop.rt, order["id"]))

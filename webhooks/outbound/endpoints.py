@@ -1,4 +1,9 @@
-"""Webhook endpoint management: create, list, update, delete, rotate the secret; URLs checked for SSRF."""
+"""Webhook endpoint management: create, list, update, delete, rotate the secret; URLs checked for SSRF.
+
+Limits keep one client from weighing on the others' event fan-out: a platform client has at most
+`MAX_ENDPOINTS_PER_CLIENT` endpoints (`EndpointLimitError` beyond), an endpoint at most `MAX_EVENT_TYPES`
+event type filters of at most `MAX_EVENT_TYPE_LENGTH` characters each, and a URL at most `MAX_URL_LENGTH`.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector.addresses import BlockedAddressError, UnresolvedHostError, check_host
 from connector.crypto import SecretBox
-from connector.errors import NotFoundError, ValidationError
-from connector.models import WebhookEndpoint
+from connector.errors import NotFoundError, PermanentError, ValidationError
+from connector.models import PlatformClient, WebhookEndpoint
 from webhooks.outbound.signing import generate_secret
 
 logger = logging.getLogger(__name__)
@@ -24,7 +29,23 @@ logger = logging.getLogger(__name__)
 DEFAULT_GRACE = timedelta(hours=24)
 MAX_URL_LENGTH = 2000
 PRIVATE_SETTING = "WEBHOOK_ALLOW_PRIVATE_URLS=true"
+MAX_ENDPOINTS_PER_CLIENT = 20
+MAX_EVENT_TYPES = 20
+MAX_EVENT_TYPE_LENGTH = 100
 _EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?")
+
+
+class EndpointLimitError(PermanentError):
+    """The platform client already has as many webhook endpoints as it may."""
+
+    code = "endpoint_limit_reached"
+
+    def __init__(self, limit: int):
+        super().__init__(
+            f"a platform client may have at most {limit} webhook endpoints; delete one first",
+            details={"limit": limit},
+        )
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +103,11 @@ def validate_event_types(event_types: Iterable[str]) -> list[str]:
     cleaned: list[str] = []
     for raw in event_types:
         value = str(raw).strip()
+        if len(value) > MAX_EVENT_TYPE_LENGTH:
+            raise ValidationError(
+                f"an event type is longer than {MAX_EVENT_TYPE_LENGTH} characters",
+                details={"field": "event_types"},
+            )
         if value != "*" and not _EVENT_TYPE.fullmatch(value):
             raise ValidationError(
                 f"event type {value!r} is not '*', a dotted type like 'order.confirmed' or a prefix like 'order.*'",
@@ -89,6 +115,10 @@ def validate_event_types(event_types: Iterable[str]) -> list[str]:
             )
         if value not in cleaned:
             cleaned.append(value)
+        if len(cleaned) > MAX_EVENT_TYPES:
+            raise ValidationError(
+                f"event_types may name at most {MAX_EVENT_TYPES} types", details={"field": "event_types"}
+            )
     if not cleaned:
         raise ValidationError(
             "event_types must name at least one type (or '*')", details={"field": "event_types"}
@@ -115,9 +145,12 @@ def create_endpoint(
     platform_client_id: int | None = None,
     allow_private: bool = False,
 ) -> EndpointSecret:
-    """A new enabled endpoint; the plain secret is in the result and nowhere else."""
+    """A new enabled endpoint; the plain secret is in the result and nowhere else. A client's endpoints are
+    counted under its row's lock, so concurrent creates cannot pass `MAX_ENDPOINTS_PER_CLIENT` together."""
     checked_url = validate_url(url, allow_private=allow_private)
     types = validate_event_types(event_types)
+    if platform_client_id is not None:
+        _check_room(session, platform_client_id)
     secret = generate_secret()
     endpoint = WebhookEndpoint(
         public_id=f"we_{secrets.token_hex(12)}",
@@ -135,6 +168,19 @@ def create_endpoint(
         extra={"endpoint_id": endpoint.id, "public_id": endpoint.public_id, "event_types": types},
     )
     return EndpointSecret(endpoint, secret)
+
+
+def _check_room(session: Session, platform_client_id: int) -> None:
+    session.execute(
+        select(PlatformClient.id).where(PlatformClient.id == platform_client_id).with_for_update()
+    )
+    count = session.scalar(
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.platform_client_id == platform_client_id)
+    )
+    if (count or 0) >= MAX_ENDPOINTS_PER_CLIENT:
+        raise EndpointLimitError(MAX_ENDPOINTS_PER_CLIENT)
 
 
 def get_endpoint(

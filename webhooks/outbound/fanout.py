@@ -7,7 +7,10 @@ its endpoint's queue (the slow queue for a slow endpoint, see `isolation`; else 
 enqueues them.
 
 Scoping: an endpoint with a `platform_client_id` receives only events of merchants linked to that client
-(and events without a merchant); an endpoint without one receives every subscribed event.
+(and events without a merchant); an endpoint without one receives every subscribed event. The lookup reads
+only the endpoints an event may reach (unscoped ones and those of the events' merchants' clients, by the
+`ix_webhook_endpoints_client_enabled` index) and only the columns matching needs, so its cost does not grow
+with other clients' endpoints; only a batch holding an event without a merchant reads every enabled endpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from connector import bulk, events
@@ -30,19 +33,38 @@ logger = logging.getLogger(__name__)
 _queue_name = scheduling.DEFAULT_QUEUE
 
 
-def plan(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
-    """(payload id, endpoint id) pairs that should exist for `rows`, excluding those already stored."""
-    endpoints = list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))))
-    if not endpoints or not rows:
-        return []
+def _reachable(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[list[Any], dict[int, int | None]]:
+    """The enabled endpoints `rows` may reach (id, client, event types), and each merchant's client."""
     merchant_ids = {r["merchant_id"] for r in rows if r.get("merchant_id") is not None}
     client_of: dict[int, int | None] = {}
-    if merchant_ids and any(e.platform_client_id is not None for e in endpoints):
-        client_of = dict(
-            session.execute(
+    if merchant_ids:
+        client_of = {
+            merchant_id: client_id
+            for merchant_id, client_id in session.execute(
                 select(Merchant.id, Merchant.platform_client_id).where(Merchant.id.in_(merchant_ids))
-            ).all()
-        )
+            )
+        }
+    query = select(WebhookEndpoint.id, WebhookEndpoint.platform_client_id, WebhookEndpoint.event_types).where(
+        WebhookEndpoint.enabled.is_(True)
+    )
+    if all(
+        r.get("merchant_id") is not None for r in rows
+    ):  # an event without a merchant reaches every client
+        client_ids = {client_id for client_id in client_of.values() if client_id is not None}
+        scope: ColumnElement[bool] = WebhookEndpoint.platform_client_id.is_(None)
+        if client_ids:
+            scope = or_(scope, WebhookEndpoint.platform_client_id.in_(client_ids))
+        query = query.where(scope)
+    return list(session.execute(query)), client_of
+
+
+def plan(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(payload id, endpoint id) pairs that should exist for `rows`, excluding those already stored."""
+    if not rows:
+        return []
+    endpoints, client_of = _reachable(session, rows)
+    if not endpoints:
+        return []
     pairs: list[tuple[str, int]] = []
     for row in rows:
         merchant_id = row.get("merchant_id")
