@@ -27,6 +27,11 @@ HTTP_LATENCY = Histogram(
     ["method", "endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+INBOUND_REJECTED = Counter(
+    "storelink_inbound_rejected",
+    "Store webhook deliveries refused before anything was stored, by store kind and problem code",
+    ["source", "code"],
+)
 
 SYNC_OUTCOMES = ("created", "updated", "unchanged", "deleted", "failed_rows")
 ATTEMPT_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
@@ -139,5 +144,6 @@ def scrape_registry(rt: Runtime) -> CollectorRegistry:
     else:
         registry.register(HTTP_REQUESTS)
         registry.register(HTTP_LATENCY)
+        registry.register(INBOUND_REJECTED)
     registry.register(StateCollector(rt))
     return registry

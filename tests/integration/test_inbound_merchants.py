@@ -202,6 +202,14 @@ def stock(rt: runtime.Runtime, merchant_id: int) -> int | None:
         )
 
 
+def _scraped(client: FlaskClient, sample: str) -> float:
+    """The value of one sample on /metrics (0 before it was first counted)."""
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_a_signed_body_nested_too_deeply_is_a_4xx_problem(
     rt: runtime.Runtime, tmp_path, kind, caplog: pytest.LogCaptureFixture
@@ -211,6 +219,8 @@ def test_a_signed_body_nested_too_deeply_is_a_4xx_problem(
     body = sender.nested("msg_deep")
     assert len(body) < rt.settings.max_request_bytes
 
+    counted = f'storelink_inbound_rejected_total{{code="too_deep",source="{kind}"}}'
+    before = _scraped(client, counted)
     with caplog.at_level(logging.WARNING, logger="webhooks.inbound.receiver"):
         response = sender.post("msg_deep", body)
 
@@ -222,6 +232,7 @@ def test_a_signed_body_nested_too_deeply_is_a_4xx_problem(
         (sender.merchant_id, "too_deep")
     ]
     assert stored(rt) == []
+    assert _scraped(client, counted) == before + 1
     # The merchant's readable deliveries still go through.
     fine = sender.post("msg_fine", sender.body("msg_fine"))
     assert fine.status_code == 200 and fine.json["status"] == "accepted"

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from connector import installs, registry
 from connector.errors import PermanentError
 from connector.merchants import build_adapter
+from connector.metrics import INBOUND_REJECTED
 from connector.models import Merchant
 from connector.ports import Capability, StoreAdapter
 from connector.runtime import Runtime
@@ -127,6 +128,7 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
         logger.warning(
             "inbound signature rejected", extra={"source": source, "merchant_id": target.merchant_id}
         )
+        INBOUND_REJECTED.labels(source, "bad_signature").inc()
         return problem(401, "bad_signature", "the delivery's signature does not verify")
     try:
         envelope = target.adapter.webhook_envelope(headers, raw_body)
@@ -140,6 +142,7 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
                 "error": exc.message[:200],
             },
         )
+        INBOUND_REJECTED.labels(source, exc.code).inc()
         return problem(400, exc.code, exc.message)
     event_id = intake.store(
         rt.db,
