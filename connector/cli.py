@@ -282,7 +282,12 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
     }
     bind = f"{host}:{port}"
     sup = Supervisor(env=env)
-    sup.add("web", gunicorn_command(settings, bind))
+    # gunicorn listens on a private loopback port behind the buffering front (`connector.front`), which
+    # takes each request in whole first: a client sending slowly never holds a gunicorn worker.
+    web_port = preflight.free_loopback_port()
+    sup.add("web", gunicorn_command(settings, f"127.0.0.1:{web_port}"))
+    front = [sys.executable, "-m", "connector.front", "--host", host, "--port", str(port)]
+    sup.add("front", [*front, "--upstream-port", str(web_port)])
     for i in range(worker_count):
         sup.add(f"worker.{i + 1}", [sys.executable, "-m", "connector.cli", "worker"])
     if not no_scheduler:

@@ -113,6 +113,13 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a process that listens only behind another)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class InstanceLock:
     """An exclusive lock on DATA_DIR/run/up.lock, held by one `storelink up` for its whole run; the file
     names the holder's pid. The kernel lets go of it when the process ends, however it ends."""
@@ -122,7 +129,8 @@ class InstanceLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parents[1].mkdir(parents=True, exist_ok=True, mode=0o700)  # DATA_DIR, if new: private
+        self.path.parent.mkdir(exist_ok=True)
         handle = self.path.open("a+")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
