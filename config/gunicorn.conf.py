@@ -18,3 +18,6 @@ limit_request_fields = 100
 accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+# No control socket: gunicorn's default path ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl) is one for every
+# instance on the machine, so a second instance would take it over. Manage the server with signals instead.
+control_socket_disable = True

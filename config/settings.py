@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -191,6 +192,21 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _secret_keys(cls, value: SecretStr) -> SecretStr:
+        keys = [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
+        for position, key in enumerate(keys, start=1):
+            try:
+                Fernet(key.encode())
+            except (ValueError, TypeError):
+                # The value itself is never repeated: it is meant to be secret.
+                raise ValueError(
+                    f"key {position} of {len(keys)} is not a Fernet key (32 url-safe base64-encoded bytes); "
+                    "make one with `storelink keys generate`"
+                ) from None
         return value
 
     @field_validator("public_url", "shopify_admin_base_url", "walmart_base_url")

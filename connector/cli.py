@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 import config
 from config.settings import Settings, SettingsError, load_settings
-from connector import logs, migrate, registry, runtime, syncs, walmart_connect
+from connector import logs, migrate, preflight, registry, runtime, syncs, walmart_connect
 from connector import merchants as merchants_core
 from connector.crypto import SecretBox
 from connector.db import Database
@@ -79,9 +80,13 @@ class Context:
     @property
     def rt(self) -> runtime.Runtime:
         if self._rt is None:
-            url = resolve_cli_redis(self.settings, self._stack)
-            self._rt = runtime.install(runtime.Runtime(settings=self.settings, redis_url=url))
-            migrate.upgrade(self._rt.db.engine)
+            with _startup_errors():
+                if self.settings.redis_url:
+                    preflight.check_redis(self.settings.redis_url)
+                url = resolve_cli_redis(self.settings, self._stack)
+                self._rt = runtime.install(runtime.Runtime(settings=self.settings, redis_url=url))
+                with preflight.database_errors(self._rt.db.engine):
+                    migrate.upgrade(self._rt.db.engine)
         return self._rt
 
     def close(self) -> None:
@@ -123,6 +128,17 @@ def resolve_cli_redis(settings: Settings, stack: contextlib.ExitStack) -> str:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+@contextlib.contextmanager
+def _startup_errors() -> Iterator[None]:
+    """A command that cannot start (port, lock, database, Redis) exits with the one-line cause."""
+    from connector.embedded import EmbeddedRedisError
+
+    try:
+        yield
+    except (preflight.StartupError, EmbeddedRedisError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _print_rows(
     rows: list[dict[str, Any]], as_json: bool, columns: list[tuple[str, str]], empty: str = "nothing to list"
 ) -> None:
@@ -156,6 +172,37 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(f"{exc.message} [{exc.code}]") from None
 
 
+# Signals whose default action ends the process without running cleanup; SIGINT already raises
+# KeyboardInterrupt. A command ended by one of them stops what it started (a private Redis, its temporary
+# folder, the processes of `storelink up`) as on Ctrl-C, then exits with 128 + the signal's number.
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    for sig in EXIT_SIGNALS:  # cleanup runs once: a repeated signal does not cut it short
+        signal.signal(sig, signal.SIG_IGN)
+    logger.info("stopping on a signal", extra={"signal": signal.Signals(signum).name})
+    raise SystemExit(128 + signum)
+
+
+def _exit_cleanly_on_signals(ctx: click.Context) -> None:
+    """Install `_exit_on_signal` for EXIT_SIGNALS left at their default; the previous handlers come back
+    when the command's context closes (after its cleanup)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = {
+        sig: signal.signal(sig, _exit_on_signal)
+        for sig in EXIT_SIGNALS
+        if signal.getsignal(sig) == signal.SIG_DFL
+    }
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    ctx.call_on_close(restore)
+
+
 @click.group()
 @click.version_option(package_name="storelink")
 @click.pass_context
@@ -163,6 +210,7 @@ def main(ctx: click.Context) -> None:
     """Storelink: connects merchant stores to the short-video and live-shopping platform."""
     obj = Context()
     ctx.obj = obj
+    _exit_cleanly_on_signals(ctx)  # closed after obj: its cleanup is not cut short by a second signal
     ctx.call_on_close(obj.close)
     # Operator commands log warnings only, in plain text; the long-running processes reconfigure.
     logs.configure("WARNING", json_output=False)
@@ -179,7 +227,8 @@ def worker(obj: Context, burst: bool, queues: str) -> None:
     """Run a job worker."""
     from connector.worker import run_worker
 
-    url = resolve_cli_redis(obj.settings, obj._stack)
+    with _startup_errors():
+        url = resolve_cli_redis(obj.settings, obj._stack)
     names = [q.strip() for q in queues.split(",") if q.strip()] or None
     try:
         run_worker(obj.settings, url, queue_names=names, burst=burst)
@@ -193,7 +242,27 @@ def scheduler(obj: Context) -> None:
     """Run the periodic scheduler (sweeps lost work, reconciles)."""
     from connector.scheduler import run_scheduler
 
-    run_scheduler(obj.settings, resolve_cli_redis(obj.settings, obj._stack))
+    with _startup_errors():
+        url = resolve_cli_redis(obj.settings, obj._stack)
+    run_scheduler(obj.settings, url)
+
+
+def _up_redis(obj: Context, settings: Settings) -> str:
+    """REDIS_URL once it answers; else this run's private Redis under DATA_DIR, its URL published in the run
+    file for the CLI commands run beside it."""
+    if settings.redis_url:
+        preflight.check_redis(settings.redis_url)
+        return settings.redis_url
+    from connector.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(settings.data_dir)
+    url = server.start()
+    obj._stack.callback(server.stop)
+    path = run_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(url)
+    obj._stack.callback(lambda: path.unlink(missing_ok=True))
+    return url
 
 
 def gunicorn_command(settings: Settings, bind: str) -> list[str]:
@@ -203,7 +272,7 @@ def gunicorn_command(settings: Settings, bind: str) -> list[str]:
 
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default WEB_HOST).")
-@click.option("--port", default=None, type=int, help="Port to bind (default WEB_PORT).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port to bind (default WEB_PORT).")
 @click.option("--workers", "worker_count", default=2, show_default=True, help="Job worker processes.")
 @click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler.")
 @pass_ctx
@@ -213,21 +282,20 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
 
     settings = obj.settings
     logs.configure(settings.log_level, settings.log_json)
-    url = settings.redis_url
-    if not url:
-        from connector.embedded import EmbeddedRedis
-
-        server = EmbeddedRedis(settings.data_dir)
-        url = server.start()
-        obj._stack.callback(server.stop)
-        path = run_file(settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(url)
-        obj._stack.callback(lambda: path.unlink(missing_ok=True))
-    rt = runtime.install(runtime.Runtime(settings=settings, redis_url=url))
-    migrate.upgrade(rt.db.engine)
-    _seal_config_secrets(rt.db, rt.secrets)
-    rt.close()
+    host, port = host or settings.web_host, port or settings.web_port
+    with _startup_errors():
+        lock = preflight.InstanceLock(settings.data_dir)
+        lock.acquire()
+        obj._stack.callback(lock.release)
+        preflight.check_port_free(host, port)
+        url = _up_redis(obj, settings)
+        rt = runtime.install(runtime.Runtime(settings=settings, redis_url=url))
+        try:
+            with preflight.database_errors(rt.db.engine):
+                migrate.upgrade(rt.db.engine)
+            _seal_config_secrets(rt.db, rt.secrets)
+        finally:
+            rt.close()
 
     metrics_dir = settings.data_dir / "run" / "metrics"
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -240,9 +308,14 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
         "DATA_DIR": str(settings.data_dir),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    bind = f"{host or settings.web_host}:{port or settings.web_port}"
+    bind = f"{host}:{port}"
     sup = Supervisor(env=env)
-    sup.add("web", gunicorn_command(settings, bind))
+    # gunicorn listens on a private loopback port behind the buffering front (`connector.front`), which
+    # takes each request in whole first: a client sending slowly never holds a gunicorn worker.
+    web_port = preflight.free_loopback_port()
+    sup.add("web", gunicorn_command(settings, f"127.0.0.1:{web_port}"))
+    front = [sys.executable, "-m", "connector.front", "--host", host, "--port", str(port)]
+    sup.add("front", [*front, "--upstream-port", str(web_port)])
     for i in range(worker_count):
         sup.add(f"worker.{i + 1}", [sys.executable, "-m", "connector.cli", "worker"])
     if not no_scheduler:
@@ -252,17 +325,42 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
         raise click.ClickException("a process kept crashing; stopped everything (see the log above)")
 
 
+def _demo_settings(obj: Context, data_dir: Path | None) -> Path:
+    """Point this invocation at the demo's own data directory: its SQLite file, key, feed and a private
+    Redis there (DATABASE_URL, REDIS_URL and SECRET_KEYS are not used). Without `data_dir`, a temporary
+    directory removed when the demo ends."""
+    if data_dir is None:
+        data_dir = Path(tempfile.mkdtemp(prefix="storelink-demo-"))
+        obj._stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+    try:
+        obj._settings = load_settings(
+            data_dir=data_dir, database_url="", redis_url="", secret_keys="", feed_allow_files=True
+        )  # the demo feed is a file
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    return data_dir
+
+
 @main.command()
 @click.option("--rows", default=5000, show_default=True, type=click.IntRange(1, 5_000_000), help="Feed rows.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the demo's database, key and feed here (default: a temporary directory, removed at the end).",
+)
 @pass_ctx
-def demo(obj: Context, rows: int) -> None:
-    """Connect a generated product feed, sync it through a real worker, change it, and sync again."""
+def demo(obj: Context, rows: int, data_dir: Path | None) -> None:
+    """Connect a generated product feed, sync it through a real worker, change it, and sync again.
+
+    The demo keeps everything in a data directory of its own, never in DATA_DIR, DATABASE_URL or REDIS_URL."""
     from connector.sandbox.feeds import write_feed
     from connector.worker import build_worker
 
-    obj._settings = obj.settings.model_copy(update={"feed_allow_files": True})  # the demo feed is a file
+    kept = data_dir is not None
+    data_dir = _demo_settings(obj, data_dir)
     rt = obj.rt
-    feed = write_feed(obj.settings.data_dir / "demo" / "feed.csv", rows)
+    feed = write_feed(data_dir / "demo" / "feed.csv", rows)
     console.print(f"[bold]1.[/] generated a {rows:,}-row product feed at {feed}")
     with _errors(), rt.db.session() as session:
         existing = session.scalars(select(Merchant).where(Merchant.name == "demo-feed")).first()
@@ -273,8 +371,9 @@ def demo(obj: Context, rows: int) -> None:
                 session, rt.secrets, kind="feed", name="demo-feed", config={"url": str(feed)}
             ).id
         )
+    first = "full sync of the demo merchant from an earlier run" if existing else "first full sync"
     worker = build_worker(rt)
-    for step, label in ((2, "first full sync"), (3, "resync of the unchanged feed")):
+    for step, label in ((2, first), (3, "resync of the unchanged feed")):
         with _errors():
             run = syncs.request_sync(rt, merchant_id)
         console.print(f"[bold]{step}.[/] {label}: run {run.id}")
@@ -289,9 +388,16 @@ def demo(obj: Context, rows: int) -> None:
     console.print(_summary(final))
     if final.status != "succeeded":
         raise click.ClickException(f"demo sync failed: {final.error}")
-    console.print(
-        "Run [bold]storelink up[/] to serve the web app (/healthz, /readyz, /metrics) with workers."
-    )
+    if kept:
+        console.print(
+            f"Run [bold]DATA_DIR={data_dir} storelink up[/] to serve the demo's data "
+            "(/healthz, /readyz, /metrics) with workers."
+        )
+    else:
+        console.print(
+            "The demo's data is removed now; keep it with [bold]storelink demo --data-dir DIR[/], "
+            "then serve it with [bold]DATA_DIR=DIR storelink up[/]."
+        )
 
 
 # --- database and keys ----------------------------------------------------------------------------------------
@@ -1374,10 +1480,5 @@ def bench_flash_sale(
     click.echo(json.dumps(result))
 
 
-def _signal_exit(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _signal_exit)
     main()

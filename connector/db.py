@@ -37,9 +37,9 @@ def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
     kwargs.setdefault("json_serializer", _json)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _private_sqlite_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -66,6 +66,20 @@ def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
     return create_engine(
         url, pool_pre_ping=not autocommit, pool_size=5, max_overflow=5, connect_args=connect_args, **kwargs
     )
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (it holds buyers' personal data); SQLite gives its
+    WAL and shared-memory files the database file's mode. A file left group- or world-readable by an older
+    version is narrowed too, with its WAL and shared-memory files."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+                logger.info("narrowed SQLite file to owner-only access", extra={"path": str(file)})
 
 
 class _Held(threading.local):

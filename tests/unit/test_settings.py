@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from config.settings import Settings, SettingsError, load_settings
 
@@ -34,10 +35,11 @@ def test_postgres_urls_use_psycopg(monkeypatch):
 
 
 def test_secrets_are_not_printed(monkeypatch):
-    monkeypatch.setenv("SECRET_KEYS", "super-secret-key-material")
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("SECRET_KEYS", key)
     settings = load_settings()
-    assert "super-secret-key-material" not in repr(settings)
-    assert "super-secret-key-material" not in str(settings.model_dump())
+    assert key not in repr(settings)
+    assert key not in str(settings.model_dump())
 
 
 def test_readme_configuration_table_matches_settings():
