@@ -135,11 +135,11 @@ class StorelinkWorker(SimpleWorker):
         return super().heartbeat(timeout)
 
     def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
-        """The command channel's thread: waits quietly while Redis is away (the main loop reports it)."""
+        """The command channel's thread: waits quietly while Redis is away (the main loop reports it) and
+        ends once the worker is done (its `stop()` makes the thread's loop end after this returns)."""
         if not isinstance(exc, UNREACHABLE):
             raise exc
-        if self._done.wait(1.0):
-            raise exc
+        self._done.wait(1.0)
 
     def _start_scheduler(
         self, burst: bool = False, logging_level: str | None = "INFO", *args: Any, **kwargs: Any
