@@ -75,7 +75,7 @@ class ThreadScheduler(RQScheduler):
             self._process.join(timeout)
 
     def _run(self) -> None:
-        watch = RedisWatch(self.connection, "scheduler", stop=self._stop_event)
+        watch = RedisWatch(self.connection, "worker (RQ scheduler thread)", stop=self._stop_event)
         born = False
         while not self._stop_event.is_set():
             try:
