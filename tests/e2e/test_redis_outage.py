@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from redis import Redis
@@ -144,7 +145,7 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
         try:
             up.wait_ready()
             server.emulator.webhooks.subscribe("inventory_levels/update", f"{up.url}/webhooks/shopify")
-            workers = {p.pid for p in up.workers()}
+            processes = _supervised(up)
             load = Load(up.url, auth, _variants(rt, merchant_id), server)
             load.start()
             wait_for(lambda: len(load.accepted) >= 10, 60, "orders accepted before the outage")
@@ -163,7 +164,7 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
             wait_for(
                 lambda: _all_done(rt, load.accepted), 120, "every order, webhook and event", interval=0.5
             )
-            assert {p.pid for p in up.workers()} == workers  # they waited for Redis; none was restarted
+            assert _supervised(up) == processes  # web, workers and scheduler waited; none was restarted
         finally:
             if load is not None:
                 load.stop.set()
@@ -196,6 +197,11 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
     assert "Redis reachable again" in log
     rt.close()
     runtime._current = None
+
+
+def _supervised(up: Up) -> set[int]:
+    """The pids of the processes `storelink up` runs (web, workers, scheduler)."""
+    return {p.pid for p in psutil.Process(up.proc.pid).children()}
 
 
 def _platform_client(rt: runtime.Runtime) -> tuple[int, dict[str, str]]:
