@@ -52,11 +52,16 @@ def _adopt_orphans() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+# Helpers of this interpreter's multiprocessing (started by spawn contexts); they end when pytest does.
+INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
 def _live_descendants() -> list[psutil.Process]:
     alive = []
     for proc in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
-            if proc.status() != psutil.STATUS_ZOMBIE:
+            helper = any(name in " ".join(proc.cmdline()) for name in INTERPRETER_HELPERS)
+            if proc.status() != psutil.STATUS_ZOMBIE and not helper:
                 alive.append(proc)
     return alive
 
