@@ -179,7 +179,8 @@ class StorelinkWorker(SimpleWorker):
             self.register_death()
             self.unsubscribe()
         except UNREACHABLE as exc:
-            logger.warning("worker stopped while Redis was unreachable", extra={"error": str(exc)})
+            # Harmless: RQ's record of this worker expires by itself.
+            logger.debug("worker registration left to expire (Redis unreachable)", extra={"error": str(exc)})
 
 
 def build_worker(
