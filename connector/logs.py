@@ -81,6 +81,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# RQ logs several lines per job and per cron enqueue (about sixty a minute on an idle `storelink up`); below
+# DEBUG its loggers show warnings and errors only (failed jobs, lost Redis), at DEBUG everything.
+RQ_LOGGERS = ("rq", "rq.worker", "rq.job", "rq.scheduler", "rq.cron", "rq.queue")
+
+
+def library_level(level: str | int) -> str:
+    """The level for chatty libraries' loggers when the process logs at `level`: DEBUG stays DEBUG, anything
+    else shows warnings and worse."""
+    if isinstance(level, str):
+        level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    return logging.getLevelName(logging.DEBUG if level <= logging.DEBUG else max(level, logging.WARNING))
+
+
 def configure(level: str = "INFO", json_output: bool = True, stream: Any = None) -> None:
     """Install the root handler once per process (idempotent)."""
     root = logging.getLogger()
@@ -99,3 +112,5 @@ def configure(level: str = "INFO", json_output: bool = True, stream: Any = None)
     root.setLevel(level)
     for noisy in ("urllib3", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for name in RQ_LOGGERS:
+        logging.getLogger(name).setLevel(library_level(root.level))

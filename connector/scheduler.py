@@ -1,20 +1,42 @@
-"""Scheduler composition root: periodic maintenance jobs through RQ's cron scheduler."""
+"""Scheduler composition root: periodic maintenance jobs through RQ's cron scheduler.
+
+The scheduler outlives Redis outages: RQ's loop ends on the first failed Redis call, so it is started again
+(same jobs, same intervals) once Redis answers, until a signal stops it.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from types import FrameType
+from typing import Any
 
 from rq.cron import CronScheduler
 
 from config.settings import Settings
 from connector import jobs, logs, order_push, reservations, runtime, walmart_stock
 from connector.queue import EVENTS
+from connector.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
 
-def build_scheduler(rt: runtime.Runtime) -> CronScheduler:
-    scheduler = CronScheduler(connection=rt.redis, logging_level=rt.settings.log_level)
+class StorelinkCronScheduler(CronScheduler):
+    """RQ's cron scheduler that remembers a stop request, so a Redis error while stopping still stops it."""
+
+    def __init__(self, *args: Any, stop: threading.Event | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_requested = stop or threading.Event()
+
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested.set()
+        super()._request_stop(signum, frame)
+
+
+def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) -> StorelinkCronScheduler:
+    scheduler = StorelinkCronScheduler(
+        connection=rt.redis, logging_level=logs.library_level(rt.settings.log_level), stop=stop
+    )
     # Sweeping is cheap and idempotent; it runs on the urgent events queue so a long sync never delays it.
     scheduler.register(jobs.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
     scheduler.register(order_push.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
@@ -42,9 +64,20 @@ def build_scheduler(rt: runtime.Runtime) -> CronScheduler:
 def run_scheduler(settings: Settings, redis_url: str) -> None:
     logs.configure(settings.log_level, settings.log_json)
     rt = runtime.install(runtime.Runtime(settings=settings, redis_url=redis_url))
-    scheduler = build_scheduler(rt)
     logger.info("scheduler starting", extra={"sweep_interval": settings.sweep_interval_seconds})
+    stop = threading.Event()
+    watch = RedisWatch(rt.redis, "scheduler", stop=stop)
     try:
-        scheduler.start()
+        while True:
+            with stop_on_signals(stop):
+                if not watch.wait():
+                    return
+            scheduler = build_scheduler(rt, stop)
+            try:
+                scheduler.start()
+            except UNREACHABLE as exc:
+                watch.lost(exc)
+            if stop.is_set():
+                return
     finally:
         rt.close()

@@ -1,4 +1,9 @@
-"""Process supervisor for `storelink up`: runs the Procfile's processes, restarts crashes, stops cleanly."""
+"""Process supervisor for `storelink up`: runs the Procfile's processes, restarts crashes, stops cleanly.
+
+A process that exits is restarted after a pause that doubles with each exit in a row (1 s up to a minute) and
+starts over once the process has stayed up a while, so a process that keeps failing while a dependency is
+away is retried for as long as it takes without flooding the log. Only a process that never stayed up since
+`storelink up` started (a configuration error rather than an outage) makes the supervisor give up."""
 
 from __future__ import annotations
 
@@ -10,15 +15,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 from connector.queue import WEBHOOKS
 
 logger = logging.getLogger(__name__)
 
-MAX_RESTARTS = 5
-RESTART_WINDOW = 60.0
+MAX_RESTARTS = 5  # exits in a row after which a process that never stayed up is given up on
+HEALTHY_AFTER = 30.0  # seconds up after which an exit counts as the first of a new series
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 60.0
 STOP_GRACE = 10.0
 
 
@@ -38,7 +45,18 @@ class Child:
     name: str
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
-    restarts: list[float] = field(default_factory=list)
+    started_at: float = 0.0
+    exits: int = 0  # exits in a row, each before the process had been up HEALTHY_AFTER seconds
+    ever_healthy: bool = False
+    restart_at: float | None = None
+
+    def exited(self, now: float) -> float:
+        """Record an exit; returns the pause before the restart."""
+        if now - self.started_at >= HEALTHY_AFTER:
+            self.ever_healthy = True
+            self.exits = 0
+        self.exits += 1
+        return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (self.exits - 1))
 
 
 class Supervisor:
@@ -54,6 +72,8 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         child.process = subprocess.Popen(child.argv, env=self.env, start_new_session=True)
+        child.started_at = time.monotonic()
+        child.restart_at = None
         logger.info("process started", extra={"proc": child.name, "pid": child.process.pid})
 
     def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
@@ -68,28 +88,42 @@ class Supervisor:
             while not self._stopping:
                 time.sleep(0.2)
                 for child in self.children:
-                    assert child.process is not None
-                    code = child.process.poll()
-                    if code is None or self._stopping:
-                        continue
-                    now = time.monotonic()
-                    child.restarts = [t for t in child.restarts if now - t < RESTART_WINDOW] + [now]
-                    if len(child.restarts) > MAX_RESTARTS:
-                        logger.error(
-                            "process keeps crashing; stopping", extra={"proc": child.name, "exit_code": code}
-                        )
+                    if self._stopping:
+                        break
+                    if not self._check(child):
                         self._stopping = True
                         exit_code = 1
-                        break
-                    logger.warning(
-                        "process exited; restarting", extra={"proc": child.name, "exit_code": code}
-                    )
-                    self._start(child)
         finally:
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return exit_code
+
+    def _check(self, child: Child) -> bool:
+        """Restart `child` if it exited and its pause is over; False when it is to be given up on."""
+        assert child.process is not None
+        now = time.monotonic()
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                self._start(child)
+            return True
+        code = child.process.poll()
+        if code is None:
+            return True
+        _signal_group(child.process, signal.SIGKILL)  # what it started goes with it
+        pause = child.exited(now)
+        if not child.ever_healthy and child.exits > MAX_RESTARTS:
+            logger.error(
+                "process keeps exiting and never stayed up; stopping",
+                extra={"proc": child.name, "exit_code": code, "exits": child.exits},
+            )
+            return False
+        logger.warning(
+            "process exited; restarting",
+            extra={"proc": child.name, "exit_code": code, "restart_in_seconds": pause},
+        )
+        child.restart_at = now + pause
+        return True
 
     def stop(self) -> None:
         live = [c.process for c in self.children if c.process is not None and c.process.poll() is None]

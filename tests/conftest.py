@@ -4,13 +4,17 @@ a Redis database of the suite's own (TEST_REDIS_URL, else db 13 of a local Redis
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import sqlite3
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from cryptography.fernet import Fernet
 from redis import Redis
@@ -38,6 +42,48 @@ def _claim_local_redis() -> str | None:
         except Exception:
             return None
     return None
+
+
+PR_SET_CHILD_SUBREAPER = 36
+STRAY_GRACE_SECONDS = 10.0
+
+
+def _adopt_orphans() -> None:
+    """Make this pytest process the subreaper of everything it starts (Linux): a process whose parent died
+    is re-parented here instead of to init, so it still counts as one of this session's descendants."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+# Helpers of this interpreter's multiprocessing (started by spawn contexts); they end when pytest does.
+INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def _live_descendants() -> list[psutil.Process]:
+    alive = []
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            helper = any(name in " ".join(proc.cmdline()) for name in INTERPRETER_HELPERS)
+            if proc.status() != psutil.STATUS_ZOMBIE and not helper:
+                alive.append(proc)
+    return alive
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_processes() -> Iterator[None]:
+    """No process started by this session's tests (or by the processes they start) outlives the session.
+    Only descendants of this pytest process count, so other sessions on the machine never trip it."""
+    _adopt_orphans()
+    yield
+    deadline = time.monotonic() + STRAY_GRACE_SECONDS
+    while (strays := _live_descendants()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    described = []
+    for proc in strays:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            described.append(f"{proc.pid}: {' '.join(proc.cmdline())[:200]}")
+            proc.kill()
+    assert not described, "processes left running by the tests:\n" + "\n".join(described)
 
 
 @pytest.fixture(scope="session")

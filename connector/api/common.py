@@ -27,9 +27,7 @@ from typing import Any, Protocol, TypeVar
 from flask import Flask, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as SchemaError
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
@@ -49,7 +47,6 @@ KEY_CACHE_SECONDS = 5.0
 KEY_CACHE_MAX_ENTRIES = 4096
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_CURSOR_LENGTH = 512
-REDIS_RETRY_AFTER_SECONDS = 5
 SERVICE_UNAVAILABLE = "service_unavailable"
 _KEY_CACHE = "storelink.api_key_cache"
 _MAX_ID_DIGITS = len(str(MAX_ID))
@@ -83,20 +80,6 @@ def _answer(exc: ApiError) -> Response:
     response = problem(exc.status, exc.code, exc.message, title=exc.title, **exc.extra)
     response.headers.update(exc.headers)
     return response
-
-
-def _redis_down(exc: Exception) -> Response:
-    """Redis (stock counters, idempotency marks, queues) is unreachable: a 503 the client may retry."""
-    logger.warning(
-        "Redis unreachable; request refused", extra={"path": request.path, "error": type(exc).__name__}
-    )
-    return problem(
-        503,
-        SERVICE_UNAVAILABLE,
-        "Redis (stock counters, queues) is unreachable; try again shortly",
-        title="Service unavailable",
-        retry_after=REDIS_RETRY_AFTER_SECONDS,
-    )
 
 
 def invalid(message: str, errors: Sequence[tuple[str, str]]) -> ValidationError:
@@ -418,10 +401,8 @@ def _ids_in_range(_endpoint: str | None, values: dict[str, Any] | None) -> None:
 
 def init_app(app: Flask) -> None:
     """Register the `id` URL converter, the id range guard, the problem answer for `ApiError` and the key
-    cache."""
+    cache (Redis being unreachable is answered app-wide by `connector.web.problems`)."""
     app.url_map.converters["id"] = IdConverter
     app.url_value_preprocessor(_ids_in_range)
     app.register_error_handler(ApiError, _answer)
-    app.register_error_handler(RedisConnectionError, _redis_down)
-    app.register_error_handler(RedisTimeoutError, _redis_down)
     app.extensions[_KEY_CACHE] = KeyCache()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, json
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from connector.errors import AuthError, NotFoundError, PermanentError, RetryableError, ValidationError
@@ -14,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://storelink.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
+REDIS_LOG_EVERY = 60.0
+_redis_logged_at = -REDIS_LOG_EVERY
 
 
 def problem(status: int, code: str, detail: str, *, title: str | None = None, **extra: Any) -> Response:
@@ -56,6 +61,20 @@ def _storelink(exc: Exception) -> Response:
     return _unexpected(exc)
 
 
+def _redis_unavailable(exc: Exception) -> Response:
+    global _redis_logged_at
+    if time.monotonic() - _redis_logged_at > REDIS_LOG_EVERY:  # an outage refuses every request: log a few
+        _redis_logged_at = time.monotonic()
+        logger.warning("requests refused: Redis unreachable", extra={"error": str(exc)})
+    return problem(
+        503,
+        "service_unavailable",
+        "Redis (stock counters, queues) is unreachable; try again shortly",
+        title="Service unavailable",
+        retry_after=5,
+    )
+
+
 def _unexpected(exc: Exception) -> Response:
     logger.error("unhandled error", exc_info=exc)
     return problem(500, "internal_error", "An unexpected error occurred; it has been logged.")
@@ -65,4 +84,6 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http)
     app.register_error_handler(PermanentError, _storelink)
     app.register_error_handler(RetryableError, _storelink)
+    app.register_error_handler(RedisConnectionError, _redis_unavailable)
+    app.register_error_handler(RedisTimeoutError, _redis_unavailable)
     app.register_error_handler(Exception, _unexpected)

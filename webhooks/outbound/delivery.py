@@ -326,7 +326,9 @@ def apply_result(
             endpoint.enabled = False
             endpoint.disabled_reason = "the endpoint answered 410 Gone"
             logger.warning("endpoint disabled: 410 Gone", extra={"endpoint_id": endpoint.id})
-    logger.info(
+    # One line per delivery would flood the log; successes show at DEBUG, anything else at INFO.
+    logger.log(
+        logging.DEBUG if outcome is retry.Outcome.SUCCESS else logging.INFO,
         "delivery attempt",
         extra={
             "delivery_id": delivery.id,

@@ -89,7 +89,7 @@ def dispatch(endpoint_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[st
         elif not flag_cleared:
             rt.redis.expire(scheduling.dispatch_flag_key(endpoint_id), scheduling.DISPATCH_FLAG_TTL)
     if counts:
-        logger.info("deliveries dispatched", extra={"endpoint_id": endpoint_id, **counts})
+        logger.debug("deliveries dispatched", extra={"endpoint_id": endpoint_id, **counts})
     return dict(counts)
 
 

@@ -127,7 +127,7 @@ def on_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         if (payload_id, endpoint_id) in wanted
     ]
     scheduling.enqueue_after_commit(session, due, queue=_queue_name)
-    logger.info("deliveries created", extra={"events": len(rows), "deliveries": len(due)})
+    logger.debug("deliveries created", extra={"events": len(rows), "deliveries": len(due)})
 
 
 def install(queue: str = scheduling.DEFAULT_QUEUE) -> None:
