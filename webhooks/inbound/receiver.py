@@ -159,10 +159,25 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
         return _answer({"status": "duplicate", "delivery_id": envelope.delivery_id})
     try:
         scheduling.wake(rt.redis, target.merchant_id)
-    except Exception:  # stored: the sweeper wakes the merchant
-        logger.exception("waking the drain job failed", extra=log)
+    except Exception as exc:  # stored: the sweeper wakes the merchant (once Redis is back)
+        _log_wake_failure(exc, log)
     logger.debug("inbound accepted", extra={**log, "topic": envelope.topic})
     return _answer({"status": "accepted", "delivery_id": envelope.delivery_id, "id": event_id})
+
+
+_WAKE_LOG_EVERY = 60.0
+_wake_logged_at = -_WAKE_LOG_EVERY
+
+
+def _log_wake_failure(exc: Exception, log: dict[str, object]) -> None:
+    """While Redis is away every delivery fails to wake its drain: say so once a minute, not per delivery."""
+    global _wake_logged_at
+    if time.monotonic() - _wake_logged_at >= _WAKE_LOG_EVERY:
+        _wake_logged_at = time.monotonic()
+        logger.warning(
+            "deliveries stored but their drain not woken; the sweep wakes it later",
+            extra={**log, "error": type(exc).__name__},
+        )
 
 
 def _signed_by_app(rt: Runtime, source: str, headers: dict[str, str], raw_body: bytes) -> bool:
