@@ -19,26 +19,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+UNAUTHORIZED_INFO = "Unauthorized token or incorrect authorization header"
+
+
+def _unauthorized(info: str) -> WalmartError:
+    """The gateway's 401 for a missing or unknown token, or bad API keys."""
+    return WalmartError.gateway(
+        401, "UNAUTHORIZED.GMP_GATEWAY_API", "Unauthorized", field="UNAUTHORIZED", info=info
+    )
+
+
 def check_token(emulator: WalmartEmulator) -> str:
+    """The request's access token: known and unexpired, or a 401 in the gateway envelope."""
     token = request.headers.get(ACCESS_TOKEN)
     if not token:
-        raise WalmartError.gateway(
-            401,
-            "UNAUTHORIZED.GMP_GATEWAY_API",
-            "Unauthorized",
-            field="UNAUTHORIZED",
-            info=f"Unauthorized token or incorrect authorization header: {ACCESS_TOKEN} is missing",
-        )
+        raise _unauthorized(f"{UNAUTHORIZED_INFO}: {ACCESS_TOKEN} is missing")
     with emulator._tokens_lock:
         expires = emulator.tokens.get(token)
     if expires is None:
-        raise WalmartError.gateway(
-            401,
-            "UNAUTHORIZED.GMP_GATEWAY_API",
-            "Unauthorized",
-            field="UNAUTHORIZED",
-            info="Unauthorized token or incorrect authorization header.",
-        )
+        raise _unauthorized(f"{UNAUTHORIZED_INFO}.")
     if emulator.clock() >= expires:
         raise WalmartError.gateway(
             401, "INVALID_TOKEN.GMP_GATEWAY_API", "Token is expired or invalid", field="INVALID_TOKEN"
@@ -47,6 +46,7 @@ def check_token(emulator: WalmartEmulator) -> str:
 
 
 def check_headers() -> None:
+    """The correlation id and service name headers every call needs (400 when missing)."""
     for name in (CORRELATION_ID, SERVICE_NAME):
         if not request.headers.get(name):
             raise WalmartError.resource(
@@ -68,13 +68,7 @@ def register(app: Flask, emulator: WalmartEmulator) -> None:
             or not secrets.compare_digest((supplied.username or "").encode(), emulator.client_id.encode())
             or not secrets.compare_digest((supplied.password or "").encode(), emulator.client_secret.encode())
         ):
-            raise WalmartError.gateway(
-                401,
-                "UNAUTHORIZED.GMP_GATEWAY_API",
-                "Unauthorized",
-                field="UNAUTHORIZED",
-                info="Unauthorized token or incorrect authorization header.",
-            )
+            raise _unauthorized(f"{UNAUTHORIZED_INFO}.")
         grant_type = request.form.get("grant_type")
         if not grant_type:
             raise WalmartError.missing_param("grant_type")
