@@ -6,35 +6,10 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from connector.sandbox.faults import ApiFault
 
-@dataclass(frozen=True, slots=True)
-class ApiFault:
-    """How to answer one API request. `status` 200 means answer normally (after `latency` seconds)."""
-
-    status: int = 200
-    latency: float = 0.0
-    retry_after: str | None = None
-    drop: bool = False
-
-    @classmethod
-    def server_error(cls, status: int = 503) -> ApiFault:
-        return cls(status=status)
-
-    @classmethod
-    def too_many_requests(cls, retry_after: float = 2.0) -> ApiFault:
-        return cls(status=429, retry_after=f"{retry_after:g}")
-
-    @classmethod
-    def slow(cls, seconds: float) -> ApiFault:
-        """Answer normally after `seconds` (beyond the client's timeout it is a timeout)."""
-        return cls(latency=seconds)
-
-    @classmethod
-    def dropped(cls) -> ApiFault:
-        return cls(drop=True)
-
+__all__ = ["NONE", "ApiFault", "FaultPlan"]
 
 NONE = ApiFault()
 

@@ -9,33 +9,20 @@ import random
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Self
+
+from connector.sandbox import faults
 
 
 @dataclass(frozen=True, slots=True)
-class ApiFault:
-    """How to answer one API call. `status` 200 means answer normally (after `latency` seconds)."""
+class ApiFault(faults.ApiFault):
+    """How to answer one API call. `status` 200 means answer normally (after `latency` seconds); `drop_after`
+    drops the connection after the call is carried out."""
 
-    status: int = 200
-    latency: float = 0.0
-    retry_after: str | None = None
-    drop: bool = False
     drop_after: bool = False
 
     @classmethod
-    def server_error(cls, status: int = 503) -> ApiFault:
-        return cls(status=status)
-
-    @classmethod
-    def too_many_requests(cls, retry_after: float = 2.0) -> ApiFault:
-        return cls(status=429, retry_after=f"{retry_after:g}")
-
-    @classmethod
-    def slow(cls, seconds: float) -> ApiFault:
-        """Carry out the call and answer after `seconds` (beyond the client's timeout it is a timeout)."""
-        return cls(latency=seconds)
-
-    @classmethod
-    def dropped(cls, *, after: bool = False) -> ApiFault:
+    def dropped(cls, *, after: bool = False) -> Self:
         """Close the connection without an answer; with `after` the call is carried out first."""
         return cls(drop=not after, drop_after=after)
 

@@ -1,0 +1,1 @@
+"""The Walmart emulator's endpoint families, each registering its routes on the emulator's Flask app."""
