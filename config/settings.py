@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -218,6 +219,14 @@ class Settings(BaseSettings):
                 "must be an http(s) URL without query or fragment, e.g. https://storelink.example"
             )
         return value.rstrip("/")
+
+    def store_setting(self, env: str) -> str:
+        """A setting a store adapter declares, by its environment variable: the field of that name when
+        there is one here (validated at start), else the variable as the environment has it now."""
+        name = env.lower()
+        if name in type(self).model_fields:
+            return str(getattr(self, name) or "")
+        return os.environ.get(env, "").strip()
 
     @property
     def queue_names(self) -> list[str]:

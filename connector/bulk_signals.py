@@ -1,6 +1,6 @@
 """Word that a store's bulk export ended, passed from the inbound drain to the sync job waiting on it.
 
-A store that announces finished bulk operations by webhook (Shopify's `bulk_operations/finish`) lets a full
+A store that announces finished bulk operations by webhook (e.g. Shopify's `bulk_operations/finish`) lets a full
 sync start reading the moment its export is ready instead of at its next status poll. The drain pushes the
 operation id onto a short-lived Redis list; the adapter, waiting between polls, blocks on that list for at
 most its poll delay. The status poll stays the source of truth: a lost signal only costs the poll delay.

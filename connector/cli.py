@@ -26,13 +26,14 @@ from sqlalchemy.orm import Session
 
 import config
 from config.settings import Settings, SettingsError, load_settings
-from connector import logs, migrate, preflight, registry, runtime, syncs, walmart_connect
+from connector import connect, logs, migrate, preflight, registry, runtime, syncs
 from connector import merchants as merchants_core
 from connector.crypto import SecretBox
 from connector.db import Database
 from connector.errors import StorelinkError
 from connector.merchants import create_merchant, get_merchant, rotate_credentials
 from connector.models import Merchant, SyncRun
+from connector.ports import ConnectFlow, ConnectOption
 
 logger = logging.getLogger(__name__)
 
@@ -478,6 +479,35 @@ def merchants() -> None:
     """Connected stores."""
 
 
+def _connect_options() -> dict[str, tuple[ConnectOption, list[str]]]:
+    """The connect options every installed adapter declares, by flag, with the kinds that declare them."""
+    found: dict[str, tuple[ConnectOption, list[str]]] = {}
+    for kind in registry.kinds():
+        try:
+            flow = connect.connect_flow(kind)
+        except StorelinkError:
+            continue
+        for option in flow.connect_options if flow is not None else ():
+            found.setdefault(option.flag, (option, []))[1].append(kind)
+    return found
+
+
+def _with_connect_options(command: Any) -> Any:
+    """Add the adapters' declared connect options to `merchants add` (a pair `--x/--no-x` is a flag)."""
+    for flag, (option, kinds) in reversed(list(_connect_options().items())):
+        command = click.option(
+            flag,
+            option.dest,
+            default=None,
+            envvar=option.envvar,
+            show_envvar=option.envvar is not None,
+            help=option.help
+            if option.help.startswith(tuple(kinds))
+            else f"{', '.join(kinds)}: {option.help}",
+        )(command)
+    return command
+
+
 @merchants.command("add")
 @click.argument("kind")
 @click.option("--name", required=True, help="Merchant name, unique and human-readable.")
@@ -486,22 +516,7 @@ def merchants() -> None:
 @click.option("--credential", multiple=True, metavar="KEY=VALUE", help="Credential, stored encrypted.")
 @click.option("--buffer", "inventory_buffer", default=0, type=int, help="Units held back from the platform.")
 @click.option("--client", "platform_client", default=None, help="Platform client (id or name) it belongs to.")
-@click.option("--client-id", default=None, help="walmart: API client id.")
-@click.option(
-    "--client-secret",
-    default=None,
-    envvar="WALMART_CLIENT_SECRET",
-    show_envvar=True,
-    help="walmart: API client secret (else read from the environment, else prompted for).",
-)
-@click.option("--seller-id", default=None, help="walmart: seller (partner) id.")
-@click.option("--base-url", default=None, help="walmart: API base URL (default: production).")
-@click.option(
-    "--mcs/--no-mcs",
-    "mcs_enrolled",
-    default=None,
-    help="walmart: the seller is (not) on Multichannel Solutions (default: asked of Walmart).",
-)
+@_with_connect_options
 @click.option("--no-sync", is_flag=True, help="Do not queue the first full sync.")
 @pass_ctx
 def merchants_add(
@@ -513,48 +528,46 @@ def merchants_add(
     credential: tuple[str, ...],
     inventory_buffer: int,
     platform_client: str | None,
-    client_id: str | None,
-    client_secret: str | None,
-    seller_id: str | None,
-    base_url: str | None,
-    mcs_enrolled: bool | None,
     no_sync: bool,
+    **connect_values: Any,
 ) -> None:
     """Connect a store of KIND (installed: see `storelink merchants kinds`) and queue its first sync.
 
-    walmart: the keys are checked with Walmart at once (nothing is stored when it refuses them), the
-    Multichannel sales channel is found, and notifications are subscribed at PUBLIC_URL."""
+    A kind connected with keys takes the options its adapter declares: the keys are checked with
+    the store at once (nothing is stored when it refuses them), what the store says about the seller is
+    found, and notifications are subscribed at PUBLIC_URL."""
     cfg: dict[str, Any] = _pairs(settings_, "--set")
     if url:
         cfg["url"] = url
-    if kind == "walmart":
-        _add_walmart(
+    with _errors():
+        try:
+            flow = connect.connect_flow(kind)
+        except StorelinkError:
+            flow = None  # an unknown kind: refused below, as any store it cannot make
+    given = {dest: value for dest, value in connect_values.items() if value is not None}
+    if flow is not None:
+        _add_with_keys(
             obj,
+            kind,
+            flow,
             name=name,
+            given=given,
             cfg=cfg,
             credentials=_pairs(credential, "--credential"),
             inventory_buffer=inventory_buffer,
             platform_client=platform_client,
-            client_id=client_id,
-            client_secret=client_secret,
-            seller_id=seller_id,
-            base_url=base_url,
-            mcs_enrolled=mcs_enrolled,
             no_sync=no_sync,
         )
         return
     used = [
-        option
-        for option, value in (
-            ("--client-id", client_id),
-            ("--seller-id", seller_id),
-            ("--base-url", base_url),
-            ("--mcs/--no-mcs", mcs_enrolled),
-        )
-        if value is not None
+        (flag, kinds)
+        for flag, (option, kinds) in _connect_options().items()
+        if option.envvar is None and option.dest in given
     ]
     if used:
-        raise click.UsageError(f"{', '.join(used)}: walmart options, not for {kind}")
+        owners = sorted({owner for _, kinds in used for owner in kinds})
+        flags = ", ".join(flag for flag, _ in used)
+        raise click.UsageError(f"{flags}: {', '.join(owners)} options, not for {kind}")
     rt = obj.rt
     with _errors():
         with rt.db.session() as session:
@@ -577,7 +590,7 @@ def merchants_add(
 
 
 def _platform_client_id(session: Session, ref: str | None) -> int | None:
-    return None if ref is None else walmart_connect.find_platform_client(session, ref).id
+    return None if ref is None else connect.find_platform_client(session, ref).id
 
 
 def _setting_value(value: Any) -> Any:
@@ -593,48 +606,44 @@ def _setting_value(value: Any) -> Any:
     return number if isinstance(number, int | float) and not isinstance(number, bool) else value
 
 
-def _add_walmart(
+def _add_with_keys(
     obj: Context,
+    kind: str,
+    flow: ConnectFlow,
     *,
     name: str,
+    given: dict[str, Any],
     cfg: dict[str, Any],
     credentials: dict[str, str],
     inventory_buffer: int,
     platform_client: str | None,
-    client_id: str | None,
-    client_secret: str | None,
-    seller_id: str | None,
-    base_url: str | None,
-    mcs_enrolled: bool | None,
     no_sync: bool,
 ) -> None:
-    if not client_id:
-        raise click.UsageError("walmart needs --client-id")
-    if not client_secret:
-        client_secret = click.prompt("Walmart client secret", hide_input=True, err=True)
+    """`merchants add` of a kind whose adapter declares a connect flow."""
+    for option in flow.connect_options:
+        if given.get(option.dest):
+            continue
+        if option.required:
+            raise click.UsageError(f"{kind} needs {option.flag}")
+        if option.prompt:
+            given[option.dest] = str(click.prompt(option.prompt, hide_input=option.secret, err=True))
     cfg = {key: _setting_value(value) for key, value in cfg.items()}
-    if mcs_enrolled is not None:
-        cfg["mcs_enrolled"] = mcs_enrolled
     rt = obj.rt
     with _errors():
-        connected = walmart_connect.connect(
+        connected = connect.connect(
             rt,
+            kind,
             name=name,
-            client_id=client_id,
-            client_secret=str(client_secret),
-            seller_id=seller_id,
-            base_url=base_url,
+            fields=given,
             config=cfg,
-            extra_credentials=credentials,
+            credentials=credentials,
             platform_client=platform_client,
             inventory_buffer=inventory_buffer,
             first_sync=not no_sync,
         )
-    console.print(f"merchant {connected.merchant_id} ({name}, walmart {connected.store_ref}) added")
-    if connected.mcs_enrolled:
-        console.print(f"Multichannel Solutions: sales channel {connected.order_channel_id}")
-    else:
-        console.print("not on Multichannel Solutions: platform sales will reduce Walmart stock")
+    console.print(f"merchant {connected.merchant_id} ({name}, {kind} {connected.store_ref}) added")
+    for line in connected.summary:
+        console.print(line)
     if connected.event_types:
         console.print(f"notifications subscribed: {', '.join(connected.event_types)}")
     for warning in connected.warnings:

@@ -8,7 +8,7 @@ its encrypted credentials and records its first full sync in one transaction, an
 failure at any step raises `InstallError` (an HTTP status and a stable code) with nothing written.
 
 An installable kind `<kind>` is configured by the settings `<kind>_api_key`, `<kind>_api_secret`,
-`<kind>_scopes` and `<kind>_admin_base_url` (SHOPIFY_API_KEY, …).
+`<kind>_scopes` and `<kind>_admin_base_url` (e.g. SHOPIFY_API_KEY, …).
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ def start(rt: Runtime, kind: str, params: dict[str, str], public_url: str) -> st
     app = app_for(rt.settings, kind)
     shop = params.get("shop")
     if not shop:
-        raise InstallError(400, "invalid_shop", "the shop to install is missing: ?shop=<name>.myshopify.com")
+        hint = str(getattr(cls, "install_shop_hint", "<shop>"))
+        raise InstallError(400, "invalid_shop", f"the shop to install is missing: ?shop={hint}")
     if "hmac" in params:
         try:
             cls.callback_store_ref(app, params)

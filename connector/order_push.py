@@ -1,14 +1,14 @@
 """Order push: the job that places an accepted platform order in its merchant's store exactly once.
 
-Stores such as Shopify take an order without an idempotency key, so the job records its intent on the order
+Some stores take an order without an idempotency key, so the job records its intent on the order
 row (`push_attempts`, `push_started_at`) and commits it before calling the store; every attempt after the
 first looks the order up by its deterministic key (`find_order`) before creating anything. `push_started_at`
 is also the lease of the attempt in flight: it is cleared when the attempt ends, and one older than
 the lease (`lease_seconds`) belongs to a worker presumed dead, which `sweep` replaces.
 
-A store that cannot take orders but whose stock Storelink writes (a Walmart seller not on Multichannel
-Solutions) gets the sale as a stock reduction instead (`connector.walmart_stock.take_off_store_stock`, exactly
-once per order), and the order is confirmed with no store order ref.
+A store that cannot take orders but whose stock Storelink writes (its adapter is `ReducesStockForSale`, and
+its merchant's capabilities leave out order push) gets the sale as a stock reduction instead
+(`connector.store_orders.take_off_store_stock`, exactly once per order), and the order is confirmed with no store order ref.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
-from connector import events, runtime, syncs, walmart_stock
+from connector import events, runtime, store_orders, syncs
 from connector.domain.money import Money
 from connector.domain.orders import Address, ExternalOrderRef, OrderStatus
 from connector.domain.orders import Order as PushOrder
@@ -35,7 +35,7 @@ from connector.domain.orders import OrderLine as PushLine
 from connector.errors import AuthError, PermanentError, RetryableError
 from connector.merchants import build_adapter
 from connector.models import Merchant, Order, OrderLine, Reservation, Variant
-from connector.ports import StoreAdapter
+from connector.ports import ReducesStockForSale, StoreAdapter
 from connector.queue import LIVE_STATUSES, ORDERS, jittered_retry
 
 logger = logging.getLogger(__name__)
@@ -314,11 +314,11 @@ def push_order(order_id: int) -> str | None:
     ref: ExternalOrderRef | None
     try:
         adapter = _adapter(rt, merchant)
-        if walmart_stock.sells_by_stock(adapter):
-            # The store cannot take the order (a Walmart seller not on Multichannel): its units are taken
-            # off the store's stock instead, once, and the order is confirmed with no store order.
-            walmart_stock.take_off_store_stock(
-                rt, merchant.id, order, cast(walmart_stock.WritesStock, adapter)
+        if store_orders.sells_by_stock(adapter):
+            # The store cannot take the order (its merchant's capabilities leave out order push): its units
+            # are taken off the store's stock instead, once, and the order is confirmed with no store order.
+            store_orders.take_off_store_stock(
+                rt, merchant.id, order, cast(ReducesStockForSale, adapter), merchant.kind
             )
             ref = None
         else:

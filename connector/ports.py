@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from connector.domain.catalog import InventoryLevel, Product
 from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
@@ -43,7 +45,8 @@ class WebhookEnvelope:
     """What the receiver needs from a verified delivery to store it once: its id, topic and store time."""
 
     delivery_id: str
-    """The store's id of this delivery (Shopify `X-Shopify-Webhook-Id`, Walmart `eventId`): the dedupe key."""
+    """The store's id of this delivery (e.g. Shopify `X-Shopify-Webhook-Id`, Walmart `eventId`): the dedupe
+    key."""
     topic: str
     triggered_at: datetime | None = None
     """When the store says the change happened: orders processing and guards against stale deliveries."""
@@ -90,8 +93,8 @@ class ReportsCatalogSkips:
 
 
 class HasConfigCapabilities(Protocol):
-    """An adapter whose capabilities depend on the merchant's config (a Walmart seller outside Multichannel
-    Solutions takes no orders): `config_capabilities(config)` is what a merchant with that config can do."""
+    """An adapter whose capabilities depend on the merchant's config (e.g. a Walmart seller outside
+    Multichannel Solutions takes no orders): `config_capabilities(config)` is what a merchant with that config can do."""
 
     @classmethod
     def config_capabilities(cls, config: Mapping[str, Any]) -> frozenset[Capability]: ...
@@ -153,7 +156,7 @@ class StoreAdapter(Protocol):
 
     @classmethod
     def webhook_store_ref(cls, headers: Mapping[str, str]) -> str | None:
-        """The `store_ref` a delivery names in its headers (Shopify's shop domain), or None when the
+        """The `store_ref` a delivery names in its headers (e.g. Shopify's shop domain), or None when the
         receiving address names the merchant instead (`/webhooks/<kind>/<merchant id>`)."""
         ...
 
@@ -287,3 +290,185 @@ class InventoryTotals(Protocol):
     def inventory_totals(self, inventory_item_refs: Sequence[str]) -> dict[str, int | None]:
         """Summed `available` stock per inventory item ref (None when not tracked); unknown refs left out."""
         ...
+
+
+# Store-specific flows behind optional surfaces: the core runs the generic part (writes, jobs, queues) and
+# asks the adapter for the store's logic through these.
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOption:
+    """A command-line option of `storelink merchants add KIND` that a connect flow declares.
+
+    `dest` is the connect schema's field it fills; `flag` the click spelling (`--client-id`, or
+    `--mcs/--no-mcs` for a flag pair, which leaves the field unset when neither is given)."""
+
+    dest: str
+    flag: str
+    help: str
+    envvar: str | None = None
+    secret: bool = False
+    """Hidden when prompted for; never echoed."""
+    prompt: str | None = None
+    """Asked for on the terminal when neither given nor in `envvar` (a required field)."""
+    required: bool = False
+    """The flow cannot run without it: a usage error naming the option when it is missing."""
+
+
+class ConnectFields(BaseModel):
+    """The fields every store's connect schema has; a `ConnectFlow.connect_schema` adds the store's own."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S", description="Merchant name, unique.")
+    inventory_buffer: int = Field(default=0, ge=0, le=1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSetting:
+    """A server setting a store kind needs, read from the environment variable `env` (documented in the
+    README's settings table like every other)."""
+
+    name: str
+    env: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectPlan:
+    """What a connect flow settled before anything is written: the merchant's config and credentials, the
+    store-specific facts reported back to the caller (`details`), and warnings for the caller."""
+
+    config: dict[str, Any]
+    credentials: dict[str, str]
+    details: dict[str, Any] = field(default_factory=dict)
+    summary: list[str] = field(default_factory=list)
+    """Lines the CLI prints after the merchant is added (a fact per line)."""
+    warnings: list[str] = field(default_factory=list)
+
+
+AdapterFactory = Callable[[Mapping[str, Any], Mapping[str, str]], StoreAdapter]
+"""Given (config, credentials), the store's adapter, built by the core with its transport settings."""
+
+
+@runtime_checkable
+class ConnectFlow(Protocol):
+    """A store kind connected with keys the caller hands over (not by an install redirect).
+
+    `connect` checks the keys with the store (AuthError when it refuses them), finds what the store says
+    about the seller and validates the adapter's own connect settings, all before anything is written; the
+    core then stores the merchant, points the store's notifications at Storelink and queues the first sync.
+    """
+
+    store_name: str
+    """The store as users read it in messages (its brand name)."""
+    connect_schema: type[ConnectFields]
+    """The store's connect fields (`POST /v1/merchants` with `kind`)."""
+    connect_options: tuple[ConnectOption, ...]
+    settings: tuple[StoreSetting, ...]
+
+    def connect(
+        self,
+        fields: Mapping[str, Any],
+        config: Mapping[str, Any],
+        credentials: Mapping[str, str],
+        settings: Mapping[str, str],
+        adapter_for: AdapterFactory,
+    ) -> ConnectPlan:
+        """`fields`: the connect schema's values (secrets as plain text); `config` / `credentials`: extra
+        adapter settings and credentials given as such; `settings`: the declared `settings` by name."""
+        ...
+
+    def connected_warnings(
+        self, config: Mapping[str, Any], attempt_timeout: float, http_timeout: float
+    ) -> list[str]:
+        """Warnings about the stored config once the merchant exists (limits the core imposes)."""
+        ...
+
+    def unsubscribed_warning(self, reason: str | None) -> str:
+        """The warning when the store's notifications were not subscribed: for want of PUBLIC_URL (None), or
+        for `reason`."""
+        ...
+
+
+@runtime_checkable
+class RegistersWebhooks(Protocol):
+    """An adapter that points its store's notifications at a callback URL."""
+
+    def register_webhooks(self, callback_url: str) -> list[str]:
+        """Subscribe `callback_url` to the store's topics; returns the topics subscribed."""
+        ...
+
+
+@runtime_checkable
+class HasConnectFlow(Protocol):
+    """An adapter class that declares how its sellers are connected with keys."""
+
+    connect_flow: ClassVar[ConnectFlow]
+
+
+@runtime_checkable
+class StoreOrder(Protocol):
+    """An order placed in the store itself, whose units come off the platform's stock."""
+
+    @property
+    def order_ref(self) -> str: ...
+
+    @property
+    def ordered_at(self) -> datetime | None: ...
+
+    def sku_quantities(self) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class ListsStoreOrders(Protocol):
+    """An adapter that lists the orders placed in its store, so that the core takes them off the platform's
+    stock once each (`connector.store_orders.poll_orders`)."""
+
+    def list_store_orders(self, created_since: datetime) -> Iterator[StoreOrder]: ...
+
+
+@runtime_checkable
+class ReducesStockForSale(Protocol):
+    """An adapter whose store cannot take a platform order but whose stock the core lowers per SKU instead
+    (`connector.store_orders.take_off_store_stock` records each step; the adapter reads and writes)."""
+
+    def read_stock(self, sku: str) -> InventoryLevel | None: ...
+
+    def reduce_stock_for_sale(self, sku: str, location_ref: str, target: int) -> None:
+        """Set the SKU's stock at `location_ref` to `target` (the level the core computed and recorded)."""
+        ...
+
+
+class StoreJob(StrEnum):
+    """Periodic jobs the core runs for every installed merchant of a kind that declares them."""
+
+    STORE_ORDERS = "orders"
+    """Read the store's own orders and take them off the platform's stock (`ListsStoreOrders`)."""
+    STOCK_RECONCILE = "stock"
+    """Read a slice of the store's stock and apply it where it is newer (notifications the store gave up
+    on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicJob:
+    job: StoreJob
+    interval_seconds: int
+    batch: int = 0
+    """Records per run where the job reads a slice (the stock reconcile); 0: the core's default."""
+
+
+@runtime_checkable
+class DeclaresPeriodicJobs(Protocol):
+    """A store kind that wants some of the core's `StoreJob`s run on a schedule for its merchants."""
+
+    periodic_jobs: ClassVar[tuple[PeriodicJob, ...]]
+
+
+@runtime_checkable
+class NamesWebhookTopic(Protocol):
+    """An adapter whose deliveries name their topic in a header (read for logs before any merchant is
+    known)."""
+
+    @classmethod
+    def webhook_topic(cls, headers: Mapping[str, str]) -> str | None: ...

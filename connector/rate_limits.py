@@ -1,7 +1,7 @@
 """A store's request budget kept in Redis and shared by every worker that talks to the same store.
 
-Shopify refills a per-app, per-shop bucket of query-cost points at a fixed rate; workers that each guess
-what the others spend either overdraw it (THROTTLED answers) or leave points unspent. Here every request
+A store may refill a per-app, per-store bucket of query-cost points at a fixed rate (e.g. Shopify's Admin
+API); workers that each guess what the others spend either overdraw it (THROTTLED answers) or leave points unspent. Here every request
 first reserves its cost in one ledger (a Lua script on Redis's clock: refill, subtract, and answer how long
 to wait when the bucket is in debt), so reservations queue in order; after the answer the unused part of the
 reservation is given back and the ledger is lowered to what the store reported when that is less. Nothing in

@@ -14,7 +14,7 @@ from typing import Any
 from rq.cron import CronScheduler
 
 from config.settings import Settings
-from connector import jobs, logs, order_push, reservations, runtime, walmart_stock
+from connector import jobs, logs, order_push, reservations, runtime, store_orders
 from connector.queue import EVENTS
 from connector.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
 
@@ -45,14 +45,17 @@ def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) ->
     scheduler.register(
         reservations.reconcile, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120
     )
-    # Walmart: orders placed on Walmart taken off the platform's stock, and the stock reconcile (the backstop
-    # for notifications Walmart stopped retrying); each queues one job per merchant on the sync queue.
-    scheduler.register(
-        walmart_stock.poll_orders_all, EVENTS, interval=walmart_stock.ORDERS_POLL_SECONDS, job_timeout=120
-    )
-    scheduler.register(
-        walmart_stock.reconcile_all, EVENTS, interval=walmart_stock.RECONCILE_SECONDS, job_timeout=120
-    )
+    # The periodic jobs each installed adapter declares (store orders taken off the platform's stock, the
+    # stock reconcile that backs up notifications a store stopped retrying); each queues one job per
+    # merchant of its kind on the sync queue.
+    for kind, periodic in store_orders.all_periodic_jobs():
+        scheduler.register(
+            store_orders.run_periodic,
+            EVENTS,
+            args=(kind, periodic.job.value),
+            interval=periodic.interval_seconds,
+            job_timeout=120,
+        )
     from webhooks.inbound import drain
     from webhooks.outbound import delivery
 

@@ -144,6 +144,8 @@ class ShopifyAdapter(ReportsCatalogSkips):
 
     kind: ClassVar[str] = const.KIND
     capabilities: ClassVar[frozenset[Capability]] = const.CAPABILITIES
+    install_shop_hint: ClassVar[str] = "<name>.myshopify.com"
+    """How `/shopify/install?shop=` is spelled, for the message when it is missing."""
 
     def __init__(
         self,
@@ -855,6 +857,11 @@ class ShopifyAdapter(ReportsCatalogSkips):
     def webhook_store_ref(cls, headers: Mapping[str, str]) -> str | None:
         """The shop domain of `X-Shopify-Shop-Domain`."""
         return webhook.store_ref(headers)
+
+    @classmethod
+    def webhook_topic(cls, headers: Mapping[str, str]) -> str | None:
+        """The topic of `X-Shopify-Topic` (for logs; None when absent)."""
+        return headers.get(webhook.TOPIC_HEADER)
 
     @classmethod
     def verify_app_webhook(cls, app: InstallApp, headers: Mapping[str, str], raw_body: bytes) -> bool:

@@ -51,6 +51,8 @@ import requests
 
 from adapters.walmart import const, mapper, webhook
 from adapters.walmart.client import WalmartClient, path_segment
+from adapters.walmart.connect import WalmartConnectFlow
+from adapters.walmart.jobs import PERIODIC_JOBS, StoreStockJobs
 from adapters.walmart.mapper import FeedStatus, McsStatus, WalmartOrder, WalmartOrderLine
 from connector.domain.catalog import InventoryLevel, Product
 from connector.domain.events import StoreEvent
@@ -65,7 +67,14 @@ from connector.errors import (
     unreadable_input,
 )
 from connector.http import build_session
-from connector.ports import Capability, CatalogReport, HttpOptions, ReportsCatalogSkips, WebhookEnvelope
+from connector.ports import (
+    Capability,
+    CatalogReport,
+    HttpOptions,
+    PeriodicJob,
+    ReportsCatalogSkips,
+    WebhookEnvelope,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +154,13 @@ def _base_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
-class WalmartAdapter(ReportsCatalogSkips):
+class WalmartAdapter(StoreStockJobs, ReportsCatalogSkips):
     """A Walmart Marketplace seller, through the Marketplace API (v3) with its own client id and secret."""
 
     kind: ClassVar[str] = const.KIND
     capabilities = _Capabilities()
+    connect_flow: ClassVar[WalmartConnectFlow] = WalmartConnectFlow()
+    periodic_jobs: ClassVar[tuple[PeriodicJob, ...]] = PERIODIC_JOBS
 
     def __init__(
         self,

@@ -409,6 +409,10 @@ class WalmartOrder:
     lines: tuple[WalmartOrderLine, ...]
     ship_node_type: str | None = None
 
+    @property
+    def order_ref(self) -> str:
+        return self.purchase_order_id
+
     def sku_quantities(self, *, exclude_cancelled: bool = True) -> dict[str, int]:
         """Units per SKU (cancelled units left out unless asked)."""
         totals: dict[str, int] = {}

@@ -1,11 +1,11 @@
-"""Connecting stores through the Platform API: `POST /v1/merchants/walmart` connects a Walmart seller with its
-API keys for the calling platform client.
+"""Connecting stores through the Platform API: `POST /v1/merchants` (with `kind`) connects a store with its
+API keys for the calling platform client; `POST /v1/merchants/<kind>` is the same with the kind in the path.
 
-The keys are checked with Walmart at once (a token request): keys Walmart refuses are a 422
-`store_credentials_refused` and nothing is written. The rest is `connector.walmart_connect.connect`: the
-Multichannel channel found (or the seller recorded as not enrolled), the merchant stored with its keys
-encrypted and linked to the client, notifications subscribed at `PUBLIC_URL`, the first full sync queued.
-Which Walmart address is called is the server's choice (`environment`, or the `WALMART_BASE_URL` setting),
+The body is validated with the kind's connect schema (declared by its adapter's connect flow). The keys are
+checked with the store at once: keys the store refuses are a 422 `store_credentials_refused` and nothing is
+written. The rest is `connector.connect.connect`: what the store says about the seller found, the merchant
+stored with its keys encrypted and linked to the client, notifications subscribed at `PUBLIC_URL`, the first
+full sync queued. Which store address is called is the server's choice (the settings the adapter declares),
 never the caller's: a request cannot point Storelink, with a seller's secret, at an address of its choosing.
 """
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Literal
+from typing import Any
 
 from flask import Blueprint, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connector import walmart_connect
+from connector import connect, registry
 from connector.api.common import (
     ApiError,
     api_runtime,
@@ -28,8 +28,9 @@ from connector.api.common import (
     require_client,
 )
 from connector.api.openapi import doc
-from connector.errors import AuthError
+from connector.errors import AuthError, ValidationError
 from connector.models import Merchant
+from connector.ports import ConnectFields, ConnectFlow
 
 logger = logging.getLogger(__name__)
 
@@ -39,81 +40,84 @@ bp.before_request(require_client)
 TAG = "merchants"
 
 
-class WalmartConnect(BaseModel):
-    """A Walmart seller's API keys (Developer Portal: client id and client secret) and how it sells."""
+class ConnectRequest(BaseModel):
+    """`kind` names the store; the other fields are that kind's connect fields (its adapter's schema)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="allow")
 
-    name: str = Field(min_length=1, max_length=200, pattern=r"\S", description="Merchant name, unique.")
-    client_id: str = Field(min_length=1, max_length=200, pattern=r"^[!-~]+$", description="Visible ASCII.")
-    client_secret: SecretStr = Field(min_length=1, max_length=500)
-    seller_id: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
-    environment: Literal["production", "sandbox"] = "production"
-    mcs_enrolled: bool | None = Field(
-        default=None,
-        description="Whether the seller is on Walmart Multichannel Solutions; absent: found out from Walmart.",
-    )
-    location: str | None = Field(
-        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$", description="Ship node id."
-    )
-    inventory_buffer: int = Field(default=0, ge=0, le=1_000_000)
-
-    @field_validator("client_secret")
-    @classmethod
-    def _visible_ascii(cls, value: SecretStr) -> SecretStr:
-        if not all("!" <= ch <= "~" for ch in value.get_secret_value()):
-            raise ValueError("must be visible ASCII characters (as Walmart issues them)")
-        return value
+    kind: str = Field(min_length=1, max_length=50, description="Store kind with a connect flow.")
 
 
 class ConnectedMerchant(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """The merchant made, and what the store said about it (its kind's connect details, e.g. whether it
+    takes orders, as further fields)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     id: int
     name: str
     kind: str
     store_ref: str
     status: str
-    mcs_enrolled: bool
-    order_channel_id: str | None
     notification_events: list[str]
     sync_run_id: int | None
     warnings: list[str]
     created_at: datetime
 
 
-@bp.post("/merchants/walmart")
-@doc(
-    summary="Connect a Walmart seller",
-    tags=[TAG],
-    body=WalmartConnect,
-    responses={201: ConnectedMerchant, 422: None, 503: None},
-)
-def connect_walmart() -> Response:
-    """Check the keys with Walmart, store the seller as a merchant of the calling client, start syncing."""
-    client = authenticate()
-    body = parse_body(WalmartConnect)
-    rt = api_runtime()
-    config: dict[str, object] = {"environment": body.environment}
-    if body.mcs_enrolled is not None:
-        config["mcs_enrolled"] = body.mcs_enrolled
-    if body.location is not None:
-        config["location"] = body.location
+_BODIES: dict[str, type[BaseModel]] = {}
+
+
+def _flow(kind: str, status: int) -> ConnectFlow:
     try:
-        connected = walmart_connect.connect(
+        flow = connect.connect_flow(kind)
+    except ValidationError:
+        flow = None
+    if flow is None:
+        kinds = [k for k in registry.kinds() if connect.connect_flow(k) is not None]
+        raise ApiError(
+            status,
+            "unknown_kind",
+            f"no store kind {kind!r} connects with keys; kinds: {', '.join(kinds) or 'none'}",
+        )
+    return flow
+
+
+def _with_kind(kind: str, schema: type[ConnectFields]) -> type[BaseModel]:
+    """The kind's connect schema with `kind` added (the body of `POST /v1/merchants`)."""
+    if kind not in _BODIES:
+
+        class WithKind(schema):  # type: ignore[valid-type,misc]
+            kind: str
+
+        WithKind.__name__ = f"{schema.__name__}WithKind"
+        _BODIES[kind] = WithKind
+    return _BODIES[kind]
+
+
+def _connect(kind: str, flow: ConnectFlow, body: BaseModel) -> Response:
+    client = authenticate()
+    rt = api_runtime()
+    values: dict[str, Any] = {
+        key: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for key, value in body
+        if key not in ("kind", "name", "inventory_buffer")
+    }
+    try:
+        connected = connect.connect(
             rt,
-            name=body.name.strip(),
-            client_id=body.client_id,
-            client_secret=body.client_secret.get_secret_value(),
-            seller_id=body.seller_id,
-            base_url=rt.settings.walmart_base_url or None,
-            config=config,
+            kind,
+            name=str(getattr(body, "name", "")).strip(),
+            fields=values,
+            settings=connect.flow_settings(rt, flow),
             platform_client=client.id,
-            inventory_buffer=body.inventory_buffer,
+            inventory_buffer=int(getattr(body, "inventory_buffer", 0)),
             public_url=rt.settings.public_url,
         )
     except AuthError as exc:
-        raise ApiError(422, "store_credentials_refused", f"Walmart refused the keys: {exc.message}") from None
+        raise ApiError(
+            422, "store_credentials_refused", f"{flow.store_name} refused the keys: {exc.message}"
+        ) from None
     with rt.db.session() as session:
         merchant = session.get(Merchant, connected.merchant_id)
         assert merchant is not None
@@ -123,19 +127,43 @@ def connect_walmart() -> Response:
             kind=merchant.kind,
             store_ref=merchant.store_ref,
             status=merchant.status,
-            mcs_enrolled=connected.mcs_enrolled,
-            order_channel_id=connected.order_channel_id,
             notification_events=list(connected.event_types),
             sync_run_id=connected.sync_run_id,
             warnings=list(connected.warnings),
             created_at=merchant.created_at,
+            **connected.details,
         )
     logger.info(
-        "walmart seller connected through the API",
-        extra={
-            "merchant_id": answer.id,
-            "platform_client_id": client.id,
-            "mcs_enrolled": answer.mcs_enrolled,
-        },
+        "store connected through the API",
+        extra={"merchant_id": answer.id, "kind": kind, "platform_client_id": client.id, **connected.details},
     )
     return json_response(answer, 201)
+
+
+@bp.post("/merchants")
+@doc(
+    summary="Connect a store with its keys",
+    tags=[TAG],
+    body=ConnectRequest,
+    responses={201: ConnectedMerchant, 422: None, 503: None},
+)
+def connect_store() -> Response:
+    """Check the keys with the store of `kind`, store it as a merchant of the calling client, start syncing."""
+    authenticate()
+    head = parse_body(ConnectRequest)
+    flow = _flow(head.kind, 422)
+    return _connect(head.kind, flow, parse_body(_with_kind(head.kind, flow.connect_schema)))
+
+
+@bp.post("/merchants/<kind>")
+@doc(
+    summary="Connect a store of the kind in the path with its keys",
+    tags=[TAG],
+    body=ConnectFields,
+    responses={201: ConnectedMerchant, 404: None, 422: None, 503: None},
+)
+def connect_kind(kind: str) -> Response:
+    """`POST /v1/merchants` with the kind in the path (the body is the kind's connect fields)."""
+    authenticate()
+    flow = _flow(kind, 404)
+    return _connect(kind, flow, parse_body(flow.connect_schema))

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from config.settings import Settings
-from connector import order_push, runtime, walmart_connect
+from connector import connect, order_push, runtime
 from connector.bench.shopify import create_orders
 from connector.merchants import build_adapter
 from connector.models import EventPayload, Merchant, Order, Variant
@@ -43,18 +43,21 @@ def test_multichannel_orders_are_created_exactly_once_through_faults_and_killed_
     with serve(mcs_delay=0.3) as server:
         server.store.seed_catalog(20, quantity=100_000)
         server.store.add_channel("Video commerce")
-        connected = walmart_connect.connect(
+        connected = connect.connect(
             rt,
+            "walmart",
             name="wm",
-            client_id=server.emulator.client_id,
-            client_secret=server.emulator.client_secret,
-            seller_id=server.store.partner_id,
-            base_url=server.url,
+            fields={
+                "client_id": server.emulator.client_id,
+                "client_secret": server.emulator.client_secret,
+                "seller_id": server.store.partner_id,
+                "base_url": server.url,
+            },
             config={"mcs_poll_seconds": 4},
             public_url="",
             first_sync=False,
         )
-        assert connected.mcs_enrolled
+        assert connected.details["mcs_enrolled"]
         assert sync_now(rt, connected.merchant_id).status == "succeeded"
         with rt.db.session() as session:
             variant_ids = list(

@@ -90,3 +90,19 @@ def test_refused_keys_and_bad_bodies_are_4xx_and_write_nothing(rt: runtime.Runti
         assert answer.status_code == 422 and answer.get_json()["code"] == "invalid_request", bad
     assert http.post("/v1/merchants/walmart", json=_body()).status_code == 401
     assert _count(rt) == 0
+
+
+def test_the_generic_endpoint_takes_the_kind_in_the_body(rt: runtime.Runtime, walmart: Server) -> None:
+    _, auth = make_client(rt, "platform")
+    http = build_app(rt).test_client()
+
+    bad = http.post("/v1/merchants", json={"kind": "walmart", **_body(environment="staging")}, headers=auth)
+    assert bad.status_code == 422 and bad.get_json()["code"] == "invalid_request"  # Walmart's own schema
+    assert _count(rt) == 0
+
+    answer = http.post("/v1/merchants", json={"kind": "walmart", **_body()}, headers=auth)
+
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    made = answer.get_json()
+    assert made["kind"] == "walmart" and made["store_ref"] == "S100"
+    assert made["mcs_enrolled"] is True and made["order_channel_id"] == "VIDEO1"

@@ -5,6 +5,7 @@ nothing), Multichannel enrolment found, notifications subscribed at PUBLIC_URL, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -180,3 +181,21 @@ def test_assign_links_any_merchant_to_a_platform_client(
     assert "walmart options" in cli(
         "merchants", "add", "feed", "--name", "x", "--url", "/x.csv", "--client-id", "c", expect=2
     )
+
+
+def test_the_options_walmart_declares_are_refused_for_other_kinds_and_required_for_walmart(
+    cli: Callable[..., str], rt: runtime.Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed = tmp_path / "feed.csv"
+    feed.write_text("sku,title,price,quantity\nA,a,1.00,1\n")
+    out = cli(
+        "merchants", "add", "feed", "--name", "f", "--url", str(feed), "--client-id", "X", "--mcs", expect=2
+    )
+    assert "--client-id, --mcs/--no-mcs: walmart options, not for feed" in out
+    out = cli("merchants", "add", "walmart", "--name", "w", "--no-sync", expect=2)
+    assert "walmart needs --client-id" in out and "Traceback" not in out
+    assert _merchants(rt) == []
+
+    monkeypatch.setenv("WALMART_CLIENT_SECRET", SECRET)  # an environment value is no option given
+    cli("merchants", "add", "feed", "--name", "f", "--url", str(feed), "--no-sync")
+    assert [m.kind for m in _merchants(rt)] == ["feed"]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select, update
 
-from connector import order_push, runtime, walmart_connect
+from connector import connect, order_push, runtime
 from connector.bench.shopify import create_orders
 from connector.errors import PermanentError, RetryableError
 from connector.models import EventPayload, Order, Variant
@@ -35,12 +35,15 @@ def walmart() -> Iterator[Server]:
 
 
 def _order(rt: runtime.Runtime, server: Server, sku_index: int) -> int:
-    connected = walmart_connect.connect(
+    connected = connect.connect(
         rt,
+        "walmart",
         name="wm",
-        client_id=server.emulator.client_id,
-        client_secret=server.emulator.client_secret,
-        base_url=server.url,
+        fields={
+            "client_id": server.emulator.client_id,
+            "client_secret": server.emulator.client_secret,
+            "base_url": server.url,
+        },
         config={"mcs_poll_seconds": 0.2},
         public_url="",
         first_sync=False,

@@ -20,7 +20,8 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from connector import order_push, runtime, walmart_connect, walmart_stock
+from adapters.walmart import jobs as walmart_jobs
+from connector import connect, order_push, runtime, store_orders
 from connector.bench.shopify import create_orders
 from connector.models import EventPayload, InboundEvent, InventoryLevel, Order, OrderLine, SyncRun, Variant
 from connector.sandbox.walmart import WebhookFault, serve, sign
@@ -42,7 +43,7 @@ def app(rt: runtime.Runtime) -> Iterator[ServedApp]:
 
 
 class Seller:
-    """An emulated Walmart seller connected through `walmart_connect.connect`, its catalog synced."""
+    """An emulated Walmart seller connected through `connect.connect`, its catalog synced."""
 
     def __init__(self, rt: runtime.Runtime, server: Server, app: ServedApp | None) -> None:
         self.rt, self.server, self.store = rt, server, server.store
@@ -50,13 +51,16 @@ class Seller:
         server.store.seed_catalog(ITEMS, quantity=10)
         if self.store.mcs_enrolled:
             self.store.add_channel("Video commerce")
-        connected = walmart_connect.connect(
+        connected = connect.connect(
             rt,
+            "walmart",
             name="wm",
-            client_id=CLIENT_ID,
-            client_secret=SECRET,
-            seller_id=self.store.partner_id,
-            base_url=server.url,
+            fields={
+                "client_id": CLIENT_ID,
+                "client_secret": SECRET,
+                "seller_id": self.store.partner_id,
+                "base_url": server.url,
+            },
             config={"inventory_source": "ship_nodes", "location": self.node, "mcs_poll_seconds": 1},
             public_url=app.url if app else "",
             first_sync=False,
@@ -161,10 +165,14 @@ def test_a_notification_walmart_gave_up_on_is_corrected_by_the_scheduled_reconci
         assert seller.deliveries() == []
         assert (seller.level(sku), seller.level(seller.skus[2])) == (10, 10)
 
-        scheduled = {job.func: job.interval for job in build_scheduler(rt).get_jobs()}
-        assert scheduled[walmart_stock.reconcile_all] == walmart_stock.RECONCILE_SECONDS
-        assert scheduled[walmart_stock.poll_orders_all] == walmart_stock.ORDERS_POLL_SECONDS
-        assert walmart_stock.reconcile_all() == [seller.merchant_id]  # what the scheduler runs
+        scheduled = {(job.func, job.args): job.interval for job in build_scheduler(rt).get_jobs()}
+        assert scheduled[(store_orders.run_periodic, ("walmart", "stock"))] == walmart_jobs.RECONCILE_SECONDS
+        assert (
+            scheduled[(store_orders.run_periodic, ("walmart", "orders"))] == walmart_jobs.ORDERS_POLL_SECONDS
+        )
+        assert store_orders.run_periodic("walmart", "stock") == [
+            seller.merchant_id
+        ]  # what the scheduler runs
         drain(rt)
 
         assert (seller.level(sku), seller.level(seller.skus[2])) == (0, 4)
@@ -183,12 +191,12 @@ def test_walmart_purchase_orders_lower_platform_stock_once(rt: runtime.Runtime) 
         server.store.add_order([(a, 2), (b, 1)])
         server.store.add_order([(a, 1)])
 
-        assert walmart_stock.poll_orders_all() == [seller.merchant_id]
+        assert store_orders.run_periodic("walmart", "orders") == [seller.merchant_id]
         drain(rt)
         assert (seller.level(a), seller.level(b), seller.level(c)) == (7, 9, 10)
 
         # Polled again (the overlap reads both again): nothing applied twice.
-        report = walmart_stock.poll_orders(seller.merchant_id)
+        report = store_orders.poll_orders(seller.merchant_id)
         assert report == {"read": 2, "applied": 0, "units": 0}
         assert (seller.level(a), seller.level(b)) == (7, 9)
 
@@ -196,12 +204,14 @@ def test_walmart_purchase_orders_lower_platform_stock_once(rt: runtime.Runtime) 
         server.store.add_order([(c, 3)])
         assert sync_now(rt, seller.merchant_id).status == "succeeded"
         assert seller.level(c) == 7  # Walmart's available to sell
-        assert walmart_stock.poll_orders(seller.merchant_id)["applied"] == 1
+        assert store_orders.poll_orders(seller.merchant_id)["applied"] == 1
         assert seller.level(c) == 7
         with rt.db.session() as session:
             keys = set(
                 session.scalars(
-                    select(InboundEvent.dedupe_key).where(InboundEvent.source == walmart_stock.PO_SOURCE)
+                    select(InboundEvent.dedupe_key).where(
+                        InboundEvent.source == store_orders.po_source("walmart")
+                    )
                 )
             )
         assert keys == {f"po:{seller.merchant_id}:{po}" for po in server.store.orders}
@@ -229,10 +239,10 @@ def test_a_purchase_order_notification_has_the_orders_read_at_once_not_the_catal
         assert notes == ["store orders read again"]
 
 
-def test_platform_sales_of_a_seller_not_on_multichannel_lower_walmart_stock_once(rt: runtime.Runtime) -> None:
+def test_platform_sales_of_a_seller_not_on_multichannel_lower_store_orders_once(rt: runtime.Runtime) -> None:
     with serve(client_id=CLIENT_ID, client_secret=SECRET, mcs_enrolled=False) as server:
         seller = Seller(rt, server, None)
-        assert seller.connected.mcs_enrolled is False
+        assert seller.connected.details["mcs_enrolled"] is False
         variant_ids = seller.variant_ids()
         ids = create_orders(rt, seller.merchant_id, variant_ids[:2], 2)
         first, second = seller.skus[:2]
@@ -267,7 +277,7 @@ def test_platform_sales_of_a_seller_not_on_multichannel_lower_walmart_stock_once
             with rt.db.session() as session:
                 plan = session.scalars(
                     select(InboundEvent).where(
-                        InboundEvent.source == walmart_stock.SALE_SOURCE,
+                        InboundEvent.source == store_orders.sale_source("walmart"),
                         InboundEvent.dedupe_key.endswith(f":{public[order_id]}"),
                     )
                 ).one()
@@ -277,7 +287,7 @@ def test_platform_sales_of_a_seller_not_on_multichannel_lower_walmart_stock_once
                 session.execute(
                     update(InboundEvent)
                     .where(InboundEvent.id == plan.id)
-                    .values(status=walmart_stock.PLANNED, raw_body=orjson.dumps(body))
+                    .values(status=store_orders.PLANNED, raw_body=orjson.dumps(body))
                 )
                 session.execute(
                     update(Order).where(Order.id == order_id).values(status="accepted", push_started_at=None)
@@ -303,7 +313,7 @@ def test_platform_sales_of_a_seller_not_on_multichannel_lower_walmart_stock_once
                 {step["sku"]: step["done"] for step in orjson.loads(body)["steps"]}
                 for body in session.scalars(
                     select(InboundEvent.raw_body)
-                    .where(InboundEvent.source == walmart_stock.SALE_SOURCE)
+                    .where(InboundEvent.source == store_orders.sale_source("walmart"))
                     .order_by(InboundEvent.id)
                 )
             ]

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from connector import bulk_signals, runtime, store_events, syncs, walmart_stock
+from connector import bulk_signals, runtime, store_events, store_orders, syncs
 from connector.domain.events import StoreEvent
 from connector.errors import PermanentError, RetryableError
 from connector.merchants import build_adapter
@@ -197,8 +197,9 @@ def _apply(
             )
         session.connection().execute(_mark, marks)
         runs = list(applied.runs)
+        kind = merchant.kind
     if applied.read_store_orders:
-        walmart_stock.request_poll(rt, merchant_id)
+        store_orders.request_poll(rt, kind, merchant_id)
     for operation in applied.bulk_finished:
         try:
             bulk_signals.notify(rt.redis, merchant_id, operation)

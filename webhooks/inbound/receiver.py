@@ -26,7 +26,7 @@ from connector.errors import PermanentError
 from connector.merchants import build_adapter
 from connector.metrics import INBOUND_REJECTED
 from connector.models import Merchant
-from connector.ports import Capability, StoreAdapter
+from connector.ports import Capability, NamesWebhookTopic, StoreAdapter
 from connector.runtime import Runtime
 from connector.web.context import quiet_access_log
 from connector.web.problems import problem
@@ -114,11 +114,11 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
     target = merchants.get(rt, source, merchant_id, store_ref)
     if target is None:
         if store_ref and _signed_by_app(rt, source, headers, raw_body):
-            # A store with no merchant here: there is nothing of it to change, but the store (Shopify's
+            # A store with no merchant here: there is nothing of it to change, but the store (an app's
             # compliance topics above all) must hear that the authentic delivery arrived.
             logger.info(
                 "inbound delivery for a store with no merchant acknowledged",
-                extra={"source": source, "store_ref": store_ref, "topic": headers.get("x-shopify-topic")},
+                extra={"source": source, "store_ref": store_ref, "topic": _header_topic(source, headers)},
             )
             quiet_access_log()
             return _answer({"status": "no_merchant"})
@@ -188,6 +188,12 @@ def _signed_by_app(rt: Runtime, source: str, headers: dict[str, str], raw_body: 
     except installs.InstallError:
         return False
     return cls.verify_app_webhook(app, headers, raw_body)
+
+
+def _header_topic(source: str, headers: dict[str, str]) -> str | None:
+    """The topic a delivery names in its headers, when the store kind's adapter reads one there."""
+    cls = registry.adapters().get(source)
+    return cls.webhook_topic(headers) if isinstance(cls, NamesWebhookTopic) else None
 
 
 def init_app(app: Flask) -> None:

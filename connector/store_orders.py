@@ -1,26 +1,28 @@
-"""Walmart stock kept true on both channels: platform sales off Walmart, Walmart orders off the platform.
+"""Store stock kept true on both channels: platform sales off the store, store orders off the platform.
 
+The jobs are the core's; what they ask of a store comes through optional adapter surfaces
+(`connector.ports`): `ReducesStockForSale`, `ListsStoreOrders`, and the `PeriodicJob`s a kind declares.
 Three jobs share one rule: a unit is never sold twice, and no retry, duplicate or killed worker applies a
 change twice.
 
-- **Platform sales for sellers not on Multichannel** (`take_off_store_stock`, called by the order push job
+- **Platform sales for stores that take no orders** (`take_off_store_stock`, called by the order push job
   when the merchant's adapter cannot take orders but can write stock). The sale is recorded once (an
-  `InboundEvent` row keyed by the order); per SKU, under a lock, Walmart's level is read, the lowered level
+  `InboundEvent` row keyed by the order); per SKU, under a lock, the store's level is read, the lowered level
   recorded (committed) before it is written, and marked once written. An attempt after an interrupted one
-  skips what is marked, and repeats a recorded write only while Walmart's level is still the one it was
+  skips what is marked, and repeats a recorded write only while the store's level is still the one it was
   computed from (or finds it done when the level is the recorded target): a retry or a killed worker never
   takes the units off twice, and two sales of one SKU never overwrite each other.
-- **Walmart purchase orders** (`poll_orders`): `GET /v3/orders` from a per-merchant watermark, less an
-  overlap; each purchase order is recorded once (`InboundEvent` `po:<merchant>:<purchaseOrderId>`) in the
-  same transaction that lowers the platform's stored level of its SKUs, so it is applied once however often
-  it is read. A level read from Walmart after the order was placed already counts it and is left alone.
-  The watermark is the newest order applied (durable) or the start of the last complete pass (Redis).
-- **Inventory reconcile** (`reconcile_inventory`): Walmart retries a notification only a few times, so a
-  slice of the merchant's SKUs is read from Walmart on every run (rotating through the catalog) and applied
-  as stock changes through `connector.store_events`, where a newer reading wins.
+- **Store orders** (`poll_orders`): the adapter lists them from a per-merchant watermark, less an overlap;
+  each is recorded once (`InboundEvent` `po:<merchant>:<order ref>`) in the same transaction that lowers the
+  platform's stored level of its SKUs, so it is applied once however often it is read. A level read from the
+  store after the order was placed already counts it and is left alone. The watermark is the newest order
+  applied (durable) or the start of the last complete pass (Redis).
+- **Inventory reconcile** (`reconcile_inventory`): a store may give up retrying a notification, so a slice
+  of the merchant's SKUs is read from the store on every run (rotating through the catalog) and applied as
+  stock changes through `connector.store_events`, where a newer reading wins.
 
-`poll_orders_all` and `reconcile_all` are the scheduler's periodic jobs: each queues its per-merchant job for
-every installed Walmart merchant, deduplicated by job id.
+`run_periodic(kind, job)` is the scheduler's periodic job for every `PeriodicJob` a kind declares: it queues
+the per-merchant job for every installed merchant of the kind, deduplicated by job id.
 """
 
 from __future__ import annotations
@@ -28,73 +30,59 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final
 
 from redis.exceptions import LockError, RedisError
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connector import events, runtime, store_events
-from connector.domain.catalog import InventoryLevel
+from connector import events, registry, runtime, store_events
 from connector.domain.events import StoreEvent, StoreEventKind
 from connector.domain.orders import Order as PushOrder
-from connector.errors import PermanentError, RetryableError
+from connector.errors import PermanentError, RetryableError, ValidationError
 from connector.inventory import DEFAULT_LOCATION, reserved_by_variant, sellable
 from connector.merchants import build_adapter
 from connector.models import InboundEvent, Merchant, Variant
 from connector.models import InventoryLevel as LevelRow
-from connector.ports import Capability
+from connector.ports import (
+    Capability,
+    DeclaresPeriodicJobs,
+    ListsStoreOrders,
+    PeriodicJob,
+    ReducesStockForSale,
+    StoreJob,
+    StoreOrder,
+)
 from connector.queue import SYNC
 
 logger = logging.getLogger(__name__)
 
-KIND: Final = "walmart"
-SALE_SOURCE: Final = "walmart:sale"
-"""`InboundEvent.source` of the stock-reduction plan of a platform sale (dedupe key `<merchant>:<order>`)."""
-PO_SOURCE: Final = "walmart:po"
-"""`InboundEvent.source` of a Walmart purchase order applied to the platform's stock."""
 PLANNED: Final = "planned"
 PROCESSED: Final = "processed"
 PO_TOPIC: Final = "PO_POLLED"
 SALE_TOPIC: Final = "PLATFORM_SALE"
 ORDERS_OVERLAP: Final = timedelta(minutes=10)
-"""Each orders pass starts this long before the watermark: an order Walmart lists late is still read."""
-ORDERS_POLL_SECONDS: Final = 60
-RECONCILE_SECONDS: Final = 300
+"""Each orders pass starts this long before the watermark: an order the store lists late is still read."""
 RECONCILE_BATCH: Final = 500
-"""SKUs read from Walmart per reconcile run (one call each): a 20,000-item catalog is covered in 40 runs."""
-_ORDERS_MARK: Final = "storelink:walmart:orders-polled:{}"
-_RECONCILE_CURSOR: Final = "storelink:walmart:reconcile-after:{}"
+"""SKUs read from the store per reconcile run when the kind declares no batch."""
+_ORDERS_MARK: Final = "storelink:{}:orders-polled:{}"
+_RECONCILE_CURSOR: Final = "storelink:{}:reconcile-after:{}"
 _MARK_TTL: Final = 180 * 24 * 3600
 
 
-@runtime_checkable
-class WritesStock(Protocol):
-    """An adapter whose store stock Storelink reads and writes per SKU."""
-
-    def get_inventory(self, variant_refs: Sequence[str]) -> list[InventoryLevel]: ...
-
-    def set_inventory(self, levels: Sequence[InventoryLevel]) -> None: ...
+def sale_source(kind: str) -> str:
+    """`InboundEvent.source` of the stock-reduction plan of a platform sale (dedupe key
+    `<merchant>:<order>`)."""
+    return f"{kind}:sale"
 
 
-class PurchaseOrder(Protocol):
-    purchase_order_id: str
-    ordered_at: datetime | None
-
-    def sku_quantities(self) -> dict[str, int]: ...
-
-
-@runtime_checkable
-class ListsOrders(Protocol):
-    """An adapter that lists the orders placed in its store (Walmart's `iter_orders`)."""
-
-    def iter_orders(
-        self, created_since: datetime, created_until: datetime | None = None
-    ) -> Iterator[PurchaseOrder]: ...
+def po_source(kind: str) -> str:
+    """`InboundEvent.source` of a store order applied to the platform's stock."""
+    return f"{kind}:po"
 
 
 def sells_by_stock(adapter: object) -> bool:
@@ -104,7 +92,7 @@ def sells_by_stock(adapter: object) -> bool:
     return (
         Capability.ORDER_PUSH not in capabilities
         and Capability.INVENTORY_WRITE in capabilities
-        and isinstance(adapter, WritesStock)
+        and isinstance(adapter, ReducesStockForSale)
     )
 
 
@@ -122,7 +110,7 @@ def _insert_once(session: Session, values: dict[str, Any]) -> int | None:
     return session.execute(statement).scalar_one_or_none()
 
 
-# --- platform sales off Walmart's stock ----------------------------------------------------------------------
+# --- platform sales off the store's stock -----------------------------------------------------------------------
 
 
 @dataclass
@@ -151,18 +139,19 @@ def _sale_key(merchant_id: int, public_id: str) -> str:
     return f"{merchant_id}:{public_id}"
 
 
-def _stock_lock(merchant_id: int, sku: str) -> str:
+def _stock_lock(kind: str, merchant_id: int, sku: str) -> str:
     digest = hashlib.sha256(sku.encode()).hexdigest()[:24]
-    return f"storelink:walmart:stock-lock:{merchant_id}:{digest}"
+    return f"storelink:{kind}:stock-lock:{merchant_id}:{digest}"
 
 
-def _plan(rt: runtime.Runtime, merchant_id: int, order: PushOrder) -> tuple[int, str, list[_Step]]:
+def _plan(rt: runtime.Runtime, kind: str, merchant_id: int, order: PushOrder) -> tuple[int, str, list[_Step]]:
     """The sale's recorded plan, recorded now (one step per SKU, nothing read yet) on the first attempt."""
     key = _sale_key(merchant_id, order.id)
+    source = sale_source(kind)
     with rt.db.session() as session:
         row = session.execute(
             select(InboundEvent.id, InboundEvent.status, InboundEvent.raw_body).where(
-                InboundEvent.source == SALE_SOURCE, InboundEvent.dedupe_key == key
+                InboundEvent.source == source, InboundEvent.dedupe_key == key
             )
         ).first()
         if row is None:
@@ -173,7 +162,7 @@ def _plan(rt: runtime.Runtime, merchant_id: int, order: PushOrder) -> tuple[int,
             row_id = _insert_once(
                 session,
                 {
-                    "source": SALE_SOURCE,
+                    "source": source,
                     "dedupe_key": key,
                     "merchant_id": merchant_id,
                     "topic": SALE_TOPIC,
@@ -186,7 +175,7 @@ def _plan(rt: runtime.Runtime, merchant_id: int, order: PushOrder) -> tuple[int,
                 return row_id, PLANNED, steps
             row = session.execute(
                 select(InboundEvent.id, InboundEvent.status, InboundEvent.raw_body).where(
-                    InboundEvent.source == SALE_SOURCE, InboundEvent.dedupe_key == key
+                    InboundEvent.source == source, InboundEvent.dedupe_key == key
                 )
             ).one()
     recorded = json.loads(bytes(row.raw_body))
@@ -209,7 +198,7 @@ def _save(
 
 def _take_off(
     rt: runtime.Runtime,
-    adapter: WritesStock,
+    adapter: ReducesStockForSale,
     row_id: int,
     order: PushOrder,
     steps: Sequence[_Step],
@@ -217,8 +206,7 @@ def _take_off(
     log: dict[str, Any],
 ) -> None:
     """One SKU, under its lock: read, record what will be written, write it, record that it was."""
-    found = adapter.get_inventory([step.sku])
-    current = found[0] if found else None
+    current = adapter.read_stock(step.sku)
     if current is None or current.available is None:
         step.done = "unknown"
         logger.warning(
@@ -248,13 +236,13 @@ def _take_off(
         step.location = current.location_ref
         _save(rt, row_id, order, steps, finished=False)  # recorded before anything is sent
     assert step.target is not None
-    adapter.set_inventory([InventoryLevel(step.sku, step.location or current.location_ref, step.target)])
+    adapter.reduce_stock_for_sale(step.sku, step.location or current.location_ref, step.target)
     step.done = "written"
     _save(rt, row_id, order, steps, finished=False)
 
 
 def take_off_store_stock(
-    rt: runtime.Runtime, merchant_id: int, order: PushOrder, adapter: WritesStock
+    rt: runtime.Runtime, merchant_id: int, order: PushOrder, adapter: ReducesStockForSale, kind: str
 ) -> int:
     """Take the units of a platform sale off the store's stock exactly once; returns the SKUs written.
 
@@ -264,7 +252,7 @@ def take_off_store_stock(
     was computed from. The caller holds the order's push lease, so two attempts of one order never run at
     once."""
     log = {"merchant_id": merchant_id, "order": order.id}
-    row_id, status, steps = _plan(rt, merchant_id, order)
+    row_id, status, steps = _plan(rt, kind, merchant_id, order)
     if status == PROCESSED:
         logger.info("store stock already reduced for this sale", extra=log)
         return 0
@@ -273,7 +261,7 @@ def take_off_store_stock(
     for step in steps:
         if step.done:
             continue
-        lock = rt.redis.lock(_stock_lock(merchant_id, step.sku), timeout=wait, blocking_timeout=wait)
+        lock = rt.redis.lock(_stock_lock(kind, merchant_id, step.sku), timeout=wait, blocking_timeout=wait)
         if not lock.acquire():
             raise RetryableError(
                 f"stock of {step.sku} is being written by another sale", retry_after=1.0, code="stock_busy"
@@ -291,7 +279,7 @@ def take_off_store_stock(
     return written
 
 
-# --- Walmart purchase orders off the platform's stock ----------------------------------------------------------
+# --- store orders off the platform's stock -----------------------------------------------------------------
 
 
 @dataclass
@@ -314,12 +302,12 @@ def _orders_since(rt: runtime.Runtime, merchant: Merchant) -> datetime:
     with rt.db.session() as session:
         newest = session.scalar(
             select(func.max(InboundEvent.triggered_at)).where(
-                InboundEvent.source == PO_SOURCE, InboundEvent.merchant_id == merchant.id
+                InboundEvent.source == po_source(merchant.kind), InboundEvent.merchant_id == merchant.id
             )
         )
     marks = [_aware(newest), _aware(merchant.created_at)]
     try:
-        raw = rt.redis.get(_ORDERS_MARK.format(merchant.id))
+        raw = rt.redis.get(_ORDERS_MARK.format(merchant.kind, merchant.id))
     except RedisError:
         raw = None
     if raw:
@@ -328,7 +316,7 @@ def _orders_since(rt: runtime.Runtime, merchant: Merchant) -> datetime:
 
 
 def _lower_levels(
-    session: Session, merchant: Merchant, po: PurchaseOrder, quantities: Mapping[str, int]
+    session: Session, merchant: Merchant, po: StoreOrder, quantities: Mapping[str, int]
 ) -> tuple[int, list[events.DomainEvent]]:
     """Lower the stored home level of each SKU by the order's units, unless read after the order."""
     dialect = session.get_bind().dialect.name
@@ -349,7 +337,7 @@ def _lower_levels(
     for level, sku, product_id, tracked in rows:
         seen = _aware(level.source_updated_at)
         if seen is not None and ordered_at is not None and seen >= ordered_at:
-            continue  # read from Walmart after the order was placed: it already counts it
+            continue  # read from the store after the order was placed: it already counts it
         before = level.available
         level.available = max(0, before - quantities[sku])
         level.version += 1
@@ -377,7 +365,7 @@ def _lower_levels(
                         "available": level.available,
                         "sellable": new,
                         "previous_sellable": old,
-                        "cause": f"walmart order {po.purchase_order_id}",
+                        "cause": f"{merchant.kind} order {po.order_ref}",
                     },
                     now,
                 )
@@ -385,16 +373,16 @@ def _lower_levels(
     return units, published
 
 
-def apply_purchase_order(rt: runtime.Runtime, merchant: Merchant, po: PurchaseOrder) -> int | None:
-    """Apply one Walmart purchase order to the platform's stock once; the units taken off, None when it was
-    applied before."""
+def apply_store_order(rt: runtime.Runtime, merchant: Merchant, po: StoreOrder) -> int | None:
+    """Apply one store order to the platform's stock once; the units taken off, None when it was applied
+    before."""
     quantities = po.sku_quantities()
     with rt.db.session() as session:
         inserted = _insert_once(
             session,
             {
-                "source": PO_SOURCE,
-                "dedupe_key": f"po:{merchant.id}:{po.purchase_order_id}",
+                "source": po_source(merchant.kind),
+                "dedupe_key": f"po:{merchant.id}:{po.order_ref}",
                 "merchant_id": merchant.id,
                 "topic": PO_TOPIC,
                 "headers": {},
@@ -411,36 +399,49 @@ def apply_purchase_order(rt: runtime.Runtime, merchant: Merchant, po: PurchaseOr
     return units
 
 
-def poll_orders(merchant_id: int) -> dict[str, int]:
-    """RQ job: read the merchant's Walmart purchase orders since its watermark and apply the new ones."""
-    rt = runtime.current()
-    report = PollReport()
+def _installed(rt: runtime.Runtime, merchant_id: int) -> Merchant | None:
+    """The merchant, detached, when it is installed; else None."""
     with rt.db.session() as session:
         merchant = session.get(Merchant, merchant_id)
-        if merchant is None or merchant.kind != KIND or merchant.status != "installed":
-            return report.as_dict()
+        if merchant is None or merchant.status != "installed":
+            return None
         session.expunge(merchant)
+    return merchant
+
+
+def poll_orders(merchant_id: int) -> dict[str, int]:
+    """RQ job: read the orders placed in the merchant's store since its watermark and apply the new ones."""
+    rt = runtime.current()
+    report = PollReport()
+    merchant = _installed(rt, merchant_id)
+    if merchant is None:
+        return report.as_dict()
     adapter = build_adapter(merchant, rt.secrets, rt.settings)
-    if not isinstance(adapter, ListsOrders):
+    if not isinstance(adapter, ListsStoreOrders):
         raise PermanentError(f"merchant {merchant_id}: its store cannot list orders", code="unsupported")
     started = datetime.now(UTC)
     since = _orders_since(rt, merchant)
-    for po in adapter.iter_orders(since):
+    for po in adapter.list_store_orders(since):
         report.read += 1
-        units = apply_purchase_order(rt, merchant, po)
+        units = apply_store_order(rt, merchant, po)
         if units is not None:
             report.applied += 1
             report.units += units
     try:
-        rt.redis.set(_ORDERS_MARK.format(merchant_id), str(started.timestamp()), ex=_MARK_TTL)
+        rt.redis.set(_ORDERS_MARK.format(merchant.kind, merchant_id), str(started.timestamp()), ex=_MARK_TTL)
     except RedisError:
         logger.warning(
             "orders watermark not kept; the next pass reads more", extra={"merchant_id": merchant_id}
         )
     log = logger.info if report.applied else logger.debug
     log(
-        "walmart orders polled",
-        extra={"merchant_id": merchant_id, "since": since.isoformat(), **report.as_dict()},
+        "store orders polled",
+        extra={
+            "merchant_id": merchant_id,
+            "kind": merchant.kind,
+            "since": since.isoformat(),
+            **report.as_dict(),
+        },
     )
     return report.as_dict()
 
@@ -448,20 +449,28 @@ def poll_orders(merchant_id: int) -> dict[str, int]:
 # --- inventory reconcile ---------------------------------------------------------------------------------------
 
 
-def reconcile_inventory(merchant_id: int, batch: int = RECONCILE_BATCH) -> dict[str, int]:
-    """RQ job: read the stock of the next `batch` SKUs from Walmart and apply it where it is newer than the
-    stored level (the polling backstop for notifications Walmart gave up on)."""
+def _batch(kind: str) -> int:
+    for job in periodic_jobs(kind):
+        if job.job is StoreJob.STOCK_RECONCILE and job.batch > 0:
+            return job.batch
+    return RECONCILE_BATCH
+
+
+def reconcile_inventory(merchant_id: int, batch: int | None = None) -> dict[str, int]:
+    """RQ job: read the stock of the next `batch` SKUs from the store (the kind's declared batch by default)
+    and apply it where it is newer than the stored level (the polling backstop for notifications the store
+    gave up on)."""
     rt = runtime.current()
-    cursor_key = _RECONCILE_CURSOR.format(merchant_id)
+    merchant = _installed(rt, merchant_id)
+    if merchant is None:
+        return {"read": 0, "updated": 0}
+    batch = batch or _batch(merchant.kind)
+    cursor_key = _RECONCILE_CURSOR.format(merchant.kind, merchant_id)
     try:
         after = int(rt.redis.get(cursor_key) or 0)
     except (RedisError, ValueError):
         after = 0
     with rt.db.session() as session:
-        merchant = session.get(Merchant, merchant_id)
-        if merchant is None or merchant.kind != KIND or merchant.status != "installed":
-            return {"read": 0, "updated": 0}
-        session.expunge(merchant)
         rows = session.execute(
             select(Variant.id, Variant.external_id)
             .where(
@@ -474,7 +483,7 @@ def reconcile_inventory(merchant_id: int, batch: int = RECONCILE_BATCH) -> dict[
             .limit(batch)
         ).all()
     adapter = build_adapter(merchant, rt.secrets, rt.settings)
-    if not isinstance(adapter, WritesStock):
+    if Capability.INVENTORY_READ not in getattr(adapter, "capabilities", frozenset()):
         raise PermanentError(f"merchant {merchant_id}: its store stock cannot be read", code="unsupported")
     levels = adapter.get_inventory([sku for _, sku in rows]) if rows else []
     changes: list[tuple[int, Sequence[StoreEvent]]] = [
@@ -503,7 +512,7 @@ def reconcile_inventory(merchant_id: int, batch: int = RECONCILE_BATCH) -> dict[
     except RedisError:
         logger.warning("reconcile cursor not kept", extra={"merchant_id": merchant_id})
     logger.info(
-        "walmart stock reconciled",
+        "store stock reconciled",
         extra={"merchant_id": merchant_id, "read": len(levels), "updated": updated, "after": after},
     )
     return {"read": len(levels), "updated": updated}
@@ -512,51 +521,66 @@ def reconcile_inventory(merchant_id: int, batch: int = RECONCILE_BATCH) -> dict[
 # --- scheduling --------------------------------------------------------------------------------------------------
 
 
-def orders_job_id(merchant_id: int) -> str:
-    return f"walmart-orders-{merchant_id}"
+def periodic_jobs(kind: str) -> tuple[PeriodicJob, ...]:
+    """The periodic jobs `kind`'s adapter declares (none when it declares none or is not installed)."""
+    try:
+        cls = registry.adapter_class(kind)
+    except ValidationError:
+        return ()
+    return tuple(cls.periodic_jobs) if isinstance(cls, DeclaresPeriodicJobs) else ()
 
 
-def reconcile_job_id(merchant_id: int) -> str:
-    return f"walmart-stock-{merchant_id}"
+def all_periodic_jobs() -> list[tuple[str, PeriodicJob]]:
+    """(kind, job) for every periodic job of every installed adapter."""
+    return [(kind, job) for kind in registry.kinds() for job in periodic_jobs(kind)]
 
 
-def _walmart_merchants(rt: runtime.Runtime) -> list[int]:
+def job_id(kind: str, job: StoreJob, merchant_id: int) -> str:
+    return f"{kind}-{job.value}-{merchant_id}"
+
+
+_JOBS: Final = {
+    StoreJob.STORE_ORDERS: (poll_orders, 600),
+    StoreJob.STOCK_RECONCILE: (reconcile_inventory, 900),
+}
+"""The per-merchant RQ job of each `StoreJob`, and its timeout."""
+
+
+def _merchants(rt: runtime.Runtime, kind: str) -> list[int]:
     with rt.db.session() as session:
         return list(
             session.scalars(
                 select(Merchant.id)
-                .where(Merchant.kind == KIND, Merchant.status == "installed")
+                .where(Merchant.kind == kind, Merchant.status == "installed")
                 .order_by(Merchant.id)
             )
         )
 
 
-def request_poll(rt: runtime.Runtime, merchant_id: int) -> None:
-    """Queue the merchant's orders poll now (a notification said orders were placed); best effort, since the
-    scheduler's poll comes anyway."""
+def _enqueue(rt: runtime.Runtime, kind: str, job: StoreJob, merchant_id: int) -> None:
+    func, timeout = _JOBS[job]
+    rt.queues.enqueue(SYNC, func, merchant_id, job_id=job_id(kind, job, merchant_id), timeout=timeout)
+
+
+def request_poll(rt: runtime.Runtime, kind: str, merchant_id: int) -> None:
+    """Queue the merchant's orders poll now (a notification said store orders were placed); best effort,
+    since the scheduler's poll comes anyway."""
+    if not any(job.job is StoreJob.STORE_ORDERS for job in periodic_jobs(kind)):
+        return
     try:
-        rt.queues.enqueue(SYNC, poll_orders, merchant_id, job_id=orders_job_id(merchant_id), timeout=600)
+        _enqueue(rt, kind, StoreJob.STORE_ORDERS, merchant_id)
     except RedisError:
         logger.warning(
             "orders poll not queued; the scheduled poll reads them", extra={"merchant_id": merchant_id}
         )
 
 
-def poll_orders_all() -> list[int]:
-    """Scheduler job: queue the orders poll of every installed Walmart merchant (one live job each)."""
+def run_periodic(kind: str, job: str) -> list[int]:
+    """Scheduler job: queue `job` (a `StoreJob` value) for every installed merchant of `kind` (one live job
+    each)."""
     rt = runtime.current()
-    ids = _walmart_merchants(rt)
+    which = StoreJob(job)
+    ids = _merchants(rt, kind)
     for merchant_id in ids:
-        rt.queues.enqueue(SYNC, poll_orders, merchant_id, job_id=orders_job_id(merchant_id), timeout=600)
-    return ids
-
-
-def reconcile_all() -> list[int]:
-    """Scheduler job: queue the stock reconcile of every installed Walmart merchant (one live job each)."""
-    rt = runtime.current()
-    ids = _walmart_merchants(rt)
-    for merchant_id in ids:
-        rt.queues.enqueue(
-            SYNC, reconcile_inventory, merchant_id, job_id=reconcile_job_id(merchant_id), timeout=900
-        )
+        _enqueue(rt, kind, which, merchant_id)
     return ids
