@@ -39,18 +39,20 @@ def add_merchant(
     rt: Runtime,
     client_id: int | None,
     *,
-    name: str = "shop",
+    name: str | None = None,
     buffer: int = 0,
     location: str | None = None,
     status: str = "installed",
     kind: str = "shopify",
 ) -> int:
-    """A merchant row of `client_id` (a Shopify store by default, so it takes orders; no test calls it)."""
+    """A merchant row of `client_id` (a Shopify store by default, so it takes orders; no test calls it),
+    named `name` or, by default, a name of its own (names are unique)."""
+    serial = next(_serial)
     with rt.db.session() as session:
         merchant = Merchant(
             kind=kind,
-            store_ref=f"{name}-{next(_serial)}",
-            name=name,
+            store_ref=f"{name or 'shop'}-{serial}",
+            name=name or f"shop-{serial}",
             status=status,
             platform_client_id=client_id,
             config={},
@@ -130,7 +132,7 @@ def add_product(
 
 
 def seed_catalog(
-    rt: Runtime, client_id: int, *, products: int = 3, name: str = "shop", buffer: int = 1
+    rt: Runtime, client_id: int, *, products: int = 3, name: str | None = None, buffer: int = 1
 ) -> Seeded:
     """A merchant of `client_id` with `products` products of two variants each (one with a SKU)."""
     seeded = Seeded(merchant_id=add_merchant(rt, client_id, name=name, buffer=buffer))
