@@ -254,6 +254,7 @@ def _json(body: Mapping[str, Any], status: int = 200) -> Response:
     body=EndpointCreate,
     responses={201: WebhookEndpointOut, 409: None},
     codes={409: (endpoints.EndpointLimitError.code,), 422: ("invalid_request",)},
+    operation_id="createWebhookEndpoint",
 )
 def create_endpoint() -> Response:
     body = _parse(EndpointCreate)
@@ -274,7 +275,12 @@ def create_endpoint() -> Response:
 
 
 @bp.get("/webhook-endpoints")
-@doc(summary="List webhook endpoints", tags=["webhooks"], responses={200: WebhookEndpointList})
+@doc(
+    summary="List webhook endpoints",
+    tags=["webhooks"],
+    responses={200: WebhookEndpointList},
+    operation_id="listWebhookEndpoints",
+)
 def list_endpoints() -> Response:
     with _runtime().db.session() as session:
         rows = endpoints.list_endpoints(session, platform_client_id=_client_id())
@@ -282,7 +288,12 @@ def list_endpoints() -> Response:
 
 
 @bp.get("/webhook-endpoints/<int:endpoint_id>")
-@doc(summary="Get a webhook endpoint", tags=["webhooks"], responses={200: WebhookEndpointOut, 404: None})
+@doc(
+    summary="Get a webhook endpoint",
+    tags=["webhooks"],
+    responses={200: WebhookEndpointOut, 404: None},
+    operation_id="getWebhookEndpoint",
+)
 def get_endpoint(endpoint_id: int) -> Response:
     with _runtime().db.session() as session:
         endpoint = endpoints.get_endpoint(session, endpoint_id, platform_client_id=_client_id())
@@ -295,6 +306,7 @@ def get_endpoint(endpoint_id: int) -> Response:
     tags=["webhooks"],
     body=EndpointUpdate,
     responses={200: WebhookEndpointOut, 404: None},
+    operation_id="updateWebhookEndpoint",
 )
 def update_endpoint(endpoint_id: int) -> Response:
     body = _parse(EndpointUpdate)
@@ -313,7 +325,12 @@ def update_endpoint(endpoint_id: int) -> Response:
 
 
 @bp.delete("/webhook-endpoints/<int:endpoint_id>")
-@doc(summary="Delete a webhook endpoint", tags=["webhooks"], responses={204: None, 404: None})
+@doc(
+    summary="Delete a webhook endpoint",
+    tags=["webhooks"],
+    responses={204: None, 404: None},
+    operation_id="deleteWebhookEndpoint",
+)
 def delete_endpoint(endpoint_id: int) -> Response:
     with _runtime().db.session() as session:
         endpoints.delete_endpoint(session, endpoint_id, platform_client_id=_client_id())
@@ -327,6 +344,7 @@ def delete_endpoint(endpoint_id: int) -> Response:
     body=RotateSecret,
     body_optional=True,
     responses={200: WebhookEndpointOut, 404: None},
+    operation_id="rotateWebhookEndpointSecret",
 )
 def rotate_secret(endpoint_id: int) -> Response:
     body = _parse(RotateSecret, optional=True)
@@ -377,6 +395,7 @@ def _limit(raw: str | None) -> int:
     tags=["webhooks"],
     query=DeliveriesQuery,
     responses={200: DeliveryPage, 404: None},
+    operation_id="listWebhookDeliveries",
 )
 def list_deliveries(endpoint_id: int) -> Response:
     status = request.args.get("status") or None
@@ -438,7 +457,12 @@ def _deliveries_page(
 
 
 @bp.post("/webhook-endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>/replay")
-@doc(summary="Replay a failed delivery", tags=["webhooks"], responses={202: Replayed, 404: None, 409: None})
+@doc(
+    summary="Replay a failed delivery",
+    tags=["webhooks"],
+    responses={202: Replayed, 404: None, 409: None},
+    operation_id="replayWebhookDelivery",
+)
 def replay_delivery(endpoint_id: int, delivery_id: int) -> Response:
     with _runtime().db.session() as session:
         endpoint = endpoints.get_endpoint(session, endpoint_id, platform_client_id=_client_id())
@@ -458,7 +482,10 @@ def replay_delivery(endpoint_id: int, delivery_id: int) -> Response:
 
 @bp.post("/webhook-endpoints/<int:endpoint_id>/replay-failed")
 @doc(
-    summary="Replay an endpoint's failed deliveries", tags=["webhooks"], responses={202: Replayed, 404: None}
+    summary="Replay an endpoint's failed deliveries",
+    tags=["webhooks"],
+    responses={202: Replayed, 404: None},
+    operation_id="replayFailedWebhookDeliveries",
 )
 def replay_failed(endpoint_id: int) -> Response:
     with _runtime().db.session() as session:

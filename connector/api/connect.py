@@ -88,6 +88,7 @@ class ConnectedMerchant(BaseModel):
     tags=[TAG],
     body=WalmartConnect,
     responses={201: ConnectedMerchant, 422: None, 503: None},
+    operation_id="connectWalmartSeller",
 )
 def connect_walmart() -> Response:
     """Check the keys with Walmart, store the seller as a merchant of the calling client, start syncing."""
