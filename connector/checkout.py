@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from connector import events, order_push, reservations, runtime
 from connector.buyers import buyer_key
 from connector.domain.orders import ExternalOrderRef, OrderStatus
+from connector.domain.timestamps import iso
 from connector.errors import NotFoundError, PermanentError, RetryableError
 from connector.merchants import build_adapter
 from connector.models import LivePin, Merchant, Order, OrderLine, Reservation
@@ -117,10 +118,6 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def order_body(
     order: Order, lines: Sequence[OrderLine], hold_expires_at: datetime | None = None
 ) -> dict[str, Any]:
@@ -148,9 +145,9 @@ def order_body(
         "store_order_id": order.store_order_ref,
         "store_order_name": order.store_order_name,
         "reason": order.rejection_reason,
-        "hold_expires_at": _iso(hold_expires_at),
-        "created_at": _iso(order.created_at),
-        "updated_at": _iso(order.updated_at),
+        "hold_expires_at": iso(hold_expires_at),
+        "created_at": iso(order.created_at),
+        "updated_at": iso(order.updated_at),
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +37,7 @@ from connector.api.webhook_models import (
     WebhookEndpointList,
     WebhookEndpointOut,
 )
+from connector.domain.timestamps import iso
 from connector.errors import NotFoundError, ValidationError
 from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
 from connector.web.problems import problem
@@ -117,10 +118,6 @@ def _endpoint_limit(exc: endpoints.EndpointLimitError) -> Response:
 # --- representations ------------------------------------------------------------------------------------
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _endpoint(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": endpoint.id,
@@ -128,8 +125,8 @@ def _endpoint(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[str,
         "event_types": list(endpoint.event_types),
         "enabled": endpoint.enabled,
         "disabled_reason": endpoint.disabled_reason,
-        "created_at": _iso(endpoint.created_at),
-        "updated_at": _iso(endpoint.updated_at),
+        "created_at": iso(endpoint.created_at),
+        "updated_at": iso(endpoint.updated_at),
     }
     if secret is not None:
         body["secret"] = secret
@@ -145,9 +142,9 @@ def _delivery(delivery: Delivery, event_type: str, attempts: int) -> dict[str, A
         "attempts": attempts,
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
-        "next_attempt_at": _iso(delivery.next_attempt_at),
-        "created_at": _iso(delivery.created_at),
-        "updated_at": _iso(delivery.updated_at),
+        "next_attempt_at": iso(delivery.next_attempt_at),
+        "created_at": iso(delivery.created_at),
+        "updated_at": iso(delivery.updated_at),
     }
 
 
@@ -268,7 +265,7 @@ def rotate_secret(endpoint_id: int) -> Response:
             session, rt.secrets, endpoint_id, grace=grace, platform_client_id=_client_id()
         )
         result = _endpoint(rotated.endpoint, rotated.secret)
-        result["previous_secret_expires_at"] = _iso(rotated.endpoint.previous_secret_expires_at)
+        result["previous_secret_expires_at"] = iso(rotated.endpoint.previous_secret_expires_at)
     return _json(result)
 
 

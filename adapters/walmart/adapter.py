@@ -636,11 +636,11 @@ class WalmartAdapter(ReportsCatalogSkips):
             stop = start + window
             last = stop >= limit
             if not last:
-                window_end: str | None = _iso(stop)
+                window_end: str | None = _walmart_time(stop)
             else:
-                window_end = _iso(end) if end is not None else None
+                window_end = _walmart_time(end) if end is not None else None
             params: dict[str, object] = {
-                "createdStartDate": _iso(start),
+                "createdStartDate": _walmart_time(start),
                 "createdEndDate": window_end,
                 "limit": const.ORDERS_PAGE_LIMIT,
                 "shipNodeType": ship_node_type,
@@ -895,7 +895,8 @@ def _group_title(titles: dict[str, str], group: Sequence[mapper.ItemParts]) -> s
     return titles.setdefault(primary.product_id, primary.title)
 
 
-def _iso(when: datetime) -> str:
+def _walmart_time(when: datetime) -> str:
+    """`when` in UTC to the second, as Walmart's order date filters take it (`2026-01-02T03:04:05Z`)."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -218,7 +218,8 @@ def _parse_date(raw: str, field: str) -> int:
     return int(parsed.timestamp() * 1000)
 
 
-def _iso(ms: int) -> str:
+def _iso_from_millis(ms: int) -> str:
+    """Epoch milliseconds as Walmart writes a moment (UTC, milliseconds, `Z`)."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
@@ -935,8 +936,8 @@ class WalmartEmulator:
                         "poIndex": len(page),
                         "partnerId": self.store.partner_id,
                         "sellerId": self.store.partner_id,
-                        "createdStartDate": _iso(start),
-                        "createdEndDate": _iso(end),
+                        "createdStartDate": _iso_from_millis(start),
+                        "createdEndDate": _iso_from_millis(end),
                         "shipNodeType": ship_node_type,
                         **filters,
                     }
