@@ -37,6 +37,13 @@ from sqlalchemy.orm import Session
 
 from connector import events, order_push, reservations, runtime
 from connector.buyers import buyer_key
+from connector.domain.event_types import (
+    LIVE_PIN_UPDATED,
+    LIVE_SOLD_OUT,
+    LIVE_STOCK_LOW,
+    ORDER_ACCEPTED,
+    ORDER_CANCELLED,
+)
 from connector.domain.orders import ExternalOrderRef, OrderStatus
 from connector.domain.timestamps import iso
 from connector.errors import NotFoundError, PermanentError, RetryableError
@@ -47,11 +54,6 @@ from connector.reservations import Hold, PinLine, VariantLine
 
 logger = logging.getLogger(__name__)
 
-ORDER_ACCEPTED: Final = "order.accepted"
-ORDER_CANCELLED: Final = "order.cancelled"
-LIVE_STOCK_LOW: Final = "live.stock_low"
-LIVE_SOLD_OUT: Final = "live.sold_out"
-LIVE_PIN_UPDATED: Final = reservations.PIN_UPDATED
 CANCEL_JOB: Final = "connector.checkout.cancel_in_store"
 STORE_TAKES_NO_ORDERS: Final = "store_takes_no_orders"
 MAX_ATTEMPTS: Final = 5

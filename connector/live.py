@@ -28,7 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector import events, registry, reservations, runtime
-from connector.checkout import LIVE_PIN_UPDATED, RefusedError
+from connector.checkout import RefusedError
+from connector.domain.event_types import LIVE_PIN_UPDATED
 from connector.domain.timestamps import iso
 from connector.errors import NotFoundError, RetryableError
 from connector.models import LivePin, LiveSession, Merchant, Reservation
