@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from connector import bulk, catalog_diff, events
 from connector.db import Database
+from connector.domain import event_types
 from connector.domain.catalog import Product, Variant
 from connector.errors import PermanentError
 from connector.inventory import reserved_by_variant, sellable
@@ -451,7 +452,7 @@ class CatalogSync:
             if before != after and ext in stored_v:
                 inventory_events.append(
                     events.DomainEvent(
-                        events.INVENTORY_UPDATED,
+                        event_types.INVENTORY_UPDATED,
                         m,
                         {
                             "variant_id": vid,
@@ -482,7 +483,7 @@ class CatalogSync:
 
         product_events = [
             events.DomainEvent(
-                events.PRODUCT_UPDATED,
+                event_types.PRODUCT_UPDATED,
                 m,
                 self._product_payload(products[ext], product_ids[ext], variant_ids, stock, change),
                 now,
@@ -651,11 +652,13 @@ class CatalogSync:
                 else {}
             )
             deleted_events = [
-                events.DomainEvent(events.PRODUCT_DELETED, m, {"product_id": pid, "external_id": ext}, now)
+                events.DomainEvent(
+                    event_types.PRODUCT_DELETED, m, {"product_id": pid, "external_id": ext}, now
+                )
                 for pid, ext in gone_products
             ] + [
                 events.DomainEvent(
-                    events.PRODUCT_UPDATED,
+                    event_types.PRODUCT_UPDATED,
                     m,
                     {
                         "change": "variants_removed",

@@ -37,7 +37,15 @@ from sqlalchemy.orm import Session
 
 from connector import events, order_push, reservations, runtime
 from connector.buyers import buyer_key
+from connector.domain.event_types import (
+    LIVE_PIN_UPDATED,
+    LIVE_SOLD_OUT,
+    LIVE_STOCK_LOW,
+    ORDER_ACCEPTED,
+    ORDER_CANCELLED,
+)
 from connector.domain.orders import ExternalOrderRef, OrderStatus
+from connector.domain.timestamps import iso
 from connector.errors import NotFoundError, PermanentError, RetryableError
 from connector.merchants import build_adapter
 from connector.models import LivePin, Merchant, Order, OrderLine, Reservation
@@ -46,11 +54,6 @@ from connector.reservations import Hold, PinLine, VariantLine
 
 logger = logging.getLogger(__name__)
 
-ORDER_ACCEPTED: Final = "order.accepted"
-ORDER_CANCELLED: Final = "order.cancelled"
-LIVE_STOCK_LOW: Final = "live.stock_low"
-LIVE_SOLD_OUT: Final = "live.sold_out"
-LIVE_PIN_UPDATED: Final = reservations.PIN_UPDATED
 CANCEL_JOB: Final = "connector.checkout.cancel_in_store"
 STORE_TAKES_NO_ORDERS: Final = "store_takes_no_orders"
 MAX_ATTEMPTS: Final = 5
@@ -117,10 +120,6 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def order_body(
     order: Order, lines: Sequence[OrderLine], hold_expires_at: datetime | None = None
 ) -> dict[str, Any]:
@@ -148,9 +147,9 @@ def order_body(
         "store_order_id": order.store_order_ref,
         "store_order_name": order.store_order_name,
         "reason": order.rejection_reason,
-        "hold_expires_at": _iso(hold_expires_at),
-        "created_at": _iso(order.created_at),
-        "updated_at": _iso(order.updated_at),
+        "hold_expires_at": iso(hold_expires_at),
+        "created_at": iso(order.created_at),
+        "updated_at": iso(order.updated_at),
     }
 
 

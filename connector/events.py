@@ -13,13 +13,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from connector import bulk
+from connector.domain.event_types import INVENTORY_UPDATED as INVENTORY_UPDATED
+from connector.domain.event_types import PRODUCT_DELETED as PRODUCT_DELETED
+from connector.domain.event_types import PRODUCT_UPDATED as PRODUCT_UPDATED
 from connector.models import EventPayload
 
 logger = logging.getLogger(__name__)
 
-PRODUCT_UPDATED = "product.updated"
-PRODUCT_DELETED = "product.deleted"
-INVENTORY_UPDATED = "inventory.updated"
 
 Subscriber = Callable[[Session, Sequence[dict[str, Any]]], None]
 _subscribers: list[Subscriber] = []

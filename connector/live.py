@@ -28,7 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector import events, registry, reservations, runtime
-from connector.checkout import LIVE_PIN_UPDATED, RefusedError
+from connector.checkout import RefusedError
+from connector.domain.event_types import LIVE_PIN_UPDATED
+from connector.domain.timestamps import iso
 from connector.errors import NotFoundError, RetryableError
 from connector.models import LivePin, LiveSession, Merchant, Reservation
 from connector.reservations import VariantLine
@@ -42,10 +44,6 @@ SCHEDULED, LIVE, ENDED = "scheduled", "live", "ended"
 
 def default_threshold(allocation: int) -> int:
     return max(1, allocation // 10)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 # --- the purchase path's pin cache ---------------------------------------------------------------------------------
@@ -170,10 +168,10 @@ def pin_body(pin: LivePin, remaining: int | None) -> dict[str, Any]:
         "remaining": remaining if pin.status == "active" else 0,
         "per_buyer_limit": pin.per_buyer_limit,
         "low_stock_threshold": pin.low_stock_threshold,
-        "countdown_ends_at": _iso(pin.countdown_ends_at),
+        "countdown_ends_at": iso(pin.countdown_ends_at),
         "status": pin.status,
-        "created_at": _iso(pin.created_at),
-        "ended_at": _iso(pin.ended_at),
+        "created_at": iso(pin.created_at),
+        "ended_at": iso(pin.ended_at),
     }
 
 
@@ -184,10 +182,10 @@ def session_body(live: LiveSession, pins: Sequence[dict[str, Any]]) -> dict[str,
         "creator_ref": live.creator_ref,
         "title": live.title,
         "status": live.status,
-        "scheduled_start": _iso(live.scheduled_start),
-        "started_at": _iso(live.started_at),
-        "ended_at": _iso(live.ended_at),
-        "created_at": _iso(live.created_at),
+        "scheduled_start": iso(live.scheduled_start),
+        "started_at": iso(live.started_at),
+        "ended_at": iso(live.ended_at),
+        "created_at": iso(live.created_at),
         "pins": list(pins),
     }
 

@@ -28,6 +28,8 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector import events, runtime, store_orders, syncs
+from connector.domain.event_types import ORDER_CONFIRMED as ORDER_CONFIRMED
+from connector.domain.event_types import ORDER_REJECTED as ORDER_REJECTED
 from connector.domain.money import Money
 from connector.domain.orders import Address, ExternalOrderRef, OrderStatus
 from connector.domain.orders import Order as PushOrder
@@ -40,8 +42,6 @@ from connector.queue import LIVE_STATUSES, ORDERS, jittered_retry
 
 logger = logging.getLogger(__name__)
 
-ORDER_CONFIRMED: Final = "order.confirmed"
-ORDER_REJECTED: Final = "order.rejected"
 JOB_FUNC: Final = "connector.order_push.push_order"
 SWEEP_GRACE: Final = timedelta(seconds=5)
 """An accepted order younger than this is left to the enqueue that follows its commit."""

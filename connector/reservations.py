@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 
 from connector import events, inventory, order_push, registry, runtime
 from connector.buyers import buyer_key
+from connector.domain.event_types import LIVE_PIN_UPDATED
 from connector.models import InventoryLevel, LivePin, LiveSession, Merchant, Order, Reservation, Variant
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,6 @@ SETTLE_AFTER: Final = timedelta(days=2)
 ACTIVE, CONFIRMED = inventory.ACTIVE, inventory.CONFIRMED
 ACCEPTED_ORDER: Final = "accepted"
 RELEASED, EXPIRED = "released", "expired"
-PIN_UPDATED: Final = "live.pin_updated"
 _PREFIX: Final = "sl:stock:"
 
 # --- keys and ids ---------------------------------------------------------------------------------------------
@@ -722,7 +722,7 @@ def _restocked(session: Session, pin_ids: Collection[int], merchants: Mapping[in
                 session,
                 [
                     events.DomainEvent(
-                        PIN_UPDATED,
+                        LIVE_PIN_UPDATED,
                         merchants.get(pin_id),
                         {
                             "id": pin.id,

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from connector import bulk, events, privacy, registry, syncs
 from connector.crypto import SecretBox
+from connector.domain import event_types
 from connector.domain.events import PRIVACY_KINDS, StoreEvent, StoreEventKind
 from connector.errors import PermanentError
 from connector.inventory import reserved_by_variant, sellable
@@ -49,11 +50,10 @@ logger = logging.getLogger(__name__)
 
 PROCESSED, SKIPPED = "processed", "skipped"
 DELETED = "deleted"
-MERCHANT_UNINSTALLED = "merchant.uninstalled"
 ORDER_EVENTS = {
-    StoreEventKind.ORDER_FULFILLED: ("fulfilled", "order.fulfilled"),
-    StoreEventKind.ORDER_CANCELLED: ("cancelled", "order.cancelled"),
-    StoreEventKind.ORDER_REFUNDED: ("refunded", "order.refunded"),
+    StoreEventKind.ORDER_FULFILLED: ("fulfilled", event_types.ORDER_FULFILLED),
+    StoreEventKind.ORDER_CANCELLED: ("cancelled", event_types.ORDER_CANCELLED),
+    StoreEventKind.ORDER_REFUNDED: ("refunded", event_types.ORDER_REFUNDED),
 }
 FINAL_ORDER_STATES = frozenset({"cancelled", "rejected"})
 DEFAULT_LOCATION = "default"
@@ -321,7 +321,7 @@ def _inventory(
             continue
         published.append(
             events.DomainEvent(
-                events.INVENTORY_UPDATED,
+                event_types.INVENTORY_UPDATED,
                 merchant.id,
                 {
                     "variant_id": vid,
@@ -376,7 +376,7 @@ def _product_deleted(
     done.note(delivery, PROCESSED, "product deleted")
     return [
         events.DomainEvent(
-            events.PRODUCT_DELETED,
+            event_types.PRODUCT_DELETED,
             merchant.id,
             {"product_id": product.id, "external_id": product.external_id},
             now,
@@ -486,7 +486,7 @@ def _uninstalled(
     )
     return [
         events.DomainEvent(
-            MERCHANT_UNINSTALLED,
+            event_types.MERCHANT_UNINSTALLED,
             merchant.id,
             {"merchant_id": merchant.id},
             event.occurred_at or datetime.now(UTC),

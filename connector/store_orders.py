@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connector import events, registry, runtime, store_events
+from connector.domain import event_types
 from connector.domain.events import StoreEvent, StoreEventKind
 from connector.domain.orders import Order as PushOrder
 from connector.errors import PermanentError, RetryableError, ValidationError
@@ -355,7 +356,7 @@ def _lower_levels(
         if old != new:
             published.append(
                 events.DomainEvent(
-                    events.INVENTORY_UPDATED,
+                    event_types.INVENTORY_UPDATED,
                     merchant.id,
                     {
                         "variant_id": level.variant_id,

@@ -14,7 +14,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Final, NamedTuple
 
-from connector.domain.catalog import InventoryLevel, Product, ProductStatus, Variant
+from connector.domain.catalog import Product, ProductStatus, Variant
 from connector.domain.money import Money, exponent, parse_money
 
 MAX_ID_CHARS = 255
@@ -468,18 +468,4 @@ def build_product(rows: Sequence[RowParts]) -> Product:
         media=media,
         status=ProductStatus.ACTIVE,
         source_updated_at=updated_at,
-    )
-
-
-def parse_inventory(row: Mapping[str, str], location: str) -> InventoryLevel:
-    """The stock of the row's variant at `location`: only id, availability, quantity and updated_at matter."""
-    variant_id = row.get("id", "").strip()
-    if not variant_id:
-        raise ValueError("id is missing")
-    availability = parse_availability(row.get("availability", ""))
-    return InventoryLevel(
-        variant_external_id=variant_id,
-        location_ref=location,
-        available=parse_quantity(row.get("quantity", ""), availability),
-        source_updated_at=parse_updated_at(row.get("updated_at", "")),
     )

@@ -15,8 +15,8 @@ Config
     ``bulk_inventory_threshold``  more levels than this are written as one bulk feed (default 50).
     ``feeds_per_hour``      bulk feeds allowed per hour (default 10); ``feed_poll_seconds`` (default 30).
     ``mcs_enrolled``        the seller is on Walmart Multichannel Solutions (default false). Without it the
-                            instance has no ORDER_PUSH capability: sold units are taken off Walmart's stock
-                            with ``reduce_inventory`` instead.
+                            instance has no ORDER_PUSH capability: the core takes sold units off Walmart's
+                            stock instead (``get_inventory``, then ``set_inventory``).
     ``order_channel_id``    the Multichannel sales channel (``discover_channel`` finds it at connection time
                             when absent); ``order_channel_name`` picks one of several.
     ``mcs_poll_seconds``    how long ``create_order`` polls the order's status (default 10).
@@ -589,28 +589,6 @@ class WalmartAdapter(StoreStockJobs, ReportsCatalogSkips):
         except ValueError as exc:
             raise PermanentError(f"feed {feed_id}: {exc}", code="bad_response") from None
 
-    def reduce_inventory(self, sku_quantities: Mapping[str, int]) -> list[InventoryLevel]:
-        """Take units sold elsewhere off Walmart's stock (sellers not on Multichannel): each SKU's level is
-        read and written back lowered, never below 0. Returns the levels written; unknown SKUs are skipped.
-
-        Read-then-write: a Walmart sale between the two is overwritten; reconciliation corrects it."""
-        for sku, amount in sku_quantities.items():
-            if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-                raise ValidationError(f"{sku}: quantity to take off must be a whole number of 0 or more")
-        wanted = {sku: amount for sku, amount in sku_quantities.items() if amount > 0}
-        written: list[InventoryLevel] = []
-        for level in self.get_inventory(list(wanted)):
-            new = max(0, (level.available or 0) - wanted[level.variant_external_id])
-            node = None if level.location_ref == const.DEFAULT_LOCATION else level.location_ref
-            if self.config["inventory_source"] == "ship_nodes" and node is None:
-                raise PermanentError(
-                    "stock reductions per ship node need a location: set `location` in the config",
-                    code="no_location",
-                )
-            self._put_level(level.variant_external_id, node, new)
-            written.append(replace(level, available=new))
-        return written
-
     # -- Walmart-originated orders -----------------------------------------------------------------------
 
     def iter_orders(
@@ -647,11 +625,11 @@ class WalmartAdapter(StoreStockJobs, ReportsCatalogSkips):
             stop = start + window
             last = stop >= limit
             if not last:
-                window_end: str | None = _iso(stop)
+                window_end: str | None = _walmart_time(stop)
             else:
-                window_end = _iso(end) if end is not None else None
+                window_end = _walmart_time(end) if end is not None else None
             params: dict[str, object] = {
-                "createdStartDate": _iso(start),
+                "createdStartDate": _walmart_time(start),
                 "createdEndDate": window_end,
                 "limit": const.ORDERS_PAGE_LIMIT,
                 "shipNodeType": ship_node_type,
@@ -688,7 +666,7 @@ class WalmartAdapter(StoreStockJobs, ReportsCatalogSkips):
         if not self.config["mcs_enrolled"]:
             raise PermanentError(
                 "this Walmart seller is not on Multichannel Solutions: orders cannot be pushed "
-                "(use reduce_inventory for units sold elsewhere)",
+                "(units sold elsewhere are taken off its stock instead)",
                 code="unsupported",
             )
 
@@ -906,7 +884,8 @@ def _group_title(titles: dict[str, str], group: Sequence[mapper.ItemParts]) -> s
     return titles.setdefault(primary.product_id, primary.title)
 
 
-def _iso(when: datetime) -> str:
+def _walmart_time(when: datetime) -> str:
+    """`when` in UTC to the second, as Walmart's order date filters take it (`2026-01-02T03:04:05Z`)."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

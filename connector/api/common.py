@@ -8,6 +8,8 @@
 - `visible_merchants(session, client)` is the one place that decides which merchants a client may see.
 - `parse_body(model)` and `parse_query(model)` return validated pydantic objects or raise problems: 415 for a
   body that is not JSON, 400 for malformed JSON, 422 (`invalid_request`, with field errors) for the rest.
+  `invalid_request_problem` answers a refused input (`ValidationError`) as that 422, for blueprints whose
+  domain errors name one field.
 - `encode_cursor`/`decode_cursor` make opaque pagination cursors; a cursor that was not issued is a 422.
 """
 
@@ -89,6 +91,15 @@ def invalid(message: str, errors: Sequence[tuple[str, str]]) -> ValidationError:
         code="invalid_request",
         details={"errors": [{"field": field, "message": text} for field, text in errors]},
     )
+
+
+def invalid_request_problem(exc: ValidationError) -> Response:
+    """A refused input as a 422 `invalid_request` problem with field errors (a `field` detail becomes one)."""
+    errors = exc.details.get("errors")
+    if not isinstance(errors, list):
+        field = exc.details.get("field")
+        errors = [{"field": str(field) if field else "", "message": exc.message}]
+    return problem(422, "invalid_request", exc.message, title="Invalid request", errors=errors)
 
 
 def _schema_errors(exc: SchemaError, prefix: str = "") -> list[tuple[str, str]]:
@@ -238,10 +249,11 @@ def visible_merchants(session: Session, client: HasId) -> Select[int]:
 # --- request parsing -------------------------------------------------------------------------------------
 
 
-def parse_body(model: type[ModelT], *, optional: bool = False) -> ModelT:
+def parse_body(model: type[ModelT], *, optional: bool = False, malformed_is_invalid: bool = False) -> ModelT:
     """The JSON body as `model`: 415 when it is not JSON, 400 when it does not parse, 422 when it does not fit.
 
-    With `optional`, an empty body is `model()` (all defaults).
+    With `optional`, an empty body is `model()` (all defaults); with `malformed_is_invalid`, a body that does not
+    parse is a 422 `invalid_request` too (as the webhook endpoint routes have always answered).
     """
     raw = request.get_data(cache=True)
     if optional and not raw:
@@ -256,6 +268,8 @@ def parse_body(model: type[ModelT], *, optional: bool = False) -> ModelT:
     try:
         data: Any = json.loads(raw)
     except (ValueError, RecursionError):
+        if malformed_is_invalid:
+            raise invalid("the request body is not valid JSON", [("", "invalid JSON")]) from None
         raise ApiError(
             400, "malformed_json", "the request body is not valid JSON", title="Malformed JSON"
         ) from None

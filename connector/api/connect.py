@@ -146,6 +146,7 @@ def _connect(kind: str, flow: ConnectFlow, body: BaseModel) -> Response:
     tags=[TAG],
     body=ConnectRequest,
     responses={201: ConnectedMerchant, 422: None, 503: None},
+    operation_id="connectMerchant",
 )
 def connect_store() -> Response:
     """Check the keys with the store of `kind`, store it as a merchant of the calling client, start syncing."""
@@ -161,6 +162,7 @@ def connect_store() -> Response:
     tags=[TAG],
     body=ConnectFields,
     responses={201: ConnectedMerchant, 404: None, 422: None, 503: None},
+    operation_id="connectMerchantOfKind",
 )
 def connect_kind(kind: str) -> Response:
     """`POST /v1/merchants` with the kind in the path (the body is the kind's connect fields)."""

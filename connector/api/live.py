@@ -131,6 +131,7 @@ def _json(body: Any, status: int = 200) -> Response:
     tags=[TAG],
     body=LiveSessionCreate,
     responses={201: LiveSessionOut, 400: None, 415: None, 422: None},
+    operation_id="createLiveSession",
 )
 def create_session() -> Response:
     """A scheduled live session of one of the client's merchants."""
@@ -150,7 +151,12 @@ def create_session() -> Response:
 
 
 @bp.get("/live-sessions/<id:session_id>")
-@doc(summary="Get a live session", tags=[TAG], responses={200: LiveSessionOut, 404: None})
+@doc(
+    summary="Get a live session",
+    tags=[TAG],
+    responses={200: LiveSessionOut, 404: None},
+    operation_id="getLiveSession",
+)
 def get_session(session_id: int) -> Response:
     """The session with its pins and their live remaining allocation."""
     client = authenticate()
@@ -158,7 +164,12 @@ def get_session(session_id: int) -> Response:
 
 
 @bp.post("/live-sessions/<id:session_id>/start")
-@doc(summary="Start a live session", tags=[TAG], responses={200: LiveSessionOut, 404: None, 409: None})
+@doc(
+    summary="Start a live session",
+    tags=[TAG],
+    responses={200: LiveSessionOut, 404: None, 409: None},
+    operation_id="startLiveSession",
+)
 def start_session(session_id: int) -> Response:
     """Go live: the session's pins go on sale."""
     client = authenticate()
@@ -166,7 +177,12 @@ def start_session(session_id: int) -> Response:
 
 
 @bp.post("/live-sessions/<id:session_id>/end")
-@doc(summary="End a live session", tags=[TAG], responses={200: LiveSessionOut, 404: None})
+@doc(
+    summary="End a live session",
+    tags=[TAG],
+    responses={200: LiveSessionOut, 404: None},
+    operation_id="endLiveSession",
+)
 def end_session(session_id: int) -> Response:
     """End the session and its pins; unsold allocations go back to sellable stock."""
     client = authenticate()

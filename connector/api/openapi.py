@@ -9,6 +9,8 @@ A view states what it takes and returns with `@doc(...)`, placed below `@bp.get`
 `build_document(app)` walks `app.url_map` for every rule under `/v1`, turns Flask converters into typed path
 parameters, query models into query parameters, body and response models into `$ref`s to
 `components/schemas`, and 4xx/5xx responses into RFC 9457 problem documents (`application/problem+json`).
+Each operation's `operationId` is the view function's name in camelCase (`list_products` -> `listProducts`),
+or the `operation_id=` given to `@doc` where the name alone is ambiguous; ids are unique across the document.
 `GET /v1/openapi.json` serves the document; it is built once per app and cached.
 """
 
@@ -49,6 +51,7 @@ _CACHE_KEY = "storelink.openapi"
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _RULE_ARGUMENT = re.compile(r"<(?:[a-zA-Z_][a-zA-Z0-9_]*(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
+_OPERATION_ID = re.compile(r"[a-z][a-zA-Z0-9]*")
 
 ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
@@ -111,6 +114,7 @@ class Operation:
     public: bool = False
     body_optional: bool = False
     codes: Mapping[int, Sequence[str]] = field(default_factory=dict)
+    operation_id: str | None = None
 
 
 def doc(
@@ -125,6 +129,7 @@ def doc(
     public: bool = False,
     body_optional: bool = False,
     codes: Mapping[int, Sequence[str]] | None = None,
+    operation_id: str | None = None,
 ) -> Callable[[ViewT], ViewT]:
     """Attach OpenAPI metadata to a view; put it below the route decorator.
 
@@ -132,9 +137,14 @@ def doc(
     problem document (4xx/5xx). `headers` is a model whose fields (by alias) are request headers. A `public`
     operation needs no API key; `body_optional` states that an empty body is accepted. The description defaults to
     the view's docstring. `codes` names the problem codes an error status may carry (listed in its description).
+    `operation_id` (camelCase) replaces the id derived from the view's name.
     """
     if not responses:
         raise ValueError("doc() needs at least one response")
+    if operation_id is not None and not _OPERATION_ID.fullmatch(operation_id):
+        raise ValueError(
+            f"operation_id {operation_id!r} is not camelCase (letters and digits, lower-case first)"
+        )
     for status in responses:
         if not 100 <= status <= 599:
             raise ValueError(f"invalid HTTP status {status}")
@@ -154,6 +164,7 @@ def doc(
                 public=public,
                 body_optional=body_optional,
                 codes={status: tuple(names) for status, names in (codes or {}).items()},
+                operation_id=operation_id,
             ),
         )
         return view
@@ -189,6 +200,24 @@ def undocumented(app: Flask) -> list[str]:
 
 def _methods(rule: Rule) -> list[str]:
     return sorted(set(rule.methods or ()) - _IGNORED_METHODS)
+
+
+def camel_case(name: str) -> str:
+    """`name` (snake_case) in camelCase: `list_products` -> `listProducts`."""
+    head, *rest = [part for part in name.split("_") if part]
+    return head[:1].lower() + head[1:] + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _operation_id(
+    rule: Rule, method: str, operation: Operation | None, view: Callable[..., Any] | None
+) -> str:
+    """The operation's id: `@doc(operation_id=...)`, else the view's name in camelCase (with the method
+    appended when the view serves several); an undocumented route keeps its endpoint name."""
+    methods = _methods(rule)
+    if operation is None or view is None:
+        return rule.endpoint if len(methods) == 1 else f"{rule.endpoint}.{method.lower()}"
+    base = operation.operation_id or camel_case(view.__name__)
+    return base if len(methods) == 1 else base + method.capitalize()
 
 
 def _path(rule: Rule) -> str:
@@ -302,8 +331,7 @@ def _operation(
     refs: Mapping[tuple[type[BaseModel], str], str],
     schemas: Mapping[str, Any],
 ) -> dict[str, Any]:
-    methods = _methods(rule)
-    operation_id = rule.endpoint if len(methods) == 1 else f"{rule.endpoint}.{method.lower()}"
+    operation_id = _operation_id(rule, method, operation, view)
     if operation is None:
         logger.warning("undocumented API route", extra={"rule": rule.rule, "method": method})
         undocumented_operation: dict[str, Any] = {"operationId": operation_id, "summary": rule.endpoint}
@@ -403,12 +431,19 @@ def build_document(app: Flask) -> dict[str, Any]:
     schemas: dict[str, Any] = dict(sorted(definitions.get("$defs", {}).items()))
     paths: dict[str, dict[str, Any]] = {}
     tags: dict[str, None] = {}
+    seen: dict[str, str] = {}
     for rule in api_rules(app):
         view = app.view_functions.get(rule.endpoint)
         operation = operation_of(view)
         item = paths.setdefault(_path(rule), {})
         for method in _methods(rule):
-            item[method.lower()] = _operation(rule, method, operation, view, refs, schemas)
+            body = item[method.lower()] = _operation(rule, method, operation, view, refs, schemas)
+            where = f"{method} {rule.rule}"
+            if (first := seen.setdefault(body["operationId"], where)) != where:
+                raise ValueError(
+                    f"operationId {body['operationId']!r} of {where} is already used by {first}; "
+                    "give one of them @doc(operation_id=...)"
+                )
         if operation is not None:
             tags.update(dict.fromkeys(operation.tags))
     return {
@@ -455,7 +490,13 @@ bp = Blueprint("openapi", __name__)
 
 
 @bp.get("/openapi.json")
-@doc(summary="The OpenAPI document of this API", tags=["meta"], responses={200: OpenAPIDocument}, public=True)
+@doc(
+    summary="The OpenAPI document of this API",
+    tags=["meta"],
+    responses={200: OpenAPIDocument},
+    public=True,
+    operation_id="getOpenApiDocument",
+)
 def openapi_json() -> Response:
     """This document: every operation, its parameters, bodies, responses and problem codes."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]

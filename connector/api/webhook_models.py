@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from connector.api.common import Query
+from connector.api.common import PageQuery
 
 
 class WebhookEndpointOut(BaseModel):
@@ -49,13 +50,24 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
-class DeliveriesQuery(Query):
-    """Deliveries of an endpoint, newest first."""
+class DeliveriesQuery(PageQuery):
+    """Deliveries of an endpoint, newest first; an empty parameter counts as absent."""
 
-    status: str | None = Field(default=None, pattern=r"^(pending|succeeded|failed)$")
-    event_type: str | None = Field(default=None, description="A dotted event type such as order.confirmed.")
-    limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, description="`next_cursor` of the previous page.")
+    status: Literal["pending", "succeeded", "failed"] | None = Field(
+        default=None, description="pending, succeeded or failed."
+    )
+    event_type: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+){1,3}$",
+        description="A dotted event type such as order.confirmed.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {name: value for name, value in data.items() if value != ""}
+        return data
 
 
 class Replayed(BaseModel):

@@ -38,6 +38,7 @@ from rich.table import Table
 
 from connector.bench.load import flood, http_request, percentile
 from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
+from connector.domain.event_types import INVENTORY_UPDATED
 
 TARGET_ACCEPT_RATIO = 0.7
 TARGET_PROCESS_RATIO = 2.0
@@ -291,7 +292,7 @@ def _latency(
         platform_url = platform.recv()
         with rt.db.session() as session:
             created = endpoints.create_endpoint(
-                session, rt.secrets, url=platform_url, event_types=["inventory.updated"], allow_private=True
+                session, rt.secrets, url=platform_url, event_types=[INVENTORY_UPDATED], allow_private=True
             )
         platform.send(("secret", created.secret))
         platform.recv()

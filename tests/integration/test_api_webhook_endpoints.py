@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector import clients, runtime
+from connector.api import common
 from connector.app import create_app
 from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
 from connector.queue import EVENTS
@@ -346,6 +347,36 @@ def test_delivery_listing_paginates(rt: Runtime, client: FlaskClient, auth: dict
     ]:
         problem = assert_problem(client.get(path, query_string=query, headers=auth), 422, "invalid_request")
         assert problem["errors"][0]["field"] == field
+
+
+def test_delivery_listing_follows_the_shared_api_conventions(
+    rt: Runtime, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    """Cursors, query checks and the documented parameters are the ones every `/v1` listing uses."""
+    endpoint = create(client, auth)
+    ids = add_deliveries(rt, endpoint["id"], ["failed", "succeeded", "pending"])
+    path = f"/v1/webhook-endpoints/{endpoint['id']}/deliveries"
+    page = client.get(path, query_string={"limit": 2}, headers=auth).get_json()
+    assert common.decode_id_cursor("deliveries", page["next_cursor"]) == ids[1]
+    products_cursor = common.encode_cursor("products", [ids[1]])
+    refused = client.get(path, query_string={"cursor": products_cursor}, headers=auth)
+    assert assert_problem(refused, 422, "invalid_request")["errors"][0]["field"] == "cursor"
+    empty = client.get(path, query_string={"status": "", "event_type": "", "cursor": ""}, headers=auth)
+    assert [item["id"] for item in empty.get_json()["data"]] == ids[::-1]
+
+    document = client.get("/v1/openapi.json").get_json()
+    operation = document["paths"]["/v1/webhook-endpoints/{endpoint_id}/deliveries"]["get"]
+    schemas = {parameter["name"]: parameter["schema"] for parameter in operation["parameters"]}
+    assert schemas["status"]["enum"] == ["pending", "succeeded", "failed"]
+    assert "pattern" in schemas["event_type"] and "pattern" in schemas["cursor"]
+
+
+def test_webhook_routes_share_the_api_key_cache(rt: Runtime, auth: dict[str, str]) -> None:
+    app = build_app(rt)
+    key = auth["Authorization"].removeprefix("Bearer ")
+    assert app.test_client().get("/v1/webhook-endpoints", headers=auth).status_code == 200
+    cached = common.key_cache(app).get(clients.hash_key(key), clients.key_generation(rt.redis))
+    assert cached is not None and cached.name == "platform-a"
 
 
 def test_replay_of_a_failed_delivery(rt: Runtime, client: FlaskClient, auth: dict[str, str]) -> None:

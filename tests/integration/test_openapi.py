@@ -122,6 +122,75 @@ def test_webhook_operations_carry_bodies_and_body_problems(document: dict[str, A
     assert delete["parameters"][0]["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 
 
+def test_operation_ids_are_unique_camel_case_names(document: dict[str, Any]) -> None:
+    ids = [
+        operation["operationId"]
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+    assert len(ids) == len(set(ids)), sorted(ids)
+    for operation_id in ids:
+        assert "." not in operation_id and "_" not in operation_id, operation_id
+        assert operation_id[0].islower(), operation_id
+    paths = document["paths"]
+    assert paths["/v1/products"]["get"]["operationId"] == "listProducts"
+    assert paths["/v1/products/{product_id}"]["get"]["operationId"] == "getProduct"
+    assert paths["/v1/orders"]["post"]["operationId"] == "createOrder"
+    assert paths["/v1/orders/{order_id}/cancel"]["post"]["operationId"] == "cancelOrder"
+    assert paths["/v1/live-sessions/{session_id}"]["get"]["operationId"] == "getLiveSession"
+    assert paths["/v1/live-sessions/{session_id}/pins/{pin_id}"]["delete"]["operationId"] == "deletePin"
+    assert paths["/v1/merchants"]["post"]["operationId"] == "connectMerchant"
+    assert paths["/v1/merchants/{kind}"]["post"]["operationId"] == "connectMerchantOfKind"
+    assert paths["/v1/webhook-endpoints"]["get"]["operationId"] == "listWebhookEndpoints"
+    assert paths["/v1/openapi.json"]["get"]["operationId"] == "getOpenApiDocument"
+
+
+def test_operation_ids_come_from_view_names_or_doc() -> None:
+    app = Flask("ids")
+    first, second = Blueprint("first", __name__), Blueprint("second", __name__)
+
+    @first.get("/things")
+    @doc(summary="List", responses={200: None})
+    def list_things() -> Response:
+        return Response()
+
+    @first.route("/things/<int:thing_id>", methods=["GET", "PUT"])
+    @doc(summary="Get or replace", responses={200: None}, operation_id="thing")
+    def thing(thing_id: int) -> Response:
+        return Response()
+
+    @second.get("/other-things")
+    @doc(summary="List others", responses={200: None})
+    def list_things_too() -> Response:
+        return Response()
+
+    app.register_blueprint(first, url_prefix="/v1")
+    app.register_blueprint(second, url_prefix="/v1")
+    paths = openapi.build_document(app)["paths"]
+    assert paths["/v1/things"]["get"]["operationId"] == "listThings"
+    assert paths["/v1/other-things"]["get"]["operationId"] == "listThingsToo"
+    assert paths["/v1/things/{thing_id}"]["get"]["operationId"] == "thingGet"
+    assert paths["/v1/things/{thing_id}"]["put"]["operationId"] == "thingPut"
+    assert openapi.camel_case("get_open_api_document") == "getOpenApiDocument"
+
+
+def test_duplicate_operation_ids_are_refused() -> None:
+    app = Flask("duplicates")
+    first, second = Blueprint("first", __name__), Blueprint("second", __name__)
+    for blueprint, path in ((first, "/a"), (second, "/b")):
+
+        @blueprint.get(path)
+        @doc(summary="List", responses={200: None})
+        def list_items() -> Response:
+            return Response()
+
+        app.register_blueprint(blueprint, url_prefix="/v1")
+    with pytest.raises(ValueError, match="operationId 'listItems' of GET /v1/b is already used by GET /v1/a"):
+        openapi.build_document(app)
+    with pytest.raises(ValueError, match="not camelCase"):
+        doc(summary="x", responses={200: None}, operation_id="list_items")
+
+
 def test_document_is_generated_from_decorated_views() -> None:
     """A standalone app: converters, query and body models, hoisted nested models, problem responses."""
 

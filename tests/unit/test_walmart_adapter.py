@@ -420,15 +420,6 @@ def test_a_feed_still_processing_is_left_to_walmart(api, clock):
     assert sum(clock.sleeps) <= 3.0 + 1e-9
 
 
-def test_reduce_inventory_takes_sold_units_off_walmart_stock(api, clock):
-    api.stock = {"A": 10, "B": 1}
-    written = adapter(clock).reduce_inventory({"A": 3, "B": 5, "C": 1, "D": 0})
-    assert [(lv.variant_external_id, lv.available) for lv in written] == [("A", 7), ("B", 0)]
-    assert api.stock == {"A": 7, "B": 0}
-    with pytest.raises(ValidationError):
-        adapter(clock).reduce_inventory({"A": -1})
-
-
 # -- Walmart-originated orders -------------------------------------------------------------------------------
 
 

@@ -1,0 +1,43 @@
+"""Every domain event type the core publishes (the `type` of an outbound webhook), named once.
+
+Store topics an adapter reads (a feed's `inventory.updated` push, a store's own `orders/paid`) are the store's
+vocabulary, not these, and stay with the adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PRODUCT_UPDATED: Final = "product.updated"
+PRODUCT_DELETED: Final = "product.deleted"
+INVENTORY_UPDATED: Final = "inventory.updated"
+
+ORDER_ACCEPTED: Final = "order.accepted"
+ORDER_CONFIRMED: Final = "order.confirmed"
+ORDER_REJECTED: Final = "order.rejected"
+ORDER_CANCELLED: Final = "order.cancelled"
+ORDER_FULFILLED: Final = "order.fulfilled"
+ORDER_REFUNDED: Final = "order.refunded"
+
+LIVE_PIN_UPDATED: Final = "live.pin_updated"
+LIVE_STOCK_LOW: Final = "live.stock_low"
+LIVE_SOLD_OUT: Final = "live.sold_out"
+
+MERCHANT_UNINSTALLED: Final = "merchant.uninstalled"
+
+ALL: Final[tuple[str, ...]] = (
+    PRODUCT_UPDATED,
+    PRODUCT_DELETED,
+    INVENTORY_UPDATED,
+    ORDER_ACCEPTED,
+    ORDER_CONFIRMED,
+    ORDER_REJECTED,
+    ORDER_CANCELLED,
+    ORDER_FULFILLED,
+    ORDER_REFUNDED,
+    LIVE_PIN_UPDATED,
+    LIVE_STOCK_LOW,
+    LIVE_SOLD_OUT,
+    MERCHANT_UNINSTALLED,
+)
+"""Every event type, in the order above."""
