@@ -11,7 +11,7 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -29,6 +29,8 @@ from connector.migrate import upgrade
 TEST_REDIS_DBS = range(13, 0, -1)  # databases the suite may take on a shared local Redis, 13 first
 CLAIM_KEY = "storelink:test-session"
 SESSION = uuid.uuid4().hex
+
+pytest_plugins = ["tests.fixtures"]  # app, client, api_client, runner, cli
 
 
 def _claim_local_redis() -> str | None:
@@ -226,30 +228,3 @@ def _no_leftover_subscribers() -> Iterator[None]:
 
     fanout.uninstall()
     delivery.configure()
-
-
-@pytest.fixture
-def cli(settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
-    """Run `storelink` commands in-process against the test's database and Redis; returns their output."""
-    from click.testing import CliRunner
-
-    from connector.cli import main
-
-    for name, value in {
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "DATA_DIR": str(settings.data_dir),
-        "SECRET_KEYS": settings.secret_keys.get_secret_value(),
-        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",  # the sandbox platform listens on loopback
-        "FEED_ALLOW_FILES": "true",
-        "FEED_ALLOW_PRIVATE_URLS": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0) -> str:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == expect, result.output
-        return result.output
-
-    return invoke
