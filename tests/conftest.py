@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import shutil
 import socketserver
@@ -19,7 +20,7 @@ import psutil
 import pytest
 from cryptography.fernet import Fernet
 from redis import Redis
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 from werkzeug.serving import BaseWSGIServer
 
@@ -184,19 +185,121 @@ def postgres_template() -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
-@contextlib.contextmanager
-def postgres_database(admin_url: str, template: str) -> Iterator[str]:
-    """A database of our own copied from the migrated template, dropped afterwards."""
-    name = f"storelink_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY WAL_LOG'))
-    try:
-        yield _with_database(admin_url, name)
-    finally:
-        with admin.connect() as conn:
+FINGERPRINT = """
+SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' '
+       || coalesce(column_default, '')
+  FROM information_schema.columns WHERE table_schema = 'public'
+UNION ALL SELECT 'index', indexdef FROM pg_indexes WHERE schemaname = 'public'
+UNION ALL SELECT 'constraint', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+  FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+UNION ALL SELECT 'object', relkind::text || ' ' || relname FROM pg_class WHERE relnamespace = 'public'::regnamespace
+UNION ALL SELECT 'type', typname FROM pg_type WHERE typnamespace = 'public'::regnamespace
+UNION ALL SELECT 'function', proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+UNION ALL SELECT 'trigger', tgname FROM pg_trigger WHERE NOT tgisinternal
+UNION ALL SELECT 'schema', nspname FROM pg_namespace
+UNION ALL SELECT 'setting', array_to_string(setconfig, ',') FROM pg_db_role_setting
+  WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+UNION ALL SELECT 'revision', version_num FROM alembic_version
+"""
+"""Everything of a database a test could change besides its rows: equal to the template's, the database is
+reused once its rows are deleted."""
+
+
+class PostgresDatabases:
+    """Each test's own database, copied from the migrated template. A used database whose schema is still the
+    template's is emptied (TRUNCATE, sequences restarted) for the next test instead of being dropped: DROP
+    DATABASE forces a checkpoint, which on a busy server costs a second or more per test."""
+
+    def __init__(self, admin_url: str, template: str) -> None:
+        self._admin_url, self._template = admin_url, template
+        self._admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self._free: list[str] = []
+        self._made: list[str] = []
+        self._template_print = self._fingerprint(template)
+
+    def _engine(self, name: str) -> Engine:
+        return create_engine(
+            _with_database(self._admin_url, name), isolation_level="AUTOCOMMIT", poolclass=NullPool
+        )
+
+    def _fingerprint(self, name: str) -> list[tuple[str, str]]:
+        engine = self._engine(name)
+        try:
+            with engine.connect() as conn:
+                return sorted((str(kind), str(value)) for kind, value in conn.execute(text(FINGERPRINT)))
+        finally:
+            engine.dispose()
+
+    def _create(self) -> str:
+        name = f"storelink_t_{uuid.uuid4().hex[:12]}"
+        with self._admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}" STRATEGY WAL_LOG'))
+        self._made.append(name)
+        return name
+
+    def _empty(self, name: str) -> bool:
+        """Empty `name` for reuse; False when its schema is no longer the template's (or it cannot be)."""
+        with self._admin.connect() as conn:  # connections the test left open would hold locks
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": name},
+            )
+        if self._fingerprint(name) != self._template_print:
+            return False
+        engine = self._engine(name)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SET lock_timeout = '5s'"))
+                tables = conn.scalars(
+                    text("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'")
+                ).all()
+                emptied = [t for t in tables if t != "alembic_version"]
+                if emptied:
+                    conn.execute(text(f"TRUNCATE {', '.join(emptied)} RESTART IDENTITY CASCADE"))
+                sequences = conn.scalars(
+                    text("SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'")
+                ).all()
+                for sequence in sequences:
+                    conn.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
+            return True
+        finally:
+            engine.dispose()
+
+    def _drop(self, name: str) -> None:
+        with self._admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        self._made.remove(name)
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[str]:
+        """The URL of an empty, migrated database of our own for one test."""
+        name = self._free.pop() if self._free else self._create()
+        try:
+            yield _with_database(self._admin_url, name)
+        finally:
+            try:
+                reusable = self._empty(name)
+            except Exception:
+                logging.getLogger(__name__).warning("test database %s not reusable", name, exc_info=True)
+                reusable = False
+            if reusable:
+                self._free.append(name)
+            else:
+                self._drop(name)
+
+    def close(self) -> None:
+        for name in list(self._made):
+            self._drop(name)
+        self._admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_template: tuple[str, str]) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(*postgres_template)
+    try:
+        yield databases
+    finally:
+        databases.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -207,8 +310,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    admin_url, template = request.getfixturevalue("postgres_template")
-    with postgres_database(admin_url, template) as url:
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    with databases.database() as url:
         yield url
 
 
