@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import shutil
+import socketserver
 import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 from cryptography.fernet import Fernet
 from redis import Redis
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
+from werkzeug.serving import BaseWSGIServer
 
 from config.settings import Settings, load_settings
 from connector import runtime
@@ -29,6 +32,8 @@ from connector.migrate import upgrade
 TEST_REDIS_DBS = range(13, 0, -1)  # databases the suite may take on a shared local Redis, 13 first
 CLAIM_KEY = "storelink:test-session"
 SESSION = uuid.uuid4().hex
+
+pytest_plugins = ["tests.fixtures"]  # app, client, api_client, runner, cli
 
 
 def _claim_local_redis() -> str | None:
@@ -84,6 +89,19 @@ def _no_stray_processes() -> Iterator[None]:
             described.append(f"{proc.pid}: {' '.join(proc.cmdline())[:200]}")
             proc.kill()
     assert not described, "processes left running by the tests:\n" + "\n".join(described)
+
+
+SERVER_POLL_SECONDS = 0.05
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_server_shutdown() -> Iterator[None]:
+    """In-process HTTP servers (store emulators, feed servers, served apps) look for a shutdown request every
+    50 ms instead of every 0.5 s, so stopping one at the end of a test costs no half-second wait."""
+    with pytest.MonkeyPatch.context() as patch:
+        for server in (socketserver.BaseServer, BaseWSGIServer):
+            patch.setattr(server.serve_forever, "__defaults__", (SERVER_POLL_SECONDS,))
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -167,19 +185,132 @@ def postgres_template() -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
-@contextlib.contextmanager
-def postgres_database(admin_url: str, template: str) -> Iterator[str]:
-    """A database of our own copied from the migrated template, dropped afterwards."""
-    name = f"storelink_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY WAL_LOG'))
-    try:
-        yield _with_database(admin_url, name)
-    finally:
-        with admin.connect() as conn:
+FINGERPRINT = """
+SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' '
+       || coalesce(column_default, '')
+  FROM information_schema.columns WHERE table_schema = 'public'
+UNION ALL SELECT 'index', indexdef FROM pg_indexes WHERE schemaname = 'public'
+UNION ALL SELECT 'constraint', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+  FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+UNION ALL SELECT 'object', relkind::text || ' ' || relname FROM pg_class WHERE relnamespace = 'public'::regnamespace
+UNION ALL SELECT 'type', typname FROM pg_type WHERE typnamespace = 'public'::regnamespace
+UNION ALL SELECT 'function', proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+UNION ALL SELECT 'trigger', tgname FROM pg_trigger WHERE NOT tgisinternal
+UNION ALL SELECT 'schema', nspname FROM pg_namespace
+UNION ALL SELECT 'setting', array_to_string(setconfig, ',') FROM pg_db_role_setting
+  WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+UNION ALL SELECT 'revision', version_num FROM alembic_version
+"""
+"""Everything of a database a test could change besides its rows: equal to the template's, the database is
+reused once its rows are deleted."""
+
+
+class PostgresDatabases:
+    """Each test's own database, copied from the migrated template. A used database whose schema is still the
+    template's is renamed and emptied (rows deleted, sequences restarted) for the next test instead of being
+    dropped: DROP DATABASE forces a checkpoint, which on a busy server costs a second or more per test."""
+
+    def __init__(self, admin_url: str, template: str) -> None:
+        self._admin_url, self._template = admin_url, template
+        self._admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self._free: list[str] = []
+        self._made: list[str] = []
+        self._template_print = self._fingerprint(template)
+
+    def _engine(self, name: str) -> Engine:
+        return create_engine(
+            _with_database(self._admin_url, name), isolation_level="AUTOCOMMIT", poolclass=NullPool
+        )
+
+    def _fingerprint(self, name: str) -> list[tuple[str, str]]:
+        engine = self._engine(name)
+        try:
+            with engine.connect() as conn:
+                return sorted((str(kind), str(value)) for kind, value in conn.execute(text(FINGERPRINT)))
+        finally:
+            engine.dispose()
+
+    @staticmethod
+    def _new_name() -> str:
+        return f"storelink_t_{uuid.uuid4().hex[:12]}"
+
+    def _create(self) -> str:
+        name = self._new_name()
+        with self._admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}" STRATEGY WAL_LOG'))
+        self._made.append(name)
+        return name
+
+    def _rename(self, name: str) -> str:
+        """`name` under a new name: anything of the last test still trying its URL finds no database."""
+        new = self._new_name()
+        with self._admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": name},
+            )
+            conn.execute(text(f'ALTER DATABASE "{name}" RENAME TO "{new}"'))
+        self._made[self._made.index(name)] = new
+        return new
+
+    def _empty(self, name: str) -> bool:
+        """Empty `name` for reuse; False when its schema is no longer the template's (or it cannot be)."""
+        if self._fingerprint(name) != self._template_print:
+            return False
+        engine = self._engine(name)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SET lock_timeout = '5s'"))
+                tables = conn.scalars(
+                    text("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'")
+                ).all()
+                sequences = conn.scalars(
+                    text("SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'")
+                ).all()
+                statements = ["SET LOCAL session_replication_role = replica"]  # rows in any order
+                statements += [f"DELETE FROM {table}" for table in tables if table != "alembic_version"]
+                statements += [f"ALTER SEQUENCE {sequence} RESTART" for sequence in sequences]
+                conn.execute(text("; ".join(statements)))  # one transaction: DELETE writes no new files
+            return True
+        finally:
+            engine.dispose()
+
+    def _drop(self, name: str) -> None:
+        with self._admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        self._made.remove(name)
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[str]:
+        """The URL of an empty, migrated database of our own for one test."""
+        name = self._free.pop() if self._free else self._create()
+        try:
+            yield _with_database(self._admin_url, name)
+        finally:
+            try:
+                name = self._rename(name)
+                reusable = self._empty(name)
+            except Exception:
+                logging.getLogger(__name__).warning("test database %s not reusable", name, exc_info=True)
+                reusable = False
+            if reusable:
+                self._free.append(name)
+            else:
+                self._drop(name)
+
+    def close(self) -> None:
+        for name in list(self._made):
+            self._drop(name)
+        self._admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_template: tuple[str, str]) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(*postgres_template)
+    try:
+        yield databases
+    finally:
+        databases.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -190,8 +321,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    admin_url, template = request.getfixturevalue("postgres_template")
-    with postgres_database(admin_url, template) as url:
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    with databases.database() as url:
         yield url
 
 
@@ -226,30 +357,3 @@ def _no_leftover_subscribers() -> Iterator[None]:
 
     fanout.uninstall()
     delivery.configure()
-
-
-@pytest.fixture
-def cli(settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
-    """Run `storelink` commands in-process against the test's database and Redis; returns their output."""
-    from click.testing import CliRunner
-
-    from connector.cli import main
-
-    for name, value in {
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "DATA_DIR": str(settings.data_dir),
-        "SECRET_KEYS": settings.secret_keys.get_secret_value(),
-        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",  # the sandbox platform listens on loopback
-        "FEED_ALLOW_FILES": "true",
-        "FEED_ALLOW_PRIVATE_URLS": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    runner = CliRunner()
-
-    def invoke(*args: str, expect: int = 0) -> str:
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == expect, result.output
-        return result.output
-
-    return invoke

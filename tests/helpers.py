@@ -11,18 +11,53 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import psutil
 import requests
+from flask import Flask
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector import runtime, syncs
+from connector import clients, live, runtime, syncs
+from connector.app import create_app
 from connector.db import Database
 from connector.merchants import create_merchant
 from connector.models import EventPayload, SyncRun
 from connector.worker import build_worker
+from webhooks.inbound import receiver
+
+
+class ApiClient(NamedTuple):
+    """A platform client of the Platform API: its id and the Authorization header of its key."""
+
+    id: int
+    headers: dict[str, str]
+
+
+def make_client(rt: runtime.Runtime, name: str) -> ApiClient:
+    """A new platform client named `name` with a key (unpacks as `client_id, headers`)."""
+    with rt.db.session() as session:
+        client, key = clients.create_client(session, name)
+        return ApiClient(client.id, {"Authorization": f"Bearer {key}"})
+
+
+def build_app(rt: runtime.Runtime) -> Flask:
+    """The web app over `rt`, as a freshly started web process has it (no cached pins or merchants)."""
+    live.pin_cache.clear()
+    receiver.merchants.clear()
+    return create_app(rt.settings, rt)
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """`response` is an RFC 9457 problem document of `status` with the stable `code`; its body."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body: dict[str, Any] = response.get_json()
+    assert body["status"] == status and body["code"] == code, body
+    assert body["type"].endswith("/" + code), body
+    return body
 
 
 def add_feed_merchant(rt: runtime.Runtime, feed: Path, name: str = "shop", buffer: int = 0) -> int:

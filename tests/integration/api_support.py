@@ -7,25 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import Flask
-
-from connector import clients, runtime
-from connector.app import create_app
+from connector import runtime
 from connector.models import InventoryLevel, Merchant, Product, Reservation, Variant
+from tests.helpers import build_app as build_app  # re-exported for the tests that use this module
+from tests.helpers import make_client as make_client
 
 Runtime = runtime.Runtime
 _serial = itertools.count(1)
-
-
-def build_app(rt: Runtime) -> Flask:
-    return create_app(rt.settings, rt)
-
-
-def make_client(rt: Runtime, name: str) -> tuple[int, dict[str, str]]:
-    """A platform client's id and the Authorization header of its key."""
-    with rt.db.session() as session:
-        client, key = clients.create_client(session, name)
-        return client.id, {"Authorization": f"Bearer {key}"}
 
 
 @dataclass

@@ -14,10 +14,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from connector import clients, live, runtime
-from connector.app import create_app
+from connector import runtime
 from connector.merchants import create_merchant
 from connector.models import EventPayload, InventoryLevel, Order, Product, Reservation, Variant
+from tests.helpers import assert_problem as assert_problem  # re-exported for the tests that use this module
+from tests.helpers import build_app as build_app
+from tests.helpers import make_client as make_client
 
 _keys = itertools.count(1)
 
@@ -35,17 +37,6 @@ class Shop:
 
     def http(self) -> FlaskClient:
         return self.app.test_client()
-
-
-def build_app(rt: runtime.Runtime) -> Flask:
-    live.pin_cache.clear()
-    return create_app(rt.settings, rt)
-
-
-def make_client(rt: runtime.Runtime, name: str) -> tuple[int, dict[str, str]]:
-    with rt.db.session() as session:
-        client, key = clients.create_client(session, name)
-        return client.id, {"Authorization": f"Bearer {key}"}
 
 
 def add_merchant(
@@ -127,14 +118,6 @@ def order_body(variant_id: int, price: int, quantity: int = 1, **extra: Any) -> 
 def post_order(http: FlaskClient, auth: dict[str, str], body: dict[str, Any], key: str | None = None) -> Any:
     headers = {**auth, "Idempotency-Key": key or f"key-{next(_keys)}"}
     return http.post("/v1/orders", json=body, headers=headers)
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.get_json()
-    assert body["status"] == status and body["code"] == code, body
-    return body
 
 
 def held(rt: runtime.Runtime, variant_id: int) -> int:

@@ -20,11 +20,11 @@ from connector import clients
 from connector.api import common
 from connector.models import Merchant, PlatformClient
 from connector.web import problems
+from tests.helpers import ApiClient, assert_problem
 from tests.integration.api_support import (
     Runtime,
     add_merchant,
     add_product,
-    build_app,
     make_client,
     seed_catalog,
 )
@@ -33,18 +33,8 @@ CATALOG_GETS = ["/v1/merchants", "/v1/merchants/1", "/v1/products", "/v1/product
 
 
 @pytest.fixture
-def app(rt: Runtime) -> Flask:
-    return build_app(rt)
-
-
-@pytest.fixture
-def http(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def client_a(rt: Runtime) -> tuple[int, dict[str, str]]:
-    return make_client(rt, "platform-a")
+def http(client: FlaskClient) -> FlaskClient:
+    return client
 
 
 def get_ok(http: FlaskClient, path: str, auth: dict[str, str], **query: Any) -> Any:
@@ -52,15 +42,6 @@ def get_ok(http: FlaskClient, path: str, auth: dict[str, str], **query: Any) -> 
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.mimetype == "application/json"
     return response.get_json()
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.get_json()
-    assert body["status"] == status and body["code"] == code
-    assert body["type"].endswith("/" + code)
-    return body
 
 
 @contextmanager
@@ -91,7 +72,7 @@ def counting_queries(rt: Runtime) -> Iterator[list[str]]:
     ],
 )
 def test_catalog_requires_a_valid_key(
-    http: FlaskClient, client_a: tuple[int, dict[str, str]], headers: dict[str, str]
+    http: FlaskClient, api_client: ApiClient, headers: dict[str, str]
 ) -> None:
     for path in CATALOG_GETS:
         response = http.get(path, headers=headers)
@@ -100,9 +81,9 @@ def test_catalog_requires_a_valid_key(
 
 
 def test_key_lookups_are_cached_briefly_and_deactivation_applies_after(
-    rt: Runtime, app: Flask, http: FlaskClient, client_a: tuple[int, dict[str, str]]
+    rt: Runtime, app: Flask, http: FlaskClient, api_client: ApiClient
 ) -> None:
-    client_id, auth = client_a
+    client_id, auth = api_client
     get_ok(http, "/v1/merchants", auth)
     with counting_queries(rt) as statements:
         get_ok(http, "/v1/merchants", auth)
@@ -177,10 +158,8 @@ def test_visible_merchants_is_the_scoping_rule(rt: Runtime) -> None:
 @pytest.mark.parametrize(
     "path", ["/v1/merchants/0", "/v1/products/-1", "/v1/variants/abc", "/v1/products/" + "9" * 40]
 )
-def test_ids_outside_the_id_range_are_404(
-    http: FlaskClient, client_a: tuple[int, dict[str, str]], path: str
-) -> None:
-    assert_problem(http.get(path, headers=client_a[1]), 404, "not_found")
+def test_ids_outside_the_id_range_are_404(http: FlaskClient, api_client: ApiClient, path: str) -> None:
+    assert_problem(http.get(path, headers=api_client[1]), 404, "not_found")
 
 
 # --- representation and stock ------------------------------------------------------------------------------
@@ -340,17 +319,17 @@ def test_tampered_and_foreign_cursors_are_refused(rt: Runtime, http: FlaskClient
     ],
 )
 def test_invalid_query_parameters_are_422_with_field_errors(
-    http: FlaskClient, client_a: tuple[int, dict[str, str]], query: dict[str, str], field: str
+    http: FlaskClient, api_client: ApiClient, query: dict[str, str], field: str
 ) -> None:
     body = assert_problem(
-        http.get("/v1/products", headers=client_a[1], query_string=query), 422, "invalid_request"
+        http.get("/v1/products", headers=api_client[1], query_string=query), 422, "invalid_request"
     )
     assert [error["field"] for error in body["errors"]] == [field]
 
 
-def test_a_parameter_given_twice_is_refused(http: FlaskClient, client_a: tuple[int, dict[str, str]]) -> None:
+def test_a_parameter_given_twice_is_refused(http: FlaskClient, api_client: ApiClient) -> None:
     body = assert_problem(
-        http.get("/v1/products?limit=2&limit=3", headers=client_a[1]), 422, "invalid_request"
+        http.get("/v1/products?limit=2&limit=3", headers=api_client[1]), 422, "invalid_request"
     )
     assert body["errors"][0]["field"] == "limit"
 
@@ -373,12 +352,12 @@ _values = st.one_of(_text, st.integers(-(2**70), 2**70).map(str), st.datetimes()
 )
 def test_no_query_or_body_causes_a_5xx(
     http: FlaskClient,
-    client_a: tuple[int, dict[str, str]],
+    api_client: ApiClient,
     path: str,
     query: dict[str, str],
     body: bytes | None,
 ) -> None:
-    response = http.get(path, headers=client_a[1], query_string=query, data=body)
+    response = http.get(path, headers=api_client[1], query_string=query, data=body)
     assert response.status_code in (200, 422), response.get_data(as_text=True)
     if response.status_code == 422:
         assert response.mimetype == "application/problem+json"
@@ -392,10 +371,8 @@ def test_no_query_or_body_causes_a_5xx(
         _text.filter(lambda t: "/" not in t and "?" not in t and "#" not in t),
     ),
 )
-def test_no_id_causes_a_5xx(
-    http: FlaskClient, client_a: tuple[int, dict[str, str]], resource: str, tail: str
-) -> None:
-    response = http.get(f"/v1/{resource}/{tail}", headers=client_a[1])
+def test_no_id_causes_a_5xx(http: FlaskClient, api_client: ApiClient, resource: str, tail: str) -> None:
+    response = http.get(f"/v1/{resource}/{tail}", headers=api_client[1])
     assert response.status_code < 500, response.get_data(as_text=True)
 
 

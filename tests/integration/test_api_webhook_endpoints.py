@@ -7,41 +7,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector import clients, runtime
 from connector.api import common
-from connector.app import create_app
 from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
 from connector.queue import EVENTS
+from tests.helpers import ApiClient, assert_problem, build_app, make_client
 from webhooks.outbound import scheduling
 
 Runtime = runtime.Runtime
 PUBLIC_URL = "https://93.184.215.14/hooks"
 
 
-def build_app(rt: Runtime) -> Flask:
-    app = create_app(rt.settings, rt)
-    return app
-
-
 @pytest.fixture
-def client(rt: Runtime) -> FlaskClient:
-    return build_app(rt).test_client()
-
-
-def make_client(rt: Runtime, name: str) -> dict[str, str]:
-    with rt.db.session() as session:
-        _, key = clients.create_client(session, name)
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def auth(rt: Runtime) -> dict[str, str]:
-    return make_client(rt, "platform-a")
+def auth(api_client: ApiClient) -> dict[str, str]:
+    return api_client.headers
 
 
 def create(client: FlaskClient, auth: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -49,14 +32,6 @@ def create(client: FlaskClient, auth: dict[str, str], **body: Any) -> dict[str, 
     assert response.status_code == 201, response.get_json()
     result: dict[str, Any] = response.get_json()
     return result
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.get_json()
-    assert body["status"] == status and body["code"] == code
-    return body
 
 
 # --- authentication ---------------------------------------------------------------------------------------
@@ -169,7 +144,7 @@ def test_rotate_secret(rt: Runtime, client: FlaskClient, auth: dict[str, str]) -
 
 
 def test_clients_see_only_their_own_endpoints(rt: Runtime, client: FlaskClient, auth: dict[str, str]) -> None:
-    other = make_client(rt, "platform-b")
+    other = make_client(rt, "platform-b").headers
     mine = create(client, auth)
     path = f"/v1/webhook-endpoints/{mine['id']}"
     assert client.get("/v1/webhook-endpoints", headers=other).get_json() == {"data": []}

@@ -16,7 +16,7 @@ from config.settings import Settings, load_settings
 from connector import addresses, runtime
 from connector.models import SyncRun
 from tests.helpers import drain
-from tests.integration.api_support import build_app, make_client
+from tests.integration.api_support import make_client
 from tests.integration.feed_server import FeedServer
 
 
@@ -39,11 +39,6 @@ def settings(settings: Settings) -> Settings:
     return load_settings(**{k: v for k, v in settings.model_dump().items() if k not in feeds})
 
 
-@pytest.fixture
-def api(rt: runtime.Runtime) -> FlaskClient:
-    return build_app(rt).test_client()
-
-
 def _add_and_sync(
     cli, rt: runtime.Runtime, url: str, monkeypatch: pytest.MonkeyPatch, *options: str
 ) -> tuple[SyncRun, dict[str, str]]:
@@ -61,7 +56,7 @@ def _add_and_sync(
 
 
 def test_redirect_to_another_loopback_address_is_refused(
-    cli, rt: runtime.Runtime, api: FlaskClient, servers, monkeypatch: pytest.MonkeyPatch
+    cli, rt: runtime.Runtime, client: FlaskClient, servers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     front, internal = servers
     public = addresses.is_public
@@ -72,7 +67,7 @@ def test_redirect_to_another_loopback_address_is_refused(
     assert internal.requests == []  # the redirect hop was never connected to
     assert run.status == "failed"
     assert run.error is not None and "not allowed" in run.error and "INTERNAL" not in run.error
-    response = api.get("/v1/products", headers=headers)
+    response = client.get("/v1/products", headers=headers)
     assert response.status_code == 200 and response.get_json()["data"] == []
 
 

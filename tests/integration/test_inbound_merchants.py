@@ -20,13 +20,11 @@ from standardwebhooks.webhooks import Webhook
 from adapters.shopify import webhook as shopify_webhook
 from adapters.walmart import webhook as walmart_webhook
 from connector import runtime
-from connector.app import create_app
 from connector.merchants import create_merchant
 from connector.models import InboundEvent, InventoryLevel, Variant
 from connector.sandbox.feed_push import new_secret
 from connector.sandbox.feeds import write_feed
 from tests.helpers import drain, sync_now
-from webhooks.inbound import receiver
 
 DEPTH = 100_000
 """Nesting of the hostile bodies: far beyond Python's recursion limit, still well under the size limit."""
@@ -46,11 +44,6 @@ class Sender:
     """delivery id -> a valid body"""
     nested: Callable[[str], bytes]
     """delivery id -> a body nested DEPTH deep"""
-
-
-def _client(rt: runtime.Runtime) -> FlaskClient:
-    receiver.merchants.clear()
-    return create_app(rt.settings, rt).test_client()
 
 
 def feed_sender(rt: runtime.Runtime, client: FlaskClient, tmp_path: Path, name: str) -> Sender:
@@ -171,8 +164,9 @@ def stored(rt: runtime.Runtime) -> list[tuple[int | None, str, str]]:
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_the_same_delivery_id_from_two_merchants_is_two_deliveries(rt: runtime.Runtime, tmp_path, kind):
-    client = _client(rt)
+def test_the_same_delivery_id_from_two_merchants_is_two_deliveries(
+    rt: runtime.Runtime, client: FlaskClient, tmp_path, kind
+):
     a = KINDS[kind](rt, client, tmp_path, "alpha")
     b = KINDS[kind](rt, client, tmp_path, "beta")
 
@@ -212,9 +206,8 @@ def _scraped(client: FlaskClient, sample: str) -> float:
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_a_signed_body_nested_too_deeply_is_a_4xx_problem(
-    rt: runtime.Runtime, tmp_path, kind, caplog: pytest.LogCaptureFixture
+    rt: runtime.Runtime, client: FlaskClient, tmp_path, kind, caplog: pytest.LogCaptureFixture
 ):
-    client = _client(rt)
     sender = KINDS[kind](rt, client, tmp_path, "deep")
     body = sender.nested("msg_deep")
     assert len(body) < rt.settings.max_request_bytes

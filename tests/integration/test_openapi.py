@@ -11,12 +11,6 @@ from pydantic import BaseModel, Field
 
 from connector.api import common, openapi
 from connector.api.openapi import doc
-from tests.integration.api_support import Runtime, build_app
-
-
-@pytest.fixture
-def app(rt: Runtime) -> Flask:
-    return build_app(rt)
 
 
 @pytest.fixture

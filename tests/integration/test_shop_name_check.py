@@ -4,11 +4,11 @@ base URL, and no install state is issued for it."""
 from __future__ import annotations
 
 import pytest
+from flask.testing import FlaskClient
 from pydantic import SecretStr
 
 from adapters.shopify import oauth, webhook
 from config.settings import Settings
-from connector.app import create_app
 from connector.runtime import Runtime
 
 SHOP = "storelink-demo.myshopify.com"
@@ -27,8 +27,7 @@ def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
 
 
 @pytest.mark.parametrize("shop", [f"{SHOP}%0A", f"{SHOP}%0D%0A", f"{SHOP}%0Aevil.example"])
-def test_a_shop_name_with_a_line_break_is_refused(rt: Runtime, shop: str):
-    client = create_app(rt.settings, rt).test_client()
+def test_a_shop_name_with_a_line_break_is_refused(rt: Runtime, client: FlaskClient, shop: str):
     response = client.get(f"/shopify/install?shop={shop}")
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"

@@ -52,11 +52,6 @@ def settings(settings: Settings, shopify: Server) -> Settings:
     )
 
 
-@pytest.fixture
-def client(rt: Runtime) -> FlaskClient:
-    return create_app(rt.settings, rt).test_client()
-
-
 def _grant(client: FlaskClient, shopify: Server, *, drop_scope: str | None = None) -> dict[str, str]:
     """Start the install, follow the redirect to the emulator's grant page and return the callback query."""
     started = client.get(f"/shopify/install?shop={SHOP}")

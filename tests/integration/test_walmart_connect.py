@@ -14,6 +14,7 @@ from connector import runtime
 from connector.models import Merchant, PlatformClient, SyncRun
 from connector.sandbox.walmart import serve
 from connector.sandbox.walmart.app import Server
+from tests.fixtures import Runner
 
 CLIENT_ID = "wm-sandbox-client"
 SECRET = "wm-sandbox-secret"
@@ -141,21 +142,13 @@ def test_an_enrolled_seller_with_two_channels_must_name_one(
 
 
 def test_the_secret_is_prompted_for_when_not_given(
-    rt: runtime.Runtime, walmart: Server, cli: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+    rt: runtime.Runtime, walmart: Server, runner: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from click.testing import CliRunner
-
-    from connector.cli import main
-
     monkeypatch.delenv("WALMART_CLIENT_SECRET", raising=False)
-    result = CliRunner().invoke(
-        main,
-        [
-            *("merchants", "add", "walmart", "--name", "prompted", "--client-id", CLIENT_ID),
-            *("--base-url", walmart.url, "--no-mcs", "--no-sync"),
-        ],
+    result = runner(
+        *("merchants", "add", "walmart", "--name", "prompted", "--client-id", CLIENT_ID),
+        *("--base-url", walmart.url, "--no-mcs", "--no-sync"),
         input=f"{SECRET}\n",
-        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     assert SECRET not in result.output

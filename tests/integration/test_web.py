@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-from flask.testing import FlaskClient
-
 from config.settings import load_settings
 from connector import runtime
 from connector.app import create_app
 from tests.helpers import add_feed_merchant, sync_now
-
-
-@pytest.fixture
-def client(rt) -> FlaskClient:
-    app = create_app(rt.settings, rt)
-    return app.test_client()
 
 
 def test_healthz(client):
