@@ -7,9 +7,7 @@ import logging
 
 import click
 
-from connector.cli.common import (
-    console,
-)
+from connector.cli.common import console
 
 logger = logging.getLogger(__name__)
 

@@ -6,14 +6,8 @@ import logging
 
 import click
 from rich.table import Table
-from sqlalchemy import select
 
-from connector.cli.common import (
-    Context,
-    _errors,
-    console,
-    pass_ctx,
-)
+from connector.cli.common import Context, _errors, console, pass_ctx
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +34,11 @@ def clients_add(obj: Context, name: str) -> None:
 @pass_ctx
 def clients_list(obj: Context) -> None:
     """List clients."""
-    from connector.models import PlatformClient
+    from connector import clients as service
 
     table = Table("id", "name", "active", "created")
     with obj.rt.db.session() as session:
-        for c in session.scalars(select(PlatformClient).order_by(PlatformClient.id)):
+        for c in service.list_clients(session):
             table.add_row(str(c.id), c.name, str(c.active), c.created_at.isoformat(timespec="seconds"))
     console.print(table)
 

@@ -8,11 +8,7 @@ import click
 
 from connector import merchants as merchants_core
 from connector import migrate
-from connector.cli.common import (
-    Context,
-    console,
-    pass_ctx,
-)
+from connector.cli.common import Context, console, pass_ctx
 from connector.crypto import SecretBox
 from connector.db import Database
 from connector.merchants import rotate_credentials

@@ -8,19 +8,12 @@ import tempfile
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
 from config.settings import SettingsError, load_settings
 from connector import syncs
-from connector.cli.common import (
-    Context,
-    _errors,
-    console,
-    pass_ctx,
-)
+from connector.cli.common import Context, _errors, console, pass_ctx
 from connector.cli.resync import _summary
-from connector.merchants import create_merchant
-from connector.models import Merchant
+from connector.merchants import create_merchant, find_merchant
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +56,7 @@ def demo(obj: Context, rows: int, data_dir: Path | None) -> None:
     feed = write_feed(data_dir / "demo" / "feed.csv", rows)
     console.print(f"[bold]1.[/] generated a {rows:,}-row product feed at {feed}")
     with _errors(), rt.db.session() as session:
-        existing = session.scalars(select(Merchant).where(Merchant.name == "demo-feed")).first()
+        existing = find_merchant(session, "demo-feed")
         merchant_id = (
             existing.id
             if existing

@@ -7,15 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from sqlalchemy import select
 
-from connector.cli.common import (
-    Context,
-    _errors,
-    _print_rows,
-    console,
-    pass_ctx,
-)
+from connector.cli.common import Context, _errors, _print_rows, console, pass_ctx
 from connector.merchants import get_merchant
 
 logger = logging.getLogger(__name__)
@@ -48,21 +41,11 @@ def inbound_list(
     obj: Context, merchant: str, status: str | None, topic: str | None, limit: int, as_json: bool
 ) -> None:
     """A merchant's stored deliveries, newest first, with what processing made of them."""
-    from connector.models import InboundEvent
+    from webhooks.inbound import drain
 
     rt = obj.rt
     with _errors(), rt.db.session() as session:
         m = get_merchant(session, merchant)
-        query = (
-            select(InboundEvent)
-            .where(InboundEvent.merchant_id == m.id)
-            .order_by(InboundEvent.id.desc())
-            .limit(limit)
-        )
-        if status:
-            query = query.where(InboundEvent.status == status)
-        if topic:
-            query = query.where(InboundEvent.topic == topic)
         rows: list[dict[str, Any]] = [
             {
                 "id": e.id,
@@ -73,7 +56,7 @@ def inbound_list(
                 "status": e.status,
                 "note": e.error,
             }
-            for e in session.scalars(query)
+            for e in drain.list_events(session, m.id, status=status, topic=topic, limit=limit)
         ]
     _print_rows(
         rows,

@@ -8,14 +8,9 @@ from typing import Any
 
 import click
 from rich.table import Table
-from sqlalchemy import select
 
-from connector.cli.common import (
-    Context,
-    console,
-    pass_ctx,
-)
-from connector.models import SyncRun
+from connector import syncs
+from connector.cli.common import Context, console, pass_ctx
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +40,7 @@ def jobs_failed(obj: Context, as_json: bool) -> None:
             }
         )
     with rt.db.session() as session:
-        runs = session.scalars(
-            select(SyncRun).where(SyncRun.status == "failed").order_by(SyncRun.id.desc()).limit(50)
-        ).all()
+        runs = syncs.list_runs(session, status="failed", limit=50)
         failed_runs: list[dict[str, Any]] = [
             {"run": r.id, "merchant_id": r.merchant_id, "error": r.error} for r in runs
         ]

@@ -9,22 +9,13 @@ from typing import Any
 
 import click
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector import connect, registry, runtime, syncs
-from connector.cli.common import (
-    TERMINAL,
-    Context,
-    _errors,
-    _print_rows,
-    console,
-    err,
-    pass_ctx,
-)
+from connector.cli.common import TERMINAL, Context, _errors, _print_rows, console, err, pass_ctx
 from connector.errors import StorelinkError
-from connector.merchants import create_merchant, get_merchant
-from connector.models import Merchant, SyncRun
+from connector.merchants import create_merchant, get_merchant, list_merchants
+from connector.models import SyncRun
 from connector.ports import ConnectFlow, ConnectOption
 
 logger = logging.getLogger(__name__)
@@ -248,10 +239,8 @@ def merchants_list(obj: Context, as_json: bool) -> None:
     rt = obj.rt
     with rt.db.session() as session:
         rows: list[dict[str, Any]] = []
-        for m in session.scalars(select(Merchant).order_by(Merchant.id)):
-            last = session.scalars(
-                select(SyncRun).where(SyncRun.merchant_id == m.id).order_by(SyncRun.id.desc()).limit(1)
-            ).first()
+        for m in list_merchants(session):
+            last = syncs.latest_run(session, m.id)
             rows.append(
                 {
                     "id": m.id,
@@ -292,9 +281,7 @@ def merchants_show(obj: Context, merchant: str) -> None:
         if m.problem:
             console.print(f"[red]problem:[/] {m.problem}")
         console.print(f"inventory buffer {m.inventory_buffer}, location {m.location_ref or 'default'}")
-        runs = session.scalars(
-            select(SyncRun).where(SyncRun.merchant_id == m.id).order_by(SyncRun.id.desc()).limit(10)
-        ).all()
+        runs = syncs.list_runs(session, merchant_id=m.id, limit=10)
         if runs and runs[0].status not in TERMINAL:
             latest = runs[0]
             console.print(

@@ -12,14 +12,7 @@ import click
 import config
 from config.settings import Settings
 from connector import logs, migrate, preflight, runtime
-from connector.cli.common import (
-    Context,
-    _startup_errors,
-    err,
-    pass_ctx,
-    resolve_cli_redis,
-    run_file,
-)
+from connector.cli.common import Context, _startup_errors, err, pass_ctx, resolve_cli_redis, run_file
 from connector.cli.db import _seal_config_secrets
 
 logger = logging.getLogger(__name__)

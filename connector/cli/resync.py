@@ -11,15 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from connector import runtime, syncs
-from connector.cli.common import (
-    TERMINAL,
-    Context,
-    _cell,
-    _errors,
-    console,
-    err,
-    pass_ctx,
-)
+from connector.cli.common import TERMINAL, Context, _cell, _errors, console, err, pass_ctx
 from connector.merchants import get_merchant
 from connector.models import SyncRun
 

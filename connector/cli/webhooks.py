@@ -6,15 +6,8 @@ import logging
 from typing import Any
 
 import click
-from sqlalchemy import select
 
-from connector.cli.common import (
-    Context,
-    _errors,
-    _print_rows,
-    console,
-    pass_ctx,
-)
+from connector.cli.common import Context, _errors, _print_rows, console, pass_ctx
 
 logger = logging.getLogger(__name__)
 
@@ -129,21 +122,9 @@ def deliveries(
     as_json: bool,
 ) -> None:
     """List webhook deliveries, newest first."""
-    from connector.models import Delivery, EventPayload
+    from webhooks.outbound import delivery
 
     rt = obj.rt
-    query = (
-        select(Delivery, EventPayload.type)
-        .join(EventPayload, EventPayload.id == Delivery.payload_id)
-        .order_by(Delivery.id.desc())
-        .limit(limit)
-    )
-    if status:
-        query = query.where(Delivery.status == status)
-    if endpoint_id is not None:
-        query = query.where(Delivery.endpoint_id == endpoint_id)
-    if event_type:
-        query = query.where(EventPayload.type == event_type)
     with rt.db.session() as session:
         rows: list[dict[str, Any]] = [
             {
@@ -156,7 +137,9 @@ def deliveries(
                 "last_status": d.last_status_code,
                 "error": d.last_error,
             }
-            for d, t in session.execute(query)
+            for d, t in delivery.list_deliveries(
+                session, status=status, endpoint_id=endpoint_id, event_type=event_type, limit=limit
+            )
         ]
     _print_rows(
         rows,
