@@ -106,6 +106,11 @@ def get_client(session: Session, client_id: int) -> PlatformClient:
     return client
 
 
+def list_clients(session: Session) -> list[PlatformClient]:
+    """Every platform client, by id."""
+    return list(session.scalars(select(PlatformClient).order_by(PlatformClient.id)))
+
+
 def rotate_key(session: Session, client_id: int) -> tuple[PlatformClient, str]:
     """Replace the client's key; the old key stops working at commit. Returns the new key in clear."""
     client = get_client(session, client_id)

@@ -177,6 +177,16 @@ def get_merchant(session: Session, ref: str | int) -> Merchant:
     return merchant
 
 
+def list_merchants(session: Session) -> list[Merchant]:
+    """Every merchant, by id."""
+    return list(session.scalars(select(Merchant).order_by(Merchant.id)))
+
+
+def find_merchant(session: Session, name: str) -> Merchant | None:
+    """The merchant named `name`, if there is one."""
+    return session.scalars(select(Merchant).where(Merchant.name == name)).first()
+
+
 def install_merchant(
     session: Session,
     secrets: SecretBox,

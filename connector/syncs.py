@@ -226,3 +226,21 @@ def get_run(rt: Runtime, run_id: int) -> SyncRun:
         if run is None:
             raise PermanentError(f"no sync run {run_id}", code="run_not_found")
         return run
+
+
+def list_runs(
+    session: Session, *, merchant_id: int | None = None, status: str | None = None, limit: int = 50
+) -> list[SyncRun]:
+    """Sync runs, newest first: a merchant's, or those in `status`, at most `limit`."""
+    query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
+    if merchant_id is not None:
+        query = query.where(SyncRun.merchant_id == merchant_id)
+    if status is not None:
+        query = query.where(SyncRun.status == status)
+    return list(session.scalars(query))
+
+
+def latest_run(session: Session, merchant_id: int) -> SyncRun | None:
+    """The merchant's newest sync run, if it has one."""
+    runs = list_runs(session, merchant_id=merchant_id, limit=1)
+    return runs[0] if runs else None

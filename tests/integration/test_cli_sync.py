@@ -17,8 +17,9 @@ import pytest
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import update
 
-from connector import cli as cli_module
 from connector import syncs
+from connector.cli import common as cli_module
+from connector.cli import resync as resync_module
 from connector.models import Merchant
 from connector.queue import BULK
 from connector.sandbox.feeds import write_feed
@@ -246,6 +247,6 @@ def test_resync_progress_has_the_last_runs_rows_as_its_total(cli, rt, tmp_path: 
     resync_served(cli, rt, "acme")
     screen = io.StringIO()
     terminal = cli_module._Output(file=screen, force_terminal=True, width=200)
-    monkeypatch.setattr(cli_module, "err", terminal)
+    monkeypatch.setattr(resync_module, "err", terminal)
     cli("resync", "acme", "--timeout", "1", "--notice-after", "60", expect=1)
     assert "0 rows of ~7 (as last time)" in screen.getvalue()

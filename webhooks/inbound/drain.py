@@ -269,6 +269,28 @@ def sweep() -> int:
     return sweep_inbound(runtime.current())
 
 
+def list_events(
+    session: Session,
+    merchant_id: int,
+    *,
+    status: str | None = None,
+    topic: str | None = None,
+    limit: int = 50,
+) -> list[InboundEvent]:
+    """A merchant's stored store webhooks, newest first, filtered by status and topic."""
+    query = (
+        select(InboundEvent)
+        .where(InboundEvent.merchant_id == merchant_id)
+        .order_by(InboundEvent.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(InboundEvent.status == status)
+    if topic:
+        query = query.where(InboundEvent.topic == topic)
+    return list(session.scalars(query))
+
+
 def replay(
     session: Session,
     merchant_id: int,

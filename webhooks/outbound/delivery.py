@@ -417,6 +417,30 @@ def sweep() -> int:
     return sweep_deliveries(rt, grace=timedelta(seconds=rt.settings.webhook_sweep_grace_seconds))
 
 
+def list_deliveries(
+    session: Session,
+    *,
+    status: str | None = None,
+    endpoint_id: int | None = None,
+    event_type: str | None = None,
+    limit: int = 50,
+) -> list[tuple[Delivery, str]]:
+    """Deliveries with their event's type, newest first, filtered by status, endpoint and event type."""
+    query = (
+        select(Delivery, EventPayload.type)
+        .join(EventPayload, EventPayload.id == Delivery.payload_id)
+        .order_by(Delivery.id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(Delivery.status == status)
+    if endpoint_id is not None:
+        query = query.where(Delivery.endpoint_id == endpoint_id)
+    if event_type:
+        query = query.where(EventPayload.type == event_type)
+    return [(d, t) for d, t in session.execute(query)]
+
+
 def replay(
     session: Session, delivery_ids: Iterable[int], *, queue: str = scheduling.DEFAULT_QUEUE
 ) -> list[int]:
