@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sys
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -114,3 +115,19 @@ def configure(level: str = "INFO", json_output: bool = True, stream: Any = None)
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     for name in RQ_LOGGERS:
         logging.getLogger(name).setLevel(library_level(root.level))
+
+
+class EveryInterval:
+    """True at most once per `seconds` (per process): for log lines that a failing dependency would otherwise
+    repeat on every request or delivery."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last = -seconds
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True

@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from connector import checkout
 from connector.api.common import (
-    SERVICE_UNAVAILABLE,
     ApiError,
     PageQuery,
     api_runtime,
@@ -40,7 +39,7 @@ from connector.checkout import STORE_TAKES_NO_ORDERS, RefusedError
 from connector.domain.orders import OrderStatus
 from connector.errors import NotFoundError
 from connector.web.context import quiet_access_log
-from connector.web.problems import problem
+from connector.web.problems import SERVICE_UNAVAILABLE, problem
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from flask import Flask, Response, json
@@ -12,13 +11,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from connector.errors import AuthError, NotFoundError, PermanentError, RetryableError, ValidationError
+from connector.logs import EveryInterval
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://storelink.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
-REDIS_LOG_EVERY = 60.0
-_redis_logged_at = -REDIS_LOG_EVERY
+SERVICE_UNAVAILABLE = "service_unavailable"
+_redis_log = EveryInterval(60.0)  # an outage refuses every request: log a few
 
 
 def problem(status: int, code: str, detail: str, *, title: str | None = None, **extra: Any) -> Response:
@@ -62,13 +62,11 @@ def _storelink(exc: Exception) -> Response:
 
 
 def _redis_unavailable(exc: Exception) -> Response:
-    global _redis_logged_at
-    if time.monotonic() - _redis_logged_at > REDIS_LOG_EVERY:  # an outage refuses every request: log a few
-        _redis_logged_at = time.monotonic()
+    if _redis_log.due():
         logger.warning("requests refused: Redis unreachable", extra={"error": str(exc)})
     return problem(
         503,
-        "service_unavailable",
+        SERVICE_UNAVAILABLE,
         "Redis (stock counters, queues) is unreachable; try again shortly",
         title="Service unavailable",
         retry_after=5,

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from connector import installs, registry
 from connector.errors import PermanentError
+from connector.logs import EveryInterval
 from connector.merchants import build_adapter
 from connector.metrics import INBOUND_REJECTED
 from connector.models import Merchant
@@ -165,15 +166,12 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
     return _answer({"status": "accepted", "delivery_id": envelope.delivery_id, "id": event_id})
 
 
-_WAKE_LOG_EVERY = 60.0
-_wake_logged_at = -_WAKE_LOG_EVERY
+_wake_log = EveryInterval(60.0)
 
 
 def _log_wake_failure(exc: Exception, log: dict[str, object]) -> None:
     """While Redis is away every delivery fails to wake its drain: say so once a minute, not per delivery."""
-    global _wake_logged_at
-    if time.monotonic() - _wake_logged_at >= _WAKE_LOG_EVERY:
-        _wake_logged_at = time.monotonic()
+    if _wake_log.due():
         logger.warning(
             "deliveries stored but their drain not woken; the sweep wakes it later",
             extra={**log, "error": type(exc).__name__},
