@@ -1,1 +1,1 @@
-"""Store adapters, one package per store kind, each implementing connector.ports.StoreAdapter."""
+"""Store adapters, one package per store kind, each implementing connector.domain.ports.StoreAdapter."""

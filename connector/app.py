@@ -8,7 +8,7 @@ from flask import Flask
 
 from config.settings import Settings, get_settings
 from connector import api as platform_api
-from connector import logs, runtime
+from connector.infra import logs, runtime
 from connector.web import context, health, install, metrics, problems
 
 logger = logging.getLogger(__name__)

@@ -14,9 +14,12 @@ from typing import Any
 from rq.cron import CronScheduler
 
 from config.settings import Settings
-from connector import jobs, logs, order_push, reservations, runtime, store_orders
-from connector.queue import EVENTS
-from connector.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
+from connector.catalog import jobs
+from connector.infra import logs, runtime
+from connector.infra.queue import EVENTS
+from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
+from connector.orders import push
+from connector.stock import reservations, store_orders
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) ->
     )
     # Sweeping is cheap and idempotent; it runs on the urgent events queue so a long sync never delays it.
     scheduler.register(jobs.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
-    scheduler.register(order_push.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
+    scheduler.register(push.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
     # Expired holds, holds released without their counter, confirmed holds the store caught up with, pins
     # whose countdown is over.
     scheduler.register(

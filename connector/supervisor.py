@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
 
-from connector.queue import WEBHOOKS
+from connector.infra.queue import WEBHOOKS
 
 logger = logging.getLogger(__name__)
 

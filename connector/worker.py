@@ -23,9 +23,9 @@ from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 
 from config.settings import Settings
-from connector import logs, runtime
-from connector.queue import QUEUE_NAMES, taxonomy_handler
-from connector.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
+from connector.infra import logs, runtime
+from connector.infra.queue import QUEUE_NAMES, taxonomy_handler
+from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from sqlalchemy.pool import NullPool
 from werkzeug.serving import BaseWSGIServer
 
 from config.settings import Settings, load_settings
-from connector import runtime
-from connector.db import make_engine
-from connector.migrate import upgrade
+from connector.infra import runtime
+from connector.infra.db import make_engine
+from connector.infra.migrate import upgrade
 
 TEST_REDIS_DBS = range(13, 0, -1)  # databases the suite may take on a shared local Redis, 13 first
 CLAIM_KEY = "storelink:test-session"
@@ -117,7 +117,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         conn.flushdb()  # what this session left, and its claim
         conn.close()
         return
-    from connector.embedded import EmbeddedRedis
+    from connector.infra.embedded_redis import EmbeddedRedis
 
     with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
         yield server.url

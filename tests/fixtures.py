@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from config.settings import Settings
-from connector import runtime
+from connector.infra import runtime
 from tests.helpers import ApiClient, build_app, make_client
 
 Runner = Callable[..., Result]

@@ -20,11 +20,14 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector import clients, live, runtime, syncs
 from connector.app import create_app
-from connector.db import Database
-from connector.merchants import create_merchant
-from connector.models import EventPayload, SyncRun
+from connector.catalog import syncs
+from connector.infra import runtime
+from connector.infra.db import Database
+from connector.infra.models import EventPayload, SyncRun
+from connector.live import sessions
+from connector.merchants import clients
+from connector.merchants.records import create_merchant
 from connector.worker import build_worker
 from webhooks.inbound import receiver
 
@@ -45,7 +48,7 @@ def make_client(rt: runtime.Runtime, name: str) -> ApiClient:
 
 def build_app(rt: runtime.Runtime) -> Flask:
     """The web app over `rt`, as a freshly started web process has it (no cached pins or merchants)."""
-    live.pin_cache.clear()
+    sessions.pin_cache.clear()
     receiver.merchants.clear()
     return create_app(rt.settings, rt)
 
@@ -165,8 +168,8 @@ def push_through_killed_workers(
     """Start `workers` workers (orders and events queues) and the scheduler, queue the push of every order in
     `ids`, and SIGKILL one worker (restarting it) each time another share of the orders is confirmed, `kills`
     times, until all are confirmed or `within` seconds pass. Returns the kills made."""
-    from connector import order_push
     from connector.bench.shopify import order_counts
+    from connector.orders import push
 
     def confirmed() -> int:
         return order_counts(rt, ids).get("confirmed", 0)
@@ -174,7 +177,7 @@ def push_through_killed_workers(
     running = [procs.start(f"worker-{n}", "worker", "--queues", "orders,events") for n in range(workers)]
     procs.start("scheduler", "scheduler")
     for order_id in ids:
-        order_push.enqueue(rt, order_id)
+        push.enqueue(rt, order_id)
     deadline = time.monotonic() + within
     made = 0
     while (done := confirmed()) < len(ids):

@@ -37,9 +37,9 @@ from connector.api.webhook_models import (
     WebhookEndpointList,
     WebhookEndpointOut,
 )
+from connector.domain.errors import NotFoundError, ValidationError
 from connector.domain.timestamps import iso
-from connector.errors import NotFoundError, ValidationError
-from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
+from connector.infra.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
 from connector.web.problems import problem
 from webhooks.outbound import delivery as deliveries
 from webhooks.outbound import endpoints

@@ -78,10 +78,22 @@ from adapters.feed.mapper import (
     parse_row,
 )
 from connector.domain.catalog import InventoryLevel, Product
+from connector.domain.errors import (
+    PermanentError,
+    RetryableError,
+    StorelinkError,
+    ValidationError,
+    unreadable_input,
+)
 from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
-from connector.errors import PermanentError, RetryableError, StorelinkError, ValidationError, unreadable_input
-from connector.ports import Capability, CatalogReport, HttpOptions, ReportsCatalogSkips, WebhookEnvelope
+from connector.domain.ports import (
+    Capability,
+    CatalogReport,
+    HttpOptions,
+    ReportsCatalogSkips,
+    WebhookEnvelope,
+)
 
 if TYPE_CHECKING:
     from _csv import Reader as CsvReader
@@ -427,7 +439,7 @@ class FeedAdapter(ReportsCatalogSkips):
 
     @contextmanager
     def _read_errors(self) -> Iterator[None]:
-        """Read failures inside the block leave as `connector.errors` types."""
+        """Read failures inside the block leave as `connector.domain.errors` types."""
         try:
             yield
         except StorelinkError:

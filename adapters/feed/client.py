@@ -1,8 +1,8 @@
 """Opens a product feed as a stream: an http(s) URL read in chunks, or a local file when allowed.
 
-Nothing here reads a whole feed into memory, and every failure leaves as a `connector.errors` type: HTTP
-statuses and transport failures through `connector.http`, missing or unreadable files as `PermanentError`.
-Every connection, redirects included, goes only to an address `connector.addresses` allows (public ones
+Nothing here reads a whole feed into memory, and every failure leaves as a `connector.domain.errors` type: HTTP
+statuses and transport failures through `connector.infra.http`, missing or unreadable files as `PermanentError`.
+Every connection, redirects included, goes only to an address `connector.infra.addresses` allows (public ones
 unless `HttpOptions.allow_private`); local files are read only with `HttpOptions.allow_files`.
 """
 
@@ -19,9 +19,16 @@ from urllib.request import url2pathname
 import requests
 import urllib3.exceptions
 
-from connector.errors import PermanentError, RetryableError, ValidationError
-from connector.http import guarded_session, raise_for_status, retrying, safe_url, translate, transport_errors
-from connector.ports import HttpOptions
+from connector.domain.errors import PermanentError, RetryableError, ValidationError
+from connector.domain.ports import HttpOptions
+from connector.infra.http import (
+    guarded_session,
+    raise_for_status,
+    retrying,
+    safe_url,
+    translate,
+    transport_errors,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

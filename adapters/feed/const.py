@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from connector.ports import MAX_RECORDED_SKIPS, Capability
+from connector.domain.ports import MAX_RECORDED_SKIPS, Capability
 
 KIND: Final = "feed"
 API_VERSION: Final = "gmc-1"

@@ -22,9 +22,9 @@ from typing import Any, Final
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from connector.domain.errors import PermanentError, ValidationError
 from connector.domain.events import StoreEvent, StoreEventKind
-from connector.errors import PermanentError, ValidationError
-from connector.ports import WebhookEnvelope
+from connector.domain.ports import WebhookEnvelope
 
 TOPICS: Final = frozenset({"inventory.updated", "product.updated", "product.deleted"})
 MAX_ITEMS: Final = 1000

@@ -17,12 +17,12 @@ Credentials
     ``client_secret`` and ``old_client_secret`` verify webhooks; ``scopes`` (comma-separated, as granted).
 
 Tokens are refreshed shortly before they expire and after a 401. When the composition root sets
-``refresh_guard`` (see ``connector.ports.CredentialsGuard``), the refresh runs through it: under a lock of the
+``refresh_guard`` (see ``connector.domain.ports.CredentialsGuard``), the refresh runs through it: under a lock of the
 merchant's, on the credentials as stored then, so that of several processes only one refreshes and the others
 take the pair it stored. Without a guard the adapter refreshes itself and hands the new entries to
 ``on_tokens_refreshed``. The adapter keeps no state beyond the instance.
 
-Installation (``connector.ports.Installable``): ``authorize_url`` builds the grant request, ``callback_store_ref``
+Installation (``connector.domain.ports.Installable``): ``authorize_url`` builds the grant request, ``callback_store_ref``
 checks the callback's HMAC and shop, ``complete_install`` exchanges the code for an expiring offline token
 (``expiring=1``) and checks the granted scopes.
 """
@@ -42,11 +42,16 @@ import requests
 from adapters.shopify import const, mapper, oauth, queries, webhook
 from adapters.shopify.client import ShopifyClient
 from connector.domain.catalog import InventoryLevel, Product
+from connector.domain.errors import (
+    AuthError,
+    PermanentError,
+    RetryableError,
+    ValidationError,
+    unreadable_input,
+)
 from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
-from connector.errors import AuthError, PermanentError, RetryableError, ValidationError, unreadable_input
-from connector.http import build_session
-from connector.ports import (
+from connector.domain.ports import (
     BulkSignal,
     Capability,
     CatalogReport,
@@ -57,6 +62,7 @@ from connector.ports import (
     ReportsCatalogSkips,
     WebhookEnvelope,
 )
+from connector.infra.http import build_session
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +331,7 @@ class ShopifyAdapter(ReportsCatalogSkips):
         """The current credentials, refreshed tokens included."""
         return dict(self._credentials)
 
-    # -- installation (connector.ports.Installable) --------------------------------------------------------
+    # -- installation (connector.domain.ports.Installable) --------------------------------------------------------
 
     @staticmethod
     def _requested_scopes(app: InstallApp) -> list[str]:

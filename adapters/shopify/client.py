@@ -1,10 +1,10 @@
 """HTTP client of one shop's Admin GraphQL API: auth header, cost-based pacing, retries and error translation.
 
 One `ShopifyClient` per shop, with its own `requests.Session` (ShopifyAPI's global session is never used).
-Every failure leaves as a `connector.errors` type:
+Every failure leaves as a `connector.domain.errors` type:
 
 - HTTP 429 (Retry-After honoured), 5xx, network failures and GraphQL `THROTTLED` (which Shopify answers with
-  HTTP 200) are `RetryableError` and are retried here a few times with `connector.http.retrying`;
+  HTTP 200) are `RetryableError` and are retried here a few times with `connector.infra.http.retrying`;
 - 401 and 403 are `AuthError`; on a 401 the `on_unauthorized` hook (a token refresh) is called once and, when
   it says a new token is there, the request is sent once more;
 - other top-level `errors` are `PermanentError` (`ACCESS_DENIED` is `AuthError`), unless the caller accepts
@@ -33,9 +33,16 @@ import requests
 import urllib3.exceptions
 
 from adapters.shopify import const
-from connector.errors import AuthError, PermanentError, RetryableError, StorelinkError, ValidationError
-from connector.http import build_session, raise_for_status, retrying, safe_url, translate, transport_errors
-from connector.ports import HttpOptions, RateLedger
+from connector.domain.errors import AuthError, PermanentError, RetryableError, StorelinkError, ValidationError
+from connector.domain.ports import HttpOptions, RateLedger
+from connector.infra.http import (
+    build_session,
+    raise_for_status,
+    retrying,
+    safe_url,
+    translate,
+    transport_errors,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +141,7 @@ class ShopifyClient:
         self._clock = clock
         self.bucket: Bucket | None = None
         self.ledger: RateLedger | None = None
-        """The shop's bucket shared with the other workers (connector.ports.RateLedger), when the core
+        """The shop's bucket shared with the other workers (connector.domain.ports.RateLedger), when the core
         keeps one: requests reserve their cost there before they are sent."""
         self._reported: tuple[float, float] | None = (
             None  # (when, level) the others' spending is measured from

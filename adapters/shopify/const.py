@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from connector.ports import Capability
+from connector.domain.ports import Capability
 
 KIND: Final = "shopify"
 API_VERSION: Final = "2026-10"

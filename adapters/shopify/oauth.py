@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 import requests
 
 from adapters.shopify import const
-from connector.errors import AuthError, PermanentError, RetryableError, ValidationError
-from connector.http import error_for_response, transport_errors
+from connector.domain.errors import AuthError, PermanentError, RetryableError, ValidationError
+from connector.infra.http import error_for_response, transport_errors
 
 logger = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from typing import Any, Final
 
 from adapters.shopify import const
 from adapters.shopify.mapper import gid, gid_type, parse_time, quantity
+from connector.domain.errors import PermanentError, ValidationError
 from connector.domain.events import StoreEvent, StoreEventKind
-from connector.errors import PermanentError, ValidationError
-from connector.ports import WebhookEnvelope
+from connector.domain.ports import WebhookEnvelope
 
 HMAC_HEADERS: Final = ("x-shopify-hmac-sha256", "shopify-hmac-sha256")
 SHOP_HEADER: Final = "x-shopify-shop-domain"

@@ -55,9 +55,7 @@ from adapters.walmart.connect import WalmartConnectFlow
 from adapters.walmart.jobs import PERIODIC_JOBS, StoreStockJobs
 from adapters.walmart.mapper import FeedStatus, McsStatus, WalmartOrder, WalmartOrderLine
 from connector.domain.catalog import InventoryLevel, Product
-from connector.domain.events import StoreEvent
-from connector.domain.orders import ExternalOrderRef, Order
-from connector.errors import (
+from connector.domain.errors import (
     AuthError,
     NotFoundError,
     PermanentError,
@@ -66,8 +64,9 @@ from connector.errors import (
     ValidationError,
     unreadable_input,
 )
-from connector.http import build_session
-from connector.ports import (
+from connector.domain.events import StoreEvent
+from connector.domain.orders import ExternalOrderRef, Order
+from connector.domain.ports import (
     Capability,
     CatalogReport,
     HttpOptions,
@@ -75,6 +74,7 @@ from connector.ports import (
     ReportsCatalogSkips,
     WebhookEnvelope,
 )
+from connector.infra.http import build_session
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ One `WalmartClient` per seller, on the `requests.Session` it is given. What it d
   when the count reaches 0 the next call to that endpoint waits until the replenishment time (or, when that
   is further away than `max_pacing_seconds`, fails at once with `RetryableError(retry_after=...)` for the
   job layer to wait). A 429 blocks its endpoint for its `Retry-After` (else the replenishment time).
-- Retries (tenacity, through `connector.http.retrying`, bounded): 429, 5xx, 408 and network failures only.
+- Retries (tenacity, through `connector.infra.http.retrying`, bounded): 429, 5xx, 408 and network failures only.
   A call that is not safe to repeat (`repeatable=False`, the Multichannel order create) is sent again only
   after failures proving Walmart did not act on it (429, refused connection).
 - Errors: both envelopes (`{"errors": [...]}` and the gateway's `{"error": [...]}`, entries with
@@ -40,7 +40,7 @@ import requests
 import urllib3.exceptions
 
 from adapters.walmart import const
-from connector.errors import (
+from connector.domain.errors import (
     AuthError,
     NotFoundError,
     PermanentError,
@@ -48,8 +48,15 @@ from connector.errors import (
     StorelinkError,
     ValidationError,
 )
-from connector.http import body_excerpt, parse_retry_after, retrying, safe_url, translate, transport_errors
-from connector.ports import HttpOptions
+from connector.domain.ports import HttpOptions
+from connector.infra.http import (
+    body_excerpt,
+    parse_retry_after,
+    retrying,
+    safe_url,
+    translate,
+    transport_errors,
+)
 
 logger = logging.getLogger(__name__)
 

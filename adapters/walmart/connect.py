@@ -1,6 +1,6 @@
 """Connecting a Walmart Marketplace seller: keys checked and Multichannel found before anything is written.
 
-The core (`connector.connect`) runs the generic part; this flow supplies Walmart's, in this order, so that
+The core (`connector.merchants.connect`) runs the generic part; this flow supplies Walmart's, in this order, so that
 keys Walmart refuses leave nothing behind:
 
 1. the config is validated and a token is requested with the client id and secret (`check_connection`): an
@@ -23,8 +23,8 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from pydantic import Field, SecretStr, field_validator
 
-from connector.errors import PermanentError, StorelinkError, ValidationError
-from connector.ports import AdapterFactory, ConnectFields, ConnectOption, ConnectPlan, StoreSetting
+from connector.domain.errors import PermanentError, StorelinkError, ValidationError
+from connector.domain.ports import AdapterFactory, ConnectFields, ConnectOption, ConnectPlan, StoreSetting
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from connector.ports import Capability
+from connector.domain.ports import Capability
 
 KIND: Final = "walmart"
 API_VERSION: Final = "v3"

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Final, Protocol
 
 from connector.domain.catalog import InventoryLevel
-from connector.ports import PeriodicJob, StoreJob, StoreOrder
+from connector.domain.ports import PeriodicJob, StoreJob, StoreOrder
 
 ORDERS_POLL_SECONDS: Final = 60
 RECONCILE_SECONDS: Final = 300

@@ -3,7 +3,7 @@
 Every query is scoped to the calling client's merchants (`common.visible_merchants`): another client's record
 is a 404, never a 403. A page of products costs four queries whatever its size: the products, their
 variants, the stock levels at each merchant's selling location, and the units held by active reservations.
-Sellable stock is `connector.inventory.sellable`: store quantity minus active reservations minus the
+Sellable stock is `connector.catalog.levels.sellable`: store quantity minus active reservations minus the
 merchant's buffer, never below zero, and null when the store does not track the variant's stock.
 """
 
@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector import bulk, inventory
 from connector.api.common import (
     PageQuery,
     api_runtime,
@@ -34,9 +33,11 @@ from connector.api.common import (
     visible_merchants,
 )
 from connector.api.openapi import MAX_ID, doc
+from connector.catalog import levels
 from connector.domain.catalog import ProductStatus
-from connector.errors import NotFoundError
-from connector.models import InventoryLevel, Merchant, Product, Variant
+from connector.domain.errors import NotFoundError
+from connector.infra import bulk_insert
+from connector.infra.models import InventoryLevel, Merchant, Product, Variant
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class ProductsQuery(PageQuery):
 
 def _sellable(session: Session, variants: Sequence[Variant]) -> dict[int, int | None]:
     """Sellable stock per variant id: one query for levels (at each merchant's location), one for the holds
-    (`inventory.reserved_by_variant`, the figure checkout's counters take)."""
+    (`levels.reserved_by_variant`, the figure checkout's counters take)."""
     tracked = [variant.id for variant in variants if variant.inventory_tracked]
     result: dict[int, int | None] = {
         variant.id: None for variant in variants if not variant.inventory_tracked
@@ -164,22 +165,21 @@ def _sellable(session: Session, variants: Sequence[Variant]) -> dict[int, int | 
     if not tracked:
         return result
     dialect = session.get_bind().dialect.name
-    levels = {
+    counted = {
         variant_id: (available, buffer)
         for variant_id, available, buffer in session.execute(
             select(InventoryLevel.variant_id, InventoryLevel.available, Merchant.inventory_buffer)
             .join(Merchant, Merchant.id == InventoryLevel.merchant_id)
             .where(
-                bulk.in_values(dialect, InventoryLevel.variant_id, tracked),
-                InventoryLevel.location_ref
-                == func.coalesce(Merchant.location_ref, inventory.DEFAULT_LOCATION),
+                bulk_insert.in_values(dialect, InventoryLevel.variant_id, tracked),
+                InventoryLevel.location_ref == func.coalesce(Merchant.location_ref, levels.DEFAULT_LOCATION),
             )
         )
     }
-    reserved = inventory.reserved_by_variant(session, tracked, dialect)
+    reserved = levels.reserved_by_variant(session, tracked, dialect)
     for variant_id in tracked:
-        available, buffer = levels.get(variant_id, (0, 0))  # tracked but never counted: nothing to sell
-        result[variant_id] = inventory.sellable(available, reserved.get(variant_id, 0), buffer)
+        available, buffer = counted.get(variant_id, (0, 0))  # tracked but never counted: nothing to sell
+        result[variant_id] = levels.sellable(available, reserved.get(variant_id, 0), buffer)
     return result
 
 
@@ -213,7 +213,7 @@ def _products(session: Session, products: Sequence[Product]) -> list[ProductOut]
     dialect = session.get_bind().dialect.name
     variants = session.scalars(
         select(Variant)
-        .where(bulk.in_values(dialect, Variant.product_id, [product.id for product in products]))
+        .where(bulk_insert.in_values(dialect, Variant.product_id, [product.id for product in products]))
         .order_by(Variant.product_id, Variant.id)
     ).all()
     stock = _sellable(session, variants)

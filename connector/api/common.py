@@ -2,7 +2,7 @@
 
 - `authenticate()` turns `Authorization: Bearer <key>` into the calling platform client, or answers 401. A
   successful lookup is kept in-process for `KEY_CACHE_SECONDS` (keyed by the key's digest) under the key
-  generation read from Redis before the lookup (`connector.clients.key_generation`); rotating, deactivating or
+  generation read from Redis before the lookup (`connector.merchants.clients.key_generation`); rotating, deactivating or
   removing a client increments it, so every process refuses the old key on its next request. Without Redis
   the cache is bypassed (every request looks the key up). Failures are never cached.
 - `visible_merchants(session, client)` is the one place that decides which merchants a client may see.
@@ -36,11 +36,11 @@ from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 from werkzeug.routing import ValidationError as RouteMismatch
 
-from connector import clients
 from connector.api.openapi import MAX_ID
-from connector.errors import PermanentError, ValidationError
-from connector.models import Merchant
-from connector.runtime import Runtime
+from connector.domain.errors import PermanentError, ValidationError
+from connector.infra.models import Merchant
+from connector.infra.runtime import Runtime
+from connector.merchants import clients
 from connector.web.problems import problem
 
 logger = logging.getLogger(__name__)

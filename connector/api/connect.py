@@ -3,7 +3,7 @@ API keys for the calling platform client; `POST /v1/merchants/<kind>` is the sam
 
 The body is validated with the kind's connect schema (declared by its adapter's connect flow). The keys are
 checked with the store at once: keys the store refuses are a 422 `store_credentials_refused` and nothing is
-written. The rest is `connector.connect.connect`: what the store says about the seller found, the merchant
+written. The rest is `connector.merchants.connect.connect`: what the store says about the seller found, the merchant
 stored with its keys encrypted and linked to the client, notifications subscribed at `PUBLIC_URL`, the first
 full sync queued. Which store address is called is the server's choice (the settings the adapter declares),
 never the caller's: a request cannot point Storelink, with a seller's secret, at an address of its choosing.
@@ -18,7 +18,6 @@ from typing import Any
 from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connector import connect, registry
 from connector.api.common import (
     ApiError,
     api_runtime,
@@ -28,9 +27,11 @@ from connector.api.common import (
     require_client,
 )
 from connector.api.openapi import doc
-from connector.errors import AuthError, ValidationError
-from connector.models import Merchant
-from connector.ports import ConnectFields, ConnectFlow
+from connector.domain import registry
+from connector.domain.errors import AuthError, ValidationError
+from connector.domain.ports import ConnectFields, ConnectFlow
+from connector.infra.models import Merchant
+from connector.merchants import connect
 
 logger = logging.getLogger(__name__)
 

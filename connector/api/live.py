@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from flask import Blueprint, Response, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connector import live
 from connector.api.common import api_runtime, as_utc, authenticate, parse_body, require_client
 from connector.api.openapi import MAX_ID, doc
 from connector.api.orders import refused
-from connector.checkout import RefusedError
+from connector.live import sessions
+from connector.orders.checkout import RefusedError
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def create_session() -> Response:
     """A scheduled live session of one of the client's merchants."""
     client = authenticate()
     body = parse_body(LiveSessionCreate)
-    result = live.create_session(
+    result = sessions.create_session(
         api_runtime(),
         client.id,
         merchant_id=body.merchant_id,
@@ -160,7 +160,7 @@ def create_session() -> Response:
 def get_session(session_id: int) -> Response:
     """The session with its pins and their live remaining allocation."""
     client = authenticate()
-    return _json(live.get_session(api_runtime(), client.id, session_id))
+    return _json(sessions.get_session(api_runtime(), client.id, session_id))
 
 
 @bp.post("/live-sessions/<id:session_id>/start")
@@ -173,7 +173,7 @@ def get_session(session_id: int) -> Response:
 def start_session(session_id: int) -> Response:
     """Go live: the session's pins go on sale."""
     client = authenticate()
-    return _json(live.start_session(api_runtime(), client.id, session_id))
+    return _json(sessions.start_session(api_runtime(), client.id, session_id))
 
 
 @bp.post("/live-sessions/<id:session_id>/end")
@@ -186,7 +186,7 @@ def start_session(session_id: int) -> Response:
 def end_session(session_id: int) -> Response:
     """End the session and its pins; unsold allocations go back to sellable stock."""
     client = authenticate()
-    return _json(live.end_session(api_runtime(), client.id, session_id))
+    return _json(sessions.end_session(api_runtime(), client.id, session_id))
 
 
 @bp.post("/live-sessions/<id:session_id>/pins")
@@ -203,7 +203,7 @@ def create_pin(session_id: int) -> Response:
     countdown = (
         datetime.now(UTC) + timedelta(seconds=body.countdown_seconds) if body.countdown_seconds else None
     )
-    result = live.create_pin(
+    result = sessions.create_pin(
         api_runtime(),
         client.id,
         session_id,
@@ -224,7 +224,7 @@ def create_pin(session_id: int) -> Response:
 def list_pins(session_id: int) -> Response:
     """The session's pins with their live remaining allocation."""
     client = authenticate()
-    return _json({"data": live.get_session(api_runtime(), client.id, session_id)["pins"]})
+    return _json({"data": sessions.get_session(api_runtime(), client.id, session_id)["pins"]})
 
 
 @bp.get("/live-sessions/<id:session_id>/pins/<id:pin_id>")
@@ -232,7 +232,7 @@ def list_pins(session_id: int) -> Response:
 def get_pin(session_id: int, pin_id: int) -> Response:
     """One pin with its live remaining allocation."""
     client = authenticate()
-    return _json(live.get_pin(api_runtime(), client.id, session_id, pin_id))
+    return _json(sessions.get_pin(api_runtime(), client.id, session_id, pin_id))
 
 
 @bp.delete("/live-sessions/<id:session_id>/pins/<id:pin_id>")
@@ -240,7 +240,7 @@ def get_pin(session_id: int, pin_id: int) -> Response:
 def delete_pin(session_id: int, pin_id: int) -> Response:
     """End the pin: it goes off sale and its unsold allocation goes back to sellable stock."""
     client = authenticate()
-    return _json(live.end_pin(api_runtime(), client.id, session_id, pin_id))
+    return _json(sessions.end_pin(api_runtime(), client.id, session_id, pin_id))
 
 
 @bp.post("/live-sessions/<id:session_id>/pins/<id:pin_id>/end")
@@ -248,4 +248,4 @@ def delete_pin(session_id: int, pin_id: int) -> Response:
 def end_pin(session_id: int, pin_id: int) -> Response:
     """The same as unpinning: the pin goes off sale and its unsold allocation goes back to sellable stock."""
     client = authenticate()
-    return _json(live.end_pin(api_runtime(), client.id, session_id, pin_id))
+    return _json(sessions.end_pin(api_runtime(), client.id, session_id, pin_id))

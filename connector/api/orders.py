@@ -5,7 +5,7 @@ same body, and a different body with the key is a 422. Refusals are problem docu
 `price_changed` (409, with each line's current price), `insufficient_stock`/`sold_out` (409, with what is
 left), `buyer_limit_exceeded` (409), `variant_not_found`/`variant_not_pinned` (422), `pin_not_on_sale` (409),
 `store_takes_no_orders` (422: the merchant's store takes no orders), `service_unavailable` (503: Redis is
-unreachable; nothing written). `buyer.ref` is normalized for the per-buyer limit (`connector.buyers`).
+unreachable; nothing written). `buyer.ref` is normalized for the per-buyer limit (`connector.domain.buyers`).
 Every query is scoped to the calling platform client. Stock refusals (sold out, not enough, over the buyer's
 limit), which a flash sale answers by the thousand, are access-logged at DEBUG; `/metrics` counts them.
 """
@@ -21,7 +21,6 @@ from typing import Any, Literal
 from flask import Blueprint, Response, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connector import checkout
 from connector.api.common import (
     ApiError,
     PageQuery,
@@ -35,9 +34,10 @@ from connector.api.common import (
     require_client,
 )
 from connector.api.openapi import MAX_ID, doc
-from connector.checkout import STORE_TAKES_NO_ORDERS, RefusedError
+from connector.domain.errors import NotFoundError
 from connector.domain.orders import OrderStatus
-from connector.errors import NotFoundError
+from connector.orders import checkout
+from connector.orders.checkout import STORE_TAKES_NO_ORDERS, RefusedError
 from connector.web.context import quiet_access_log
 from connector.web.problems import SERVICE_UNAVAILABLE, problem
 

@@ -29,8 +29,8 @@ def _peak_rss_mb() -> float:
 
 
 def _engine(url: str) -> Any:
-    from connector.db import make_engine
-    from connector.migrate import upgrade
+    from connector.infra.db import make_engine
+    from connector.infra.migrate import upgrade
 
     engine = make_engine(url)
     upgrade(engine)
@@ -40,7 +40,7 @@ def _engine(url: str) -> Any:
 def _baseline(feed: Path, url: str, out: Any) -> None:
     from sqlalchemy import insert
 
-    from connector.models import Merchant, Product, Variant
+    from connector.infra.models import Merchant, Product, Variant
 
     engine = _engine(url)
     with engine.begin() as conn:
@@ -114,12 +114,13 @@ def _baseline(feed: Path, url: str, out: Any) -> None:
 
 def _storelink(feed: Path, url: str, passes: int, out: Any) -> None:
     from config.settings import load_settings
-    from connector import syncs
-    from connector.catalog import CatalogSync
-    from connector.crypto import SecretBox
-    from connector.merchants import build_adapter, create_merchant
-    from connector.models import SyncRun
-    from connector.runtime import Runtime
+    from connector.catalog import syncs
+    from connector.catalog.synchronizer import CatalogSync
+    from connector.infra.crypto import SecretBox
+    from connector.infra.models import SyncRun
+    from connector.infra.runtime import Runtime
+    from connector.infra.store_adapters import build_adapter
+    from connector.merchants.records import create_merchant
 
     _engine(url).dispose()
     settings = load_settings(database_url=url, data_dir=feed.parent, secret_keys="", feed_allow_files=True)

@@ -37,9 +37,9 @@ from flask import Flask, Response, request
 from rich.console import Console
 from rich.table import Table
 
-from connector import runtime
 from connector.bench.load import percentile
 from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
+from connector.infra import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def bare_app() -> Flask:
     """The baseline: parse the purchase body and run the pin purchase Lua script, nothing else."""
     from redis import Redis
 
-    from connector import reservations
+    from connector.stock import reservations
 
     redis = Redis.from_url(os.environ["BENCH_REDIS_URL"])
     pin_id = int(os.environ["BENCH_BARE_PIN"])
@@ -92,7 +92,7 @@ def bare_app() -> Flask:
 
 def seed_bare_counter(redis: Any, pin_id: int, allocation: int, limit: int) -> None:
     """The baseline's pin counter: on sale, `allocation` units, the flash price and the per-buyer limit."""
-    from connector import reservations
+    from connector.stock import reservations
 
     counter = reservations.pin_key(pin_id)
     redis.delete(counter, reservations.holds_key(counter), reservations.buyers_key(counter))
@@ -300,9 +300,10 @@ def setup_shop(rt: runtime.Runtime, store: Any, base_url: str, *, allocation: in
     that is live with the variant pinned (`allocation` units at the flash price, `limit` per buyer)."""
     from sqlalchemy import update
 
-    from connector import clients, live
     from connector.bench.shopify import add_shopify_merchant, bind_variants
-    from connector.models import InventoryLevel, Merchant
+    from connector.infra.models import InventoryLevel, Merchant
+    from connector.live import sessions
+    from connector.merchants import clients
 
     with rt.db.session() as session:
         client, key = clients.create_client(session, "flash-sale-platform")
@@ -322,10 +323,10 @@ def setup_shop(rt: runtime.Runtime, store: Any, base_url: str, *, allocation: in
                 source_updated_at=datetime.now(UTC),
             )
         )
-    created = live.create_session(
+    created = sessions.create_session(
         rt, client_id, merchant_id=merchant_id, title="Flash sale", creator_ref=None, scheduled_start=None
     )
-    pin = live.create_pin(
+    pin = sessions.create_pin(
         rt,
         client_id,
         created["id"],
@@ -336,14 +337,14 @@ def setup_shop(rt: runtime.Runtime, store: Any, base_url: str, *, allocation: in
         countdown_ends_at=None,
         low_stock_threshold=None,
     )
-    live.start_session(rt, client_id, created["id"])
+    sessions.start_session(rt, client_id, created["id"])
     return Shop(client_id, key, merchant_id, variant_id, created["id"], pin["id"])
 
 
 def _pushed(rt: runtime.Runtime, live_session_id: int) -> dict[str, int]:
     from sqlalchemy import func, select
 
-    from connector.models import Order
+    from connector.infra.models import Order
 
     with rt.db.session() as session:
         return {
@@ -371,7 +372,7 @@ def _tally(rt: runtime.Runtime, store: Any, shop: Shop, limit: int) -> dict[str,
     """Units confirmed in the database, units in the store, and buyers over the limit."""
     from sqlalchemy import select
 
-    from connector.models import Order, OrderLine
+    from connector.infra.models import Order, OrderLine
 
     with rt.db.session() as session:
         rows = session.execute(

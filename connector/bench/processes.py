@@ -49,11 +49,11 @@ def service_environment(
     from cryptography.fernet import Fernet
 
     from config.settings import load_settings
-    from connector import runtime
     from connector.bench.databases import drop_schema, fresh_url
-    from connector.db import make_engine
-    from connector.embedded import EmbeddedRedis
-    from connector.migrate import upgrade
+    from connector.infra import runtime
+    from connector.infra.db import make_engine
+    from connector.infra.embedded_redis import EmbeddedRedis
+    from connector.infra.migrate import upgrade
 
     url = fresh_url(database_url, workdir, name)
     redis_server = EmbeddedRedis(workdir / "redis")

@@ -4,7 +4,7 @@
     to the emulator (served in this process) whose bucket starts empty. Every point the emulator charges is
     counted, so the cost of one order (lookups and `orderCreate`) is measured, and the throttle allows
     `restore_rate / cost` orders a second; utilization is the achieved rate over that. THROTTLED answers
-    are counted too. The workers pace through the shop's shared rate ledger in Redis (connector.rate_limits).
+    are counted too. The workers pace through the shop's shared rate ledger in Redis (connector.infra.rate_limits).
 (b) Bulk catalog: a full sync of V variants through the Shopify adapter (bulk operation, JSONL streamed)
     against the `feed-sync` baseline (stream-parse plus Core bulk insert of the same number of variants),
     measured in the same run. The time the export takes at the store (the emulator builds it here, while
@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, insert, select
 
-from connector import runtime
 from connector.bench.databases import drop_schema, fresh_url
 from connector.bench.processes import Stack, in_process, service_environment, worker_argv
-from connector.models import Order, OrderLine, Product, Variant
+from connector.infra import runtime
+from connector.infra.models import Order, OrderLine, Product, Variant
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ TOKEN = "shpat_sandbox"  # noqa: S105 (the emulator's fixed sandbox token)
 
 def add_shopify_merchant(rt: runtime.Runtime, base_url: str, name: str = "shopify-shop") -> int:
     """A Shopify merchant whose store is the emulator at `base_url`."""
-    from connector.merchants import create_merchant
+    from connector.merchants.records import create_merchant
 
     with rt.db.session() as session:
         merchant = create_merchant(
@@ -188,7 +188,7 @@ def _throttle(
     bucket: float,
     timeout: float,
 ) -> dict[str, Any]:
-    from connector import order_push
+    from connector.orders import push
     from connector.sandbox.shopify.app import serve
 
     with (
@@ -209,7 +209,7 @@ def _throttle(
             server.emulator.bucket.drain(0)
             started = time.perf_counter()
             for order_id in ids:
-                order_push.enqueue(rt, order_id)
+                push.enqueue(rt, order_id)
             deadline = time.monotonic() + timeout
             while True:
                 counts = order_counts(rt, ids)
@@ -254,13 +254,14 @@ def _wait_for_workers(rt: runtime.Runtime, count: int, timeout: float = 30) -> N
 
 def _bulk_sync(base_url: str, url: str, data_dir: str, out: Any) -> None:
     from config.settings import load_settings
-    from connector import syncs
-    from connector.catalog import CatalogSync
-    from connector.crypto import SecretBox
-    from connector.db import make_engine
-    from connector.merchants import build_adapter, create_merchant
-    from connector.migrate import upgrade
-    from connector.models import SyncRun
+    from connector.catalog import syncs
+    from connector.catalog.synchronizer import CatalogSync
+    from connector.infra.crypto import SecretBox
+    from connector.infra.db import make_engine
+    from connector.infra.migrate import upgrade
+    from connector.infra.models import SyncRun
+    from connector.infra.store_adapters import build_adapter
+    from connector.merchants.records import create_merchant
 
     engine = make_engine(url)
     upgrade(engine)

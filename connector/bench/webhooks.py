@@ -164,8 +164,8 @@ def _process(
     from rq import Queue
     from sqlalchemy import func, select
 
-    from connector.merchants import build_adapter
-    from connector.models import InboundEvent, Merchant
+    from connector.infra.models import InboundEvent, Merchant
+    from connector.infra.store_adapters import build_adapter
     from connector.sandbox.feed_push import FeedPusher
     from webhooks.inbound import intake
 
@@ -378,8 +378,8 @@ def _latency(
 
 
 def _merchants(rt: Any, workdir: Path, count: int, variants: int) -> list[tuple[int, str, list[str]]]:
-    from connector import syncs
-    from connector.merchants import create_merchant
+    from connector.catalog import syncs
+    from connector.merchants.records import create_merchant
     from connector.sandbox.feed_push import new_secret
     from connector.sandbox.feeds import write_feed
     from connector.worker import build_worker

@@ -14,7 +14,6 @@ from typing import Any
 
 import click
 
-from connector import logs
 from connector.cli import bench, clients, db, demo, inbound, jobs, merchants, processes, resync, webhooks
 from connector.cli.common import (
     PIPE_WIDTH,
@@ -28,6 +27,7 @@ from connector.cli.common import (
     run_file,
 )
 from connector.cli.processes import gunicorn_command
+from connector.infra import logs
 
 __all__ = [
     "PIPE_WIDTH",

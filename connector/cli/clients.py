@@ -22,7 +22,7 @@ def clients() -> None:
 @pass_ctx
 def clients_add(obj: Context, name: str) -> None:
     """Create a client; its API key is printed once (only a hash is kept)."""
-    from connector import clients as service
+    from connector.merchants import clients as service
 
     with _errors(), obj.rt.db.session() as session:
         client, key = service.create_client(session, name)
@@ -34,7 +34,7 @@ def clients_add(obj: Context, name: str) -> None:
 @pass_ctx
 def clients_list(obj: Context) -> None:
     """List clients."""
-    from connector import clients as service
+    from connector.merchants import clients as service
 
     table = Table("id", "name", "active", "created")
     with obj.rt.db.session() as session:
@@ -45,8 +45,8 @@ def clients_list(obj: Context) -> None:
 
 def _invalidate_keys(obj: Context) -> None:
     """Have every web process drop its cached key lookups; say so when Redis did not answer."""
-    from connector import clients as service
     from connector.api.common import KEY_CACHE_SECONDS
+    from connector.merchants import clients as service
 
     if not service.invalidate_cached_keys(obj.rt.redis):
         console.print(
@@ -61,7 +61,7 @@ def _invalidate_keys(obj: Context) -> None:
 @pass_ctx
 def clients_rotate(obj: Context, client_id: int) -> None:
     """Replace a client's API key (the old one stops working at once); the new key is printed once."""
-    from connector import clients as service
+    from connector.merchants import clients as service
 
     with _errors(), obj.rt.db.session() as session:
         _, key = service.rotate_key(session, client_id)
@@ -74,7 +74,7 @@ def clients_rotate(obj: Context, client_id: int) -> None:
 @pass_ctx
 def clients_deactivate(obj: Context, client_id: int) -> None:
     """Refuse a client's API key from now on (at once); its merchants, orders and endpoints are kept."""
-    from connector import clients as service
+    from connector.merchants import clients as service
 
     with _errors(), obj.rt.db.session() as session:
         name = service.deactivate(session, client_id).name
@@ -87,7 +87,7 @@ def clients_deactivate(obj: Context, client_id: int) -> None:
 @pass_ctx
 def clients_remove(obj: Context, client_id: int) -> None:
     """Delete a client that holds no merchants, orders or webhook endpoints (else deactivate it)."""
-    from connector import clients as service
+    from connector.merchants import clients as service
 
     with _errors(), obj.rt.db.session() as session:
         name = service.remove(session, client_id)

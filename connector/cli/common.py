@@ -17,8 +17,8 @@ from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
 from config.settings import Settings, SettingsError, load_settings
-from connector import migrate, preflight, runtime
-from connector.errors import StorelinkError
+from connector.domain.errors import StorelinkError
+from connector.infra import migrate, preflight, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def resolve_cli_redis(settings: Settings, stack: contextlib.ExitStack) -> str:
         with contextlib.suppress(Exception):
             Redis.from_url(url, socket_connect_timeout=0.5).ping()
             return url
-    from connector.embedded import EmbeddedRedis
+    from connector.infra.embedded_redis import EmbeddedRedis
 
     private = Path(tempfile.mkdtemp(prefix="storelink-redis-"))
     stack.callback(shutil.rmtree, private, ignore_errors=True)
@@ -117,7 +117,7 @@ pass_ctx = click.make_pass_decorator(Context)
 @contextlib.contextmanager
 def _startup_errors() -> Iterator[None]:
     """A command that cannot start (port, lock, database, Redis) exits with the one-line cause."""
-    from connector.embedded import EmbeddedRedisError
+    from connector.infra.embedded_redis import EmbeddedRedisError
 
     try:
         yield

@@ -6,12 +6,12 @@ import logging
 
 import click
 
-from connector import merchants as merchants_core
-from connector import migrate
 from connector.cli.common import Context, console, pass_ctx
-from connector.crypto import SecretBox
-from connector.db import Database
-from connector.merchants import rotate_credentials
+from connector.infra import migrate
+from connector.infra.crypto import SecretBox
+from connector.infra.db import Database
+from connector.merchants import records as merchants_core
+from connector.merchants.records import rotate_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def db() -> None:
 @pass_ctx
 def db_upgrade(obj: Context) -> None:
     """Apply migrations up to the newest schema."""
-    from connector.db import Database
+    from connector.infra.db import Database
 
     database = Database.from_settings(obj.settings)
     migrate.upgrade(database.engine)
@@ -62,11 +62,11 @@ def keys_generate() -> None:
 @pass_ctx
 def keys_rotate(obj: Context) -> None:
     """Re-encrypt every stored credential under the first key in SECRET_KEYS."""
-    from connector.db import Database
+    from connector.infra.db import Database
 
     database = Database.from_settings(obj.settings)
     migrate.upgrade(database.engine)
-    from connector.crypto import SecretBox
+    from connector.infra.crypto import SecretBox
 
     with database.session() as session:
         count = rotate_credentials(session, SecretBox.from_settings(obj.settings))

@@ -10,10 +10,10 @@ from pathlib import Path
 import click
 
 from config.settings import SettingsError, load_settings
-from connector import syncs
+from connector.catalog import syncs
 from connector.cli.common import Context, _errors, console, pass_ctx
 from connector.cli.resync import _summary
-from connector.merchants import create_merchant, find_merchant
+from connector.merchants.records import create_merchant, find_merchant
 
 logger = logging.getLogger(__name__)
 

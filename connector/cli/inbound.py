@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from connector.cli.common import Context, _errors, _print_rows, console, pass_ctx
-from connector.merchants import get_merchant
+from connector.merchants.records import get_merchant
 
 logger = logging.getLogger(__name__)
 

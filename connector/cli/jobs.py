@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from connector import syncs
+from connector.catalog import syncs
 from connector.cli.common import Context, console, pass_ctx
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def jobs_failed(obj: Context, as_json: bool) -> None:
 def jobs_retry(obj: Context, job_id: str | None, retry_all: bool) -> None:
     """Put a failed job (or all of them) back on its queue, reopening the work it failed (a failed sync run
     is queued again); a job whose work cannot be done again is left failed, with the reason."""
-    from connector import failed_jobs
+    from connector.support import failed_jobs
 
     rt = obj.rt
     if not job_id and not retry_all:

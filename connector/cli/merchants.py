@@ -11,12 +11,15 @@ import click
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from connector import connect, registry, runtime, syncs
+from connector.catalog import syncs
 from connector.cli.common import TERMINAL, Context, _errors, _print_rows, console, err, pass_ctx
-from connector.errors import StorelinkError
-from connector.merchants import create_merchant, get_merchant, list_merchants
-from connector.models import SyncRun
-from connector.ports import ConnectFlow, ConnectOption
+from connector.domain import registry
+from connector.domain.errors import StorelinkError
+from connector.domain.ports import ConnectFlow, ConnectOption
+from connector.infra import runtime
+from connector.infra.models import SyncRun
+from connector.merchants import connect
+from connector.merchants.records import create_merchant, get_merchant, list_merchants
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import click
 
 import config
 from config.settings import Settings
-from connector import logs, migrate, preflight, runtime
 from connector.cli.common import Context, _startup_errors, err, pass_ctx, resolve_cli_redis, run_file
 from connector.cli.db import _seal_config_secrets
+from connector.infra import logs, migrate, preflight, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _up_redis(obj: Context, settings: Settings) -> str:
     if settings.redis_url:
         preflight.check_redis(settings.redis_url)
         return settings.redis_url
-    from connector.embedded import EmbeddedRedis
+    from connector.infra.embedded_redis import EmbeddedRedis
 
     server = EmbeddedRedis(settings.data_dir)
     url = server.start()
@@ -109,11 +109,11 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
     }
     bind = f"{host}:{port}"
     sup = Supervisor(env=env)
-    # gunicorn listens on a private loopback port behind the buffering front (`connector.front`), which
+    # gunicorn listens on a private loopback port behind the buffering front (`connector.infra.front`), which
     # takes each request in whole first: a client sending slowly never holds a gunicorn worker.
     web_port = preflight.free_loopback_port()
     sup.add("web", gunicorn_command(settings, f"127.0.0.1:{web_port}"))
-    front = [sys.executable, "-m", "connector.front", "--host", host, "--port", str(port)]
+    front = [sys.executable, "-m", "connector.infra.front", "--host", host, "--port", str(port)]
     sup.add("front", [*front, "--upstream-port", str(web_port)])
     for i in range(worker_count):
         sup.add(f"worker.{i + 1}", [sys.executable, "-m", "connector.cli", "worker"])

@@ -10,10 +10,11 @@ import click
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connector import runtime, syncs
+from connector.catalog import syncs
 from connector.cli.common import TERMINAL, Context, _cell, _errors, console, err, pass_ctx
-from connector.merchants import get_merchant
-from connector.models import SyncRun
+from connector.infra import runtime
+from connector.infra.models import SyncRun
+from connector.merchants.records import get_merchant
 
 logger = logging.getLogger(__name__)
 

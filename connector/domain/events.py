@@ -41,7 +41,7 @@ class StoreEventKind(StrEnum):
     BULK_OPERATION_FINISHED = "bulk_operation_finished"
     STORE_ORDER_PLACED = "store_order_placed"
     """An order placed in the store itself (not pushed by Storelink) changed its stock: the store's orders are
-    read again (`connector.store_orders.poll_orders`), which takes them off the platform's stock once each."""
+    read again (`connector.stock.store_orders.poll_orders`), which takes them off the platform's stock once each."""
 
 
 PRIVACY_KINDS = frozenset(

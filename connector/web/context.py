@@ -14,7 +14,7 @@ import uuid
 
 from flask import Flask, Response, abort, current_app, g, request
 
-from connector.logs import request_id_var
+from connector.infra.logs import request_id_var
 
 logger = logging.getLogger(__name__)
 

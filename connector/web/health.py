@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import text
 
-from connector.runtime import Runtime
+from connector.infra.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

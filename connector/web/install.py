@@ -1,5 +1,5 @@
 """Store install routes: `GET /<kind>/install?shop=…` redirects to the store's grant page, and
-`GET /<kind>/callback` completes the install (see `connector.installs`); refusals are problem documents."""
+`GET /<kind>/callback` completes the install (see `connector.merchants.installs`); refusals are problem documents."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, request
 
-from connector import installs
-from connector.runtime import Runtime
+from connector.infra.runtime import Runtime
+from connector.merchants import installs
 from connector.web.problems import problem
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from connector.metrics import HTTP_LATENCY, HTTP_REQUESTS, scrape_registry
+from connector.infra.metrics import HTTP_LATENCY, HTTP_REQUESTS, scrape_registry
 
 bp = Blueprint("metrics", __name__)
 

@@ -10,8 +10,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
-from connector.errors import AuthError, NotFoundError, PermanentError, RetryableError, ValidationError
-from connector.logs import EveryInterval
+from connector.domain.errors import AuthError, NotFoundError, PermanentError, RetryableError, ValidationError
+from connector.infra.logs import EveryInterval
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from connector import registry
+from connector.domain import registry
 from connector.domain.catalog import InventoryLevel, Product
+from connector.domain.errors import PermanentError, StorelinkError, ValidationError
 from connector.domain.money import Money
 from connector.domain.orders import ExternalOrderRef, Order, OrderLine
-from connector.errors import PermanentError, StorelinkError, ValidationError
-from connector.ports import Capability, HttpOptions, StoreAdapter
+from connector.domain.ports import Capability, HttpOptions, StoreAdapter
 from connector.sandbox import shopify as shopify_sandbox
 from connector.sandbox import walmart as walmart_sandbox
 from connector.sandbox.feeds import write_feed

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector import events, runtime
-from connector.models import Delivery, DeliveryAttempt, EventPayload
+from connector.infra import outbox, runtime
+from connector.infra.models import Delivery, DeliveryAttempt, EventPayload
 from connector.sandbox.platform import Fault, serve
 from tests.helpers import Up, wait_for
 from webhooks.outbound import fanout
@@ -52,8 +52,8 @@ def test_workers_killed_mid_post_every_event_arrives_exactly_once(
             up.wait_ready()
             fanout.install()
             with rt.db.session() as session:
-                events.publish(
-                    session, [events.DomainEvent("product.updated", None, {"n": i}) for i in range(EVENTS)]
+                outbox.publish(
+                    session, [outbox.DomainEvent("product.updated", None, {"n": i}) for i in range(EVENTS)]
                 )
             with rt.db.session() as session:
                 published = set(session.scalars(select(EventPayload.id)))

@@ -18,10 +18,12 @@ from redis import Redis
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector import clients, order_push, runtime
-from connector.embedded import find_redis_server
-from connector.merchants import create_merchant
-from connector.models import Delivery, EventPayload, InboundEvent, Order, Variant
+from connector.infra import runtime
+from connector.infra.embedded_redis import find_redis_server
+from connector.infra.models import Delivery, EventPayload, InboundEvent, Order, Variant
+from connector.merchants import clients
+from connector.merchants.records import create_merchant
+from connector.orders import push
 from connector.sandbox import platform
 from connector.sandbox.shopify import Server, serve
 from connector.worker import wire_outbound
@@ -176,7 +178,7 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
 
     assert load.unexpected == []
     assert load.refused > 0  # the API did notice the outage
-    assert sorted(store_orders) == sorted(order_push.push_key(public_id) for public_id in load.accepted)
+    assert sorted(store_orders) == sorted(push.push_key(public_id) for public_id in load.accepted)
     with rt.db.session() as session:
         statuses = dict(session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
         inbound = session.execute(select(InboundEvent.dedupe_key, InboundEvent.status)).all()

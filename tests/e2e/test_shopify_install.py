@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector.models import Merchant, Product, SyncRun, Variant
+from connector.infra.models import Merchant, Product, SyncRun, Variant
 from connector.sandbox.shopify import Server, serve
 from tests.helpers import Up
 

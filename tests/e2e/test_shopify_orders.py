@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector import order_push, runtime
 from connector.bench.shopify import add_shopify_merchant, bind_variants, create_orders
-from connector.models import EventPayload, Order
+from connector.infra import runtime
+from connector.infra.models import EventPayload, Order
+from connector.orders import push
 from connector.sandbox.shopify.app import serve
 from connector.sandbox.shopify.faults import ApiFault
 from tests.helpers import Processes, process_env, push_through_killed_workers
@@ -69,15 +70,13 @@ def test_orders_reach_the_store_exactly_once_through_faults_and_killed_workers(
         )
         orders = {public_id: (status, ref, attempts) for public_id, status, ref, attempts in rows}
         confirmed_events = session.scalar(
-            select(func.count())
-            .select_from(EventPayload)
-            .where(EventPayload.type == order_push.ORDER_CONFIRMED)
+            select(func.count()).select_from(EventPayload).where(EventPayload.type == push.ORDER_CONFIRMED)
         )
     assert len(store_orders) == ORDERS  # exactly: no order was created twice
     by_key = {o.source_identifier: o for o in store_orders}
     assert len(by_key) == ORDERS
     for public_id, (status, ref, _) in orders.items():
         assert status == "confirmed"
-        assert ref == f"gid://shopify/Order/{by_key[order_push.push_key(public_id)].legacy_resource_id}"
+        assert ref == f"gid://shopify/Order/{by_key[push.push_key(public_id)].legacy_resource_id}"
     assert confirmed_events == ORDERS  # confirmed once each
     assert any(attempts > 1 for _, _, attempts in orders.values())  # the faults did make attempts repeat

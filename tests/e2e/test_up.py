@@ -14,8 +14,8 @@ import requests
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector import events
-from connector.models import EventPayload, Product, SyncRun, Variant
+from connector.infra import outbox
+from connector.infra.models import EventPayload, Product, SyncRun, Variant
 from connector.sandbox.feeds import write_feed
 from tests.helpers import Up
 
@@ -110,4 +110,4 @@ def test_a_worker_killed_mid_sync_is_replaced_and_the_run_completes(up, tmp_path
     with up.db.session() as s:
         types = dict(s.execute(select(EventPayload.type, func.count()).group_by(EventPayload.type)).all())
     # Batches written before the kill were not written again: one event per product, never two.
-    assert types == {events.PRODUCT_UPDATED: ROWS // 4}
+    assert types == {outbox.PRODUCT_UPDATED: ROWS // 4}

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector import events, runtime
-from connector.models import Delivery
+from connector.infra import outbox, runtime
+from connector.infra.models import Delivery
 from connector.sandbox.platform import serve
 from tests.helpers import Up, wait_for
 from webhooks.outbound import fanout
@@ -48,8 +48,8 @@ def test_idle_up_is_quiet_and_a_failed_delivery_still_shows(
             fanout.install()
             platform.receiver.plan(500)  # the first POST fails, the others succeed
             with rt.db.session() as session:
-                events.publish(
-                    session, [events.DomainEvent("product.updated", None, {"n": i}) for i in range(5)]
+                outbox.publish(
+                    session, [outbox.DomainEvent("product.updated", None, {"n": i}) for i in range(5)]
                 )
 
             def delivered() -> bool:

@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from config.settings import Settings
-from connector import connect, order_push, runtime
 from connector.bench.shopify import create_orders
-from connector.merchants import build_adapter
-from connector.models import EventPayload, Merchant, Order, Variant
+from connector.infra import runtime
+from connector.infra.models import EventPayload, Merchant, Order, Variant
+from connector.infra.store_adapters import build_adapter
+from connector.merchants import connect
+from connector.orders import push
 from connector.sandbox.walmart import ApiFault, serve
 from tests.helpers import Processes, process_env, push_through_killed_workers, sync_now
 
@@ -110,13 +112,11 @@ def test_multichannel_orders_are_created_exactly_once_through_faults_and_killed_
         )
         orders = {public_id: (status, ref, tries) for public_id, status, ref, tries in rows}
         confirmed_events = session.scalar(
-            select(func.count())
-            .select_from(EventPayload)
-            .where(EventPayload.type == order_push.ORDER_CONFIRMED)
+            select(func.count()).select_from(EventPayload).where(EventPayload.type == push.ORDER_CONFIRMED)
         )
     assert created == ORDERS, f"{created} fulfilment orders for {ORDERS} ({attempts} create calls)"
     expected = {
-        public_id: adapter.seller_order_id(order_push.push_key(public_id))  # type: ignore[attr-defined]
+        public_id: adapter.seller_order_id(push.push_key(public_id))  # type: ignore[attr-defined]
         for public_id in orders
     }
     assert seller_orders == set(expected.values())

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
-from connector import runtime
-from connector.models import InventoryLevel, Merchant, Product, SyncRun, Variant
+from connector.infra import runtime
+from connector.infra.models import InventoryLevel, Merchant, Product, SyncRun, Variant
 from connector.sandbox.walmart import RateLimit, serve
 from tests.helpers import drain
 

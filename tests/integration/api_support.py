@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connector import runtime
-from connector.models import InventoryLevel, Merchant, Product, Reservation, Variant
+from connector.infra import runtime
+from connector.infra.models import InventoryLevel, Merchant, Product, Reservation, Variant
 from tests.helpers import build_app as build_app  # re-exported for the tests that use this module
 from tests.helpers import make_client as make_client
 

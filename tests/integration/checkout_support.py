@@ -14,9 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from connector import runtime
-from connector.merchants import create_merchant
-from connector.models import EventPayload, InventoryLevel, Order, Product, Reservation, Variant
+from connector.infra import runtime
+from connector.infra.models import EventPayload, InventoryLevel, Order, Product, Reservation, Variant
+from connector.merchants.records import create_merchant
 from tests.helpers import assert_problem as assert_problem  # re-exported for the tests that use this module
 from tests.helpers import build_app as build_app
 from tests.helpers import make_client as make_client

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import event, update
 
-from connector import clients
 from connector.api import common
-from connector.models import Merchant, PlatformClient
+from connector.infra.models import Merchant, PlatformClient
+from connector.merchants import clients
 from connector.web import problems
 from tests.helpers import ApiClient, assert_problem
 from tests.integration.api_support import (

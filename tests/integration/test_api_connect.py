@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector import runtime
-from connector.models import Merchant, SyncRun
+from connector.infra import runtime
+from connector.infra.models import Merchant, SyncRun
 from connector.sandbox.walmart import serve
 from connector.sandbox.walmart.app import Server
 from tests.integration.api_support import build_app, make_client

@@ -12,9 +12,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from connector import runtime
 from connector.app import create_app
-from connector.models import PlatformClient
+from connector.infra import runtime
+from connector.infra.models import PlatformClient
 from tests.integration.checkout_support import add_merchant, make_client
 
 Runtime = runtime.Runtime

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, select, update
 
-from connector import addresses, inventory, reservations, runtime
-from connector.models import Delivery, EventPayload, InventoryLevel, Merchant, Reservation, Variant
+from connector.catalog import levels, reservations
+from connector.infra import addresses, runtime
+from connector.infra.models import Delivery, EventPayload, InventoryLevel, Merchant, Reservation, Variant
 from tests.integration.checkout_support import Shop, assert_problem, make_shop, order_body, post_order
 
 Runtime = runtime.Runtime
@@ -156,7 +157,7 @@ def test_a_refused_live_purchase_reads_and_writes_no_database(
 
 def test_catalog_sync_events_and_checkout_count_the_same_holds(shop: Shop, http: FlaskClient) -> None:
     """Active holds (a pin's allocation and its orders included once), and confirmed holds until the store's
-    level has caught up, are counted alike by the catalog API, `inventory.reserved_by_variant` (catalog sync,
+    level has caught up, are counted alike by the catalog API, `levels.reserved_by_variant` (catalog sync,
     stock events) and checkout's counter rebuild."""
     rt = shop.rt
     variant_id = shop.variants[0]
@@ -184,7 +185,7 @@ def test_catalog_sync_events_and_checkout_count_the_same_holds(shop: Shop, http:
     held = 6 + 2 + 3  # the allocation (5 unsold + 1 sold), the regular order, the pending confirmation
 
     with rt.db.session() as session:
-        assert inventory.reserved_by_variant(session, [variant_id, shop.variants[1]]) == {variant_id: held}
+        assert levels.reserved_by_variant(session, [variant_id, shop.variants[1]]) == {variant_id: held}
         assert reservations.held_by_variant(session, [variant_id]) == {variant_id: held}
         variant = session.get(Variant, variant_id)
         assert variant is not None
@@ -196,7 +197,7 @@ def test_catalog_sync_events_and_checkout_count_the_same_holds(shop: Shop, http:
 
 def test_held_stock_of_a_batch_is_one_query(shop: Shop) -> None:
     with shop.rt.db.session() as session, statements(shop.rt) as seen:
-        inventory.reserved_by_variant(session, list(range(1, 2_000)))
+        levels.reserved_by_variant(session, list(range(1, 2_000)))
     assert [text for text in seen if text.lstrip().upper().startswith("SELECT")] == seen[-1:]
 
 

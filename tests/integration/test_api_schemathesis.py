@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
 from config.settings import Settings
-from connector import addresses
+from connector.infra import addresses
 from connector.sandbox.walmart import serve as serve_walmart
 from tests.integration.api_support import Runtime, build_app, make_client, seed_catalog
 

@@ -11,10 +11,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector import clients, runtime
 from connector.api import common
-from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
-from connector.queue import EVENTS
+from connector.infra import runtime
+from connector.infra.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
+from connector.infra.queue import EVENTS
+from connector.merchants import clients
 from tests.helpers import ApiClient, assert_problem, build_app, make_client
 from webhooks.outbound import scheduling
 

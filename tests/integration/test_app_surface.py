@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connector.app import create_app
-from connector.runtime import Runtime
+from connector.infra.runtime import Runtime
 
 
 def test_no_static_files_are_served_from_the_working_directory(

@@ -7,8 +7,8 @@ import io
 import os
 from pathlib import Path
 
-from connector import runtime
 from connector.bench import flash_sale
+from connector.infra import runtime
 
 
 def test_a_tiny_flash_sale_sells_the_allocation_exactly(rt: runtime.Runtime, tmp_path: Path) -> None:

@@ -8,10 +8,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from connector import events, syncs
-from connector.catalog import CatalogSync, LeaseLostError
-from connector.merchants import build_adapter
-from connector.models import EventPayload, InventoryLevel, Merchant, Product, Reservation, SyncRun, Variant
+from connector.catalog import syncs
+from connector.catalog.synchronizer import CatalogSync, LeaseLostError
+from connector.infra import outbox
+from connector.infra.models import (
+    EventPayload,
+    InventoryLevel,
+    Merchant,
+    Product,
+    Reservation,
+    SyncRun,
+    Variant,
+)
+from connector.infra.store_adapters import build_adapter
 from connector.sandbox.feeds import write_feed
 from tests.helpers import add_feed_merchant, event_counts, rewrite_feed, sync_now
 
@@ -45,7 +54,7 @@ def test_full_sync_stores_catalog_and_emits_events(rt, feed):
         assert variant is not None and variant.price_minor > 0 and variant.currency
     counts = event_counts(rt, merchant_id)
     # New variants' stock travels in their product's event; inventory.updated is for later changes.
-    assert counts == {events.PRODUCT_UPDATED: 100}
+    assert counts == {outbox.PRODUCT_UPDATED: 100}
     assert run.events_emitted == 100
     with rt.db.session() as s:
         stored = s.scalars(select(EventPayload)).all()
@@ -90,10 +99,10 @@ def test_only_real_changes_emit_events(rt, feed):
     assert (run.updated, run.unchanged) == (2, 298)
     with rt.db.session() as s:
         new = s.scalars(select(EventPayload).order_by(EventPayload.id).offset(before)).all()
-    assert sorted(e.type for e in new) == [events.INVENTORY_UPDATED, events.PRODUCT_UPDATED]
-    product_event = next(e for e in new if e.type == events.PRODUCT_UPDATED)
+    assert sorted(e.type for e in new) == [outbox.INVENTORY_UPDATED, outbox.PRODUCT_UPDATED]
+    product_event = next(e for e in new if e.type == outbox.PRODUCT_UPDATED)
     assert product_event.data["product"]["external_id"] == "P-000002"
-    stock_event = next(e for e in new if e.type == events.INVENTORY_UPDATED)
+    stock_event = next(e for e in new if e.type == outbox.INVENTORY_UPDATED)
     assert stock_event.data["sellable"] == stock_event.data["previous_sellable"] + 7
 
 
@@ -144,7 +153,7 @@ def test_sellable_subtracts_reservations_and_buffer(rt, tmp_path):
     with rt.db.session() as s:
         event = s.scalars(
             select(EventPayload)
-            .where(EventPayload.type == events.INVENTORY_UPDATED)
+            .where(EventPayload.type == outbox.INVENTORY_UPDATED)
             .order_by(EventPayload.id.desc())
         ).first()
     assert event is not None
@@ -165,7 +174,7 @@ def test_rows_missing_from_a_full_sync_are_deleted(rt, feed):
         gone = s.scalars(select(Product).where(Product.external_id == "P-000001")).one()
         assert gone.status == "deleted"
         assert s.scalars(select(Variant).where(Variant.external_id == "SKU-000004")).one().status == "deleted"
-        deleted = s.scalars(select(EventPayload).where(EventPayload.type == events.PRODUCT_DELETED)).all()
+        deleted = s.scalars(select(EventPayload).where(EventPayload.type == outbox.PRODUCT_DELETED)).all()
     assert [e.data["external_id"] for e in deleted] == ["P-000001"]
     # Coming back undeletes it.
     write_feed(feed, 300, variants_per_product=3)

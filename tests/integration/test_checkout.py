@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from connector import checkout, order_push, reservations, runtime
 from connector.bench.shopify import add_shopify_merchant, bind_variants
-from connector.errors import PermanentError
-from connector.models import InventoryLevel, Merchant, Order, Reservation, Variant
+from connector.domain.errors import PermanentError
+from connector.infra import runtime
+from connector.infra.models import InventoryLevel, Merchant, Order, Reservation, Variant
+from connector.orders import checkout, push
 from connector.sandbox.shopify.app import Server, serve
+from connector.stock import reservations
 from tests.integration.checkout_support import (
     Shop,
     assert_problem,
@@ -77,7 +79,7 @@ def test_an_order_is_accepted_with_its_stock_held_and_its_push_queued(shop: Shop
     assert accepted["order_id"] == order["id"] and accepted["total_minor"] == order["total_minor"]
     with shop.rt.db.session() as session:
         order_id = session.scalar(select(Order.id).where(Order.public_id == order["id"]))
-    assert shop.rt.queues.job_status(order_push.job_id(order_id or 0)) == "queued"
+    assert shop.rt.queues.job_status(push.job_id(order_id or 0)) == "queued"
 
     fetched = http.get(f"/v1/orders/{order['id']}", headers=shop.auth)
     assert fetched.status_code == 200 and fetched.get_json()["lines"] == order["lines"]
@@ -314,7 +316,7 @@ def test_a_rejected_push_releases_the_hold_and_the_reconciler_gives_it_back(
         )
 
     with pytest.raises(PermanentError):  # feed stores take no orders: the push rejects it
-        order_push.push_order(_order_id(shop.rt, order["id"]))
+        push.push_order(_order_id(shop.rt, order["id"]))
 
     assert _reservations(shop.rt, order["id"]) == [("released", 2)]
     assert events_of(shop.rt, "order.rejected")[0]["order_id"] == order["id"]
@@ -326,11 +328,11 @@ def test_a_rejected_push_releases_the_hold_and_the_reconciler_gives_it_back(
 
 @pytest.fixture
 def shopify(rt: Runtime) -> Iterator[Server]:
-    order_push._adapters.clear()
+    push._adapters.clear()
     with serve(maximum_available=10_000, restore_rate=1_000) as server:
         server.store.seed_catalog(1, 1, available=(1_000, 1_000))
         yield server
-    order_push._adapters.clear()
+    push._adapters.clear()
 
 
 def test_a_confirmed_hold_counts_until_the_store_level_catches_up(rt: Runtime, shopify: Server) -> None:
@@ -357,7 +359,7 @@ def test_a_confirmed_hold_counts_until_the_store_level_catches_up(rt: Runtime, s
     http = build_app(rt).test_client()
     order = post_order(http, auth, order_body(variant_id, unit_price, quantity=3)).get_json()
 
-    assert order_push.push_order(_order_id(rt, order["id"])) is not None
+    assert push.push_order(_order_id(rt, order["id"])) is not None
 
     assert _reservations(rt, order["id"]) == [("confirmed", 3)]
     key = reservations.variant_key(variant_id)
@@ -400,7 +402,7 @@ def test_a_confirmed_order_cancelled_over_the_api_is_cancelled_in_the_store(
     http = build_app(rt).test_client()
     order = post_order(http, auth, order_body(variant_id, unit_price)).get_json()
     order_id = _order_id(rt, order["id"])
-    order_push.push_order(order_id)
+    push.push_order(order_id)
     (created,) = shopify.store.orders.values()
 
     cancelled = http.post(f"/v1/orders/{order['id']}/cancel", headers=auth)

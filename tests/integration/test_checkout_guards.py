@@ -14,9 +14,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from connector import runtime
 from connector.app import create_app
-from connector.models import EventPayload, Order, Reservation
+from connector.infra import runtime
+from connector.infra.models import EventPayload, Order, Reservation
 from tests.integration.checkout_support import (
     Shop,
     assert_problem,
@@ -119,7 +119,7 @@ def test_an_accepted_live_order_logs_the_buyer_only_at_debug(
     shop: Shop, caplog: pytest.LogCaptureFixture
 ) -> None:
     session_id = _live(shop)
-    caplog.set_level(logging.DEBUG, logger="connector.checkout")
+    caplog.set_level(logging.DEBUG, logger="connector.orders.checkout")
 
     response = post_order(shop.http(), shop.auth, _live_body(shop, session_id, "buyer-secret-7"))
 
@@ -160,8 +160,8 @@ def test_the_order_refusal_follows_the_adapters_declared_capabilities(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The decision is the adapter's `capabilities` through the registry, whatever the store is called."""
-    from connector import registry
-    from connector.ports import Capability
+    from connector.domain import registry
+    from connector.domain.ports import Capability
 
     shopify = registry.adapter_class("shopify")
     monkeypatch.setattr(shopify, "capabilities", shopify.capabilities - {Capability.ORDER_PUSH})
@@ -174,7 +174,7 @@ def test_the_order_refusal_follows_the_adapters_declared_capabilities(
 
 
 def test_a_walmart_seller_outside_multichannel_solutions_takes_no_orders() -> None:
-    from connector import registry
+    from connector.domain import registry
 
     assert registry.takes_orders("walmart", {"mcs_enrolled": True})
     assert not registry.takes_orders("walmart", {"mcs_enrolled": False})
@@ -206,7 +206,7 @@ def test_the_per_buyer_limit_holds_across_a_counter_rebuild_from_holds_written_a
     """Holds recorded before keys were normalized count for the buyer when the counter is rebuilt."""
     from sqlalchemy import update
 
-    from connector import reservations
+    from connector.stock import reservations
 
     session_id = _live(shop, allocation=10, limit=1)
     http = shop.http()

@@ -8,8 +8,8 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from connector.crypto import SecretBox
-from connector.models import Merchant
+from connector.infra.crypto import SecretBox
+from connector.infra.models import Merchant
 from connector.sandbox.feeds import write_feed
 
 
@@ -52,7 +52,7 @@ def test_failed_jobs_are_listed_and_retried(cli, rt, tmp_path: Path):
 
     drain(rt)
     failed = json.loads(cli("jobs", "failed", "--json"))
-    assert len(failed["jobs"]) == 1 and failed["jobs"][0]["func"] == "connector.jobs.run_sync"
+    assert len(failed["jobs"]) == 1 and failed["jobs"][0]["func"] == "connector.catalog.jobs.run_sync"
     assert failed["jobs"][0]["error"]
     assert failed["sync_runs"][0]["error"]
     assert "requeued 1 job(s)" in cli("jobs", "retry", failed["jobs"][0]["id"])
@@ -80,7 +80,7 @@ def test_keys_rotate_re_encrypts_credentials(cli, settings, monkeypatch, tmp_pat
 
     assert "re-encrypted 1 credential set(s)" in cli("keys", "rotate")
 
-    from connector.db import Database
+    from connector.infra.db import Database
 
     db = Database(settings.database_url)
     with db.session() as s:

@@ -13,8 +13,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from connector.db import Database, make_engine
-from connector.models import Merchant
+from connector.infra.db import Database, make_engine
+from connector.infra.models import Merchant
 from connector.sandbox.feeds import write_feed
 from tests.helpers import free_port
 

@@ -17,11 +17,11 @@ import pytest
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import update
 
-from connector import syncs
+from connector.catalog import syncs
 from connector.cli import common as cli_module
 from connector.cli import resync as resync_module
-from connector.models import Merchant
-from connector.queue import BULK
+from connector.infra.models import Merchant
+from connector.infra.queue import BULK
 from connector.sandbox.feeds import write_feed
 from tests.helpers import drain, rewrite_feed
 

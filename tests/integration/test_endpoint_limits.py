@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from connector import runtime
-from connector.models import Delivery, WebhookEndpoint
+from connector.infra import runtime
+from connector.infra.models import Delivery, WebhookEndpoint
 from tests.integration.checkout_support import Shop, make_client, make_shop, order_body, post_order
 from webhooks.outbound import endpoints
 

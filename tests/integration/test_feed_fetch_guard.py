@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from config.settings import Settings, load_settings
-from connector import addresses, runtime
-from connector.models import SyncRun
+from connector.infra import addresses, runtime
+from connector.infra.models import SyncRun
 from tests.helpers import drain
 from tests.integration.api_support import make_client
 from tests.integration.feed_server import FeedServer

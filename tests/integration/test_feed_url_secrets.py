@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from connector import runtime
-from connector.models import Merchant, SyncRun
+from connector.infra import runtime
+from connector.infra.models import Merchant, SyncRun
 from tests.helpers import drain
 from tests.integration.api_support import build_app, make_client
 from tests.integration.feed_server import FeedServer

@@ -60,7 +60,7 @@ def front(tmp_path: Path) -> Iterator[str]:
     }
     with (tmp_path / "front.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "connector.front", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-m", "connector.infra.front", "--host", "127.0.0.1", "--port", str(port),
              "--upstream-port", str(upstream.server_address[1])],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip

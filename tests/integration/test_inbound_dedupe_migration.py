@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from alembic import command
 from sqlalchemy import insert, select, text
 
-from connector.db import make_engine
-from connector.migrate import alembic_config, current_revision, upgrade
-from connector.models import InboundEvent, Merchant
+from connector.infra.db import make_engine
+from connector.infra.migrate import alembic_config, current_revision, upgrade
+from connector.infra.models import InboundEvent, Merchant
 
 BEFORE = "0003"
 

@@ -19,9 +19,9 @@ from standardwebhooks.webhooks import Webhook
 
 from adapters.shopify import webhook as shopify_webhook
 from adapters.walmart import webhook as walmart_webhook
-from connector import runtime
-from connector.merchants import create_merchant
-from connector.models import InboundEvent, InventoryLevel, Variant
+from connector.infra import runtime
+from connector.infra.models import InboundEvent, InventoryLevel, Variant
+from connector.merchants.records import create_merchant
 from connector.sandbox.feed_push import new_secret
 from connector.sandbox.feeds import write_feed
 from tests.helpers import drain, sync_now

@@ -10,11 +10,11 @@ import pytest
 from rq import Queue
 from sqlalchemy import func, select
 
-from connector import runtime
 from connector.app import create_app
-from connector.merchants import create_merchant
-from connector.models import InboundEvent, InventoryLevel, Product, SyncRun, Variant
-from connector.queue import EVENTS
+from connector.infra import runtime
+from connector.infra.models import InboundEvent, InventoryLevel, Product, SyncRun, Variant
+from connector.infra.queue import EVENTS
+from connector.merchants.records import create_merchant
 from connector.sandbox.feed_push import FeedPusher, new_secret
 from connector.sandbox.feeds import write_feed
 from tests.helpers import drain, event_counts, sync_now
@@ -210,7 +210,7 @@ def test_product_deliveries_delete_and_resync(store: Store):
 
 
 def test_a_poisoned_delivery_fails_alone_and_support_replays(store: Store, cli, monkeypatch):
-    from connector import store_events
+    from connector.stock import store_events
 
     real_apply = store_events.apply
 

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from config.settings import Settings
 from connector.app import create_app
-from connector.runtime import Runtime
+from connector.infra.runtime import Runtime
 
 SHOP = "storelink-demo.myshopify.com"
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from connector import reservations, runtime
-from connector.models import OrderLine, Reservation
+from connector.infra import runtime
+from connector.infra.models import OrderLine, Reservation
+from connector.stock import reservations
 from tests.integration.checkout_support import (
     Shop,
     assert_problem,
@@ -292,7 +293,7 @@ def test_a_pin_whose_countdown_is_over_is_ended_by_the_reconciler(shop: Shop) ->
     pin = _pin(shop, session_id, countdown_seconds=60)
     from datetime import UTC, datetime, timedelta
 
-    from connector.models import LivePin
+    from connector.infra.models import LivePin
 
     with shop.rt.db.session() as session:
         session.execute(update(LivePin).values(countdown_ends_at=datetime.now(UTC) - timedelta(seconds=1)))

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from connector.db import make_engine
-from connector.migrate import upgrade
+from connector.infra.db import make_engine
+from connector.infra.migrate import upgrade
 from connector.sandbox.feeds import write_feed
 from tests.conftest import BACKENDS, normalize_pg
 

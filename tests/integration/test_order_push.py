@@ -13,10 +13,11 @@ from rq.job import JobStatus
 from sqlalchemy import select, update
 
 from config.settings import Settings
-from connector import order_push, runtime
 from connector.bench.shopify import add_shopify_merchant, bind_variants, create_orders
-from connector.errors import PermanentError, RetryableError
-from connector.models import EventPayload, Order, Variant
+from connector.domain.errors import PermanentError, RetryableError
+from connector.infra import runtime
+from connector.infra.models import EventPayload, Order, Variant
+from connector.orders import push
 from connector.sandbox.shopify.app import Server, serve
 from connector.sandbox.shopify.faults import ApiFault
 from tests.helpers import drain
@@ -34,11 +35,11 @@ def fast(settings: Settings, redis: Redis) -> Iterator[runtime.Runtime]:
             redis_url=settings.redis_url,
         )
     )
-    order_push._adapters.clear()
+    push._adapters.clear()
     yield instance
     instance.close()
     runtime._current = None
-    order_push._adapters.clear()
+    push._adapters.clear()
 
 
 @pytest.fixture
@@ -68,18 +69,18 @@ def _events(rt: runtime.Runtime) -> list[tuple[str, dict[str, object]]]:
 def test_an_accepted_order_is_confirmed_once_with_its_store_id(fast, shop):
     (order_id,) = _orders(fast, shop, 1)
 
-    ref = order_push.push_order(order_id)
+    ref = push.push_order(order_id)
 
     (created,) = shop.store.orders.values()
     assert ref == f"gid://shopify/Order/{created.legacy_resource_id}"
     order = _order(fast, order_id)
     assert (order.status, order.store_order_ref, order.push_attempts) == ("confirmed", ref, 1)
     assert order.store_order_name == f"#{created.number}" and order.push_started_at is None
-    assert created.source_identifier == order_push.push_key(order.public_id)
+    assert created.source_identifier == push.push_key(order.public_id)
     ((kind, data),) = _events(fast)
-    assert kind == order_push.ORDER_CONFIRMED and data["store_order_id"] == ref
+    assert kind == push.ORDER_CONFIRMED and data["store_order_id"] == ref
 
-    assert order_push.push_order(order_id) is None  # idempotent: a confirmed order is left alone
+    assert push.push_order(order_id) is None  # idempotent: a confirmed order is left alone
     assert len(shop.store.orders) == 1 and len(_events(fast)) == 1
 
 
@@ -89,7 +90,7 @@ def test_an_answer_lost_to_a_timeout_is_found_before_any_second_create(fast, sho
     shop.emulator.faults.plan(ApiFault(), ApiFault(), ApiFault(), ApiFault.slow(TIMEOUT * 2))
 
     with pytest.raises(RetryableError) as failed:
-        order_push.push_order(order_id)
+        push.push_order(order_id)
     assert failed.value.retry_after is not None and failed.value.retry_after >= TIMEOUT
     order = _order(fast, order_id)
     assert (order.status, order.push_attempts, order.push_started_at) == ("accepted", 1, None)
@@ -97,7 +98,7 @@ def test_an_answer_lost_to_a_timeout_is_found_before_any_second_create(fast, sho
     deadline = datetime.now(UTC) + timedelta(seconds=5)
     while not shop.store.orders and datetime.now(UTC) < deadline:
         time.sleep(0.05)  # the slow answer finishes at the store
-    ref = order_push.push_order(order_id)
+    ref = push.push_order(order_id)
 
     (created,) = shop.store.orders.values()  # exactly one: the retry found it
     assert ref == f"gid://shopify/Order/{created.legacy_resource_id}"
@@ -111,14 +112,14 @@ def test_a_permanent_store_error_rejects_the_order(fast, shop):
             variant.external_id = f"gid://shopify/ProductVariant/{variant.id}"
 
     with pytest.raises(PermanentError):
-        order_push.push_order(order_id)
+        push.push_order(order_id)
 
     order = _order(fast, order_id)
     assert order.status == "rejected" and order.rejection_reason and "variant" in order.rejection_reason
     ((kind, data),) = _events(fast)
-    assert kind == order_push.ORDER_REJECTED and data["order_id"] == order.public_id
+    assert kind == push.ORDER_REJECTED and data["order_id"] == order.public_id
     assert not shop.store.orders
-    assert order_push.push_order(order_id) is None
+    assert push.push_order(order_id) is None
 
 
 def test_the_sweeper_requeues_lost_pushes_and_takes_over_dead_ones(fast, shop):
@@ -129,14 +130,14 @@ def test_the_sweeper_requeues_lost_pushes_and_takes_over_dead_ones(fast, shop):
         session.execute(update(Order).where(Order.id == fresh).values(created_at=datetime.now(UTC)))
         # A worker died holding `dead`: its lease is old and its job still looks started.
         session.execute(update(Order).where(Order.id == dead).values(push_attempts=1, push_started_at=old))
-    order_push.enqueue(fast, dead)
-    job = fast.queues["orders"].fetch_job(order_push.job_id(dead))
+    push.enqueue(fast, dead)
+    job = fast.queues["orders"].fetch_job(push.job_id(dead))
     assert job is not None
     job.set_status(JobStatus.STARTED)
 
-    assert order_push.sweep(fast) == [lost, dead]
-    assert order_push.sweep(fast) == []  # queued now: not again
-    assert fast.queues.job_status(order_push.job_id(lost)) == "queued"
+    assert push.sweep(fast) == [lost, dead]
+    assert push.sweep(fast) == []  # queued now: not again
+    assert fast.queues.job_status(push.job_id(lost)) == "queued"
 
     drain(fast)
     assert {_order(fast, i).status for i in (lost, dead, fresh)} == {"confirmed", "accepted"}
@@ -152,16 +153,16 @@ def test_a_push_whose_worker_died_before_claiming_is_taken_over(fast, shop):
     old = datetime.now(UTC) - timedelta(minutes=5)
     with fast.db.session() as session:
         session.execute(update(Order).values(created_at=old))
-    order_push.enqueue(fast, order_id)
-    job = fast.queues["orders"].fetch_job(order_push.job_id(order_id))
+    push.enqueue(fast, order_id)
+    job = fast.queues["orders"].fetch_job(push.job_id(order_id))
     assert job is not None
     job.set_status(JobStatus.STARTED)
     job.started_at = datetime.now(UTC)
     job.save()
-    assert order_push.sweep(fast) == []  # it may still be about to claim
+    assert push.sweep(fast) == []  # it may still be about to claim
     job.started_at = old
     job.save()
-    assert order_push.sweep(fast) == [order_id]
+    assert push.sweep(fast) == [order_id]
     drain(fast)
     assert _order(fast, order_id).status == "confirmed"
     assert len(shop.store.orders) == 1
@@ -175,15 +176,15 @@ def test_a_push_taken_off_the_queue_by_a_worker_that_died_at_once_is_taken_over(
     with fast.db.session() as session:
         session.execute(update(Order).values(created_at=old))
     for order_id in (first, second):
-        order_push.enqueue(fast, order_id)
-        job = fast.queues["orders"].fetch_job(order_push.job_id(order_id))
+        push.enqueue(fast, order_id)
+        job = fast.queues["orders"].fetch_job(push.job_id(order_id))
         assert job is not None
         job.enqueued_at = old
         job.save()
-    fast.redis.lrem(fast.queues["orders"].key, 0, order_push.job_id(first))  # popped by the dead worker
-    assert fast.queues.job_status(order_push.job_id(first)) == JobStatus.QUEUED
+    fast.redis.lrem(fast.queues["orders"].key, 0, push.job_id(first))  # popped by the dead worker
+    assert fast.queues.job_status(push.job_id(first)) == JobStatus.QUEUED
 
-    assert order_push.sweep(fast) == [first]  # `second` is still waiting in the queue: left alone
+    assert push.sweep(fast) == [first]  # `second` is still waiting in the queue: left alone
     drain(fast)
     assert {_order(fast, i).status for i in (first, second)} == {"confirmed"}
     assert len(shop.store.orders) == 2
@@ -192,11 +193,11 @@ def test_a_push_taken_off_the_queue_by_a_worker_that_died_at_once_is_taken_over(
 def test_request_push_enqueues_after_commit_and_never_on_rollback(fast, shop):
     first, second = _orders(fast, shop, 2)
     with fast.db.session() as session:
-        order_push.request_push(session, first)
-        assert fast.queues.job_status(order_push.job_id(first)) is None  # not before the commit
-    assert fast.queues.job_status(order_push.job_id(first)) == JobStatus.QUEUED
+        push.request_push(session, first)
+        assert fast.queues.job_status(push.job_id(first)) is None  # not before the commit
+    assert fast.queues.job_status(push.job_id(first)) == JobStatus.QUEUED
 
     with pytest.raises(RuntimeError), fast.db.session() as session:
-        order_push.request_push(session, second)
+        push.request_push(session, second)
         raise RuntimeError("checkout failed")
-    assert fast.queues.job_status(order_push.job_id(second)) is None
+    assert fast.queues.job_status(push.job_id(second)) is None

@@ -16,8 +16,8 @@ from rq.registry import FinishedJobRegistry, ScheduledJobRegistry, StartedJobReg
 from rq.utils import utcformat
 from sqlalchemy import func, select, update
 
-from connector import events, runtime
-from connector.models import Delivery, DeliveryAttempt, WebhookEndpoint
+from connector.infra import outbox, runtime
+from connector.infra.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from connector.sandbox.platform import Fault, Server, serve
 from tests.helpers import drain, wait_for
 from webhooks.outbound import delivery, fanout, isolation, scheduling
@@ -53,8 +53,8 @@ def add_endpoint(rt: Runtime, server: Server, event_types: list[str] | None = No
 
 def publish(rt: Runtime, *types: str, merchant_id: int | None = None) -> list[str]:
     with rt.db.session() as session:
-        events.publish(
-            session, [events.DomainEvent(t, merchant_id, {"n": i, "type": t}) for i, t in enumerate(types)]
+        outbox.publish(
+            session, [outbox.DomainEvent(t, merchant_id, {"n": i, "type": t}) for i, t in enumerate(types)]
         )
     with rt.db.session() as session:
         return list(session.scalars(select(Delivery.payload_id).order_by(Delivery.id)))
@@ -131,7 +131,7 @@ def test_publish_creates_deliveries_only_for_subscribed_enabled_endpoints(
 def test_nothing_when_the_transaction_rolls_back(outbound: Runtime, platform: Server) -> None:
     add_endpoint(outbound, platform)
     with pytest.raises(RuntimeError), outbound.db.session() as session:
-        events.publish(session, [events.DomainEvent("order.confirmed", None, {"x": 1})])
+        outbox.publish(session, [outbox.DomainEvent("order.confirmed", None, {"x": 1})])
         assert session.scalar(select(func.count()).select_from(Delivery)) == 1  # written in the transaction
         raise RuntimeError("the change failed")
     assert deliveries(outbound) == []

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector import runtime
-from connector.errors import NotFoundError, ValidationError
-from connector.models import WebhookEndpoint
+from connector.domain.errors import NotFoundError, ValidationError
+from connector.infra import runtime
+from connector.infra.models import WebhookEndpoint
 from connector.sandbox.platform import Fault, Server, serve
 from webhooks.outbound import transport
 from webhooks.outbound.endpoints import (
@@ -140,7 +140,7 @@ def test_receiver_deduplicates_and_refuses_bad_signatures(platform: Server) -> N
 
 @pytest.mark.parametrize("url", ["https://" + "a" * 64 + ".example.com/hook", "https://x..y/hook"])
 def test_unencodable_host_names_are_validation_errors(url):
-    from connector.errors import ValidationError
+    from connector.domain.errors import ValidationError
     from webhooks.outbound.endpoints import validate_url
 
     with pytest.raises(ValidationError, match="invalid host name"):

@@ -16,9 +16,9 @@ from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import select, update
 
 from config.settings import Settings
-from connector import events, runtime
-from connector.models import Delivery, DeliveryAttempt
-from connector.queue import EVENTS, WEBHOOKS
+from connector.infra import outbox, runtime
+from connector.infra.models import Delivery, DeliveryAttempt
+from connector.infra.queue import EVENTS, WEBHOOKS
 from connector.sandbox.platform import Fault, Server, serve
 from connector.worker import build_worker
 from tests.helpers import Processes, drain, process_env, wait_for
@@ -59,7 +59,7 @@ def add_endpoint(rt: Runtime, server: Server) -> int:
 
 def publish(rt: Runtime, count: int = 1) -> None:
     with rt.db.session() as session:
-        events.publish(session, [events.DomainEvent("order.confirmed", None, {"n": i}) for i in range(count)])
+        outbox.publish(session, [outbox.DomainEvent("order.confirmed", None, {"n": i}) for i in range(count)])
 
 
 def deliveries(rt: Runtime, endpoint_id: int | None = None) -> list[Delivery]:

@@ -67,7 +67,7 @@ def test_product_events_are_delivered_signed_and_replayable(rt, cli, tmp_path: P
 def test_lease_and_sweep_grace_come_from_the_settings(rt) -> None:
     from datetime import timedelta
 
-    from connector import events, runtime
+    from connector.infra import outbox, runtime
     from webhooks.outbound import delivery
     from webhooks.outbound.endpoints import create_endpoint
 
@@ -81,7 +81,7 @@ def test_lease_and_sweep_grace_come_from_the_settings(rt) -> None:
         create_endpoint(
             session, rt.secrets, url="http://127.0.0.1:9/hook", event_types=["*"], allow_private=True
         )
-        events.publish(session, [events.DomainEvent("order.confirmed", None, {})])
+        outbox.publish(session, [outbox.DomainEvent("order.confirmed", None, {})])
     rt.redis.flushdb()  # the delivery's job is lost
     assert delivery.sweep() == 0  # the default grace (60 s) has not passed
     runtime.install(

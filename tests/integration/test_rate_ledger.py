@@ -1,4 +1,4 @@
-"""The shared rate ledger (connector.rate_limits) on a real Redis, and Shopify clients in several threads that
+"""The shared rate ledger (connector.infra.rate_limits) on a real Redis, and Shopify clients in several threads that
 pace through it against the emulator's cost bucket."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from redis import Redis
 
 from adapters.shopify.client import ShopifyClient
-from connector.ports import HttpOptions
-from connector.rate_limits import RedisRateLedger
+from connector.domain.ports import HttpOptions
+from connector.infra.rate_limits import RedisRateLedger
 from connector.sandbox.shopify import Server, serve
 
 SHOP = "storelink-demo.myshopify.com"

@@ -14,9 +14,9 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import func, select
 
-from connector import syncs
-from connector.models import Product, SyncRun
-from connector.queue import BULK
+from connector.catalog import syncs
+from connector.infra.models import Product, SyncRun
+from connector.infra.queue import BULK
 from connector.sandbox.feeds import write_feed
 from tests.helpers import add_feed_merchant, drain
 
@@ -111,7 +111,7 @@ def throttled_url() -> Iterator[str]:
 
 
 def test_retryable_error_is_retried_no_sooner_than_retry_after(rt, throttled_url):
-    from connector.merchants import create_merchant
+    from connector.merchants.records import create_merchant
 
     with rt.db.session() as s:
         merchant_id = create_merchant(s, rt.secrets, kind="feed", name="t", config={"url": throttled_url}).id
@@ -135,7 +135,7 @@ def test_retryable_error_is_retried_no_sooner_than_retry_after(rt, throttled_url
 def test_refused_credentials_pause_an_installed_merchant_but_not_an_uninstalled_one(rt, feed, tmp_path):
     from sqlalchemy import update
 
-    from connector.models import Merchant
+    from connector.infra.models import Merchant
 
     installed = add_feed_merchant(rt, feed, name="installed")
     gone = add_feed_merchant(rt, write_feed(tmp_path / "other.csv", 3), name="gone")

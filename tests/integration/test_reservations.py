@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from connector import order_push, reservations, runtime
-from connector.models import InventoryLevel, Order, Reservation
+from connector.infra import runtime
+from connector.infra.models import InventoryLevel, Order, Reservation
+from connector.orders import push
+from connector.stock import reservations
 from tests.integration.checkout_support import (
     Shop,
     assert_problem,
@@ -138,7 +140,7 @@ def test_the_expiry_job_releases_overdue_holds_of_orders_given_up_on(shop: Shop)
         session.execute(
             update(Order)
             .where(Order.public_id == overdue["id"])
-            .values(push_attempts=order_push.MAX_SWEPT_ATTEMPTS)
+            .values(push_attempts=push.MAX_SWEPT_ATTEMPTS)
         )
 
     report = reservations.reconcile(shop.rt)

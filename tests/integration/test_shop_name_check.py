@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from adapters.shopify import oauth, webhook
 from config.settings import Settings
-from connector.runtime import Runtime
+from connector.infra.runtime import Runtime
 
 SHOP = "storelink-demo.myshopify.com"
 

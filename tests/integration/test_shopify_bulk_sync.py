@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from connector import runtime
-from connector.merchants import create_merchant
-from connector.models import EventPayload, Product, Variant
+from connector.infra import runtime
+from connector.infra.models import EventPayload, Product, Variant
+from connector.merchants.records import create_merchant
 from connector.sandbox.shopify import Server, serve
 from tests.helpers import sync_now
 

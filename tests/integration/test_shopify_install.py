@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 
 from adapters.shopify import const
 from config.settings import Settings
-from connector import syncs
 from connector.app import create_app
-from connector.errors import AuthError
-from connector.merchants import build_adapter
-from connector.models import InboundEvent, Merchant, Product, SyncRun, Variant
-from connector.runtime import Runtime
+from connector.catalog import syncs
+from connector.domain.errors import AuthError
+from connector.infra.models import InboundEvent, Merchant, Product, SyncRun, Variant
+from connector.infra.runtime import Runtime
+from connector.infra.store_adapters import build_adapter
 from connector.sandbox.shopify import Server, query_hmac, serve, sign
 from tests.helpers import drain
 

@@ -18,11 +18,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from connector import bulk_signals, runtime
-from connector.db import make_engine
-from connector.merchants import build_adapter, create_merchant
-from connector.models import Base, InboundEvent, InventoryLevel, Merchant, Order, Product, Variant
-from connector.privacy import REDACTED
+from connector.infra import export_signals, runtime
+from connector.infra.db import make_engine
+from connector.infra.models import Base, InboundEvent, InventoryLevel, Merchant, Order, Product, Variant
+from connector.infra.store_adapters import build_adapter
+from connector.merchants.privacy import REDACTED
+from connector.merchants.records import create_merchant
 from connector.sandbox.shopify import Server, WebhookFault, serve, sign
 from tests.helpers import ServedApp, drain, sync_now
 from webhooks.inbound import receiver
@@ -363,13 +364,13 @@ def test_a_finished_bulk_export_is_announced_to_the_sync_waiting_on_it(shop: Sho
     drain(shop.rt)
 
     assert shop.inbound("bulk_operations/finish") == [("processed", "bulk operation COMPLETED")]
-    assert shop.rt.redis.llen(bulk_signals.key(shop.merchant_id, operation)) == 1
+    assert shop.rt.redis.llen(export_signals.key(shop.merchant_id, operation)) == 1
     waits: list[bool] = []
     signal = adapter.bulk_signal
     adapter.bulk_signal = lambda op, timeout: waits.append(signal(op, timeout)) or waits[-1]
     assert adapter.wait_for_bulk(operation) is not None
     assert waits in ([], [True])  # the export may be COMPLETED at the first poll already
-    other = bulk_signals.waiter(lambda: shop.rt.redis, shop.merchant_id)
+    other = export_signals.waiter(lambda: shop.rt.redis, shop.merchant_id)
     started = time.monotonic()
     assert other("gid://shopify/BulkOperation/999999", 0.2) is False
     assert time.monotonic() - started >= 0.15  # no word: the wait lasts its poll delay

@@ -13,10 +13,9 @@ import pytest
 from pydantic import Field
 from sqlalchemy import func, select
 
-from connector import registry, runtime, store_orders
-from connector.errors import AuthError
-from connector.models import InboundEvent, Merchant
-from connector.ports import (
+from connector.domain import registry
+from connector.domain.errors import AuthError
+from connector.domain.ports import (
     AdapterFactory,
     Capability,
     ConnectFields,
@@ -28,7 +27,10 @@ from connector.ports import (
     StoreOrder,
     StoreSetting,
 )
+from connector.infra import runtime
+from connector.infra.models import InboundEvent, Merchant
 from connector.scheduler import build_scheduler
+from connector.stock import store_orders
 from tests.integration.api_support import build_app, make_client
 
 KIND = "acme"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from connector import runtime
-from connector.models import Merchant, PlatformClient, SyncRun
+from connector.infra import runtime
+from connector.infra.models import Merchant, PlatformClient, SyncRun
 from connector.sandbox.walmart import serve
 from connector.sandbox.walmart.app import Server
 from tests.fixtures import Runner

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select, update
 
-from connector import connect, order_push, runtime
 from connector.bench.shopify import create_orders
-from connector.errors import PermanentError, RetryableError
-from connector.models import EventPayload, Order, Variant
+from connector.domain.errors import PermanentError, RetryableError
+from connector.infra import runtime
+from connector.infra.models import EventPayload, Order, Variant
+from connector.merchants import connect
+from connector.orders import push
 from connector.sandbox.walmart import serve
 from connector.sandbox.walmart.app import Server
 from tests.helpers import sync_now, wait_for
@@ -71,7 +73,7 @@ def test_an_undecided_order_is_retried_and_found_not_created_again(
     order_id = _order(rt, walmart, 0)
 
     with pytest.raises(RetryableError) as undecided:
-        order_push.push_order(order_id)
+        push.push_order(order_id)
     assert undecided.value.code == "mcs_pending"
     assert (undecided.value.retry_after or 0) >= rt.settings.http_timeout_seconds
     row = _order_row(rt, order_id)
@@ -80,23 +82,23 @@ def test_an_undecided_order_is_retried_and_found_not_created_again(
 
     [seller_order] = walmart.store.fulfilments
     wait_for(lambda: walmart.store.fulfilments[seller_order].status == "ACCEPTED", 5, "Walmart's decision")
-    assert order_push.push_order(order_id) == seller_order
+    assert push.push_order(order_id) == seller_order
 
     row = _order_row(rt, order_id)
     assert (row.status, row.store_order_ref, row.push_attempts) == ("confirmed", seller_order, 2)
     assert walmart.store.fulfilment_attempts == 1  # the retry looked the order up; it created nothing
-    assert order_push.push_order(order_id) is None  # confirmed: nothing more to do
+    assert push.push_order(order_id) is None  # confirmed: nothing more to do
 
 
 def test_an_order_walmart_refuses_is_rejected(rt: runtime.Runtime, walmart: Server) -> None:
     order_id = _order(rt, walmart, 1)  # no stock at Walmart's fulfilment centres
 
     with pytest.raises(RetryableError):
-        order_push.push_order(order_id)
+        push.push_order(order_id)
     [seller_order] = walmart.store.fulfilments
     wait_for(lambda: walmart.store.fulfilments[seller_order].status == "REJECTED", 5, "Walmart's decision")
     with pytest.raises(PermanentError) as refused:
-        order_push.push_order(order_id)
+        push.push_order(order_id)
     assert refused.value.code == "mcs_rejected"
 
     row = _order_row(rt, order_id)
@@ -104,4 +106,4 @@ def test_an_order_walmart_refuses_is_rejected(rt: runtime.Runtime, walmart: Serv
     assert row.rejection_reason is not None and "mcs_rejected" in row.rejection_reason
     with rt.db.session() as session:
         types = list(session.scalars(select(EventPayload.type)))
-    assert types.count(order_push.ORDER_REJECTED) == 1
+    assert types.count(push.ORDER_REJECTED) == 1

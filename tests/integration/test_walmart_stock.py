@@ -21,12 +21,23 @@ import requests
 from sqlalchemy import func, select, update
 
 from adapters.walmart import jobs as walmart_jobs
-from connector import connect, order_push, runtime, store_orders
 from connector.bench.shopify import create_orders
-from connector.models import EventPayload, InboundEvent, InventoryLevel, Order, OrderLine, SyncRun, Variant
+from connector.infra import runtime
+from connector.infra.models import (
+    EventPayload,
+    InboundEvent,
+    InventoryLevel,
+    Order,
+    OrderLine,
+    SyncRun,
+    Variant,
+)
+from connector.merchants import connect
+from connector.orders import push
 from connector.sandbox.walmart import WebhookFault, serve, sign
 from connector.sandbox.walmart.app import Server
 from connector.scheduler import build_scheduler
+from connector.stock import store_orders
 from tests.helpers import ServedApp, drain, sync_now
 from webhooks.inbound import drain as inbound_drain
 
@@ -248,7 +259,7 @@ def test_platform_sales_of_a_seller_not_on_multichannel_lower_store_orders_once(
         first, second = seller.skus[:2]
         server.emulator.faults.plan(503, endpoints=["put_inventories"])  # retried by the client
         for order_id in ids:
-            order_push.enqueue(rt, order_id)
+            push.enqueue(rt, order_id)
         drain(rt)
 
         with rt.db.session() as session:
@@ -303,7 +314,7 @@ def test_platform_sales_of_a_seller_not_on_multichannel_lower_store_orders_once(
         server.store.set_quantity(second, steps[second]["before"], seller.node)
         # ... and its write of `first` landed: found done.
         for order_id in ids:
-            order_push.enqueue(rt, order_id)
+            push.enqueue(rt, order_id)
         drain(rt)
         assert server.store.nodes(first)[seller.node].input_qty == 10 - units[first]
         assert server.store.nodes(second)[seller.node].input_qty == 10 - units[second]

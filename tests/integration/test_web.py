@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from config.settings import load_settings
-from connector import runtime
 from connector.app import create_app
+from connector.infra import runtime
 from tests.helpers import add_feed_merchant, sync_now
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connector import addresses, runtime
+from connector.infra import addresses, runtime
 from connector.sandbox.feeds import write_feed
 from connector.sandbox.platform import serve
 from connector.worker import wire_outbound

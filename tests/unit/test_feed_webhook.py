@@ -10,9 +10,9 @@ from standardwebhooks.webhooks import Webhook
 
 from adapters.feed import webhook
 from adapters.feed.adapter import FeedAdapter
+from connector.domain.errors import PermanentError, ValidationError
 from connector.domain.events import StoreEventKind
-from connector.errors import PermanentError, ValidationError
-from connector.ports import HttpOptions
+from connector.domain.ports import HttpOptions
 from connector.sandbox.feed_push import FeedPusher, new_secret
 
 

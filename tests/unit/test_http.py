@@ -1,4 +1,4 @@
-"""connector.http: sessions, translation of HTTP failures into the error taxonomy, and transport retries."""
+"""connector.infra.http: sessions, translation of HTTP failures into the error taxonomy, and transport retries."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import requests
 import responses
 
-from connector import http
-from connector.errors import AuthError, PermanentError, RetryableError
-from connector.ports import HttpOptions
+from connector.domain.errors import AuthError, PermanentError, RetryableError
+from connector.domain.ports import HttpOptions
+from connector.infra import http
 
 URL = "https://store.example.com/api/items"
 

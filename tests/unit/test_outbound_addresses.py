@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.errors import ValidationError
+from connector.domain.errors import ValidationError
 from webhooks.outbound.endpoints import matches, validate_event_types, validate_url
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 
-from connector import reservations
-from connector.reservations import Hold, PinLine, VariantLine
+from connector.stock import reservations
+from connector.stock.reservations import Hold, PinLine, VariantLine
 
 EXPIRES = datetime.now(UTC) + timedelta(minutes=5)
 

@@ -14,11 +14,11 @@ import responses
 from adapters.shopify import mapper, queries, webhook
 from adapters.shopify.adapter import ShopifyAdapter
 from connector.domain.catalog import InventoryLevel
+from connector.domain.errors import AuthError, PermanentError, RetryableError, ValidationError
 from connector.domain.events import StoreEventKind
 from connector.domain.money import Money
 from connector.domain.orders import ExternalOrderRef, Order, OrderLine
-from connector.errors import AuthError, PermanentError, RetryableError, ValidationError
-from connector.ports import HttpOptions, StoreAdapter
+from connector.domain.ports import HttpOptions, StoreAdapter
 
 SHOP = "demo.myshopify.com"
 BASE = "http://shop.test"
@@ -370,7 +370,7 @@ def test_an_order_already_pushed_is_returned(shop):
 
 
 def test_an_ambiguous_order_push_failure_is_not_repeated(shop, monkeypatch):
-    from connector import http as core_http
+    from connector.infra import http as core_http
 
     monkeypatch.setattr(core_http, "_sleep", lambda seconds: None)
     fake, _ = shop

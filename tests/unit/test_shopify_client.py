@@ -11,9 +11,9 @@ import responses
 
 from adapters.shopify import queries
 from adapters.shopify.client import ShopifyClient, raise_user_errors
-from connector import http as core_http
-from connector.errors import AuthError, PermanentError, RetryableError, ValidationError
-from connector.ports import HttpOptions
+from connector.domain.errors import AuthError, PermanentError, RetryableError, ValidationError
+from connector.domain.ports import HttpOptions
+from connector.infra import http as core_http
 
 SHOP = "demo.myshopify.com"
 URL = f"https://{SHOP}/admin/api/2026-10/graphql.json"

@@ -1,4 +1,4 @@
-"""The Shopify adapter's install surface (connector.ports.Installable), without a network."""
+"""The Shopify adapter's install surface (connector.domain.ports.Installable), without a network."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from adapters.shopify.adapter import ShopifyAdapter
-from connector.errors import AuthError, PermanentError, ValidationError
-from connector.ports import HttpOptions, Installable, InstallApp, RefreshesCredentials
+from connector.domain.errors import AuthError, PermanentError, ValidationError
+from connector.domain.ports import HttpOptions, Installable, InstallApp, RefreshesCredentials
 from connector.sandbox.shopify import query_hmac
 
 SHOP = "acme.myshopify.com"

@@ -15,7 +15,7 @@ import responses
 import shopify
 
 from adapters.shopify import oauth
-from connector.errors import AuthError, PermanentError, RetryableError, ValidationError
+from connector.domain.errors import AuthError, PermanentError, RetryableError, ValidationError
 
 SHOP = "some-shop.myshopify.com"
 TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.shopify import webhook
+from connector.domain.errors import PermanentError, ValidationError
 from connector.domain.events import StoreEventKind
-from connector.errors import PermanentError, ValidationError
 
 SECRET = "test-webhook-secret"
 BODY = b'{"id":1234567890,"email":"customer@example.com","total_price":"123.45"}'

@@ -37,7 +37,8 @@ time.sleep(float(sys.argv[2]))
 # `storelink up`'s supervisor with its pauses and thresholds shortened, running one child.
 DRIVER = """
 import sys
-from connector import logs, supervisor
+from connector import supervisor
+from connector.infra import logs
 logs.configure("INFO", json_output=True)
 supervisor.HEALTHY_AFTER, supervisor.BACKOFF_BASE, supervisor.BACKOFF_MAX = 1.0, 0.05, 0.4
 sup = supervisor.Supervisor(env={{}})

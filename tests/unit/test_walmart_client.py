@@ -13,9 +13,9 @@ import requests
 import responses
 
 from adapters.walmart.client import WalmartClient, encode_query, error_entries, parse_replenishment
-from connector import http as core_http
-from connector.errors import AuthError, NotFoundError, PermanentError, RetryableError, ValidationError
-from connector.ports import HttpOptions
+from connector.domain.errors import AuthError, NotFoundError, PermanentError, RetryableError, ValidationError
+from connector.domain.ports import HttpOptions
+from connector.infra import http as core_http
 
 BASE = "https://marketplace.walmartapis.com"
 TOKEN_URL = f"{BASE}/v3/token"

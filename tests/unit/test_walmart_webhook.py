@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.walmart import webhook
+from connector.domain.errors import PermanentError, ValidationError
 from connector.domain.events import StoreEventKind
-from connector.errors import PermanentError, ValidationError
 
 SECRET = "client-secret-value"
 HEADER = "Authorization"

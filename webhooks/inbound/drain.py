@@ -1,7 +1,7 @@
 """The drain job: a merchant's pending deliveries applied in batches, in store-time order; sweep and replay.
 
 One job takes up to `BATCH` pending deliveries of one merchant, parses them through the merchant's adapter,
-applies them (`connector.store_events`) and marks them in the same transaction, so a worker killed in the
+applies them (`connector.stock.store_events`) and marks them in the same transaction, so a worker killed in the
 middle leaves them pending and a later drain applies them once. A Redis lock per merchant keeps drains of
 one merchant in sequence (their order is the store's order); a job that finds the lock taken waits a
 moment for it, then asks again a little later. A batch that fails as a whole is retried one delivery at a time, so one poisoned delivery is
@@ -22,12 +22,14 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from connector import bulk_signals, runtime, store_events, store_orders, syncs
+from connector.catalog import syncs
+from connector.domain.errors import PermanentError, RetryableError
 from connector.domain.events import StoreEvent
-from connector.errors import PermanentError, RetryableError
-from connector.merchants import build_adapter
-from connector.models import InboundEvent, Merchant
-from connector.ports import InventoryTotals
+from connector.domain.ports import InventoryTotals
+from connector.infra import export_signals, runtime
+from connector.infra.models import InboundEvent, Merchant
+from connector.infra.store_adapters import build_adapter
+from connector.stock import store_events, store_orders
 from webhooks.inbound import scheduling
 
 logger = logging.getLogger(__name__)
@@ -202,7 +204,7 @@ def _apply(
         store_orders.request_poll(rt, kind, merchant_id)
     for operation in applied.bulk_finished:
         try:
-            bulk_signals.notify(rt.redis, merchant_id, operation)
+            export_signals.notify(rt.redis, merchant_id, operation)
         except RedisError:  # the waiting sync finds the end at its next status poll
             logger.warning("bulk signal not sent", extra={"merchant_id": merchant_id, "operation": operation})
     for mark in marks:

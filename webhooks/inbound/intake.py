@@ -14,10 +14,10 @@ from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from connector import bulk
-from connector.db import Database
-from connector.models import InboundEvent
-from connector.ports import WebhookEnvelope
+from connector.domain.ports import WebhookEnvelope
+from connector.infra import bulk_insert
+from connector.infra.db import Database
+from connector.infra.models import InboundEvent
 
 logger = logging.getLogger(__name__)
 
@@ -90,14 +90,14 @@ def row(
     }
 
 
-_prepared: dict[str, bulk.Prepared] = {}
+_prepared: dict[str, bulk_insert.Prepared] = {}
 
 
-def _prepared_insert(dialect: Any) -> bulk.Prepared:
+def _prepared_insert(dialect: Any) -> bulk_insert.Prepared:
     prepared = _prepared.get(dialect.name)
     if prepared is None:
         statement = insert_statement(dialect.name)
-        prepared = _prepared[dialect.name] = bulk.prepare(dialect, _table, statement, COLUMNS)
+        prepared = _prepared[dialect.name] = bulk_insert.prepare(dialect, _table, statement, COLUMNS)
     return prepared
 
 

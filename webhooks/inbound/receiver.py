@@ -21,14 +21,15 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy import select
 
-from connector import installs, registry
-from connector.errors import PermanentError
-from connector.logs import EveryInterval
-from connector.merchants import build_adapter
-from connector.metrics import INBOUND_REJECTED
-from connector.models import Merchant
-from connector.ports import Capability, NamesWebhookTopic, StoreAdapter
-from connector.runtime import Runtime
+from connector.domain import registry
+from connector.domain.errors import PermanentError
+from connector.domain.ports import Capability, NamesWebhookTopic, StoreAdapter
+from connector.infra.logs import EveryInterval
+from connector.infra.metrics import INBOUND_REJECTED
+from connector.infra.models import Merchant
+from connector.infra.runtime import Runtime
+from connector.infra.store_adapters import build_adapter
+from connector.merchants import installs
 from connector.web.context import quiet_access_log
 from connector.web.problems import problem
 from webhooks.inbound import intake, scheduling

@@ -18,7 +18,7 @@ from typing import Any, Final
 from redis import Redis
 from rq import Queue, Retry
 
-from connector.queue import EVENTS
+from connector.infra.queue import EVENTS
 
 logger = logging.getLogger(__name__)
 

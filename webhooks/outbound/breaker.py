@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from connector.models import WebhookEndpoint
+from connector.infra.models import WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from rq import get_current_job
 from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
-from connector import runtime
-from connector.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
+from connector.infra import runtime
+from connector.infra.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
 from webhooks.outbound import breaker, isolation, retry, scheduling, transport
 from webhooks.outbound.endpoints import signing_secrets
 from webhooks.outbound.payload import body_for

@@ -35,8 +35,8 @@ from typing import Any, Final
 from rq import get_current_job
 from sqlalchemy import select, update
 
-from connector import runtime
-from connector.models import Delivery, EventPayload, WebhookEndpoint
+from connector.infra import runtime
+from connector.infra.models import Delivery, EventPayload, WebhookEndpoint
 from webhooks.outbound import delivery, isolation, retry, scheduling, transport
 from webhooks.outbound.endpoints import signing_secrets
 from webhooks.outbound.payload import body_for

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.addresses import BlockedAddressError, UnresolvedHostError, check_host
-from connector.crypto import SecretBox
-from connector.errors import NotFoundError, PermanentError, ValidationError
-from connector.models import PlatformClient, WebhookEndpoint
+from connector.domain.errors import NotFoundError, PermanentError, ValidationError
+from connector.infra.addresses import BlockedAddressError, UnresolvedHostError, check_host
+from connector.infra.crypto import SecretBox
+from connector.infra.models import PlatformClient, WebhookEndpoint
 from webhooks.outbound.signing import generate_secret
 
 logger = logging.getLogger(__name__)

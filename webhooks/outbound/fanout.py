@@ -1,6 +1,6 @@
 """Fan-out: one Delivery per (event, subscribed enabled endpoint), written in the publishing transaction.
 
-`on_events` is a `connector.events.Subscriber`. The deliveries exist if and only if the events do; their jobs
+`on_events` is a `connector.infra.outbox.Subscriber`. The deliveries exist if and only if the events do; their jobs
 are enqueued after the commit (never before, so a job never looks for a row that is not there yet), each on
 its endpoint's queue (the slow queue for a slow endpoint, see `isolation`; else the queue given to
 `install`). A crash between commit and enqueue loses nothing: the deliveries stay pending and the sweeper
@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from connector import bulk, events
-from connector.models import Delivery, Merchant, WebhookEndpoint
+from connector.infra import bulk_insert, outbox
+from connector.infra.models import Delivery, Merchant, WebhookEndpoint
 from webhooks.outbound import scheduling
 from webhooks.outbound.endpoints import matches
 
@@ -84,7 +84,7 @@ def plan(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[str, in
     existing = set(
         session.execute(
             select(Delivery.payload_id, Delivery.endpoint_id).where(
-                bulk.in_values(session.get_bind().dialect.name, Delivery.payload_id, payload_ids)
+                bulk_insert.in_values(session.get_bind().dialect.name, Delivery.payload_id, payload_ids)
             )
         )
     )
@@ -97,7 +97,7 @@ def on_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if not pairs:
         return
     now = datetime.now(UTC)
-    bulk.insert_many(
+    bulk_insert.insert_many(
         session.connection(),
         Delivery.__table__,  # type: ignore[arg-type]
         [
@@ -121,7 +121,7 @@ def on_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         scheduling.Due(delivery_id, 1, endpoint_id)
         for delivery_id, payload_id, endpoint_id in session.execute(
             select(Delivery.id, Delivery.payload_id, Delivery.endpoint_id)
-            .where(bulk.in_values(session.get_bind().dialect.name, Delivery.payload_id, payload_ids))
+            .where(bulk_insert.in_values(session.get_bind().dialect.name, Delivery.payload_id, payload_ids))
             .order_by(Delivery.id)
         )
         if (payload_id, endpoint_id) in wanted
@@ -134,8 +134,8 @@ def install(queue: str = scheduling.DEFAULT_QUEUE) -> None:
     """Subscribe `on_events` to published domain events; delivery jobs go to `queue`."""
     global _queue_name
     _queue_name = queue
-    events.subscribe(on_events)
+    outbox.subscribe(on_events)
 
 
 def uninstall() -> None:
-    events.unsubscribe(on_events)
+    outbox.unsubscribe(on_events)

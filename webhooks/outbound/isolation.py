@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from connector.queue import WEBHOOKS
+from connector.infra.queue import WEBHOOKS
 
 logger = logging.getLogger(__name__)
 

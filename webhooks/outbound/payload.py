@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from connector.models import EventPayload
+from connector.infra.models import EventPayload
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from rq.job import Job, JobStatus
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from connector import runtime
-from connector.queue import EVENTS, LIVE_STATUSES
+from connector.infra import runtime
+from connector.infra.queue import EVENTS, LIVE_STATUSES
 from webhooks.outbound import isolation
 
 logger = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from connector.addresses import BlockedConnectionError, GuardedAdapter
-from connector.http import parse_retry_after
+from connector.infra.addresses import BlockedConnectionError, GuardedAdapter
+from connector.infra.http import parse_retry_after
 
 logger = logging.getLogger(__name__)
 

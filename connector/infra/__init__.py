@@ -1,0 +1,1 @@
+"""Infrastructure: database and models, migrations, queues, runtime wiring, HTTP transport, embedded Redis, logs, metrics, crypto."""

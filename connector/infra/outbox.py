@@ -1,0 +1,69 @@
+"""Domain events: stored once, in the caller's transaction, and handed to subscribers (outbound webhooks)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from connector.domain.event_types import INVENTORY_UPDATED as INVENTORY_UPDATED
+from connector.domain.event_types import PRODUCT_DELETED as PRODUCT_DELETED
+from connector.domain.event_types import PRODUCT_UPDATED as PRODUCT_UPDATED
+from connector.infra import bulk_insert
+from connector.infra.models import EventPayload
+
+logger = logging.getLogger(__name__)
+
+
+Subscriber = Callable[[Session, Sequence[dict[str, Any]]], None]
+_subscribers: list[Subscriber] = []
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    type: str
+    merchant_id: int | None
+    data: dict[str, Any]
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def new_event_id() -> str:
+    """Time-ordered, unique id used as the event's `webhook-id`: msg_<48-bit ms><80 random bits>."""
+    return f"msg_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+
+
+def subscribe(subscriber: Subscriber) -> None:
+    """Called with (session, stored rows) inside the publishing transaction; composition roots register."""
+    if subscriber not in _subscribers:
+        _subscribers.append(subscriber)
+
+
+def unsubscribe(subscriber: Subscriber) -> None:
+    if subscriber in _subscribers:
+        _subscribers.remove(subscriber)
+
+
+def publish(session: Session, events: Sequence[DomainEvent]) -> int:
+    """Store `events` in the session's transaction: they exist if and only if the change that caused them does."""
+    if not events:
+        return 0
+    rows = [
+        {
+            "id": new_event_id(),
+            "merchant_id": e.merchant_id,
+            "type": e.type,
+            "occurred_at": e.occurred_at,
+            "data": e.data,
+        }
+        for e in events
+    ]
+    bulk_insert.insert_many(session.connection(), EventPayload.__table__, rows)  # type: ignore[arg-type]
+    for subscriber in _subscribers:
+        subscriber(session, rows)
+    return len(rows)

@@ -1,0 +1,85 @@
+"""A store's request budget kept in Redis and shared by every worker that talks to the same store.
+
+A store may refill a per-app, per-store bucket of query-cost points at a fixed rate (e.g. Shopify's Admin
+API); workers that each guess what the others spend either overdraw it (THROTTLED answers) or leave points unspent. Here every request
+first reserves its cost in one ledger (a Lua script on Redis's clock: refill, subtract, and answer how long
+to wait when the bucket is in debt), so reservations queue in order; after the answer the unused part of the
+reservation is given back and the ledger is lowered to what the store reported when that is less. Nothing in
+it matters beyond a few minutes: it expires, and a lost ledger is learned again from the next answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from redis import Redis
+from redis.commands.core import Script
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+TTL_SECONDS: Final = 600
+
+_SCRIPT: Final = """
+local key, op = KEYS[1], ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local b = redis.call('HMGET', key, 'available', 'at', 'max', 'rate')
+local available, at, max, rate = tonumber(b[1]), tonumber(b[2]), tonumber(b[3]), tonumber(b[4])
+if available ~= nil then
+  available = math.min(max, available + rate * math.max(0, now - at))
+end
+if op == 'take' then
+  if available == nil or rate <= 0 then return nil end
+  available = available - tonumber(ARGV[2])
+  redis.call('HSET', key, 'available', tostring(available), 'at', tostring(now))
+  redis.call('EXPIRE', key, ARGV[3])
+  if available >= 0 then return '0' end
+  return tostring(-available / rate)
+end
+local refund, new_max, new_rate, reported = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if available == nil then
+  available = reported
+else
+  available = math.min(new_max, available + refund, reported)
+end
+redis.call('HSET', key, 'available', tostring(available), 'at', tostring(now), 'max', tostring(new_max), 'rate', tostring(new_rate))
+redis.call('EXPIRE', key, ARGV[6])
+return tostring(available)
+"""
+
+
+class RedisRateLedger:
+    """The `connector.domain.ports.RateLedger` of one store (`name`, e.g. `shopify:acme.myshopify.com`)."""
+
+    def __init__(self, connection: Callable[[], Redis], name: str) -> None:
+        self._connection = connection
+        self.key = f"storelink:rate:{name}"
+        self._script: tuple[Redis, Script] | None = None
+
+    def _run(self, *args: str | float) -> bytes | None:
+        redis = self._connection()
+        if self._script is None or self._script[0] is not redis:
+            self._script = (redis, redis.register_script(_SCRIPT))
+        result = self._script[1](keys=[self.key], args=list(args))
+        return result if isinstance(result, bytes) or result is None else str(result).encode()
+
+    def take(self, cost: float) -> float | None:
+        try:
+            answer = self._run("take", cost, TTL_SECONDS)
+        except (RedisError, RuntimeError):  # RuntimeError: this process has no Redis configured
+            logger.warning("shared rate ledger unavailable; pacing alone", extra={"ledger": self.key})
+            return None
+        return None if answer is None else float(answer)
+
+    def report(self, refund: float, maximum: float, restore_rate: float, available: float) -> None:
+        try:
+            self._run("report", refund, maximum, restore_rate, available, TTL_SECONDS)
+        except (RedisError, RuntimeError):
+            logger.warning("shared rate ledger not updated", extra={"ledger": self.key})
+
+    def forget(self) -> None:
+        """Drop the ledger (it is learned again from the store's next answer)."""
+        self._connection().delete(self.key)

@@ -1,0 +1,1 @@
+"""Live shopping: sessions and pinned products with flash-sale allocation."""

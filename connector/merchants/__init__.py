@@ -1,0 +1,1 @@
+"""Merchants: their records, installs and key-based connects, platform clients, and customers' privacy requests."""

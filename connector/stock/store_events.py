@@ -1,0 +1,554 @@
+"""Store events applied to stored state: newer wins, duplicates are harmless, and changes become domain events.
+
+`apply` takes the parsed events of many inbound deliveries of one merchant and applies them in one
+transaction, in order of the store's own time. A change older than (or as old as) what is stored is
+skipped, so a late or repeated delivery never overwrites newer state. Bursts for one variant are
+coalesced: one `inventory.updated` per variant and batch, from the stock before the batch to the stock after.
+
+Inventory. An event naming a store inventory item is resolved to its variant through
+`Variant.inventory_item_ref` (indexed per merchant), so parsing a delivery never calls the store. The
+location rule follows the merchant's `location_ref`:
+- a merchant with a location takes only levels of that location; others are skipped, noted;
+- a merchant without one sells the sum over every location (the catalog sync stores that sum at the
+  home location `default`), but a store's webhook names one location's figure, and the sum of the others is
+  nowhere in the database. So the total is read from the store when the event is applied: once per batch,
+  for the items whose events survived the stale guard, through the adapter's optional `InventoryTotals`
+  port that the drain hands in (`stock`). The figure read is the store's stock at the moment of reading,
+  newer than every event in the batch, and is stored with the newest event's time, so the stale guard
+  holds. Without that port the level is kept at its own location and changes no sellable stock.
+
+Uninstall purges the store's tokens, stops the merchant (status `uninstalled`, queued syncs cancelled) and
+keeps only the credentials the adapter names as needed to verify later deliveries (app secrets, for the
+compliance deliveries that follow an uninstall); that needs the `secrets` box, without it everything is
+purged. Privacy events (data request, customer and shop redaction, `connector.merchants.privacy`) apply even after
+an uninstall.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from connector.catalog import syncs
+from connector.catalog.levels import reserved_by_variant, sellable
+from connector.domain import event_types, registry
+from connector.domain.errors import PermanentError
+from connector.domain.events import PRIVACY_KINDS, StoreEvent, StoreEventKind
+from connector.domain.ports import Capability, InventoryTotals
+from connector.infra import bulk_insert, outbox
+from connector.infra.crypto import SecretBox
+from connector.infra.models import InventoryLevel, Merchant, Order, SyncRun
+from connector.infra.models import Product as ProductRow
+from connector.infra.models import Variant as VariantRow
+from connector.merchants import privacy
+
+logger = logging.getLogger(__name__)
+
+PROCESSED, SKIPPED = "processed", "skipped"
+DELETED = "deleted"
+ORDER_EVENTS = {
+    StoreEventKind.ORDER_FULFILLED: ("fulfilled", event_types.ORDER_FULFILLED),
+    StoreEventKind.ORDER_CANCELLED: ("cancelled", event_types.ORDER_CANCELLED),
+    StoreEventKind.ORDER_REFUNDED: ("refunded", event_types.ORDER_REFUNDED),
+}
+FINAL_ORDER_STATES = frozenset({"cancelled", "rejected"})
+DEFAULT_LOCATION = "default"
+"""The home location of a merchant that sells stock summed over every location."""
+_AFTER_UNINSTALL = PRIVACY_KINDS | {StoreEventKind.APP_UNINSTALLED}
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass
+class Applied:
+    """What `apply` did: per delivery a status and a note, plus the sync runs to queue after commit."""
+
+    results: dict[int, tuple[str, str]] = field(default_factory=dict)
+    runs: list[SyncRun] = field(default_factory=list)
+    events_published: int = 0
+    read_store_orders: bool = False
+    """The store says orders were placed there: the drain has its orders read again after commit."""
+    bulk_finished: list[str] = field(default_factory=list)
+    """Bulk operations the store says ended: the drain signals the syncs waiting on them after commit."""
+
+    def note(self, delivery: int, status: str, text: str) -> None:
+        # A delivery with several events is processed when any of them changed something.
+        previous = self.results.get(delivery)
+        if previous is None or (previous[0] == SKIPPED and status == PROCESSED):
+            self.results[delivery] = (status, text)
+        elif previous[0] == status and text not in previous[1].split("; "):
+            self.results[delivery] = (status, f"{previous[1]}; {text}")
+
+
+def apply(
+    session: Session,
+    merchant: Merchant,
+    deliveries: Sequence[tuple[int, Sequence[StoreEvent]]],
+    *,
+    stock: InventoryTotals | None = None,
+    secrets: SecretBox | None = None,
+) -> Applied:
+    """Apply the events of `deliveries` ((delivery id, events) pairs) for `merchant` in `session`.
+
+    `stock` reads summed stock from the store for merchants that sell the sum of their locations; `secrets`
+    lets an uninstall keep the credentials later deliveries are verified with."""
+    done = Applied()
+    ordered: list[tuple[datetime, int, int, StoreEvent]] = []
+    for position, (delivery, found) in enumerate(deliveries):
+        if not found:
+            done.note(delivery, SKIPPED, "no events")
+        for event in found:
+            ordered.append((event.occurred_at or _EPOCH, position, delivery, event))
+    ordered.sort(key=lambda item: (item[0], item[1]))
+    if merchant.status == "uninstalled":
+        for _, _, delivery, event in ordered:
+            if event.kind not in _AFTER_UNINSTALL:
+                done.note(delivery, SKIPPED, "merchant uninstalled")
+        ordered = [item for item in ordered if item[3].kind in _AFTER_UNINSTALL]
+    published: list[outbox.DomainEvent] = []
+    inventory = [(d, e) for _, _, d, e in ordered if e.kind is StoreEventKind.INVENTORY_CHANGED]
+    if inventory:
+        published += _inventory(session, merchant, inventory, done, stock)
+    for _, _, delivery, event in ordered:
+        if event.kind is StoreEventKind.PRODUCT_DELETED:
+            published += _product_deleted(session, merchant, delivery, event, done)
+        elif event.kind is StoreEventKind.PRODUCT_CHANGED:
+            _product_changed(session, merchant, delivery, event, done)
+        elif event.kind in ORDER_EVENTS:
+            published += _order(session, merchant, delivery, event, done)
+        elif event.kind is StoreEventKind.APP_UNINSTALLED:
+            published += _uninstalled(session, merchant, delivery, event, done, secrets)
+        elif event.kind in PRIVACY_KINDS:
+            _privacy(session, merchant, delivery, event, done)
+        elif event.kind is StoreEventKind.STORE_ORDER_PLACED:
+            done.read_store_orders = merchant.status == "installed"
+            note = "store orders read again" if done.read_store_orders else f"merchant is {merchant.status}"
+            done.note(delivery, PROCESSED if done.read_store_orders else SKIPPED, note)
+        elif event.kind is StoreEventKind.BULK_OPERATION_FINISHED:
+            done.bulk_finished.append(event.external_id)
+            done.note(delivery, PROCESSED, f"bulk operation {event.data.get('status') or 'ended'}")
+    done.events_published = outbox.publish(session, published)
+    return done
+
+
+def _stale(incoming: datetime | None, stored: datetime | None) -> bool:
+    return incoming is not None and stored is not None and incoming <= stored
+
+
+_level_update = (
+    update(InventoryLevel)
+    .where(InventoryLevel.id == bindparam("level_id"))
+    .values(
+        available=bindparam("new_available"),
+        source_updated_at=bindparam("new_source_updated_at"),
+        version=InventoryLevel.version + 1,
+        updated_at=bindparam("now"),
+    )
+)
+
+
+@dataclass
+class _Variants:
+    """The merchant's variants an inventory batch names, by variant external id and by inventory item."""
+
+    by_ref: dict[str, tuple[int, int, bool, str, str]] = field(default_factory=dict)
+    by_item: dict[str, tuple[int, int, bool, str, str]] = field(default_factory=dict)
+
+    def find(self, event: StoreEvent) -> tuple[int, int, bool, str, str] | None:
+        item = event.data.get("inventory_item_ref")
+        return self.by_item.get(item) if isinstance(item, str) else self.by_ref.get(event.external_id)
+
+
+def _variants(session: Session, merchant: Merchant, changes: list[tuple[int, StoreEvent]]) -> _Variants:
+    dialect = session.get_bind().dialect.name
+    items = sorted({i for _, e in changes if isinstance(i := e.data.get("inventory_item_ref"), str)})
+    refs = sorted(
+        {e.external_id for _, e in changes if not isinstance(e.data.get("inventory_item_ref"), str)}
+    )
+    columns = (
+        VariantRow.id,
+        VariantRow.product_id,
+        VariantRow.inventory_tracked,
+        VariantRow.status,
+        VariantRow.external_id,
+    )
+    found = _Variants()
+    if refs:
+        query = select(*columns).where(
+            VariantRow.merchant_id == merchant.id,
+            bulk_insert.in_values(dialect, VariantRow.external_id, refs),
+        )
+        for vid, pid, tracked, status, ext in session.execute(query):
+            found.by_ref[ext] = (vid, pid, tracked, status, ext)
+    if items:
+        by_item = select(*columns, VariantRow.inventory_item_ref).where(
+            VariantRow.merchant_id == merchant.id,
+            bulk_insert.in_values(dialect, VariantRow.inventory_item_ref, items),
+        )
+        for vid, pid, tracked, status, ext, item in session.execute(by_item):
+            if item is None:
+                continue
+            known = found.by_item.get(item)
+            if known is None or known[3] == DELETED:  # a live variant wins over a deleted one
+                found.by_item[item] = (vid, pid, tracked, status, ext)
+    return found
+
+
+def _inventory(
+    session: Session,
+    merchant: Merchant,
+    changes: list[tuple[int, StoreEvent]],
+    done: Applied,
+    stock: InventoryTotals | None,
+) -> list[outbox.DomainEvent]:
+    dialect = session.get_bind().dialect.name
+    variants = _variants(session, merchant, changes)
+    ids = sorted({v[0] for v in (*variants.by_ref.values(), *variants.by_item.values())})
+    levels: dict[tuple[int, str], list[Any]] = {
+        (vid, loc): [lid, available, seen]
+        for lid, vid, loc, available, seen in session.execute(
+            select(
+                InventoryLevel.id,
+                InventoryLevel.variant_id,
+                InventoryLevel.location_ref,
+                InventoryLevel.available,
+                InventoryLevel.source_updated_at,
+            ).where(bulk_insert.in_values(dialect, InventoryLevel.variant_id, ids))
+        )
+    }
+    home = merchant.location_ref or DEFAULT_LOCATION
+    summing = merchant.location_ref is None and stock is not None
+    before = {key: value[1] for key, value in levels.items()}
+    touched: dict[tuple[int, str], tuple[int | None, datetime | None]] = {}
+    summed: dict[tuple[int, str], tuple[str, list[int]]] = {}  # key -> (inventory item, deliveries)
+    for delivery, event in changes:
+        item = event.data.get("inventory_item_ref")
+        name = item if isinstance(item, str) else event.external_id
+        found = variants.find(event)
+        if found is None:
+            unknown = (
+                f"no variant with inventory item {name}"
+                if isinstance(item, str)
+                else f"unknown variant {name}"
+            )
+            done.note(delivery, SKIPPED, unknown)
+            continue
+        quantity = event.data["available"] if "available" in event.data else event.data.get("quantity")
+        if quantity is None:
+            done.note(delivery, SKIPPED, f"stock of {name} is not tracked")
+            continue
+        assert isinstance(quantity, int)
+        location = str(event.data.get("location_ref") or event.data.get("location") or home)
+        total = False
+        if location != home:
+            if merchant.location_ref is not None:
+                done.note(delivery, SKIPPED, f"stock at {location}, not at {home}")
+                continue
+            if summing and isinstance(item, str):
+                location, total = home, True
+        key = (found[0], location)
+        level = levels.get(key)
+        if level is not None and _stale(event.occurred_at, level[2]):
+            done.note(delivery, SKIPPED, f"stale: {name} has newer stock")
+            continue
+        if level is None:
+            levels[key] = level = [None, quantity, event.occurred_at]
+        else:
+            level[1], level[2] = quantity, event.occurred_at or level[2]
+        touched[key] = (quantity, level[2])
+        if total:
+            assert isinstance(item, str)
+            summed.setdefault(key, (item, []))[1].append(delivery)
+        else:
+            for earlier in summed.pop(key, ("", []))[1]:  # a direct figure newer than summed ones stands
+                done.note(earlier, PROCESSED, "stock updated")
+            done.note(delivery, PROCESSED, "stock updated")
+    if summed:
+        assert stock is not None
+        totals = stock.inventory_totals(sorted({item for item, _ in summed.values()}))
+        for key, (item, deliveries) in summed.items():
+            amount = totals.get(item)
+            note = "stock updated (summed over locations)"
+            if amount is None:
+                del touched[key]
+                levels[key][1] = before.get(key)
+                note = f"stock of {item} is not tracked or not found in the store"
+            else:
+                touched[key] = (amount, touched[key][1])
+            for delivery in deliveries:
+                done.note(delivery, PROCESSED if amount is not None else SKIPPED, note)
+    if not touched:
+        return []
+    now = datetime.now(UTC)
+    inserts = [
+        {
+            "merchant_id": merchant.id,
+            "variant_id": vid,
+            "location_ref": loc,
+            "available": quantity,
+            "source_updated_at": seen,
+            "version": 1,
+            "updated_at": now,
+        }
+        for (vid, loc), (quantity, seen) in touched.items()
+        if levels[(vid, loc)][0] is None
+    ]
+    updates = [
+        {"level_id": levels[key][0], "new_available": quantity, "new_source_updated_at": seen, "now": now}
+        for key, (quantity, seen) in touched.items()
+        if levels[key][0] is not None
+    ]
+    if inserts:
+        bulk_insert.insert_many(session.connection(), InventoryLevel.__table__, inserts)  # type: ignore[arg-type]
+    if updates:
+        session.connection().execute(_level_update, updates)
+    home_changes = [(vid, q) for (vid, loc), (q, _) in touched.items() if loc == home and q is not None]
+    if not home_changes:
+        return []
+    held = reserved_by_variant(session, [vid for vid, _ in home_changes], dialect)
+    by_id = {v[0]: v for v in (*variants.by_ref.values(), *variants.by_item.values())}
+    published = []
+    for vid, quantity in home_changes:
+        _, pid, tracked, status, ext = by_id[vid]
+        if not tracked or status == DELETED:
+            continue
+        was = before.get((vid, home))
+        old = sellable(was, held.get(vid, 0), merchant.inventory_buffer) if was is not None else None
+        new = sellable(quantity, held.get(vid, 0), merchant.inventory_buffer)
+        if old == new:
+            continue
+        published.append(
+            outbox.DomainEvent(
+                event_types.INVENTORY_UPDATED,
+                merchant.id,
+                {
+                    "variant_id": vid,
+                    "external_id": ext,
+                    "product_id": pid,
+                    "location": home,
+                    "available": quantity,
+                    "sellable": new,
+                    "previous_sellable": old,
+                },
+                now,
+            )
+        )
+    logger.debug(
+        "inventory applied",
+        extra={
+            "merchant_id": merchant.id,
+            "levels": len(touched),
+            "summed": len(summed),
+            "events": len(published),
+        },
+    )
+    return published
+
+
+def _product_deleted(
+    session: Session, merchant: Merchant, delivery: int, event: StoreEvent, done: Applied
+) -> list[outbox.DomainEvent]:
+    product = session.scalars(
+        select(ProductRow).where(
+            ProductRow.merchant_id == merchant.id, ProductRow.external_id == event.external_id
+        )
+    ).first()
+    if product is None:
+        done.note(delivery, SKIPPED, f"unknown product {event.external_id}")
+        return []
+    if product.status == DELETED:
+        done.note(delivery, SKIPPED, f"product {event.external_id} already deleted")
+        return []
+    if _stale(event.occurred_at, product.source_updated_at):
+        done.note(delivery, SKIPPED, f"stale: product {event.external_id} changed later")
+        return []
+    now = datetime.now(UTC)
+    product.status = DELETED
+    product.content_hash = DELETED
+    product.source_updated_at = event.occurred_at or product.source_updated_at
+    session.execute(
+        update(VariantRow)
+        .where(VariantRow.product_id == product.id)
+        .values(status=DELETED, content_hash=DELETED, updated_at=now)
+    )
+    done.note(delivery, PROCESSED, "product deleted")
+    return [
+        outbox.DomainEvent(
+            event_types.PRODUCT_DELETED,
+            merchant.id,
+            {"product_id": product.id, "external_id": product.external_id},
+            now,
+        )
+    ]
+
+
+def _product_changed(
+    session: Session, merchant: Merchant, delivery: int, event: StoreEvent, done: Applied
+) -> None:
+    stored = session.execute(
+        select(ProductRow.source_updated_at).where(
+            ProductRow.merchant_id == merchant.id, ProductRow.external_id == event.external_id
+        )
+    ).first()
+    if stored is not None and _stale(event.occurred_at, stored[0]):
+        done.note(delivery, SKIPPED, f"stale: product {event.external_id} is already newer")
+        return
+    if merchant.status != "installed":
+        done.note(delivery, SKIPPED, f"merchant is {merchant.status}: no sync")
+        return
+    # Deliveries name what changed; the store is read again for the product (one run for a whole burst).
+    run, created = syncs.record_sync(session, merchant.id, kind="catalog", full=_full_only(merchant))
+    if created:
+        done.runs.append(run)
+    done.note(delivery, PROCESSED, f"catalog sync {run.id}")
+
+
+def _full_only(merchant: Merchant) -> bool:
+    try:
+        capabilities = registry.adapter_class(merchant.kind).capabilities
+    except Exception:  # an adapter gone from the installation: a full read is the safe choice
+        return True
+    return Capability.CATALOG_INCREMENTAL not in capabilities
+
+
+def _order(
+    session: Session, merchant: Merchant, delivery: int, event: StoreEvent, done: Applied
+) -> list[outbox.DomainEvent]:
+    status, event_type = ORDER_EVENTS[event.kind]
+    order = session.scalars(
+        select(Order).where(Order.merchant_id == merchant.id, Order.store_order_ref == event.external_id)
+    ).first()
+    if order is None:
+        done.note(delivery, SKIPPED, f"order {event.external_id} was not placed through Storelink")
+        return []
+    if order.status == status or order.status in FINAL_ORDER_STATES:
+        done.note(delivery, SKIPPED, f"order {order.public_id} is already {order.status}")
+        return []
+    order.status = status
+    done.note(delivery, PROCESSED, f"order {order.public_id} {status}")
+    return [
+        outbox.DomainEvent(
+            event_type,
+            merchant.id,
+            {"order_id": order.public_id, "store_order_ref": order.store_order_ref, **_plain(event.data)},
+            event.occurred_at or datetime.now(UTC),
+        )
+    ]
+
+
+def _uninstalled(
+    session: Session,
+    merchant: Merchant,
+    delivery: int,
+    event: StoreEvent,
+    done: Applied,
+    secrets: SecretBox | None,
+) -> list[outbox.DomainEvent]:
+    if merchant.status == "uninstalled":
+        done.note(delivery, SKIPPED, "merchant already uninstalled")
+        return []
+    retain = [name for name in _names(event.data.get("retain_credentials"))]
+    kept: dict[str, str] = {}
+    if retain and secrets is not None and merchant.credentials_encrypted:
+        try:
+            current = secrets.decrypt(merchant.credentials_encrypted)
+        except PermanentError:
+            current = {}
+        kept = {name: current[name] for name in retain if current.get(name)}
+    # The store revoked the tokens: nothing may use them again. App secrets stay to verify what follows.
+    merchant.credentials_encrypted = secrets.encrypt(kept) if kept and secrets is not None else None
+    merchant.status = "uninstalled"
+    merchant.problem = "the store uninstalled the app"
+    cancelled = (
+        session.connection()
+        .execute(
+            update(SyncRun)
+            .where(SyncRun.merchant_id == merchant.id, SyncRun.status == "queued")
+            .values(
+                status="failed",
+                error="cancelled: the store uninstalled the app",
+                finished_at=datetime.now(UTC),
+            )
+        )
+        .rowcount
+    )
+    done.note(delivery, PROCESSED, "merchant uninstalled, tokens purged")
+    logger.warning(
+        "merchant uninstalled by the store; tokens purged",
+        extra={
+            "merchant_id": merchant.id,
+            "store_ref": merchant.store_ref,
+            "kept_credentials": sorted(kept),
+            "syncs_cancelled": cancelled,
+        },
+    )
+    return [
+        outbox.DomainEvent(
+            event_types.MERCHANT_UNINSTALLED,
+            merchant.id,
+            {"merchant_id": merchant.id},
+            event.occurred_at or datetime.now(UTC),
+        )
+    ]
+
+
+def _names(value: object) -> list[str]:
+    return [name for name in value if isinstance(name, str)] if isinstance(value, list | tuple) else []
+
+
+def _customer(event: StoreEvent) -> privacy.Customer:
+    email, phone = event.data.get("email"), event.data.get("phone")
+    return privacy.Customer(
+        email=email if isinstance(email, str) else None,
+        phone=phone if isinstance(phone, str) else None,
+        order_refs=frozenset(_names(event.data.get("order_refs"))),
+    )
+
+
+def _privacy(session: Session, merchant: Merchant, delivery: int, event: StoreEvent, done: Applied) -> None:
+    """A data request is answered with a record of what is held; a redaction erases it. Logged without the
+    personal data itself (order ids and field names only)."""
+    context: dict[str, Any] = {
+        "merchant_id": merchant.id,
+        "inbound_event_id": delivery,
+        "kind": str(event.kind),
+    }
+    if event.kind is StoreEventKind.SHOP_REDACTED:
+        found = privacy.redact_shop(session, merchant.id)
+        note = f"shop data redacted: {len(found.orders)} order(s)"
+        logger.warning("shop customer data redacted", extra={**context, "orders": len(found.orders)})
+        done.note(delivery, PROCESSED, note)
+        return
+    customer = _customer(event)
+    customer_ref = event.data.get("customer_ref")
+    context["customer_ref"] = customer_ref if isinstance(customer_ref, str) else None
+    if event.kind is StoreEventKind.CUSTOMER_DATA_REQUESTED:
+        found = privacy.find_customer(session, merchant.id, customer)
+        request_ref = event.data.get("request_ref")
+        fields = sorted(found.fields)
+        note = (
+            f"customer data held: {len(found.orders)} order(s) {', '.join(found.orders[:20])}; "
+            f"fields {', '.join(fields) or 'none'}"
+        )
+        logger.info(
+            "customer data request",
+            extra={**context, "request_ref": request_ref, "orders": found.orders, "fields": fields},
+        )
+    else:
+        found = privacy.redact_customer(session, merchant.id, customer)
+        note = f"customer data redacted: {len(found.orders)} order(s) {', '.join(found.orders[:20])}"
+        logger.warning("customer data redacted", extra={**context, "orders": found.orders})
+    done.note(
+        delivery, PROCESSED if found.orders else SKIPPED, note if found.orders else "no customer data held"
+    )
+
+
+def _plain(data: dict[str, object]) -> dict[str, Any]:
+    return {
+        k: v for k, v in data.items() if isinstance(v, str | int | float | bool | list | dict) or v is None
+    }

@@ -1,0 +1,1 @@
+"""Support tooling: retrying failed jobs."""
