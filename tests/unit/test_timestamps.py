@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from adapters.walmart import adapter as walmart_adapter
+from adapters.walmart import orders as walmart_orders
 from connector.domain.timestamps import iso
 from connector.live import sessions
 from connector.orders import checkout
@@ -28,5 +28,5 @@ def test_api_modules_share_the_helper() -> None:
 
 def test_walmart_forms_are_their_own() -> None:
     moment = datetime(2026, 1, 2, 5, 4, 5, 600, tzinfo=timezone(timedelta(hours=2)))
-    assert walmart_adapter._walmart_time(moment) == "2026-01-02T03:04:05Z"
+    assert walmart_orders._walmart_time(moment) == "2026-01-02T03:04:05Z"
     assert walmart_emulator_wire.iso_from_ms(1_767_323_045_123) == "2026-01-02T03:04:05.123Z"
