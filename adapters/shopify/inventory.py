@@ -13,12 +13,8 @@ from connector.domain.catalog import InventoryLevel
 from connector.domain.errors import PermanentError, RetryableError, ValidationError
 
 logger = logging.getLogger(__name__)
-
-
 DEFAULT_LOCATION: Final = "default"
 """The location ref of stock summed over every location (the core's default home location)."""
-
-
 _STALE_ATTEMPTS: Final = 3
 
 

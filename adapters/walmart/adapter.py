@@ -51,8 +51,9 @@ from adapters.walmart.catalog import WalmartCatalog
 from adapters.walmart.client import WalmartClient, path_segment
 from adapters.walmart.connect import WalmartConnectFlow
 from adapters.walmart.jobs import PERIODIC_JOBS, StoreStockJobs
-from adapters.walmart.mapper import FeedStatus, McsStatus, WalmartOrder, WalmartOrderLine
+from adapters.walmart.mapper import FeedStatus
 from adapters.walmart.multichannel import WalmartMultichannel
+from adapters.walmart.order_mapper import McsStatus, WalmartOrder, WalmartOrderLine
 from adapters.walmart.orders import WalmartOrders
 from connector.domain.errors import ValidationError, unreadable_input
 from connector.domain.events import StoreEvent

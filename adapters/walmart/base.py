@@ -15,11 +15,7 @@ from connector.domain.errors import ValidationError
 from connector.domain.ports import CatalogReport
 
 _MAX_TEXT: Final = 200
-
-
 POLL_INITIAL: Final = 0.5
-
-
 POLL_MAX: Final = 3.0
 """A status poll waits POLL_INITIAL seconds first, doubling up to POLL_MAX."""
 

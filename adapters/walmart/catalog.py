@@ -15,8 +15,6 @@ from connector.domain.catalog import Product
 from connector.domain.ports import CatalogReport
 
 logger = logging.getLogger(__name__)
-
-
 _STOCK_BATCH: Final = 20
 """Items whose stock is read together during a catalog pass."""
 

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Final
 
-from adapters.walmart import const, mapper
+from adapters.walmart import const, mapper, order_mapper
 from adapters.walmart.base import POLL_INITIAL, POLL_MAX, WalmartBase
-from adapters.walmart.mapper import McsStatus
+from adapters.walmart.order_mapper import McsStatus
 from connector.domain.errors import (
     AuthError,
     NotFoundError,
@@ -22,8 +22,6 @@ from connector.domain.errors import (
 from connector.domain.orders import ExternalOrderRef, Order
 
 logger = logging.getLogger(__name__)
-
-
 PENDING_RETRY_SECONDS: Final = 30.0
 """How soon the job layer looks again at a Multichannel order Walmart has not decided on."""
 
@@ -40,7 +38,7 @@ class WalmartMultichannel(WalmartBase):
         """The seller's Multichannel sales channel id (`channel-details`): the one named
         `order_channel_name`, else the only active one. It is kept on the instance and in `config`."""
         body = self.client.request("GET", const.MCS_CHANNELS_PATH)
-        found = [entry for entry in mapper.channels(body) if entry[2]]
+        found = [entry for entry in order_mapper.channels(body) if entry[2]]
         wanted = self.config["order_channel_name"]
         if wanted:
             found = [entry for entry in found if entry[1] == wanted]
@@ -70,7 +68,7 @@ class WalmartMultichannel(WalmartBase):
             raise ValidationError(
                 "idempotency key must be 1 to 255 characters", details={"field": "idempotency_key"}
             )
-        return mapper.seller_order_id(idempotency_key, self.config["seller_order_prefix"])
+        return order_mapper.seller_order_id(idempotency_key, self.config["seller_order_prefix"])
 
     def order_status(self, seller_order: str) -> McsStatus | None:
         """A Multichannel order's status by `sellerOrderId`; None when Walmart has no such order."""
@@ -82,7 +80,7 @@ class WalmartMultichannel(WalmartBase):
             if any("NOT_FOUND" in str(code).upper() for code in _codes(exc)):
                 return None
             raise
-        return mapper.mcs_status(body, seller_order)
+        return order_mapper.mcs_status(body, seller_order)
 
     def _outcome(self, status: McsStatus) -> ExternalOrderRef:
         """The ref of an order Walmart took; PermanentError when it refused it, RetryableError while undecided."""
@@ -114,7 +112,7 @@ class WalmartMultichannel(WalmartBase):
             return self._outcome(existing)
         channel = self.channel_id or self.discover_channel()
         try:
-            payload = mapper.mcs_order_payload(
+            payload = order_mapper.mcs_order_payload(
                 order,
                 seller_order,
                 channel,
@@ -184,7 +182,7 @@ class WalmartMultichannel(WalmartBase):
         self.client.request(
             "POST",
             const.MCS_CANCEL_PATH,
-            body=mapper.mcs_cancel_payload(ref.external_id, status.lines),
+            body=order_mapper.mcs_cancel_payload(ref.external_id, status.lines),
         )
         logger.info(
             "walmart multichannel order cancellation sent", extra={"seller_order_id": ref.external_id}

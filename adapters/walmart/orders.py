@@ -7,9 +7,9 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from adapters.walmart import const, mapper
+from adapters.walmart import const, mapper, order_mapper
 from adapters.walmart.base import WalmartBase
-from adapters.walmart.mapper import WalmartOrder
+from adapters.walmart.order_mapper import WalmartOrder
 from connector.domain.errors import NotFoundError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ class WalmartOrders(WalmartBase):
                     )
                 except NotFoundError:  # "no orders match" comes as 404
                     break
-                for raw in mapper.orders_of(page):
+                for raw in order_mapper.orders_of(page):
                     try:
-                        yield mapper.parse_order(raw)
+                        yield order_mapper.parse_order(raw)
                     except ValueError as exc:
                         logger.warning(
                             "unreadable walmart order",

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.walmart import mapper
+from adapters.walmart import mapper, order_mapper
 from connector.domain.catalog import ProductStatus
 from connector.domain.money import Money
 from connector.domain.orders import Address, Order, OrderLine
@@ -290,7 +290,7 @@ def test_feed_status_counts_and_failures():
 
 def test_orders_page_parses_lines_statuses_and_cursor():
     page = decode(ORDERS_PAGE)
-    orders = [mapper.parse_order(raw) for raw in mapper.orders_of(page)]
+    orders = [order_mapper.parse_order(raw) for raw in order_mapper.orders_of(page)]
     first, second = orders
     assert first.purchase_order_id == "1796277083022"
     assert first.ordered_at == datetime(2019, 9, 14, 13, 9, 31, tzinfo=UTC)
@@ -304,19 +304,20 @@ def test_orders_page_parses_lines_statuses_and_cursor():
 
 def test_an_order_line_without_sku_is_unusable():
     with pytest.raises(ValueError, match="sku"):
-        mapper.parse_order({"purchaseOrderId": "1", "orderLines": {"orderLine": [{"item": {}}]}})
+        order_mapper.parse_order({"purchaseOrderId": "1", "orderLines": {"orderLine": [{"item": {}}]}})
 
 
 def test_seller_order_ids_are_deterministic_short_and_alphanumeric():
-    first = mapper.seller_order_id("order-push-ord_123")
-    assert first == mapper.seller_order_id("order-push-ord_123")
-    assert first != mapper.seller_order_id("order-push-ord_124")
+    first = order_mapper.seller_order_id("order-push-ord_123")
+    assert first == order_mapper.seller_order_id("order-push-ord_123")
+    assert first != order_mapper.seller_order_id("order-push-ord_124")
     assert len(first) == 18 and re.fullmatch(r"SL[A-Z2-7]{16}", first)
     assert (
-        mapper.seller_order_id("k", "vid").startswith("VID") and len(mapper.seller_order_id("k", "vid")) == 18
+        order_mapper.seller_order_id("k", "vid").startswith("VID")
+        and len(order_mapper.seller_order_id("k", "vid")) == 18
     )
     with pytest.raises(ValueError):
-        mapper.seller_order_id("k", "no-dash")
+        order_mapper.seller_order_id("k", "no-dash")
 
 
 def order(**changes) -> Order:
@@ -342,7 +343,7 @@ def order(**changes) -> Order:
 
 def test_multichannel_payload_follows_the_schema():
     placed = datetime(2026, 11, 29, 12, 0, 0, 123000, tzinfo=UTC)
-    body = mapper.mcs_order_payload(order(), "SLABC", "CH-1", placed, "STANDARD")
+    body = order_mapper.mcs_order_payload(order(), "SLABC", "CH-1", placed, "STANDARD")
     assert body["header"] == {"headerAttributes": {"buId": "0", "martId": "202"}}
     payload = body["payload"]
     assert payload["orderChannelId"] == "CH-1" and payload["sellerOrderId"] == "SLABC"
@@ -383,7 +384,7 @@ def test_multichannel_payload_follows_the_schema():
 )
 def test_orders_multichannel_cannot_take_are_refused(changes, problem):
     with pytest.raises(ValueError, match=problem):
-        mapper.mcs_order_payload(order(**changes), "SL1", "CH", datetime.now(UTC))
+        order_mapper.mcs_order_payload(order(**changes), "SL1", "CH", datetime.now(UTC))
 
 
 def test_multichannel_status_answers():
@@ -406,15 +407,19 @@ def test_multichannel_status_answers():
             },
         ]
     }
-    status = mapper.mcs_status(body, "SL1")
+    status = order_mapper.mcs_status(body, "SL1")
     assert status is not None and status.status == "DELIVERED"
     assert not status.pending and not status.rejected
     assert status.purchase_order_ids == ("PO9",)
     assert status.lines == (("1", 2), ("2", 1))
-    assert mapper.mcs_status(body, "SL2") is None
-    assert mapper.mcs_status({"payload": []}, "SL1") is None
-    assert mapper.mcs_status({"payload": [{"sellerOrderId": "SL1", "status": "received"}]}, "SL1").pending
-    assert mapper.mcs_status({"payload": [{"sellerOrderId": "SL1", "status": "REJECTED"}]}, "SL1").rejected
+    assert order_mapper.mcs_status(body, "SL2") is None
+    assert order_mapper.mcs_status({"payload": []}, "SL1") is None
+    assert order_mapper.mcs_status(
+        {"payload": [{"sellerOrderId": "SL1", "status": "received"}]}, "SL1"
+    ).pending
+    assert order_mapper.mcs_status(
+        {"payload": [{"sellerOrderId": "SL1", "status": "REJECTED"}]}, "SL1"
+    ).rejected
 
 
 def test_channel_details():
@@ -428,4 +433,4 @@ def test_channel_details():
             ],
         }
     }
-    assert mapper.channels(body) == [("C1", "video", True), ("C2", "old", False)]
+    assert order_mapper.channels(body) == [("C1", "video", True), ("C2", "old", False)]
