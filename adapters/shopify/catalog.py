@@ -8,7 +8,7 @@ from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from adapters.shopify import const, mapper, queries
+from adapters.shopify import bulk_mapper, const, mapper, queries
 from adapters.shopify.inventory import ShopifyInventory
 from connector.domain.catalog import Product
 from connector.domain.errors import AuthError, PermanentError, RetryableError
@@ -38,7 +38,7 @@ class ShopifyCatalog(ShopifyInventory):
 
     def iter_catalog(self, since: datetime | None = None) -> Iterator[Product]:
         """Stream the catalog: a bulk export when `since` is None (and bulk is on), else pages of products
-        updated since `since` less an overlap. Products may come in parts (see mapper.BulkAssembler)."""
+        updated since `since` less an overlap. Products may come in parts (see bulk_mapper.BulkAssembler)."""
         self._report = CatalogReport()
         return self._catalog(since, self._report)
 
@@ -120,7 +120,7 @@ class ShopifyCatalog(ShopifyInventory):
         return self._stocked(self._read_bulk(url, self._report))
 
     def _read_bulk(self, url: str, report: CatalogReport) -> Generator[Product, None, None]:
-        assembler = mapper.BulkAssembler(self.currency())
+        assembler = bulk_mapper.BulkAssembler(self.currency())
         position = 0
         for position, line in enumerate(self.client.stream_lines(url), start=1):
             yield from assembler.add_line(position, line)

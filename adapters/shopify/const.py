@@ -97,7 +97,7 @@ LEVELS_PER_ITEM: Final = 50
 """Variants per inventory read: fewer when every location's level is read. Page sizes keep every query under
 Shopify's single-query cost cap of 1,000 points."""
 MAX_BUFFERED_VARIANTS: Final = 20_000
-"""Variant lines a bulk read holds before it yields the oldest products in parts (see mapper.BulkAssembler)."""
+"""Variant lines a bulk read holds before it yields the oldest products in parts (see bulk_mapper.BulkAssembler)."""
 
 BULK_POLL_INITIAL: Final = 1.0
 BULK_POLL_MAX: Final = 15.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from adapters.shopify import const, mapper, queries
+from adapters.shopify import const, mapper, order_mapper, queries
 from adapters.shopify.base import ShopifyBase
 from connector.domain.errors import PermanentError, ValidationError
 from connector.domain.orders import ExternalOrderRef, Order
@@ -34,7 +34,7 @@ class ShopifyOrders(ShopifyBase):
                 details={"field": "currency"},
             )
         try:
-            variables = mapper.order_variables(
+            variables = order_mapper.order_variables(
                 order,
                 idempotency_key,
                 inventory_behaviour=self.config["inventory_behaviour"],
@@ -46,7 +46,7 @@ class ShopifyOrders(ShopifyBase):
             raise ValidationError(f"order {order.id}: {exc}") from None
         payload = self.client.mutate(queries.ORDER_CREATE, variables, "orderCreate", repeatable=False)
         try:
-            ref = mapper.order_ref(payload.get("order"))
+            ref = order_mapper.order_ref(payload.get("order"))
         except ValueError:
             raise PermanentError("orderCreate returned no order", code="graphql_no_data") from None
         logger.info(
@@ -57,10 +57,10 @@ class ShopifyOrders(ShopifyBase):
     def find_order(self, idempotency_key: str) -> ExternalOrderRef | None:
         """The order pushed with this key: by `source_identifier`, else by the key's tag."""
         searches = (
-            (f"source_identifier:{mapper.search_literal(idempotency_key)}", None),
+            (f"source_identifier:{order_mapper.search_literal(idempotency_key)}", None),
             (
-                f"tag:{mapper.search_literal(mapper.key_tag(idempotency_key))}",
-                mapper.key_tag(idempotency_key),
+                f"tag:{order_mapper.search_literal(order_mapper.key_tag(idempotency_key))}",
+                order_mapper.key_tag(idempotency_key),
             ),
         )
         for search, tag in searches:
@@ -70,7 +70,7 @@ class ShopifyOrders(ShopifyBase):
                     continue
                 tags = node.get("tags") or []
                 if node.get("sourceIdentifier") == idempotency_key or (tag is not None and tag in tags):
-                    return mapper.order_ref(node)
+                    return order_mapper.order_ref(node)
         return None
 
     def cancel_order(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import responses
 
-from adapters.shopify import mapper, queries, webhook
+from adapters.shopify import order_mapper, queries, webhook
 from adapters.shopify.adapter import ShopifyAdapter
 from connector.domain.catalog import InventoryLevel
 from connector.domain.errors import AuthError, PermanentError, RetryableError, ValidationError
@@ -340,7 +340,7 @@ def test_create_order_looks_up_first_then_creates_once(shop):
         "StorelinkOrderCreate",
     ]
     assert fake.calls[0][1]["query"] == "source_identifier:'key-1'"
-    assert fake.calls[1][1]["query"] == f"tag:'{mapper.key_tag('key-1')}'"
+    assert fake.calls[1][1]["query"] == f"tag:'{order_mapper.key_tag('key-1')}'"
     sent = fake.calls[3][1]
     assert sent["order"]["sourceIdentifier"] == "key-1" and sent["options"]["inventoryBehaviour"] == "BYPASS"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.shopify import mapper
+from adapters.shopify import bulk_mapper, mapper, order_mapper
 from connector.domain.catalog import ProductStatus
 from connector.domain.money import Money
 from connector.domain.orders import Address, ExternalOrderRef, Order, OrderLine
@@ -126,8 +126,8 @@ def bulk_line(record: dict[str, Any], parent: str | None = None) -> bytes:
     return json.dumps(record).encode()
 
 
-def assemble(lines: list[bytes], max_buffered: int = 1000) -> tuple[list[Any], mapper.BulkAssembler]:
-    assembler = mapper.BulkAssembler("USD", max_buffered=max_buffered)
+def assemble(lines: list[bytes], max_buffered: int = 1000) -> tuple[list[Any], bulk_mapper.BulkAssembler]:
+    assembler = bulk_mapper.BulkAssembler("USD", max_buffered=max_buffered)
     out: list[Any] = []
     for position, line in enumerate(lines, start=1):
         out += list(assembler.add_line(position, line))
@@ -183,7 +183,7 @@ def test_bulk_memory_is_bounded_by_yielding_parts():
     lines += [bulk_line(variant_node(100 + n), P1) for n in range(6)]
     lines += [bulk_line(variant_node(200 + n), P2) for n in range(3)]
     lines += [bulk_line(variant_node(150), P1)]  # a late variant of a product already yielded
-    assembler = mapper.BulkAssembler("USD", max_buffered=4)
+    assembler = bulk_mapper.BulkAssembler("USD", max_buffered=4)
     early: list[Any] = []
     for position, line in enumerate(lines, start=1):
         early += list(assembler.add_line(position, line))
@@ -275,12 +275,12 @@ def test_order_variables():
             "Ada Lovelace", "1 Main St", "Springfield", "us", "12345", province_code="IL"
         ),
     )
-    variables = mapper.order_variables(order, "key-1", extra_tags=["live"], source_name="storelink")
+    variables = order_mapper.order_variables(order, "key-1", extra_tags=["live"], source_name="storelink")
     data = variables["order"]
     assert data["sourceIdentifier"] == "key-1"
     assert (
         data["tags"][0] == "storelink"
-        and data["tags"][1] == mapper.key_tag("key-1")
+        and data["tags"][1] == order_mapper.key_tag("key-1")
         and "live" in data["tags"]
     )
     first = data["lineItems"][0]
@@ -302,19 +302,19 @@ def test_order_variables():
 def test_orders_are_checked():
     mixed = Order("o", "USD", (OrderLine("gid://shopify/ProductVariant/1", 1, Money(1, "EUR")),))
     with pytest.raises(ValueError):
-        mapper.order_variables(mixed, "k")
+        order_mapper.order_variables(mixed, "k")
     with pytest.raises(ValueError):
-        mapper.order_variables(Order("o", "USD", ()), "k")
+        order_mapper.order_variables(Order("o", "USD", ()), "k")
     with pytest.raises(ValueError):
-        mapper.order_variables(Order("o", "USD", (OrderLine("123", 1, Money(1, "USD")),)), "k")
-    assert mapper.order_ref({"id": "gid://shopify/Order/9", "name": "#1009"}) == ExternalOrderRef(
+        order_mapper.order_variables(Order("o", "USD", (OrderLine("123", 1, Money(1, "USD")),)), "k")
+    assert order_mapper.order_ref({"id": "gid://shopify/Order/9", "name": "#1009"}) == ExternalOrderRef(
         "gid://shopify/Order/9", "#1009"
     )
     with pytest.raises(ValueError):
-        mapper.order_ref(None)
+        order_mapper.order_ref(None)
 
 
 def test_search_values_and_tags():
-    assert mapper.search_literal("a'b\\c") == "'a\\'b\\\\c'"
-    assert len(mapper.key_tag("x" * 300)) <= 40
-    assert mapper.key_tag("a") != mapper.key_tag("b")
+    assert order_mapper.search_literal("a'b\\c") == "'a\\'b\\\\c'"
+    assert len(order_mapper.key_tag("x" * 300)) <= 40
+    assert order_mapper.key_tag("a") != order_mapper.key_tag("b")
