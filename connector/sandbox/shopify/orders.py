@@ -11,7 +11,8 @@ from typing import Any
 
 from connector.sandbox.shopify import payloads
 from connector.sandbox.shopify.inventory import InventoryMixin
-from connector.sandbox.shopify.models import InventoryLevel, Job, LineItem, Order, Transaction, parse_gid
+from connector.sandbox.shopify.models import InventoryLevel, parse_gid
+from connector.sandbox.shopify.order_models import Job, LineItem, Order, Transaction
 from connector.sandbox.shopify.search import parse_time, to_decimal
 from connector.sandbox.shopify.state import Failure, number_of
 

@@ -6,15 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.shopify.models import (
-    BulkOperation,
-    InventoryLevel,
-    LineItem,
-    Order,
-    Product,
-    ProductVariant,
-    rest_time,
-)
+from connector.sandbox.shopify.models import BulkOperation, InventoryLevel, Product, ProductVariant, rest_time
+from connector.sandbox.shopify.order_models import LineItem, Order
 
 
 def _price(amount: Decimal) -> str:

@@ -16,9 +16,7 @@ from connector.sandbox.shopify.models import (
     BulkOperation,
     InventoryItem,
     InventoryLevel,
-    Job,
     Location,
-    Order,
     Product,
     ProductVariant,
     Record,
@@ -26,6 +24,7 @@ from connector.sandbox.shopify.models import (
     gid,
     parse_gid,
 )
+from connector.sandbox.shopify.order_models import Job, Order
 
 if TYPE_CHECKING:
     from connector.sandbox.shopify.store import Store
