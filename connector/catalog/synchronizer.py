@@ -1,86 +1,41 @@
 """Catalog synchronizer: streams a store's catalog into products, variants and levels, diffing by content hash.
 
 The flow follows the binder / mapper / synchronizer split: the adapter maps store records to domain types,
-the (merchant, external id) unique keys bind them to rows, and this module decides what changed. Work is
-done in batches of `batch_size` variants, one transaction each, so memory stays flat whatever the catalog
-size; only the set of external ids seen in a full pass is kept, to find what disappeared.
+the (merchant, external id) unique keys bind them to rows (`connector.catalog.rows`, the binder), and this
+module decides what changed and which events say so. Work is done in batches of `batch_size` variants, one
+transaction each, so memory stays flat whatever the catalog size; only the set of external ids seen in a full
+pass is kept, to find what disappeared.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from connector.catalog import change_lists
-from connector.catalog.levels import reserved_by_variant, sellable
+from connector.catalog import change_lists, rows
+from connector.catalog.levels import sellable
 from connector.domain import event_types
 from connector.domain.catalog import Product, Variant
 from connector.domain.errors import PermanentError
 from connector.domain.ports import StoreAdapter
 from connector.infra import bulk_insert, outbox
 from connector.infra.db import Database
-from connector.infra.models import InventoryLevel as LevelRow
 from connector.infra.models import Merchant, SyncRun
 from connector.infra.models import Product as ProductRow
 from connector.infra.models import Variant as VariantRow
 
 logger = logging.getLogger(__name__)
 
-DELETED = "deleted"
 INCREMENTAL_OVERLAP = timedelta(minutes=5)
 MAX_RECORDED_ERRORS = 1000
 MAX_RECORDED_DIFF = 1000
-
-_levels: Table = LevelRow.__table__  # type: ignore[assignment]
-_products: Table = ProductRow.__table__  # type: ignore[assignment]
-_variants: Table = VariantRow.__table__  # type: ignore[assignment]
-_level_update = (
-    update(_levels)
-    .where(_levels.c.id == bindparam("level_id"))
-    .values(
-        available=bindparam("new_available"),
-        source_updated_at=bindparam("new_source_updated_at"),
-        version=_levels.c.version + 1,
-        updated_at=bindparam("now"),
-    )
-)
-
-
-def _newer(stored: datetime | None, as_of: datetime | None) -> bool:
-    """Whether a stored level's store time is later than a catalog pass's figures."""
-    return stored is not None and as_of is not None and stored > as_of
-
-
-def _bulk_update(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """UPDATE by primary key for many rows in one executemany (Core: no ORM bookkeeping per row)."""
-    if not rows:
-        return
-    params = [{("_id" if k == "id" else k): v for k, v in row.items()} for row in rows]
-    session.connection().execute(update(table).where(table.c.id == bindparam("_id")), params)
-
-
-def _bulk_insert(
-    session: Session, table: Table, merchant_id: int, rows: list[dict[str, Any]]
-) -> dict[str, int]:
-    """INSERT many bound rows; returns external id -> new primary key."""
-    if not rows:
-        return {}
-    conn = session.connection()
-    bulk_insert.insert_many(conn, table, rows)
-    created = conn.execute(
-        select(table.c.external_id, table.c.id).where(
-            table.c.merchant_id == merchant_id,
-            bulk_insert.in_values(conn.dialect.name, table.c.external_id, [r["external_id"] for r in rows]),
-        )
-    )
-    return {ext: pk for ext, pk in created}
 
 
 class LeaseLostError(Exception):
@@ -111,52 +66,27 @@ class SyncCounts:
         }
 
 
-def _product_values(p: Product, content_hash: str) -> dict[str, Any]:
-    return {
-        "title": p.title,
-        "description": p.description,
-        "vendor": p.vendor,
-        "url": p.url,
-        "media": p.media,
-        "status": p.status.value,
-        "source_updated_at": p.source_updated_at,
-        "content_hash": content_hash,
-    }
+@dataclass(slots=True)
+class _Batch:
+    """One batch of a pass: its products and variants, their stored rows, and what the batch changed."""
 
-
-def _variant_values(v: Variant, content_hash: str) -> dict[str, Any]:
-    return {
-        "title": v.title,
-        "sku": v.sku,
-        "barcode": v.barcode,
-        "price_minor": v.price.minor,
-        "compare_at_minor": v.compare_at_price.minor if v.compare_at_price else None,
-        "currency": v.price.currency,
-        "status": v.status.value,
-        "inventory_item_ref": v.inventory_item_ref,
-        "inventory_tracked": v.quantity is not None,
-        "options": v.options,
-        "content_hash": content_hash,
-    }
-
-
-def _merge(batch: Iterable[Product]) -> dict[str, Product]:
-    """One Product per external id within a batch (a stream may repeat a product with more variants)."""
-    merged: dict[str, Product] = {}
-    for product in batch:
-        prior = merged.get(product.external_id)
-        if prior is None:
-            merged[product.external_id] = product
-        else:
-            variants = {v.external_id: v for v in prior.variants}
-            variants.update((v.external_id, v) for v in product.variants)
-            merged[product.external_id] = Product(
-                **{
-                    **{f: getattr(product, f) for f in Product.__slots__},
-                    "variants": tuple(variants.values()),
-                }
-            )
-    return merged
+    now: datetime
+    products: dict[str, Product]
+    variants: dict[str, tuple[Variant, str]]
+    """external id -> (variant, its product's external id)"""
+    stored: rows.StoredRows
+    p_hash: dict[str, str]
+    v_hash: dict[str, str]
+    product_ids: dict[str, int] = field(default_factory=dict)
+    variant_ids: dict[str, int] = field(default_factory=dict)
+    changed_products: dict[str, str] = field(default_factory=dict)
+    """external id -> "created" | "updated", in the order the events go out"""
+    retitled: set[str] = field(default_factory=set)
+    """products whose own fields changed: every row of theirs did"""
+    changed_variants: set[str] = field(default_factory=set)
+    changed_stock: set[str] = field(default_factory=set)
+    stock: dict[str, int | None] = field(default_factory=dict)
+    """external id -> sellable stock after the batch (None: not tracked)"""
 
 
 class CatalogSync:
@@ -272,7 +202,7 @@ class CatalogSync:
 
     def _flush(self, batch: list[Product]) -> None:
         with self._writes() as session:
-            self.counts.events_emitted += self._apply(session, _merge(batch))
+            self.counts.events_emitted += self._apply(session, rows.merge(batch))
 
     @contextmanager
     def _writes(self) -> Iterator[Session]:
@@ -295,92 +225,90 @@ class CatalogSync:
             session.close()
 
     def _apply(self, session: Session, products: dict[str, Product]) -> int:
-        now = datetime.now(UTC)
-        m = self.merchant_id
-        variants: dict[str, tuple[Variant, str]] = {}
-        for p in products.values():
-            for v in p.variants:
-                variants[v.external_id] = (v, p.external_id)
+        variants = {v.external_id: (v, p.external_id) for p in products.values() for v in p.variants}
         self._seen_products.update(products)
         self._seen_variants.update(variants)
-        dialect = session.get_bind().dialect.name
-
-        stored_p = {
-            ext: (pid, h)
-            for ext, pid, h in session.execute(
-                select(ProductRow.external_id, ProductRow.id, ProductRow.content_hash).where(
-                    ProductRow.merchant_id == m,
-                    bulk_insert.in_values(dialect, ProductRow.external_id, list(products)),
-                )
-            )
-        }
-        stored_v = {
-            ext: (vid, pid, h)
-            for ext, vid, pid, h in session.execute(
-                select(
-                    VariantRow.external_id, VariantRow.id, VariantRow.product_id, VariantRow.content_hash
-                ).where(
-                    VariantRow.merchant_id == m,
-                    bulk_insert.in_values(dialect, VariantRow.external_id, list(variants)),
-                )
-            )
-        }
-        existing_variant_ids = [row[0] for row in stored_v.values()]
-        stored_levels: dict[int, tuple[int, int, datetime | None]] = {}
-        reserved: dict[int, int] = {}
-        if existing_variant_ids:
-            stored_levels = {
-                vid: (lid, avail, seen)
-                for vid, lid, avail, seen in session.execute(
-                    select(
-                        LevelRow.variant_id, LevelRow.id, LevelRow.available, LevelRow.source_updated_at
-                    ).where(
-                        bulk_insert.in_values(dialect, LevelRow.variant_id, existing_variant_ids),
-                        LevelRow.location_ref == self.location,
-                    )
-                )
-            }
-            reserved = reserved_by_variant(session, existing_variant_ids, dialect)
-
-        # Products: insert new, update changed.
-        changed_products: dict[str, str] = {}  # external id -> "created" | "updated"
-        p_hash = {ext: p.content_hash() for ext, p in products.items()}
-        v_hash = {ext: v.content_hash() for ext, (v, _) in variants.items()}
-        stored_fields = (
-            self._before(session, stored_p, stored_v, p_hash, v_hash) if self.dry_run else ({}, {})
+        stored = rows.read_stored(session, self.merchant_id, self.location, list(products), list(variants))
+        batch = _Batch(
+            datetime.now(UTC),
+            products,
+            variants,
+            stored,
+            p_hash={ext: p.content_hash() for ext, p in products.items()},
+            v_hash={ext: v.content_hash() for ext, (v, _) in variants.items()},
         )
-        new_p = [ext for ext in products if ext not in stored_p]
+        stored_fields = (
+            self._before(session, stored.products, stored.variants, batch.p_hash, batch.v_hash)
+            if self.dry_run
+            else ({}, {})
+        )
+        self._write_products(session, batch)
+        self._write_variants(session, batch)
+        inventory_events = self._write_levels(session, batch)
+        self._count_rows(batch)
+        product_events = [
+            outbox.DomainEvent(
+                event_types.PRODUCT_UPDATED,
+                self.merchant_id,
+                self._product_payload(
+                    products[ext], batch.product_ids[ext], batch.variant_ids, batch.stock, change
+                ),
+                batch.now,
+            )
+            for ext, change in batch.changed_products.items()
+        ]
+        if self.dry_run:
+            stock_before = {
+                ext: level[1] if (level := stored.levels.get(batch.variant_ids[ext])) else None
+                for ext in batch.changed_stock
+            }
+            self._record_diff(
+                products,
+                batch.changed_products,
+                batch.changed_variants,
+                variants,
+                stored_fields,
+                stock_before,
+            )
+        return outbox.publish(session, product_events + inventory_events)
+
+    def _write_products(self, session: Session, batch: _Batch) -> None:
+        """Products: insert new, update changed."""
+        m, now, stored = self.merchant_id, batch.now, batch.stored.products
+        new_p = [ext for ext in batch.products if ext not in stored]
         upd_p = []
-        for ext, (pid, h) in stored_p.items():
-            if p_hash[ext] != h:
-                upd_p.append({"id": pid, "updated_at": now, **_product_values(products[ext], p_hash[ext])})
-                changed_products[ext] = "updated"
-        retitled = set(changed_products)  # products whose own fields changed: every row of theirs did
-        product_ids = {ext: row[0] for ext, row in stored_p.items()}
+        for ext, (pid, h) in stored.items():
+            if batch.p_hash[ext] != h:
+                values = rows.product_values(batch.products[ext], batch.p_hash[ext])
+                upd_p.append({"id": pid, "updated_at": now, **values})
+                batch.changed_products[ext] = "updated"
+        batch.retitled = set(batch.changed_products)
+        batch.product_ids = {ext: row[0] for ext, row in stored.items()}
         if new_p:
-            rows = [
+            new_rows = [
                 {
                     "merchant_id": m,
                     "external_id": ext,
                     "created_at": now,
                     "updated_at": now,
-                    **_product_values(products[ext], p_hash[ext]),
+                    **rows.product_values(batch.products[ext], batch.p_hash[ext]),
                 }
                 for ext in new_p
             ]
-            for ext, pid in _bulk_insert(session, _products, m, rows).items():
-                product_ids[ext] = pid
-                changed_products[ext] = "created"
+            for ext, pid in rows.bulk_insert_rows(session, rows.PRODUCTS, m, new_rows).items():
+                batch.product_ids[ext] = pid
+                batch.changed_products[ext] = "created"
         if upd_p:
-            _bulk_update(session, _products, upd_p)
+            rows.bulk_update(session, rows.PRODUCTS, upd_p)
 
-        # Variants: insert new, update changed (a variant may move to another product).
+    def _write_variants(self, session: Session, batch: _Batch) -> None:
+        """Variants: insert new, update changed (a variant may move to another product)."""
+        m, now, stored = self.merchant_id, batch.now, batch.stored.variants
         new_v = []
         upd_v = []
-        changed_variants: set[str] = set()
-        for ext, (variant, product_ext) in variants.items():
-            pid = product_ids[product_ext]
-            if ext not in stored_v:
+        for ext, (variant, product_ext) in batch.variants.items():
+            pid = batch.product_ids[product_ext]
+            if ext not in stored:
                 new_v.append(
                     {
                         "merchant_id": m,
@@ -388,44 +316,45 @@ class CatalogSync:
                         "external_id": ext,
                         "created_at": now,
                         "updated_at": now,
-                        **_variant_values(variant, v_hash[ext]),
+                        **rows.variant_values(variant, batch.v_hash[ext]),
                     }
                 )
                 continue
-            vid, stored_pid, h = stored_v[ext]
-            if v_hash[ext] != h or stored_pid != pid:
-                upd_v.append(
-                    {"id": vid, "product_id": pid, "updated_at": now, **_variant_values(variant, v_hash[ext])}
-                )
-                changed_variants.add(ext)
-                changed_products.setdefault(product_ext, "updated")
-        variant_ids = {ext: row[0] for ext, row in stored_v.items()}
+            vid, stored_pid, h = stored[ext]
+            if batch.v_hash[ext] != h or stored_pid != pid:
+                values = rows.variant_values(variant, batch.v_hash[ext])
+                upd_v.append({"id": vid, "product_id": pid, "updated_at": now, **values})
+                batch.changed_variants.add(ext)
+                batch.changed_products.setdefault(product_ext, "updated")
+        batch.variant_ids = {ext: row[0] for ext, row in stored.items()}
         if new_v:
-            for ext, vid in _bulk_insert(session, _variants, m, new_v).items():
-                variant_ids[ext] = vid
-                changed_variants.add(ext)
-                changed_products.setdefault(variants[ext][1], "updated")
+            for ext, vid in rows.bulk_insert_rows(session, rows.VARIANTS, m, new_v).items():
+                batch.variant_ids[ext] = vid
+                batch.changed_variants.add(ext)
+                batch.changed_products.setdefault(batch.variants[ext][1], "updated")
         if upd_v:
-            _bulk_update(session, _variants, upd_v)
+            rows.bulk_update(session, rows.VARIANTS, upd_v)
 
-        # Inventory levels at the merchant's location. `inventory.updated` reports a change of sellable stock
-        # the platform already knew; a new variant's stock travels in its product's `product.updated`.
-        stock: dict[str, int | None] = {}
+    def _write_levels(self, session: Session, batch: _Batch) -> list[outbox.DomainEvent]:
+        """Inventory levels at the merchant's location; returns the `inventory.updated` events.
+
+        `inventory.updated` reports a change of sellable stock the platform already knew; a new variant's
+        stock travels in its product's `product.updated`."""
+        m, now = self.merchant_id, batch.now
         new_levels = []
         upd_levels = []
         inventory_events = []
-        changed_stock: set[str] = set()
-        for ext, (variant, product_ext) in variants.items():
+        for ext, (variant, product_ext) in batch.variants.items():
             if variant.quantity is None:
-                stock[ext] = None
+                batch.stock[ext] = None
                 continue
-            vid = variant_ids[ext]
-            held = reserved.get(vid, 0)
-            after = stock[ext] = sellable(variant.quantity, held, self.buffer)
-            level = stored_levels.get(vid)
-            if level is not None and (level[1] == variant.quantity or _newer(level[2], self.as_of)):
+            vid = batch.variant_ids[ext]
+            held = batch.stored.reserved.get(vid, 0)
+            after = batch.stock[ext] = sellable(variant.quantity, held, self.buffer)
+            level = batch.stored.levels.get(vid)
+            if level is not None and (level[1] == variant.quantity or rows.newer(level[2], self.as_of)):
                 if level[1] != variant.quantity:  # a stock webhook newer than this pass's figures stands
-                    stock[ext] = sellable(level[1], held, self.buffer)
+                    batch.stock[ext] = sellable(level[1], held, self.buffer)
                 continue
             before = sellable(level[1], held, self.buffer) if level else None
             if level is None:
@@ -449,57 +378,34 @@ class CatalogSync:
                         "now": now,
                     }
                 )
-            changed_stock.add(ext)
-            if before != after and ext in stored_v:
-                inventory_events.append(
-                    outbox.DomainEvent(
-                        event_types.INVENTORY_UPDATED,
-                        m,
-                        {
-                            "variant_id": vid,
-                            "external_id": ext,
-                            "product_id": product_ids[product_ext],
-                            "location": self.location,
-                            "available": variant.quantity,
-                            "sellable": after,
-                            "previous_sellable": before,
-                        },
-                        now,
-                    )
-                )
+            batch.changed_stock.add(ext)
+            if before != after and ext in batch.stored.variants:
+                payload = {
+                    "variant_id": vid,
+                    "external_id": ext,
+                    "product_id": batch.product_ids[product_ext],
+                    "location": self.location,
+                    "available": variant.quantity,
+                    "sellable": after,
+                    "previous_sellable": before,
+                }
+                inventory_events.append(outbox.DomainEvent(event_types.INVENTORY_UPDATED, m, payload, now))
         if new_levels:
-            bulk_insert.insert_many(session.connection(), _levels, new_levels)
+            bulk_insert.insert_many(session.connection(), rows.LEVELS, new_levels)
         if upd_levels:
-            session.connection().execute(_level_update, upd_levels)
+            session.connection().execute(rows.LEVEL_UPDATE, upd_levels)
+        return inventory_events
 
-        # Counts per variant row.
-        for ext in variants:
-            if ext not in stored_v:
+    def _count_rows(self, batch: _Batch) -> None:
+        """Counts per variant row."""
+        for ext, (_, product_ext) in batch.variants.items():
+            if ext not in batch.stored.variants:
                 self.counts.created += 1
-            elif ext in changed_variants or ext in changed_stock or variants[ext][1] in retitled:
+            elif ext in batch.changed_variants or ext in batch.changed_stock or product_ext in batch.retitled:
                 self.counts.updated += 1
             else:
                 self.counts.unchanged += 1
-        self.counts.rows_read += len(variants)
-
-        product_events = [
-            outbox.DomainEvent(
-                event_types.PRODUCT_UPDATED,
-                m,
-                self._product_payload(products[ext], product_ids[ext], variant_ids, stock, change),
-                now,
-            )
-            for ext, change in changed_products.items()
-        ]
-        if self.dry_run:
-            stock_before = {
-                ext: level[1] if (level := stored_levels.get(variant_ids[ext])) else None
-                for ext in changed_stock
-            }
-            self._record_diff(
-                products, changed_products, changed_variants, variants, stored_fields, stock_before
-            )
-        return outbox.publish(session, product_events + inventory_events)
+        self.counts.rows_read += len(batch.variants)
 
     @staticmethod
     def _product_payload(
@@ -590,90 +496,56 @@ class CatalogSync:
         m = self.merchant_id
         if not self._seen_products and self.counts.failed_rows == 0:
             with self.db.session() as session:
-                live = session.scalar(
-                    select(ProductRow.id)
-                    .where(ProductRow.merchant_id == m, ProductRow.status != DELETED)
-                    .limit(1)
-                )
+                live = rows.live_product(session, m)
             if live is not None:
                 raise PermanentError(
                     "the store returned an empty catalog; refusing to delete every product (resync once fixed)",
                     code="empty_catalog",
                 )
         with self._writes() as session:
-            gone_products = [
-                (pid, ext)
-                for pid, ext in session.execute(
-                    select(ProductRow.id, ProductRow.external_id).where(
-                        ProductRow.merchant_id == m, ProductRow.status != DELETED
-                    )
-                )
-                if ext not in self._seen_products
-            ]
-            gone_variants = [
-                (vid, ext, pid)
-                for vid, ext, pid in session.execute(
-                    select(VariantRow.id, VariantRow.external_id, VariantRow.product_id).where(
-                        VariantRow.merchant_id == m, VariantRow.status != DELETED
-                    )
-                )
-                if ext not in self._seen_variants
-            ]
+            gone_products, gone_variants = rows.unseen(session, m, self._seen_products, self._seen_variants)
             if not gone_products and not gone_variants:
                 return
             now = datetime.now(UTC)
-            gone_pids = {pid for pid, _ in gone_products}
             if gone_products:
-                _bulk_update(
-                    session,
-                    _products,
-                    [
-                        {"id": pid, "status": DELETED, "content_hash": DELETED, "updated_at": now}
-                        for pid, _ in gone_products
-                    ],
-                )
+                rows.soft_delete(session, rows.PRODUCTS, (pid for pid, _ in gone_products), now)
             if gone_variants:
-                _bulk_update(
-                    session,
-                    _variants,
-                    [
-                        {"id": vid, "status": DELETED, "content_hash": DELETED, "updated_at": now}
-                        for vid, _, _ in gone_variants
-                    ],
-                )
+                rows.soft_delete(session, rows.VARIANTS, (vid for vid, _, _ in gone_variants), now)
             self.counts.deleted += len(gone_variants)
-            pruned = {pid for _, _, pid in gone_variants} - gone_pids
-            product_exts = (
-                dict(
-                    session.execute(
-                        select(ProductRow.id, ProductRow.external_id).where(ProductRow.id.in_(pruned))
-                    ).all()
-                )
-                if pruned
-                else {}
-            )
-            deleted_events = [
-                outbox.DomainEvent(
-                    event_types.PRODUCT_DELETED, m, {"product_id": pid, "external_id": ext}, now
-                )
-                for pid, ext in gone_products
-            ] + [
-                outbox.DomainEvent(
-                    event_types.PRODUCT_UPDATED,
-                    m,
-                    {
-                        "change": "variants_removed",
-                        "product": {"id": pid, "external_id": product_exts[pid]},
-                        "removed_variants": [ext for _, ext, p in gone_variants if p == pid],
-                    },
-                    now,
-                )
-                for pid in sorted(pruned)
-            ]
-            self.counts.events_emitted += outbox.publish(session, deleted_events)
+            events = self._deletion_events(session, gone_products, gone_variants, now)
+            self.counts.events_emitted += outbox.publish(session, events)
             if self.dry_run:
                 room = MAX_RECORDED_DIFF - len(self.counts.diff)
                 self.counts.diff.extend({"op": "deleted", "product": ext} for _, ext in gone_products[:room])
+
+    def _deletion_events(
+        self,
+        session: Session,
+        gone_products: list[tuple[int, str]],
+        gone_variants: list[tuple[int, str, int]],
+        now: datetime,
+    ) -> list[outbox.DomainEvent]:
+        """`product.deleted` for each product gone, `product.updated` (variants_removed) for each product that
+        stays but lost variants."""
+        m = self.merchant_id
+        pruned = {pid for _, _, pid in gone_variants} - {pid for pid, _ in gone_products}
+        product_exts = rows.external_ids(session, pruned)
+        return [
+            outbox.DomainEvent(event_types.PRODUCT_DELETED, m, {"product_id": pid, "external_id": ext}, now)
+            for pid, ext in gone_products
+        ] + [
+            outbox.DomainEvent(
+                event_types.PRODUCT_UPDATED,
+                m,
+                {
+                    "change": "variants_removed",
+                    "product": {"id": pid, "external_id": product_exts[pid]},
+                    "removed_variants": [ext for _, ext, p in gone_variants if p == pid],
+                },
+                now,
+            )
+            for pid in sorted(pruned)
+        ]
 
     # -- run bookkeeping -----------------------------------------------------------------------------------
 
