@@ -337,6 +337,48 @@ def _options(color: str, size: str) -> Options:
     return (), ""
 
 
+def _stock(availability_text: str, quantity_text: str) -> tuple[Availability, int | None]:
+    """A row's availability and quantity. The exact spellings ("in_stock", digits only) are looked up
+    directly; anything else is parsed in full."""
+    availability = _AVAILABILITY.get(availability_text)
+    if availability is None:
+        availability = parse_availability(availability_text)
+    quantity: int | None
+    if quantity_text.isdigit() and quantity_text.isascii():
+        quantity = int(quantity_text)
+        if quantity > MAX_QUANTITY:
+            raise ValueError(f"quantity {quantity_text!r} is too large")
+    else:
+        quantity = parse_quantity(quantity_text, availability)
+    return availability, quantity
+
+
+def _memo_options(memo: ParseMemo, color: str, size: str) -> Options:
+    """`_options`, remembered in `memo` for the pairs seen before."""
+    known_options = memo.options
+    options_key = (color, size)
+    found = known_options.get(options_key)
+    if found is None:
+        found = _options(color, size)
+        if len(known_options) < MAX_MEMO_ENTRIES:
+            known_options[options_key] = found
+    return found
+
+
+def _identifiers(sku: str, mpn: str, barcode: str, brand: str) -> tuple[str, str, str]:
+    """A row's SKU (else its MPN), barcode and brand, trimmed and checked for length."""
+    sku = sku.strip() or mpn.strip()
+    if len(sku) > MAX_TEXT_CHARS:
+        raise ValueError(f"sku is longer than {MAX_TEXT_CHARS} characters")
+    barcode = barcode.strip()
+    if len(barcode) > MAX_BARCODE_CHARS:
+        raise ValueError(f"gtin is longer than {MAX_BARCODE_CHARS} characters")
+    brand = brand.strip()
+    if len(brand) > MAX_TEXT_CHARS:
+        raise ValueError(f"brand is longer than {MAX_TEXT_CHARS} characters")
+    return sku, barcode, brand
+
+
 def parse_fields(
     values: Sequence[str], default_currency: str | None = None, memo: ParseMemo | None = None
 ) -> RowParts:
@@ -379,36 +421,9 @@ def parse_fields(
         price, compare_at = parse_prices(price_text, sale_price_text, default_currency, memo.prices)
     else:
         compare_at = None
-    # The exact spellings ("in_stock", digits only) are looked up directly; anything else is parsed in full.
-    availability = _AVAILABILITY.get(availability_text)
-    if availability is None:
-        availability = parse_availability(availability_text)
-    quantity: int | None
-    if quantity_text.isdigit() and quantity_text.isascii():
-        quantity = int(quantity_text)
-        if quantity > MAX_QUANTITY:
-            raise ValueError(f"quantity {quantity_text!r} is too large")
-    else:
-        quantity = parse_quantity(quantity_text, availability)
-
-    known_options = memo.options
-    options_key = (color, size)
-    found = known_options.get(options_key)
-    if found is None:
-        found = _options(color, size)
-        if len(known_options) < MAX_MEMO_ENTRIES:
-            known_options[options_key] = found
-    options, variant_title = found
-    sku = sku.strip() or mpn.strip()
-    if len(sku) > MAX_TEXT_CHARS:
-        raise ValueError(f"sku is longer than {MAX_TEXT_CHARS} characters")
-    barcode = barcode.strip()
-    if len(barcode) > MAX_BARCODE_CHARS:
-        raise ValueError(f"gtin is longer than {MAX_BARCODE_CHARS} characters")
-    brand = brand.strip()
-    if len(brand) > MAX_TEXT_CHARS:
-        raise ValueError(f"brand is longer than {MAX_TEXT_CHARS} characters")
-
+    availability, quantity = _stock(availability_text, quantity_text)
+    options, variant_title = _memo_options(memo, color, size)
+    sku, barcode, brand = _identifiers(sku, mpn, barcode, brand)
     variant = Variant(
         external_id=variant_id,
         title=variant_title or title,
