@@ -119,80 +119,16 @@ def deliver(delivery_id: int, queue: str = scheduling.DEFAULT_QUEUE, waits: int 
     """
     rt = runtime.current()
     config = _config
-    policy = config.isolation
     now = _now()
-    later: _Later | None = None
-    prepared: Prepared | None = None
-    held: tuple[int, str] | None = None  # (endpoint id, slot token)
+    held: list[tuple[int, str]] = []  # (endpoint id, slot token) of the in-flight slot taken
     try:
         with rt.db.session() as session:
-            delivery = session.get(Delivery, delivery_id)
-            if delivery is None:
-                logger.info("delivery not found", extra={"delivery_id": delivery_id})
-                return "missing"
-            if delivery.status != PENDING:
-                return "skipped"
-            due = delivery.next_attempt_at
-            if due is not None and due > now + config.due_tolerance:
-                return "not_due"
-            endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-            payload = session.get(EventPayload, delivery.payload_id)
-            if endpoint is None or payload is None:
-                return "missing"
-            if not endpoint.enabled:
-                delivery.status = FAILED
-                delivery.next_attempt_at = None
-                delivery.last_error = f"endpoint disabled: {endpoint.disabled_reason or 'disabled'}"
-                logger.info("delivery failed: endpoint disabled", extra={"delivery_id": delivery_id})
-                return "failed"
-            attempt = delivery.attempt_count + 1
-            open_until = breaker.admit(session, endpoint, now, config.breaker)
-            if open_until is not None:
-                delivery.next_attempt_at = open_until
-                # The probe ending the cool-down may take the whole timeout: it goes out from the slow queue.
-                target = isolation.route(rt.redis, queue, slow=True, policy=policy)
-                later = _Later(attempt, target, open_until, reason="breaker open")
-            else:
-                slow = endpoint.id in isolation.slow_endpoints(rt.redis, [endpoint.id])
-                target = isolation.route(rt.redis, queue, slow=slow, policy=policy)
-                running_on = _running_on()
-                if target == policy.slow_queue and running_on is not None and running_on != target:
-                    later = _Later(attempt, target, reason="endpoint slow")
-                else:
-                    slot = isolation.acquire(
-                        rt.redis, endpoint.id, cap=policy.concurrency, lease=config.lease.total_seconds()
-                    )
-                    held = (endpoint.id, slot) if slot is not None else None
-                    if slot is None:
-                        when = now + timedelta(seconds=isolation.wait_delay(waits))
-                        moved = session.execute(
-                            _claimable(delivery_id, delivery.attempt_count, now, config).values(
-                                next_attempt_at=when
-                            )
-                        ).rowcount  # type: ignore[attr-defined]
-                        if not moved:
-                            return "skipped"
-                        later = _Later(attempt, target, when, waits=waits + 1, reason="endpoint at its cap")
-                    else:
-                        claimed = session.execute(
-                            _claimable(delivery_id, delivery.attempt_count, now, config).values(
-                                next_attempt_at=now + config.lease
-                            )
-                        ).rowcount  # type: ignore[attr-defined]
-                        if not claimed:
-                            return "skipped"
-                        secret, previous = signing_secrets(rt.secrets, endpoint, now=now)
-                        body = body_for(payload)
-                        prepared = Prepared(
-                            url=endpoint.url,
-                            body=body,
-                            headers=sign(payload.id, body, secret, previous_secret=previous),
-                            attempt=attempt,
-                            endpoint_id=endpoint.id,
-                        )
-        if later is not None:
-            return _put_off(rt, delivery_id, queue, later)
-        assert prepared is not None
+            step = _next_step(rt, session, delivery_id, queue, waits, now, config, held)
+        if isinstance(step, str):
+            return step
+        if isinstance(step, _Later):
+            return _put_off(rt, delivery_id, queue, step)
+        prepared = step
         result = transport.post(
             prepared.url,
             prepared.body,
@@ -201,9 +137,100 @@ def deliver(delivery_id: int, queue: str = scheduling.DEFAULT_QUEUE, waits: int 
             allow_private=config.allow_private,
         )
     finally:
-        if held is not None:
-            isolation.release(rt.redis, *held)
+        for slot in held:
+            isolation.release(rt.redis, *slot)
     return _record(rt, delivery_id, prepared, result, queue, config)
+
+
+def _next_step(
+    rt: runtime.Runtime,
+    session: Session,
+    delivery_id: int,
+    queue: str,
+    waits: int,
+    now: datetime,
+    config: DeliveryConfig,
+    held: list[tuple[int, str]],
+) -> str | _Later | Prepared:
+    """What this job does with the delivery: nothing (the outcome), put it off, or send the attempt claimed."""
+    policy = config.isolation
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        logger.info("delivery not found", extra={"delivery_id": delivery_id})
+        return "missing"
+    if delivery.status != PENDING:
+        return "skipped"
+    due = delivery.next_attempt_at
+    if due is not None and due > now + config.due_tolerance:
+        return "not_due"
+    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+    payload = session.get(EventPayload, delivery.payload_id)
+    if endpoint is None or payload is None:
+        return "missing"
+    if not endpoint.enabled:
+        delivery.status = FAILED
+        delivery.next_attempt_at = None
+        delivery.last_error = f"endpoint disabled: {endpoint.disabled_reason or 'disabled'}"
+        logger.info("delivery failed: endpoint disabled", extra={"delivery_id": delivery_id})
+        return "failed"
+    attempt = delivery.attempt_count + 1
+    open_until = breaker.admit(session, endpoint, now, config.breaker)
+    if open_until is not None:
+        delivery.next_attempt_at = open_until
+        # The probe ending the cool-down may take the whole timeout: it goes out from the slow queue.
+        target = isolation.route(rt.redis, queue, slow=True, policy=policy)
+        return _Later(attempt, target, open_until, reason="breaker open")
+    slow = endpoint.id in isolation.slow_endpoints(rt.redis, [endpoint.id])
+    target = isolation.route(rt.redis, queue, slow=slow, policy=policy)
+    running_on = _running_on()
+    if target == policy.slow_queue and running_on is not None and running_on != target:
+        return _Later(attempt, target, reason="endpoint slow")
+    return _claim(rt, session, delivery, endpoint, payload, target, waits, now, config, held)
+
+
+def _claim(
+    rt: runtime.Runtime,
+    session: Session,
+    delivery: Delivery,
+    endpoint: WebhookEndpoint,
+    payload: EventPayload,
+    target: str,
+    waits: int,
+    now: datetime,
+    config: DeliveryConfig,
+    held: list[tuple[int, str]],
+) -> str | _Later | Prepared:
+    """Take one of the endpoint's in-flight slots (kept in `held` for the caller to give back) and claim the
+    delivery for the attempt; an endpoint at its cap puts the delivery off a few seconds instead."""
+    attempt = delivery.attempt_count + 1
+    slot = isolation.acquire(
+        rt.redis, endpoint.id, cap=config.isolation.concurrency, lease=config.lease.total_seconds()
+    )
+    if slot is None:
+        when = now + timedelta(seconds=isolation.wait_delay(waits))
+        moved = session.execute(
+            _claimable(delivery.id, delivery.attempt_count, now, config).values(next_attempt_at=when)
+        ).rowcount  # type: ignore[attr-defined]
+        if not moved:
+            return "skipped"
+        return _Later(attempt, target, when, waits=waits + 1, reason="endpoint at its cap")
+    held.append((endpoint.id, slot))
+    claimed = session.execute(
+        _claimable(delivery.id, delivery.attempt_count, now, config).values(
+            next_attempt_at=now + config.lease
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    if not claimed:
+        return "skipped"
+    secret, previous = signing_secrets(rt.secrets, endpoint, now=now)
+    body = body_for(payload)
+    return Prepared(
+        url=endpoint.url,
+        body=body,
+        headers=sign(payload.id, body, secret, previous_secret=previous),
+        attempt=attempt,
+        endpoint_id=endpoint.id,
+    )
 
 
 def _put_off(rt: runtime.Runtime, delivery_id: int, queue: str, later: _Later) -> str:
