@@ -227,46 +227,58 @@ def order(item: Order) -> dict[str, Any]:
         "shipping_address": _address(item.shipping_address),
         "customer": None,
         "discount_codes": [],
-        "fulfillments": [
-            {
-                "id": f["id"],
-                "admin_graphql_api_id": f"gid://shopify/Fulfillment/{f['id']}",
-                "created_at": rest_time(f["created_at"]),
-                "order_id": item.legacy_resource_id,
-                "status": "success",
-                "tracking_company": f.get("tracking_company"),
-                "tracking_number": f.get("tracking_number"),
-                "line_items": [
-                    _line_item(line, currency)
-                    for line in item.line_items
-                    if line.legacy_resource_id in f["lines"]
-                ],
-            }
-            for f in item.fulfillments
-        ],
+        "fulfillments": _fulfillments(item, currency),
         "line_items": [_line_item(line, currency) for line in item.line_items],
-        "refunds": [
-            {
-                "id": refund["id"],
-                "admin_graphql_api_id": f"gid://shopify/Refund/{refund['id']}",
-                "created_at": rest_time(refund["created_at"]),
-                "note": refund.get("note"),
-                "order_id": item.legacy_resource_id,
-            }
-            for refund in item.refunds
-        ],
-        "shipping_lines": [
-            {
-                "code": line.get("code"),
-                "price": _price(Decimal(str(line["price"]))),
-                "price_set": _price_set(Decimal(str(line["price"])), currency),
-                "title": line.get("title"),
-                "source": "shopify",
-                "tax_lines": [],
-            }
-            for line in item.shipping_lines
-        ],
+        "refunds": _refunds(item),
+        "shipping_lines": _shipping_lines(item, currency),
     }
+
+
+def _fulfillments(item: Order, currency: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f["id"],
+            "admin_graphql_api_id": f"gid://shopify/Fulfillment/{f['id']}",
+            "created_at": rest_time(f["created_at"]),
+            "order_id": item.legacy_resource_id,
+            "status": "success",
+            "tracking_company": f.get("tracking_company"),
+            "tracking_number": f.get("tracking_number"),
+            "line_items": [
+                _line_item(line, currency)
+                for line in item.line_items
+                if line.legacy_resource_id in f["lines"]
+            ],
+        }
+        for f in item.fulfillments
+    ]
+
+
+def _refunds(item: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": refund["id"],
+            "admin_graphql_api_id": f"gid://shopify/Refund/{refund['id']}",
+            "created_at": rest_time(refund["created_at"]),
+            "note": refund.get("note"),
+            "order_id": item.legacy_resource_id,
+        }
+        for refund in item.refunds
+    ]
+
+
+def _shipping_lines(item: Order, currency: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "code": line.get("code"),
+            "price": _price(Decimal(str(line["price"]))),
+            "price_set": _price_set(Decimal(str(line["price"])), currency),
+            "title": line.get("title"),
+            "source": "shopify",
+            "tax_lines": [],
+        }
+        for line in item.shipping_lines
+    ]
 
 
 def refund(item: Order, entry: dict[str, Any]) -> dict[str, Any]:
