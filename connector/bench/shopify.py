@@ -369,36 +369,7 @@ def run(
         )
         console.print(f"(b) bulk catalog sync of {variants:,} variants")
         bulk = _bulk(database_url, workdir, variants, 4)
-    table = Table(title=f"shopify ({'SQLite' if not database_url else 'PostgreSQL'})")
-    for col in ("measure", "value", "reference", "ratio"):
-        table.add_column(col, justify="left" if col == "measure" else "right")
-    table.add_row(
-        "(a) orders/s pushed",
-        f"{push['achieved_per_s']:.2f}",
-        f"{push['allowed_per_s']:.2f} allowed",
-        f"{push['utilization']:.3f}",
-    )
-    table.add_row("(a) points per order (measured)", f"{push['cost_per_order']:.1f}", "", "")
-    table.add_row("(a) THROTTLED answers", str(push["throttled"]), f"<= {TARGET_THROTTLED}", "")
-    table.add_row(
-        "(a) orders in the store / confirmed",
-        f"{push['store_orders']} / {push['confirmed']}",
-        str(orders),
-        "",
-    )
-    table.add_row(
-        "(b) the store's export (emulator) and polling (s)",
-        f"{bulk['shopify']['export_seconds']:.2f}",
-        "",
-        "",
-    )
-    table.add_row(
-        f"(b) bulk sync past the export, {variants:,} variants (s)",
-        f"{bulk['shopify']['seconds']:.2f}",
-        f"{bulk['baseline']['seconds']:.2f} baseline",
-        f"{bulk['ratio']:.2f}",
-    )
-    console.print(table)
+    _print_table(console, database_url, orders, variants, push, bulk)
     meets = (
         push["utilization"] >= TARGET_UTILIZATION
         and push["throttled"] <= TARGET_THROTTLED
@@ -430,3 +401,44 @@ def run(
         "target_bulk_ratio": TARGET_BULK_RATIO,
         "meets_targets": meets,
     }
+
+
+def _print_table(
+    console: Console,
+    database_url: str | None,
+    orders: int,
+    variants: int,
+    push: dict[str, Any],
+    bulk: dict[str, Any],
+) -> None:
+    """The order push's throttle use and the bulk sync's time against their references."""
+    table = Table(title=f"shopify ({'SQLite' if not database_url else 'PostgreSQL'})")
+    for col in ("measure", "value", "reference", "ratio"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    table.add_row(
+        "(a) orders/s pushed",
+        f"{push['achieved_per_s']:.2f}",
+        f"{push['allowed_per_s']:.2f} allowed",
+        f"{push['utilization']:.3f}",
+    )
+    table.add_row("(a) points per order (measured)", f"{push['cost_per_order']:.1f}", "", "")
+    table.add_row("(a) THROTTLED answers", str(push["throttled"]), f"<= {TARGET_THROTTLED}", "")
+    table.add_row(
+        "(a) orders in the store / confirmed",
+        f"{push['store_orders']} / {push['confirmed']}",
+        str(orders),
+        "",
+    )
+    table.add_row(
+        "(b) the store's export (emulator) and polling (s)",
+        f"{bulk['shopify']['export_seconds']:.2f}",
+        "",
+        "",
+    )
+    table.add_row(
+        f"(b) bulk sync past the export, {variants:,} variants (s)",
+        f"{bulk['shopify']['seconds']:.2f}",
+        f"{bulk['baseline']['seconds']:.2f} baseline",
+        f"{bulk['ratio']:.2f}",
+    )
+    console.print(table)

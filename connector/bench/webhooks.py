@@ -304,47 +304,11 @@ def _latency(
             FeedPusher(f"http://127.0.0.1:{port}/webhooks/feed/{mid}", secret_)
             for mid, secret_, _ in merchants
         ]
-        sent: dict[int, float] = {}
-        failures = 0
-        lock = threading.Lock()
         warmup = max(1.0, seconds / 5)
         total = int(rate * (warmup + seconds))
-        threads = 4
         start = time.time() + 0.5
-
-        def sender(offset: int) -> None:
-            nonlocal failures
-            session = requests.Session()
-            for n in range(offset, total, threads):
-                due = start + n / rate
-                pause = due - time.time()
-                if pause > 0:
-                    time.sleep(pause)
-                slot = n % len(merchants)
-                refs = merchants[slot][2]
-                quantity = 200_000 + n  # unique, so the platform event names its store webhook
-                delivery = pushers[slot].inventory([(refs[(n // len(merchants)) % len(refs)], quantity)])
-                t0 = time.time()
-                try:
-                    answer = session.post(
-                        pushers[slot].url, data=delivery.body, headers=delivery.headers, timeout=10
-                    )
-                    ok = answer.status_code == 200
-                except requests.RequestException:
-                    ok = False
-                with lock:
-                    if ok:
-                        sent[quantity] = t0
-                    else:
-                        failures += 1
-            session.close()
-
         console.print(f"(c) sending {total:,} store webhooks at {rate}/s…")
-        workers = [threading.Thread(target=sender, args=(i,)) for i in range(threads)]
-        for thread in workers:
-            thread.start()
-        for thread in workers:
-            thread.join()
+        sent, failures = _send_store_webhooks(pushers, merchants, rate, total, start)
         deadline = time.time() + 60
         while time.time() < deadline:
             platform.send("count")
@@ -354,7 +318,64 @@ def _latency(
         platform.send("stop")
         arrived, by_quantity, duplicates = platform.recv()
         stack.stop()
-    measured_from = start + warmup
+    return _latencies(sent, failures, arrived, by_quantity, duplicates, measured_from=start + warmup)
+
+
+def _send_store_webhooks(
+    pushers: list[Any], merchants: list[tuple[int, str, list[str]]], rate: int, total: int, start: float
+) -> tuple[dict[int, float], int]:
+    """Push `total` signed inventory webhooks at `rate`/s from `start` on, over 4 threads; returns when each
+    accepted one was sent (by its unique quantity) and how many were not accepted."""
+    sent: dict[int, float] = {}
+    failures = 0
+    lock = threading.Lock()
+    threads = 4
+
+    def sender(offset: int) -> None:
+        nonlocal failures
+        session = requests.Session()
+        for n in range(offset, total, threads):
+            due = start + n / rate
+            pause = due - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            slot = n % len(merchants)
+            refs = merchants[slot][2]
+            quantity = 200_000 + n  # unique, so the platform event names its store webhook
+            delivery = pushers[slot].inventory([(refs[(n // len(merchants)) % len(refs)], quantity)])
+            t0 = time.time()
+            try:
+                answer = session.post(
+                    pushers[slot].url, data=delivery.body, headers=delivery.headers, timeout=10
+                )
+                ok = answer.status_code == 200
+            except requests.RequestException:
+                ok = False
+            with lock:
+                if ok:
+                    sent[quantity] = t0
+                else:
+                    failures += 1
+        session.close()
+
+    workers = [threading.Thread(target=sender, args=(i,)) for i in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return sent, failures
+
+
+def _latencies(
+    sent: dict[int, float],
+    failures: int,
+    arrived: dict[str, float],
+    by_quantity: dict[int, str],
+    duplicates: int,
+    *,
+    measured_from: float,
+) -> dict[str, Any]:
+    """Store-to-platform latency of the webhooks sent after the warm-up, and those that never arrived."""
     latencies = []
     lost = 0
     for quantity, t0 in sent.items():
@@ -435,6 +456,18 @@ def run(
                 latency = _latency(stack, rt, spec, rate, seconds, console)
             finally:
                 stack.stop()
+    return _summary(console, database_url, rate, accepted, processed, latency)
+
+
+def _summary(
+    console: Console,
+    database_url: str | None,
+    rate: int,
+    accepted: dict[str, Any],
+    processed: dict[str, Any],
+    latency: dict[str, Any],
+) -> dict[str, Any]:
+    """Print the three measures against their baselines and targets; returns the bench's result."""
     bare, ours = accepted["bare"], accepted["ours"]
     accept_ratio = ours.rate / bare.rate if bare.rate else 0.0
     noop_rate = processed["noop_jobs"] / processed["noop_seconds"]
