@@ -54,7 +54,7 @@ def bare_app() -> Flask:
     """The baseline: parse the purchase body and run the pin purchase Lua script, nothing else."""
     from redis import Redis
 
-    from connector.stock import reservations
+    from connector.stock import counters, holds
 
     redis = Redis.from_url(os.environ["BENCH_REDIS_URL"])
     pin_id = int(os.environ["BENCH_BARE_PIN"])
@@ -65,16 +65,16 @@ def bare_app() -> Flask:
         body = json.loads(request.get_data())
         key = request.headers.get("Idempotency-Key", "")
         line = body["lines"][0]
-        outcome = reservations.buy_from_pins(
+        outcome = counters.buy_from_pins(
             redis,
             [
-                reservations.PinLine(
-                    pin_id, line["quantity"], line["unit_price_minor"], reservations.new_reservation_id()
+                counters.PinLine(
+                    pin_id, line["quantity"], line["unit_price_minor"], counters.new_reservation_id()
                 )
             ],
             buyer=body["buyer"]["ref"],
-            expires_at=datetime.now(UTC) + reservations.DEFAULT_HOLD,
-            mark=reservations.idempotency_mark(0, key),
+            expires_at=datetime.now(UTC) + holds.DEFAULT_HOLD,
+            mark=counters.idempotency_mark(0, key),
             token=secrets.token_hex(8),
         )
         return Response(status=ACCEPTED if outcome.ok else REFUSED)
@@ -88,10 +88,10 @@ def bare_app() -> Flask:
 
 def seed_bare_counter(redis: Any, pin_id: int, allocation: int, limit: int) -> None:
     """The baseline's pin counter: on sale, `allocation` units, the flash price and the per-buyer limit."""
-    from connector.stock import reservations
+    from connector.stock import counters
 
-    counter = reservations.pin_key(pin_id)
-    redis.delete(counter, reservations.holds_key(counter), reservations.buyers_key(counter))
+    counter = counters.pin_key(pin_id)
+    redis.delete(counter, counters.holds_key(counter), counters.buyers_key(counter))
     redis.hset(
         counter,
         mapping={

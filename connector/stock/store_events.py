@@ -21,7 +21,8 @@ Uninstall purges the store's tokens, stops the merchant (status `uninstalled`, q
 keeps only the credentials the adapter names as needed to verify later deliveries (app secrets, for the
 compliance deliveries that follow an uninstall); that needs the `secrets` box, without it everything is
 purged. Privacy events (data request, customer and shop redaction, `connector.merchants.privacy`) apply even after
-an uninstall.
+an uninstall; a redaction also has the redacted orders' holds forget their buyer (`connector.stock.holds`, the
+one writer of reservation rows, which privacy, a layer below stock, may not call).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from connector.infra.models import InventoryLevel, Merchant, Order, SyncRun
 from connector.infra.models import Product as ProductRow
 from connector.infra.models import Variant as VariantRow
 from connector.merchants import privacy
+from connector.stock import holds
 
 logger = logging.getLogger(__name__)
 
@@ -520,6 +522,7 @@ def _privacy(session: Session, merchant: Merchant, delivery: int, event: StoreEv
     }
     if event.kind is StoreEventKind.SHOP_REDACTED:
         found = privacy.redact_shop(session, merchant.id)
+        holds.forget_merchant_buyers(session, merchant.id)
         note = f"shop data redacted: {len(found.orders)} order(s)"
         logger.warning("shop customer data redacted", extra={**context, "orders": len(found.orders)})
         done.note(delivery, PROCESSED, note)
@@ -541,6 +544,7 @@ def _privacy(session: Session, merchant: Merchant, delivery: int, event: StoreEv
         )
     else:
         found = privacy.redact_customer(session, merchant.id, customer)
+        holds.forget_buyers(session, found.order_ids)
         note = f"customer data redacted: {len(found.orders)} order(s) {', '.join(found.orders[:20])}"
         logger.warning("customer data redacted", extra={**context, "orders": found.orders})
     done.note(
