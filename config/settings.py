@@ -162,14 +162,6 @@ class Settings(BaseSettings):
         ),
     )
 
-    walmart_base_url: str = Field(
-        default="",
-        description=(
-            "Address of the Walmart Marketplace API for sellers connected through the Platform API. "
-            "Empty: Walmart's own (production or sandbox, as the connection asks); the emulator's URL in tests."
-        ),
-    )
-
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -210,7 +202,7 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
-    @field_validator("public_url", "shopify_admin_base_url", "walmart_base_url")
+    @field_validator("public_url", "shopify_admin_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
         value = value.strip()

@@ -18,8 +18,8 @@ from connector.catalog import jobs
 from connector.infra import logs, runtime
 from connector.infra.queue import EVENTS
 from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
-from connector.orders import push
-from connector.stock import reservations, store_orders
+from connector.orders import push, reconcile
+from connector.stock import store_orders
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) ->
     # Expired holds, holds released without their counter, confirmed holds the store caught up with, pins
     # whose countdown is over.
     scheduler.register(
-        reservations.reconcile, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120
+        reconcile.reconcile, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120
     )
     # The periodic jobs each installed adapter declares (store orders taken off the platform's stock, the
     # stock reconcile that backs up notifications a store stopped retrying); each queues one job per

@@ -132,7 +132,8 @@ class WalmartConnectFlow:
         StoreSetting(
             "base_url",
             "WALMART_BASE_URL",
-            "Address of the Walmart Marketplace API for sellers connected through the Platform API.",
+            "Address of the Walmart Marketplace API for sellers connected through the Platform API. "
+            "Empty: Walmart's own (production or sandbox, as the connection asks); the emulator's URL in tests.",
         ),
     )
     config_fields = ("environment", "mcs_enrolled", "location")

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from connector.api.common import api_runtime, as_utc, authenticate, parse_body, require_client
 from connector.api.openapi import MAX_ID, doc
 from connector.api.orders import refused
+from connector.domain.errors import RefusedError
 from connector.live import sessions
-from connector.orders.checkout import RefusedError
 
 logger = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ from connector.api.common import (
     require_client,
 )
 from connector.api.openapi import MAX_ID, doc
-from connector.domain.errors import NotFoundError
+from connector.domain.errors import NotFoundError, RefusedError
 from connector.domain.orders import OrderStatus
-from connector.orders import checkout
-from connector.orders.checkout import STORE_TAKES_NO_ORDERS, RefusedError
+from connector.orders import accept, cancel, checkout, queries
+from connector.orders.accept import STORE_TAKES_NO_ORDERS
 from connector.web.context import quiet_access_log
 from connector.web.problems import SERVICE_UNAVAILABLE, problem
 
@@ -280,10 +280,10 @@ def create_order() -> Response:
     client = authenticate()
     key = _idempotency_key()
     body = parse_body(OrderCreate)
-    digest = checkout.request_hash(body.model_dump(mode="json"))
-    order_request = checkout.OrderRequest(
+    digest = accept.request_hash(body.model_dump(mode="json"))
+    order_request = accept.OrderRequest(
         lines=tuple(
-            checkout.LineRequest(line.variant_id, line.quantity, line.unit_price_minor) for line in body.lines
+            accept.LineRequest(line.variant_id, line.quantity, line.unit_price_minor) for line in body.lines
         ),
         currency=body.currency,
         buyer=body.buyer.model_dump(exclude_none=True),
@@ -306,10 +306,10 @@ def list_orders() -> Response:
     client = authenticate()
     query = parse_query(OrdersQuery)
     before = decode_id_cursor(CURSOR_KIND, query.cursor)
-    data, last = checkout.list_orders(
+    data, last = queries.list_orders(
         api_runtime(),
         client.id,
-        checkout.OrderFilter(
+        queries.OrderFilter(
             status=query.status,
             merchant_id=query.merchant_id,
             live_session_id=query.live_session_id,
@@ -327,7 +327,7 @@ def list_orders() -> Response:
 def get_order(order_id: str) -> Response:
     """One order with its lines and status."""
     client = authenticate()
-    return _json(checkout.get_order(api_runtime(), client.id, _order_id(order_id)))
+    return _json(queries.get_order(api_runtime(), client.id, _order_id(order_id)))
 
 
 @bp.post("/orders/<string(maxlength=40):order_id>/cancel")
@@ -343,7 +343,7 @@ def cancel_order(order_id: str) -> Response:
     client = authenticate()
     public_id = _order_id(order_id)
     body = parse_body(OrderCancel, optional=True)
-    return _json(checkout.cancel_order(api_runtime(), client.id, public_id, body.reason))
+    return _json(cancel.cancel_order(api_runtime(), client.id, public_id, body.reason))
 
 
 STATUSES = tuple(status.value for status in OrderStatus)

@@ -19,24 +19,22 @@ the machine's cores with everything else here, where in production the store is 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import multiprocessing as mp
 import os
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import requests
 from flask import Flask, Response, request
 from rich.console import Console
 from rich.table import Table
 
+from connector.bench.buyers import ACCEPTED, FLASH_PRICE_MINOR, REFUSED, LoadResult, SaleSpec, load, warm
 from connector.bench.load import percentile
 from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
 from connector.infra import runtime
@@ -46,8 +44,6 @@ logger = logging.getLogger(__name__)
 TARGET_RATIO: Final = 0.5
 BARE_PIN: Final = 900_000_001
 """The baseline's pin counter id (no such pin exists in the database)."""
-FLASH_PRICE_MINOR: Final = 1_999
-ACCEPTED, REFUSED = 201, 409
 PUSH_WORKERS: Final = 2
 
 
@@ -58,7 +54,7 @@ def bare_app() -> Flask:
     """The baseline: parse the purchase body and run the pin purchase Lua script, nothing else."""
     from redis import Redis
 
-    from connector.stock import reservations
+    from connector.stock import counters, holds
 
     redis = Redis.from_url(os.environ["BENCH_REDIS_URL"])
     pin_id = int(os.environ["BENCH_BARE_PIN"])
@@ -69,16 +65,16 @@ def bare_app() -> Flask:
         body = json.loads(request.get_data())
         key = request.headers.get("Idempotency-Key", "")
         line = body["lines"][0]
-        outcome = reservations.buy_from_pins(
+        outcome = counters.buy_from_pins(
             redis,
             [
-                reservations.PinLine(
-                    pin_id, line["quantity"], line["unit_price_minor"], reservations.new_reservation_id()
+                counters.PinLine(
+                    pin_id, line["quantity"], line["unit_price_minor"], counters.new_reservation_id()
                 )
             ],
             buyer=body["buyer"]["ref"],
-            expires_at=datetime.now(UTC) + reservations.DEFAULT_HOLD,
-            mark=reservations.idempotency_mark(0, key),
+            expires_at=datetime.now(UTC) + holds.DEFAULT_HOLD,
+            mark=counters.idempotency_mark(0, key),
             token=secrets.token_hex(8),
         )
         return Response(status=ACCEPTED if outcome.ok else REFUSED)
@@ -92,10 +88,10 @@ def bare_app() -> Flask:
 
 def seed_bare_counter(redis: Any, pin_id: int, allocation: int, limit: int) -> None:
     """The baseline's pin counter: on sale, `allocation` units, the flash price and the per-buyer limit."""
-    from connector.stock import reservations
+    from connector.stock import counters
 
-    counter = reservations.pin_key(pin_id)
-    redis.delete(counter, reservations.holds_key(counter), reservations.buyers_key(counter))
+    counter = counters.pin_key(pin_id)
+    redis.delete(counter, counters.holds_key(counter), counters.buyers_key(counter))
     redis.hset(
         counter,
         mapping={
@@ -108,178 +104,6 @@ def seed_bare_counter(redis: Any, pin_id: int, allocation: int, limit: int) -> N
             "until": 0,
         },
     )
-
-
-# --- load: buyers in processes of their own -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SaleSpec:
-    """What every buyer sends: the live session, the pinned variant, the API key and the attempts."""
-
-    port: int
-    auth: str
-    live_session_id: int
-    variant_id: int
-    buyers: int
-    attempts: int
-    tag: str
-
-
-def _request(spec: SaleSpec, buyer: int, attempt: int) -> bytes:
-    body = json.dumps(
-        {
-            "lines": [{"variant_id": spec.variant_id, "quantity": 1, "unit_price_minor": FLASH_PRICE_MINOR}],
-            "currency": "USD",
-            "buyer": {"ref": f"buyer-{buyer}"},
-            "live_session_id": spec.live_session_id,
-        },
-        separators=(",", ":"),
-    ).encode()
-    head = (
-        f"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1:{spec.port}\r\nConnection: keep-alive\r\n"
-        f"Authorization: Bearer {spec.auth}\r\nIdempotency-Key: {spec.tag}-{buyer}-{attempt}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-def _plan(spec: SaleSpec, process: int, processes: int) -> dict[int, list[bytes]]:
-    """Process `process`'s buyers and their prepared requests (attempts dealt out round-robin)."""
-    mine = [b for b in range(spec.buyers) if b % processes == process]
-    plan: dict[int, list[bytes]] = {b: [] for b in mine}
-    for attempt in range(spec.attempts):
-        buyer = attempt % spec.buyers
-        if buyer in plan:
-            plan[buyer].append(_request(spec, buyer, attempt))
-    return plan
-
-
-@dataclass
-class LoadResult:
-    statuses: dict[int, int] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    started: float = 0.0
-    finished: float = 0.0
-
-    @property
-    def sent(self) -> int:
-        return sum(self.statuses.values())
-
-    @property
-    def seconds(self) -> float:
-        return max(1e-9, self.finished - self.started)
-
-    @property
-    def rate(self) -> float:
-        return self.sent / self.seconds
-
-
-async def _exchange(
-    port: int, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, payload: bytes
-) -> tuple[int, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
-    """Send one request on `conn` (opened when None); returns the status and the connection if still open."""
-    if conn is None:
-        conn = await asyncio.open_connection("127.0.0.1", port)
-    reader, writer = conn
-    writer.write(payload)
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    length, close = 0, False
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        name = name.strip().lower()
-        if name == "content-length":
-            length = int(value)
-        elif name == "connection" and value.strip().lower() == "close":
-            close = True
-    if length:
-        await reader.readexactly(length)
-    if close:
-        writer.close()
-        return status, None
-    return status, conn
-
-
-async def _buyers(port: int, plan: dict[int, list[bytes]]) -> LoadResult:
-    result = LoadResult(started=time.monotonic())
-
-    async def buyer(payloads: list[bytes]) -> None:
-        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        for payload in payloads:
-            began = time.monotonic()
-            try:
-                status, conn = await _exchange(port, conn, payload)
-            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
-                status, conn = 0, None
-            result.latencies_ms.append((time.monotonic() - began) * 1000)
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-        if conn is not None:
-            conn[1].close()
-
-    await asyncio.gather(*(buyer(payloads) for payloads in plan.values()))
-    result.finished = time.monotonic()
-    return result
-
-
-def _load_process(spec: SaleSpec, index: int, processes: int, ready: Any, go: Any, out: Any) -> None:
-    plan = _plan(spec, index, processes)  # prepared before the clock starts
-    ready.put(index)
-    go.wait()
-    result = asyncio.run(_buyers(spec.port, plan))
-    out.put((result.statuses, result.latencies_ms, result.started, result.finished))
-
-
-def load(spec: SaleSpec, *, processes: int = 2) -> LoadResult:
-    """Every attempt of `spec`, sent by its buyers from `processes` processes started together; the rate is
-    over the whole burst (first request sent to last answer read)."""
-    ctx = mp.get_context("spawn")
-    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    procs = [
-        ctx.Process(target=_load_process, args=(spec, i, processes, ready, go, out), daemon=True)
-        for i in range(processes)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        for _ in procs:
-            ready.get(timeout=300)
-        go.set()
-        parts = [out.get(timeout=1800) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-    total = LoadResult(started=min(p[2] for p in parts), finished=max(p[3] for p in parts))
-    for statuses, latencies, _, _ in parts:
-        for status, count in statuses.items():
-            total.statuses[status] = total.statuses.get(status, 0) + count
-        total.latencies_ms.extend(latencies)
-    return total
-
-
-# --- processes ----------------------------------------------------------------------------------------------------
-
-
-def _warm(spec: SaleSpec, count: int = 40) -> None:
-    """Requests every gunicorn worker answers before the clock starts (imports, caches, script loading);
-    refused at the price check in Redis, so nothing is bought."""
-    body = {
-        "lines": [{"variant_id": spec.variant_id, "quantity": 1, "unit_price_minor": FLASH_PRICE_MINOR + 1}],
-        "currency": "USD",
-        "buyer": {"ref": "warm-up"},
-        "live_session_id": spec.live_session_id,
-    }
-    for n in range(count):
-        requests.post(
-            f"http://127.0.0.1:{spec.port}/v1/orders",
-            json=body,
-            headers={"Authorization": f"Bearer {spec.auth}", "Idempotency-Key": f"warm-{spec.tag}-{n}"},
-            timeout=30,
-        )
 
 
 # --- the sale -----------------------------------------------------------------------------------------------------
@@ -461,7 +285,7 @@ def _bare_round(
     )
     try:
         spec = SaleSpec(port, shop.api_key, shop.live_session_id, shop.variant_id, buyers, attempts, tag)
-        _warm(spec)
+        warm(spec)
         return load(spec, processes=load_processes)
     finally:
         stack.stop()
@@ -505,7 +329,7 @@ def sale(
             spec = SaleSpec(
                 port, shop.api_key, shop.live_session_id, shop.variant_id, buyers, attempts, "sale"
             )
-            _warm(spec)
+            warm(spec)
             if push_during_sale:
                 _start_workers(stack)
             say(f"sale: {buyers} buyers, {attempts:,} attempts at {allocation:,} units through gunicorn…")

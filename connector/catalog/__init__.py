@@ -1,1 +1,1 @@
-"""Catalog: full and incremental sync passes, sync runs and their jobs, dry-run change lists."""
+"""Catalog: full sync passes, sync runs and their jobs, dry-run change lists, and sellable stock levels."""

@@ -1,7 +1,7 @@
 """Sellable stock: store quantity minus held units minus the merchant's buffer, never below zero.
 
 This module is the one definition of which reservations hold stock (`holding()`), used by checkout's
-counters (`connector.stock.reservations`), the catalog sync, store stock events and the catalog API alike:
+counters (`connector.stock.rebuild`), the catalog sync, store stock events and the catalog API alike:
 
 - every `active` hold (an order not yet confirmed; a live pin's allocation row, which holds what is unsold
   and shrinks as the pin's orders, rows of their own, are sold);

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 class StorelinkError(Exception):
@@ -58,6 +59,16 @@ class ValidationError(PermanentError):
     """Input that cannot be accepted; the message says which field and why."""
 
     code = "validation"
+
+
+class RefusedError(PermanentError):
+    """A request refused with an HTTP status and extra members for its problem document (a checkout or live
+    shopping request the stock, the pin or the order's state does not allow)."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any):
+        super().__init__(message, code=code, details=extra)
+        self.status = status
+        self.extra = extra
 
 
 @contextmanager

@@ -210,7 +210,6 @@ class OrderLine(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"))
     live_pin_id: Mapped[int | None] = mapped_column(ForeignKey("live_pins.id"))
-    affiliate_link_id: Mapped[int | None] = mapped_column(ForeignKey("affiliate_links.id"))
     quantity: Mapped[int]
     unit_price_minor: Mapped[int] = mapped_column(BigInteger)
     discount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -247,67 +246,7 @@ class Reservation(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-# --- affiliate ------------------------------------------------------------------------------------------
-
-
-class AffiliateLink(Timestamped, Base):
-    __tablename__ = "affiliate_links"
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
-    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
-    creator_ref: Mapped[str] = mapped_column(String(255))
-    commission_rate_bps: Mapped[int]
-    return_window_days: Mapped[int] = mapped_column(default=30)
-    active: Mapped[bool] = mapped_column(default=True)
-
-
-class Click(Base):
-    __tablename__ = "clicks"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    link_id: Mapped[int] = mapped_column(ForeignKey("affiliate_links.id"), index=True)
-    clicked_at: Mapped[datetime] = mapped_column(default=utcnow)
-    visitor_hash: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(500))
-
-
-class Commission(Base):
-    """Ledger entry, never edited: a reversal is a new negative entry (entry_ref 'refund:<id>')."""
-
-    __tablename__ = "commissions"
-    __table_args__ = (UniqueConstraint("order_line_id", "link_id", "entry_ref"),)
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    link_id: Mapped[int] = mapped_column(ForeignKey("affiliate_links.id"))
-    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"))
-    entry_ref: Mapped[str] = mapped_column(String(100), default="accrual")
-    amount_minor: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | approved | paid
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    approve_after: Mapped[datetime | None]
-
-
-# --- showcases and live ---------------------------------------------------------------------------------
-
-
-class Showcase(Timestamped, Base):
-    __tablename__ = "showcases"
-    __table_args__ = (UniqueConstraint("owner_kind", "owner_ref", "slug"),)
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"))
-    owner_kind: Mapped[str] = mapped_column(String(20))  # merchant | creator
-    owner_ref: Mapped[str] = mapped_column(String(255))
-    slug: Mapped[str] = mapped_column(String(100))
-    title: Mapped[str] = mapped_column(String(255))
-
-
-class ShowcaseItem(Base):
-    __tablename__ = "showcase_items"
-    __table_args__ = (UniqueConstraint("showcase_id", "product_id"),)
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    showcase_id: Mapped[int] = mapped_column(ForeignKey("showcases.id", ondelete="CASCADE"))
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
-    position: Mapped[int] = mapped_column(default=0)
+# --- live ---------------------------------------------------------------------------------------------------
 
 
 class LiveSession(Timestamped, Base):

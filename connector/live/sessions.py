@@ -1,9 +1,9 @@
 """Live-stream shopping: sessions, pinned products with flash price, stock allocation and per-buyer limit.
 
 A pin takes its allocation out of the variant's sellable stock when it is made (a hold row, `rsv_pin_<id>`,
-reserved through the variant counter; refused with 409 when there is not enough), and gives back what is
-unsold when the pin or its session ends. Purchases go through `connector.orders.checkout` against the pin's Redis
-counter. A pin is on sale while it is active, its session is live and its countdown (if any) is not over.
+written by `connector.stock.holds`, reserved through the variant counter; refused with 409 when there is not
+enough), and gives back what is unsold when the pin or its session ends. Purchases go through
+`connector.orders.live_checkout` against the pin's Redis counter. A pin is on sale while it is active, its session is live and its countdown (if any) is not over.
 
 Events: `live.pin_updated` when a pin is made, goes on or off sale (session start and end), ends, or comes
 back above its low-stock threshold; `live.stock_low` and `live.sold_out` once per crossing, published by the
@@ -28,14 +28,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.domain import registry
-from connector.domain.errors import NotFoundError, RetryableError
+from connector.domain.errors import NotFoundError, RefusedError, RetryableError
 from connector.domain.event_types import LIVE_PIN_UPDATED
 from connector.domain.timestamps import iso
 from connector.infra import outbox, runtime
-from connector.infra.models import LivePin, LiveSession, Merchant, Reservation
-from connector.orders.checkout import RefusedError
-from connector.stock import reservations
-from connector.stock.reservations import VariantLine
+from connector.infra.models import LivePin, LiveSession, Merchant
+from connector.stock import counters, holds, rebuild
+from connector.stock.counters import VariantLine
+from connector.stock.reconcile import RECONCILE_BATCH
 
 logger = logging.getLogger(__name__)
 
@@ -198,11 +198,11 @@ def _pin_event(pin: LivePin, merchant_id: int, remaining: int | None, change: st
 
 def _remaining(rt: runtime.Runtime, pins: Sequence[LivePin]) -> dict[int, int | None]:
     active = [pin.id for pin in pins if pin.status == "active"]
-    found = reservations.pin_remaining(rt.redis, active)
+    found = counters.pin_remaining(rt.redis, active)
     for pin_id, value in list(found.items()):
         if value is None:
-            reservations.rebuild_pin(rt, pin_id)
-            found[pin_id] = reservations.pin_remaining(rt.redis, [pin_id])[pin_id]
+            rebuild.rebuild_pin(rt, pin_id)
+            found[pin_id] = counters.pin_remaining(rt.redis, [pin_id])[pin_id]
     return found
 
 
@@ -277,7 +277,7 @@ def start_session(rt: runtime.Runtime, client_id: int, session_id: int) -> dict[
             outbox.publish(session, [_pin_event(pin, live.merchant_id, None, "on_sale") for pin in pins])
     if started:
         for pin in pins:
-            reservations.rebuild_pin(rt, pin.id, only_missing=False)
+            rebuild.rebuild_pin(rt, pin.id, only_missing=False)
         logger.info("live session started", extra={"live_session_id": session_id, "pins": len(pins)})
     return get_session(rt, client_id, session_id)
 
@@ -309,6 +309,52 @@ def end_session(rt: runtime.Runtime, client_id: int, session_id: int) -> dict[st
 # --- pins ---------------------------------------------------------------------------------------------------------
 
 
+def _pinnable(session: Session, live: LiveSession, variant_id: int) -> holds.StockRow:
+    """The variant to pin, under its share lock: the session's merchant's, for sale, not pinned yet."""
+    row = holds.lock_variants(session, [variant_id]).get(variant_id)
+    if row is None or row.merchant_id != live.merchant_id:
+        raise RefusedError(
+            422,
+            "variant_not_found",
+            f"variant {variant_id} is not sold by the session's merchant",
+            errors=[{"field": "variant_id", "message": "no such variant of this merchant"}],
+        )
+    if row.status != "active" or row.merchant_status != "installed":
+        raise RefusedError(409, "variant_not_sellable", f"variant {variant_id} is not for sale")
+    existing = session.scalar(
+        select(LivePin.id).where(LivePin.session_id == live.id, LivePin.variant_id == variant_id)
+    )
+    if existing is not None:
+        raise RefusedError(
+            409,
+            "variant_already_pinned",
+            f"variant {variant_id} is already pinned",
+            pin_id=existing,
+        )
+    return row
+
+
+def _reserve_allocation(
+    rt: runtime.Runtime, row: holds.StockRow, allocation: int, hold_id: str
+) -> list[counters.Hold]:
+    """Take a tracked variant's allocation out of its counter; returns the hold to give back on failure."""
+    if not row.tracked:
+        return []
+    line = VariantLine(row.variant_id, allocation, hold_id, row.level_version)
+    outcome = counters.reserve_variants(rt.redis, [line], None)
+    if outcome.status in ("missing", "stale"):
+        raise _RetryError(force=outcome.status == "stale")
+    if outcome.status == "short":
+        raise RefusedError(
+            409,
+            "insufficient_stock",
+            f"only {max(0, outcome.value)} of variant {row.variant_id} can be allocated",
+            variant_id=row.variant_id,
+            available=max(0, outcome.value),
+        )
+    return counters.counter_holds([line])
+
+
 def create_pin(
     rt: runtime.Runtime,
     client_id: int,
@@ -323,34 +369,13 @@ def create_pin(
 ) -> dict[str, Any]:
     """Pin a variant: its allocation is reserved out of sellable stock at once (409 when there is not enough)."""
     for _attempt in range(MAX_ATTEMPTS):
-        taken: list[reservations.Hold] = []
-        again: tuple[bool, bool] | None = None  # (force, ...) of a variant counter to rebuild
+        taken: list[counters.Hold] = []
         try:
             with rt.db.session() as session:
                 live = _owned_session(session, client_id, session_id, lock=True)
                 if live.status == ENDED:
                     raise RefusedError(409, "live_session_ended", f"live session {session_id} has ended")
-                rows = reservations.lock_variants(session, [variant_id])
-                row = rows.get(variant_id)
-                if row is None or row.merchant_id != live.merchant_id:
-                    raise RefusedError(
-                        422,
-                        "variant_not_found",
-                        f"variant {variant_id} is not sold by the session's merchant",
-                        errors=[{"field": "variant_id", "message": "no such variant of this merchant"}],
-                    )
-                if row.status != "active" or row.merchant_status != "installed":
-                    raise RefusedError(409, "variant_not_sellable", f"variant {variant_id} is not for sale")
-                existing = session.scalar(
-                    select(LivePin.id).where(LivePin.session_id == live.id, LivePin.variant_id == variant_id)
-                )
-                if existing is not None:
-                    raise RefusedError(
-                        409,
-                        "variant_already_pinned",
-                        f"variant {variant_id} is already pinned",
-                        pin_id=existing,
-                    )
+                row = _pinnable(session, live, variant_id)
                 pin = LivePin(
                     session_id=live.id,
                     variant_id=variant_id,
@@ -365,48 +390,29 @@ def create_pin(
                 )
                 session.add(pin)
                 session.flush()
-                hold_id = reservations.allocation_id(pin.id)
-                if row.tracked:
-                    line = VariantLine(variant_id, allocation, hold_id, row.level_version)
-                    outcome = reservations.reserve_variants(rt.redis, [line], None)
-                    if outcome.status in ("missing", "stale"):
-                        again = (outcome.status == "stale", True)
-                        raise _RetryError()
-                    if outcome.status == "short":
-                        raise RefusedError(
-                            409,
-                            "insufficient_stock",
-                            f"only {max(0, outcome.value)} of variant {variant_id} can be allocated",
-                            variant_id=variant_id,
-                            available=max(0, outcome.value),
-                        )
-                    taken = reservations.counter_holds([line])
-                session.add(
-                    Reservation(
-                        id=hold_id,
-                        merchant_id=live.merchant_id,
-                        variant_id=variant_id,
-                        live_pin_id=pin.id,
-                        quantity=allocation,
-                        state=reservations.ACTIVE,
-                    )
+                taken = _reserve_allocation(rt, row, allocation, counters.allocation_id(pin.id))
+                holds.allocate_pin(
+                    session,
+                    pin_id=pin.id,
+                    merchant_id=live.merchant_id,
+                    variant_id=variant_id,
+                    quantity=allocation,
                 )
                 outbox.publish(session, [_pin_event(pin, live.merchant_id, allocation, "pinned")])
                 session.flush()
                 pin_id = pin.id
-        except _RetryError:
-            if again is not None:
-                reservations.rebuild_variant(rt, variant_id, only_missing=not again[0])
+        except _RetryError as again:
+            rebuild.rebuild_variant(rt, variant_id, only_missing=not again.force)
             continue
         except IntegrityError:
-            reservations.release_in_redis(rt.redis, taken)
+            counters.release_in_redis(rt.redis, taken)
             raise RefusedError(
                 409, "variant_already_pinned", f"variant {variant_id} is already pinned"
             ) from None
         except BaseException:
-            reservations.release_in_redis(rt.redis, taken)
+            counters.release_in_redis(rt.redis, taken)
             raise
-        reservations.rebuild_pin(rt, pin_id, only_missing=False)
+        rebuild.rebuild_pin(rt, pin_id, only_missing=False)
         logger.info(
             "variant pinned",
             extra={
@@ -421,7 +427,11 @@ def create_pin(
 
 
 class _RetryError(Exception):
-    """The variant counter was missing or stale: rebuild it and try again."""
+    """The variant counter was missing or stale: rebuild it (forced when stale) and try again."""
+
+    def __init__(self, *, force: bool) -> None:
+        super().__init__("retry")
+        self.force = force
 
 
 def _owned_pin(session: Session, client_id: int, session_id: int, pin_id: int) -> tuple[LiveSession, LivePin]:
@@ -442,22 +452,17 @@ def _end_pin(session: Session, pin: LivePin, merchant_id: int, change: str) -> N
     """End a pin in the caller's transaction: its allocation hold is released (what is sold stays held by the
     orders' own rows). The counters are rebuilt after the commit (`_after_end`)."""
     now = datetime.now(UTC)
-    allocation = session.scalar(
-        select(Reservation).where(Reservation.id == reservations.allocation_id(pin.id)).with_for_update()
-    )
+    holds.release_allocation(session, pin.id, now)
     pin.status = "ended"
     pin.ended_at = now
-    if allocation is not None and allocation.state == reservations.ACTIVE:
-        allocation.state = reservations.RELEASED
-        allocation.settled_at = now
     outbox.publish(session, [_pin_event(pin, merchant_id, 0, change)])
 
 
 def _after_end(rt: runtime.Runtime, pins: Sequence[LivePin]) -> None:
     for pin in pins:
-        reservations.rebuild_pin(rt, pin.id, only_missing=False)
+        rebuild.rebuild_pin(rt, pin.id, only_missing=False)
     for variant_id in sorted({pin.variant_id for pin in pins}):
-        reservations.rebuild_variant(rt, variant_id, only_missing=False)
+        rebuild.rebuild_variant(rt, variant_id, only_missing=False)
 
 
 def end_pin(rt: runtime.Runtime, client_id: int, session_id: int, pin_id: int) -> dict[str, Any]:
@@ -482,7 +487,7 @@ def end_expired_pins(rt: runtime.Runtime, now: datetime | None = None) -> int:
             .join(LiveSession, LiveSession.id == LivePin.session_id)
             .where(LivePin.status == "active", LivePin.countdown_ends_at < now)
             .order_by(LivePin.id)
-            .limit(reservations.RECONCILE_BATCH)
+            .limit(RECONCILE_BATCH)
         ).all()
         for pin, merchant_id in rows:
             _end_pin(session, pin, merchant_id, "countdown_over")

@@ -2,7 +2,9 @@
 
 Personal data lives in orders (`Order.buyer`, `Order.shipping_address`, the store's stored answer
 `Order.response_body`), in reservations (`Reservation.buyer_ref`) and in the raw bodies of stored inbound
-deliveries. A customer is matched by the store's order refs a request names, or by the buyer's email
+deliveries. Reservation rows are written by their one owner, `connector.stock.holds`, a layer above this one:
+the caller that applies a privacy event (`connector.stock.store_events`) has their buyer forgotten there, in
+the same transaction, for the orders `redact_customer` returns and for the whole shop after `redact_shop`. A customer is matched by the store's order refs a request names, or by the buyer's email
 (case-insensitive) or phone in `buyer` or `shipping_address` (digits only; one number ending with the other,
 so a country code written on one side only still matches). Redaction keeps the order
 (amounts, lines and commissions stay true) and replaces every personal value by `REDACTED`, so a
@@ -19,7 +21,7 @@ from typing import Any, Final
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from connector.infra.models import InboundEvent, Order, Reservation
+from connector.infra.models import InboundEvent, Order
 
 logger = logging.getLogger(__name__)
 
@@ -128,15 +130,11 @@ def _redact_orders(session: Session, rows: list[Any]) -> None:
                 for row in chunk
             ],
         )
-        conn.execute(
-            update(Reservation)
-            .where(Reservation.order_id.in_([row.id for row in chunk]))
-            .values(buyer_ref=None)
-        )
 
 
 def redact_customer(session: Session, merchant_id: int, customer: Customer) -> Found:
-    """Replace `customer`'s personal data in the merchant's orders by REDACTED; returns what was redacted."""
+    """Replace `customer`'s personal data in the merchant's orders by REDACTED; returns what was redacted (the
+    caller has the orders' holds forget the buyer: `connector.stock.holds.forget_buyers`)."""
     found = find_customer(session, merchant_id, customer)
     if found.order_ids:
         wanted = set(found.order_ids)
@@ -146,8 +144,9 @@ def redact_customer(session: Session, merchant_id: int, customer: Customer) -> F
 
 
 def redact_shop(session: Session, merchant_id: int) -> Found:
-    """Erase every customer's personal data held for the merchant: orders, reservations, and the bodies and
-    headers of its stored inbound deliveries already applied (pending ones are still to be applied)."""
+    """Erase every customer's personal data held for the merchant: orders, and the bodies and headers of its
+    stored inbound deliveries already applied (pending ones are still to be applied). The caller has the
+    merchant's holds forget their buyers (`connector.stock.holds.forget_merchant_buyers`)."""
     found = Found()
     rows = []
     for row in _orders(session, merchant_id):
@@ -160,12 +159,6 @@ def redact_shop(session: Session, merchant_id: int) -> Found:
             found.order_ids.append(row.id)
             found.fields.update(held)
     _redact_orders(session, rows)
-    session.execute(
-        update(Reservation)
-        .where(Reservation.merchant_id == merchant_id, Reservation.buyer_ref.is_not(None))
-        .values(buyer_ref=None)
-        .execution_options(synchronize_session=False)
-    )
     session.execute(
         update(InboundEvent)
         .where(

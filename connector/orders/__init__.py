@@ -1,1 +1,2 @@
-"""Orders: checkout, order queries and cancellation, and the push of accepted orders to the store."""
+"""Orders: checkout, order queries and cancellation, the push of accepted orders to the store, and the periodic
+reconcile of holds and expired pins."""

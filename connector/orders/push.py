@@ -36,10 +36,10 @@ from connector.domain.orders import Order as PushOrder
 from connector.domain.orders import OrderLine as PushLine
 from connector.domain.ports import ReducesStockForSale, StoreAdapter
 from connector.infra import outbox, queue, runtime
-from connector.infra.models import Merchant, Order, OrderLine, Reservation, Variant
+from connector.infra.models import Merchant, Order, OrderLine, Variant
 from connector.infra.queue import LIVE_STATUSES, ORDERS, jittered_retry
 from connector.infra.store_adapters import build_adapter
-from connector.stock import store_orders
+from connector.stock import holds, store_orders
 
 logger = logging.getLogger(__name__)
 
@@ -209,14 +209,6 @@ def _release(rt: runtime.Runtime, order_id: int, attempt: int) -> None:
         logger.exception("order push lease not released; it expires", extra={"order_id": order_id})
 
 
-def _settle_reservations(session: Session, order_id: int, state: str) -> None:
-    session.execute(
-        update(Reservation)
-        .where(Reservation.order_id == order_id, Reservation.state == "active")
-        .values(state=state)
-    )
-
-
 def _confirm(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef | None, attempt: int) -> bool:
     """Confirm the order with its store refs (none when the store took the sale as a stock reduction)."""
     with rt.db.session() as session:
@@ -234,7 +226,7 @@ def _confirm(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef | None, a
             return False
         order = session.get(Order, order_id)
         assert order is not None
-        _settle_reservations(session, order_id, "confirmed")
+        holds.settle_order(session, order_id, holds.CONFIRMED)
         outbox.publish(
             session,
             [
@@ -266,7 +258,7 @@ def _reject(rt: runtime.Runtime, order_id: int, error: PermanentError) -> bool:
             return False
         order = session.get(Order, order_id)
         assert order is not None
-        _settle_reservations(session, order_id, "released")
+        holds.settle_order(session, order_id, holds.RELEASED)
         outbox.publish(
             session,
             [

@@ -21,7 +21,8 @@ Uninstall purges the store's tokens, stops the merchant (status `uninstalled`, q
 keeps only the credentials the adapter names as needed to verify later deliveries (app secrets, for the
 compliance deliveries that follow an uninstall); that needs the `secrets` box, without it everything is
 purged. Privacy events (data request, customer and shop redaction, `connector.merchants.privacy`) apply even after
-an uninstall.
+an uninstall; a redaction also has the redacted orders' holds forget their buyer (`connector.stock.holds`, the
+one writer of reservation rows, which privacy, a layer below stock, may not call).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from connector.infra.models import InventoryLevel, Merchant, Order, SyncRun
 from connector.infra.models import Product as ProductRow
 from connector.infra.models import Variant as VariantRow
 from connector.merchants import privacy
+from connector.stock import holds
 
 logger = logging.getLogger(__name__)
 
@@ -199,17 +201,25 @@ def _variants(session: Session, merchant: Merchant, changes: list[tuple[int, Sto
     return found
 
 
-def _inventory(
-    session: Session,
-    merchant: Merchant,
-    changes: list[tuple[int, StoreEvent]],
-    done: Applied,
-    stock: InventoryTotals | None,
-) -> list[outbox.DomainEvent]:
-    dialect = session.get_bind().dialect.name
-    variants = _variants(session, merchant, changes)
-    ids = sorted({v[0] for v in (*variants.by_ref.values(), *variants.by_item.values())})
-    levels: dict[tuple[int, str], list[Any]] = {
+@dataclass
+class _LevelPass:
+    """One batch of stock events against the stored levels of the variants they name: `levels` maps
+    (variant id, location) to [level id or None, available, store time]; `touched` what the batch sets;
+    `summed` the levels whose figure is the store's total over locations (inventory item, deliveries)."""
+
+    home: str
+    summing: bool
+    levels: dict[tuple[int, str], list[Any]]
+    before: dict[tuple[int, str], int | None] = field(default_factory=dict)
+    touched: dict[tuple[int, str], tuple[int | None, datetime | None]] = field(default_factory=dict)
+    summed: dict[tuple[int, str], tuple[str, list[int]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.before = {key: value[1] for key, value in self.levels.items()}
+
+
+def _stored_levels(session: Session, dialect: str, ids: list[int]) -> dict[tuple[int, str], list[Any]]:
+    return {
         (vid, loc): [lid, available, seen]
         for lid, vid, loc, available, seen in session.execute(
             select(
@@ -221,70 +231,70 @@ def _inventory(
             ).where(bulk_insert.in_values(dialect, InventoryLevel.variant_id, ids))
         )
     }
-    home = merchant.location_ref or DEFAULT_LOCATION
-    summing = merchant.location_ref is None and stock is not None
-    before = {key: value[1] for key, value in levels.items()}
-    touched: dict[tuple[int, str], tuple[int | None, datetime | None]] = {}
-    summed: dict[tuple[int, str], tuple[str, list[int]]] = {}  # key -> (inventory item, deliveries)
-    for delivery, event in changes:
-        item = event.data.get("inventory_item_ref")
-        name = item if isinstance(item, str) else event.external_id
-        found = variants.find(event)
-        if found is None:
-            unknown = (
-                f"no variant with inventory item {name}"
-                if isinstance(item, str)
-                else f"unknown variant {name}"
-            )
-            done.note(delivery, SKIPPED, unknown)
-            continue
-        quantity = event.data["available"] if "available" in event.data else event.data.get("quantity")
-        if quantity is None:
-            done.note(delivery, SKIPPED, f"stock of {name} is not tracked")
-            continue
-        assert isinstance(quantity, int)
-        location = str(event.data.get("location_ref") or event.data.get("location") or home)
-        total = False
-        if location != home:
-            if merchant.location_ref is not None:
-                done.note(delivery, SKIPPED, f"stock at {location}, not at {home}")
-                continue
-            if summing and isinstance(item, str):
-                location, total = home, True
-        key = (found[0], location)
-        level = levels.get(key)
-        if level is not None and _stale(event.occurred_at, level[2]):
-            done.note(delivery, SKIPPED, f"stale: {name} has newer stock")
-            continue
-        if level is None:
-            levels[key] = level = [None, quantity, event.occurred_at]
+
+
+def _take(
+    run: _LevelPass, merchant: Merchant, variants: _Variants, delivery: int, event: StoreEvent, done: Applied
+) -> None:
+    """Take one stock event into the pass, or note why it is skipped."""
+    item = event.data.get("inventory_item_ref")
+    name = item if isinstance(item, str) else event.external_id
+    found = variants.find(event)
+    if found is None:
+        unknown = (
+            f"no variant with inventory item {name}" if isinstance(item, str) else f"unknown variant {name}"
+        )
+        done.note(delivery, SKIPPED, unknown)
+        return
+    quantity = event.data["available"] if "available" in event.data else event.data.get("quantity")
+    if quantity is None:
+        done.note(delivery, SKIPPED, f"stock of {name} is not tracked")
+        return
+    assert isinstance(quantity, int)
+    location = str(event.data.get("location_ref") or event.data.get("location") or run.home)
+    total = False
+    if location != run.home:
+        if merchant.location_ref is not None:
+            done.note(delivery, SKIPPED, f"stock at {location}, not at {run.home}")
+            return
+        if run.summing and isinstance(item, str):
+            location, total = run.home, True
+    key = (found[0], location)
+    level = run.levels.get(key)
+    if level is not None and _stale(event.occurred_at, level[2]):
+        done.note(delivery, SKIPPED, f"stale: {name} has newer stock")
+        return
+    if level is None:
+        run.levels[key] = level = [None, quantity, event.occurred_at]
+    else:
+        level[1], level[2] = quantity, event.occurred_at or level[2]
+    run.touched[key] = (quantity, level[2])
+    if total:
+        assert isinstance(item, str)
+        run.summed.setdefault(key, (item, []))[1].append(delivery)
+    else:
+        for earlier in run.summed.pop(key, ("", []))[1]:  # a direct figure newer than summed ones stands
+            done.note(earlier, PROCESSED, "stock updated")
+        done.note(delivery, PROCESSED, "stock updated")
+
+
+def _sum_over_locations(run: _LevelPass, stock: InventoryTotals, done: Applied) -> None:
+    """Levels of a merchant selling from every location take the store's total of each inventory item."""
+    totals = stock.inventory_totals(sorted({item for item, _ in run.summed.values()}))
+    for key, (item, deliveries) in run.summed.items():
+        amount = totals.get(item)
+        note = "stock updated (summed over locations)"
+        if amount is None:
+            del run.touched[key]
+            run.levels[key][1] = run.before.get(key)
+            note = f"stock of {item} is not tracked or not found in the store"
         else:
-            level[1], level[2] = quantity, event.occurred_at or level[2]
-        touched[key] = (quantity, level[2])
-        if total:
-            assert isinstance(item, str)
-            summed.setdefault(key, (item, []))[1].append(delivery)
-        else:
-            for earlier in summed.pop(key, ("", []))[1]:  # a direct figure newer than summed ones stands
-                done.note(earlier, PROCESSED, "stock updated")
-            done.note(delivery, PROCESSED, "stock updated")
-    if summed:
-        assert stock is not None
-        totals = stock.inventory_totals(sorted({item for item, _ in summed.values()}))
-        for key, (item, deliveries) in summed.items():
-            amount = totals.get(item)
-            note = "stock updated (summed over locations)"
-            if amount is None:
-                del touched[key]
-                levels[key][1] = before.get(key)
-                note = f"stock of {item} is not tracked or not found in the store"
-            else:
-                touched[key] = (amount, touched[key][1])
-            for delivery in deliveries:
-                done.note(delivery, PROCESSED if amount is not None else SKIPPED, note)
-    if not touched:
-        return []
-    now = datetime.now(UTC)
+            run.touched[key] = (amount, run.touched[key][1])
+        for delivery in deliveries:
+            done.note(delivery, PROCESSED if amount is not None else SKIPPED, note)
+
+
+def _write_levels(session: Session, merchant: Merchant, run: _LevelPass, now: datetime) -> None:
     inserts = [
         {
             "merchant_id": merchant.id,
@@ -295,55 +305,84 @@ def _inventory(
             "version": 1,
             "updated_at": now,
         }
-        for (vid, loc), (quantity, seen) in touched.items()
-        if levels[(vid, loc)][0] is None
+        for (vid, loc), (quantity, seen) in run.touched.items()
+        if run.levels[(vid, loc)][0] is None
     ]
     updates = [
-        {"level_id": levels[key][0], "new_available": quantity, "new_source_updated_at": seen, "now": now}
-        for key, (quantity, seen) in touched.items()
-        if levels[key][0] is not None
+        {"level_id": run.levels[key][0], "new_available": quantity, "new_source_updated_at": seen, "now": now}
+        for key, (quantity, seen) in run.touched.items()
+        if run.levels[key][0] is not None
     ]
     if inserts:
         bulk_insert.insert_many(session.connection(), InventoryLevel.__table__, inserts)  # type: ignore[arg-type]
     if updates:
         session.connection().execute(_level_update, updates)
-    home_changes = [(vid, q) for (vid, loc), (q, _) in touched.items() if loc == home and q is not None]
+
+
+def _sellable_changes(
+    session: Session, merchant: Merchant, variants: _Variants, run: _LevelPass, now: datetime
+) -> list[outbox.DomainEvent]:
+    """`inventory.updated` for each tracked, live variant whose sellable stock at home changed."""
+    home_changes = [
+        (vid, q) for (vid, loc), (q, _) in run.touched.items() if loc == run.home and q is not None
+    ]
     if not home_changes:
         return []
-    held = reserved_by_variant(session, [vid for vid, _ in home_changes], dialect)
+    held = reserved_by_variant(session, [vid for vid, _ in home_changes], session.get_bind().dialect.name)
     by_id = {v[0]: v for v in (*variants.by_ref.values(), *variants.by_item.values())}
     published = []
     for vid, quantity in home_changes:
         _, pid, tracked, status, ext = by_id[vid]
         if not tracked or status == DELETED:
             continue
-        was = before.get((vid, home))
+        was = run.before.get((vid, run.home))
         old = sellable(was, held.get(vid, 0), merchant.inventory_buffer) if was is not None else None
         new = sellable(quantity, held.get(vid, 0), merchant.inventory_buffer)
         if old == new:
             continue
-        published.append(
-            outbox.DomainEvent(
-                event_types.INVENTORY_UPDATED,
-                merchant.id,
-                {
-                    "variant_id": vid,
-                    "external_id": ext,
-                    "product_id": pid,
-                    "location": home,
-                    "available": quantity,
-                    "sellable": new,
-                    "previous_sellable": old,
-                },
-                now,
-            )
-        )
+        data = {
+            "variant_id": vid,
+            "external_id": ext,
+            "product_id": pid,
+            "location": run.home,
+            "available": quantity,
+            "sellable": new,
+            "previous_sellable": old,
+        }
+        published.append(outbox.DomainEvent(event_types.INVENTORY_UPDATED, merchant.id, data, now))
+    return published
+
+
+def _inventory(
+    session: Session,
+    merchant: Merchant,
+    changes: list[tuple[int, StoreEvent]],
+    done: Applied,
+    stock: InventoryTotals | None,
+) -> list[outbox.DomainEvent]:
+    variants = _variants(session, merchant, changes)
+    ids = sorted({v[0] for v in (*variants.by_ref.values(), *variants.by_item.values())})
+    run = _LevelPass(
+        home=merchant.location_ref or DEFAULT_LOCATION,
+        summing=merchant.location_ref is None and stock is not None,
+        levels=_stored_levels(session, session.get_bind().dialect.name, ids),
+    )
+    for delivery, event in changes:
+        _take(run, merchant, variants, delivery, event, done)
+    if run.summed:
+        assert stock is not None
+        _sum_over_locations(run, stock, done)
+    if not run.touched:
+        return []
+    now = datetime.now(UTC)
+    _write_levels(session, merchant, run, now)
+    published = _sellable_changes(session, merchant, variants, run, now)
     logger.debug(
         "inventory applied",
         extra={
             "merchant_id": merchant.id,
-            "levels": len(touched),
-            "summed": len(summed),
+            "levels": len(run.touched),
+            "summed": len(run.summed),
             "events": len(published),
         },
     )
@@ -520,6 +559,7 @@ def _privacy(session: Session, merchant: Merchant, delivery: int, event: StoreEv
     }
     if event.kind is StoreEventKind.SHOP_REDACTED:
         found = privacy.redact_shop(session, merchant.id)
+        holds.forget_merchant_buyers(session, merchant.id)
         note = f"shop data redacted: {len(found.orders)} order(s)"
         logger.warning("shop customer data redacted", extra={**context, "orders": len(found.orders)})
         done.note(delivery, PROCESSED, note)
@@ -541,6 +581,7 @@ def _privacy(session: Session, merchant: Merchant, delivery: int, event: StoreEv
         )
     else:
         found = privacy.redact_customer(session, merchant.id, customer)
+        holds.forget_buyers(session, found.order_ids)
         note = f"customer data redacted: {len(found.orders)} order(s) {', '.join(found.orders[:20])}"
         logger.warning("customer data redacted", extra={**context, "orders": found.orders})
     done.note(

@@ -27,8 +27,9 @@ def walmart() -> Iterator[Server]:
 
 
 @pytest.fixture
-def settings(settings: Settings, walmart: Server) -> Settings:
-    return settings.model_copy(update={"walmart_base_url": walmart.url, "public_url": ""})
+def settings(settings: Settings, walmart: Server, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("WALMART_BASE_URL", walmart.url)  # the setting the Walmart adapter declares
+    return settings.model_copy(update={"public_url": ""})
 
 
 def _body(**changes: object) -> dict[str, object]:

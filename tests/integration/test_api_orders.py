@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, select, update
 
-from connector.catalog import levels, reservations
+from connector.catalog import levels
 from connector.infra import addresses, runtime
 from connector.infra.models import Delivery, EventPayload, InventoryLevel, Merchant, Reservation, Variant
+from connector.stock import rebuild
 from tests.integration.checkout_support import Shop, assert_problem, make_shop, order_body, post_order
 
 Runtime = runtime.Runtime
@@ -186,12 +187,12 @@ def test_catalog_sync_events_and_checkout_count_the_same_holds(shop: Shop, http:
 
     with rt.db.session() as session:
         assert levels.reserved_by_variant(session, [variant_id, shop.variants[1]]) == {variant_id: held}
-        assert reservations.held_by_variant(session, [variant_id]) == {variant_id: held}
+        assert rebuild.held_by_variant(session, [variant_id]) == {variant_id: held}
         variant = session.get(Variant, variant_id)
         assert variant is not None
         owner = session.get(Merchant, merchant)
         assert owner is not None
-        assert reservations.variant_state(session, variant, owner).remaining == 50 - held
+        assert rebuild.variant_state(session, variant, owner).remaining == 50 - held
     assert http.get(f"/v1/variants/{variant_id}", headers=shop.auth).get_json()["sellable"] == 50 - held
 
 

@@ -29,11 +29,12 @@ EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 10}
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Iterator[Settings]:
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Store calls stay on loopback: the Walmart keys check (`POST /v1/merchants/walmart`) goes to the
     sandbox emulator, never to Walmart."""
     with serve_walmart(client_id="wm-sandbox-client", client_secret="wm-sandbox-secret") as walmart:
-        yield settings.model_copy(update={"walmart_base_url": walmart.url, "public_url": ""})
+        monkeypatch.setenv("WALMART_BASE_URL", walmart.url)  # the setting the Walmart adapter declares
+        yield settings.model_copy(update={"public_url": ""})
 
 
 def test_no_operation_answers_with_a_server_error(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,9 +15,9 @@ from connector.bench.shopify import add_shopify_merchant, bind_variants
 from connector.domain.errors import PermanentError
 from connector.infra import runtime
 from connector.infra.models import InventoryLevel, Merchant, Order, Reservation, Variant
-from connector.orders import checkout, push
+from connector.orders import cancel, push, reconcile
 from connector.sandbox.shopify.app import Server, serve
-from connector.stock import reservations
+from connector.stock import counters, rebuild
 from tests.integration.checkout_support import (
     Shop,
     assert_problem,
@@ -74,7 +74,7 @@ def test_an_order_is_accepted_with_its_stock_held_and_its_push_queued(shop: Shop
     assert order["total_minor"] == 2 * 1_250 + 7 * 500 and order["merchant_id"] == shop.merchant_id
     assert response.headers["Location"].endswith(f"/v1/orders/{order['id']}")
     assert _reservations(shop.rt, order["id"]) == [("active", 2)]  # the untracked line holds nothing
-    assert counter(shop.rt, reservations.variant_key(v0)) == 3
+    assert counter(shop.rt, counters.variant_key(v0)) == 3
     ((accepted),) = events_of(shop.rt, "order.accepted")
     assert accepted["order_id"] == order["id"] and accepted["total_minor"] == order["total_minor"]
     with shop.rt.db.session() as session:
@@ -114,7 +114,7 @@ def test_concurrent_requests_with_one_key_make_one_order(shop: Shop) -> None:
     assert len({data for _, data in answers}) == 1
     assert order_count(shop.rt) == 1
     assert held(shop.rt, shop.variants[0]) == 1
-    assert counter(shop.rt, reservations.variant_key(shop.variants[0])) == 4
+    assert counter(shop.rt, counters.variant_key(shop.variants[0])) == 4
 
 
 # --- refusals -----------------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def test_a_variant_of_a_paused_merchant_is_not_sellable(shop: Shop, rt: Runtime)
 def test_cancel_releases_the_hold_once(shop: Shop) -> None:
     http = shop.http()
     order = post_order(http, shop.auth, order_body(shop.variants[0], 1_250, quantity=2)).get_json()
-    assert counter(shop.rt, reservations.variant_key(shop.variants[0])) == 3
+    assert counter(shop.rt, counters.variant_key(shop.variants[0])) == 3
 
     cancelled = http.post(
         f"/v1/orders/{order['id']}/cancel", json={"reason": "buyer asked"}, headers=shop.auth
@@ -245,7 +245,7 @@ def test_cancel_releases_the_hold_once(shop: Shop) -> None:
     assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
     assert again.status_code == 200 and again.get_json()["status"] == "cancelled"
     assert _reservations(shop.rt, order["id"]) == [("released", 2)]
-    assert counter(shop.rt, reservations.variant_key(shop.variants[0])) == 5
+    assert counter(shop.rt, counters.variant_key(shop.variants[0])) == 5
     (event,) = events_of(shop.rt, "order.cancelled")
     assert event["order_id"] == order["id"] and event["reason"] == "buyer asked"
     assert (
@@ -306,7 +306,7 @@ def test_a_rejected_push_releases_the_hold_and_the_reconciler_gives_it_back(
     shop: Shop, tmp_path: Path
 ) -> None:
     order = post_order(shop.http(), shop.auth, order_body(shop.variants[0], 1_250, quantity=2)).get_json()
-    key = reservations.variant_key(shop.variants[0])
+    key = counters.variant_key(shop.variants[0])
     assert counter(shop.rt, key) == 3
     with shop.rt.db.session() as session:  # the store stopped taking orders after this one was accepted
         session.execute(
@@ -320,9 +320,9 @@ def test_a_rejected_push_releases_the_hold_and_the_reconciler_gives_it_back(
 
     assert _reservations(shop.rt, order["id"]) == [("released", 2)]
     assert events_of(shop.rt, "order.rejected")[0]["order_id"] == order["id"]
-    reservations.reconcile(shop.rt)
+    reconcile.reconcile(shop.rt)
     assert counter(shop.rt, key) == 5
-    reservations.reconcile(shop.rt)
+    reconcile.reconcile(shop.rt)
     assert counter(shop.rt, key) == 5  # given back once
 
 
@@ -362,11 +362,11 @@ def test_a_confirmed_hold_counts_until_the_store_level_catches_up(rt: Runtime, s
     assert push.push_order(_order_id(rt, order["id"])) is not None
 
     assert _reservations(rt, order["id"]) == [("confirmed", 3)]
-    key = reservations.variant_key(variant_id)
-    reservations.rebuild_variant(rt, variant_id, only_missing=False)
+    key = counters.variant_key(variant_id)
+    rebuild.rebuild_variant(rt, variant_id, only_missing=False)
     assert counter(rt, key) == 1  # the store has not said its stock went down: the sale still counts
     with rt.db.session() as session:
-        assert reservations.held_by_variant(session, [variant_id]) == {variant_id: 3}
+        assert rebuild.held_by_variant(session, [variant_id]) == {variant_id: 3}
     assert_problem(
         post_order(http, auth, order_body(variant_id, unit_price, quantity=2)), 409, "insufficient_stock"
     )
@@ -378,8 +378,8 @@ def test_a_confirmed_hold_counts_until_the_store_level_catches_up(rt: Runtime, s
             .values(available=1, source_updated_at=datetime.now(UTC), version=InventoryLevel.version + 1)
         )
     with rt.db.session() as session:
-        assert reservations.held_by_variant(session, [variant_id]) == {variant_id: 0}
-    reservations.reconcile(rt)
+        assert rebuild.held_by_variant(session, [variant_id]) == {variant_id: 0}
+    reconcile.reconcile(rt)
     with rt.db.session() as session:
         (row,) = session.scalars(select(Reservation).where(Reservation.variant_id == variant_id))
         assert row.settled_at is not None
@@ -409,6 +409,6 @@ def test_a_confirmed_order_cancelled_over_the_api_is_cancelled_in_the_store(
 
     assert cancelled.status_code == 200 and cancelled.get_json()["store_order_id"]
     assert rt.queues.job_status(f"order-cancel-{order_id}") == "queued"
-    assert checkout.cancel_in_store(order_id) == cancelled.get_json()["store_order_id"]
+    assert cancel.cancel_in_store(order_id) == cancelled.get_json()["store_order_id"]
     shopify.store.run_jobs(force=True)  # orderCancel is a job at the store
     assert created.cancelled_at is not None

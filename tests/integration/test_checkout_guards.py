@@ -119,7 +119,7 @@ def test_an_accepted_live_order_logs_the_buyer_only_at_debug(
     shop: Shop, caplog: pytest.LogCaptureFixture
 ) -> None:
     session_id = _live(shop)
-    caplog.set_level(logging.DEBUG, logger="connector.orders.checkout")
+    caplog.set_level(logging.DEBUG, logger="connector.orders.live_checkout")
 
     response = post_order(shop.http(), shop.auth, _live_body(shop, session_id, "buyer-secret-7"))
 
@@ -206,7 +206,7 @@ def test_the_per_buyer_limit_holds_across_a_counter_rebuild_from_holds_written_a
     """Holds recorded before keys were normalized count for the buyer when the counter is rebuilt."""
     from sqlalchemy import update
 
-    from connector.stock import reservations
+    from connector.stock import rebuild
 
     session_id = _live(shop, allocation=10, limit=1)
     http = shop.http()
@@ -217,7 +217,7 @@ def test_the_per_buyer_limit_holds_across_a_counter_rebuild_from_holds_written_a
         )
         (pin_id,) = session.scalars(select(Reservation.live_pin_id).where(Reservation.order_id.is_not(None)))
     assert pin_id is not None
-    reservations.rebuild_pin(shop.rt, pin_id, only_missing=False)
+    rebuild.rebuild_pin(shop.rt, pin_id, only_missing=False)
 
     assert_problem(
         post_order(http, shop.auth, _live_body(shop, session_id, "alice")), 409, "buyer_limit_exceeded"

@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 
 from connector.infra import runtime
 from connector.infra.models import OrderLine, Reservation
-from connector.stock import reservations
+from connector.orders import reconcile
+from connector.stock import counters, rebuild
 from tests.integration.checkout_support import (
     Shop,
     assert_problem,
@@ -87,7 +88,7 @@ def test_a_session_with_a_pin_sells_at_the_flash_price(shop: Shop) -> None:
     pin = _pin(shop, session_id, per_buyer_limit=3, countdown_seconds=600, low_stock_threshold=4)
     assert pin["remaining"] == 20 and pin["status"] == "active" and pin["countdown_ends_at"]
     # The allocation left the variant's sellable stock at once.
-    assert counter(shop.rt, reservations.variant_key(shop.variants[0])) == 30
+    assert counter(shop.rt, counters.variant_key(shop.variants[0])) == 30
 
     assert_problem(_buy(shop, session_id, "b1"), 409, "pin_not_on_sale")  # not live yet
     assert shop.http().post(f"/v1/live-sessions/{session_id}/start", headers=shop.auth).status_code == 200
@@ -138,9 +139,9 @@ def test_ending_a_pin_gives_the_unsold_allocation_back(shop: Shop) -> None:
     session_id = _session(shop)
     pin = _pin(shop, session_id)
     assert _buy(shop, session_id, "b1", quantity=3).status_code == 201
-    variant = reservations.variant_key(shop.variants[0])
+    variant = counters.variant_key(shop.variants[0])
     assert counter(shop.rt, variant) == 30
-    reservations.rebuild_variant(shop.rt, shop.variants[0], only_missing=False)
+    rebuild.rebuild_variant(shop.rt, shop.variants[0], only_missing=False)
     assert counter(shop.rt, variant) == 30  # 17 unsold in the allocation + 3 sold, held by their orders
 
     ended = shop.http().delete(f"/v1/live-sessions/{session_id}/pins/{pin['id']}", headers=shop.auth)
@@ -164,7 +165,7 @@ def test_ending_the_session_ends_its_pins_and_a_cancelled_live_order_goes_back_t
     assert_problem(_buy(shop, session_id, "b2"), 409, "sold_out")
 
     assert shop.http().post(f"/v1/orders/{order['id']}/cancel", headers=shop.auth).status_code == 200
-    assert counter(shop.rt, reservations.pin_key(pin["id"])) == 4
+    assert counter(shop.rt, counters.pin_key(pin["id"])) == 4
     assert _buy(shop, session_id, "b2", quantity=4).status_code == 201
     restocked = [e for e in events_of(shop.rt, "live.pin_updated") if e.get("change") == "restocked"]
     assert len(restocked) == 1
@@ -173,7 +174,7 @@ def test_ending_the_session_ends_its_pins_and_a_cancelled_live_order_goes_back_t
     shop.http().post(f"/v1/live-sessions/{session_id}/end", headers=shop.auth)
     got = shop.http().get(f"/v1/live-sessions/{session_id}/pins/{pin['id']}", headers=shop.auth).get_json()
     assert got["status"] == "ended" and got["remaining"] == 0
-    assert counter(shop.rt, reservations.variant_key(shop.variants[0])) == 46
+    assert counter(shop.rt, counters.variant_key(shop.variants[0])) == 46
 
 
 def test_another_clients_session_is_not_found(shop: Shop, rt: Runtime) -> None:
@@ -215,9 +216,9 @@ def test_concurrent_buyers_never_exceed_the_allocation_or_their_limit(shop: Shop
     assert max(sold.values()) <= 2
     assert statuses[409] == 12 * 4 - 15
     assert order_count(shop.rt) == 15
-    assert counter(shop.rt, reservations.pin_key(pin["id"])) == 0
+    assert counter(shop.rt, counters.pin_key(pin["id"])) == 0
     with shop.rt.db.session() as session:
-        allocation = session.get(Reservation, reservations.allocation_id(pin["id"]))
+        allocation = session.get(Reservation, counters.allocation_id(pin["id"]))
         assert allocation is not None and allocation.quantity == 0
     (low,) = events_of(shop.rt, "live.stock_low")
     (out,) = events_of(shop.rt, "live.sold_out")
@@ -247,9 +248,9 @@ def test_a_redis_flush_in_the_middle_of_a_sale_never_oversells(shop: Shop) -> No
     assert max(sold.values()) <= 3
     assert assert_problem(_buy(shop, session_id, "early0"), 409, "sold_out")
     # The rebuilt counters agree with the database.
-    assert counter(shop.rt, reservations.pin_key(pin["id"])) == 0
-    reservations.rebuild_variant(shop.rt, shop.variants[0], only_missing=False)
-    assert counter(shop.rt, reservations.variant_key(shop.variants[0])) == 38  # 50 - the 12 sold
+    assert counter(shop.rt, counters.pin_key(pin["id"])) == 0
+    rebuild.rebuild_variant(shop.rt, shop.variants[0], only_missing=False)
+    assert counter(shop.rt, counters.variant_key(shop.variants[0])) == 38  # 50 - the 12 sold
 
 
 def test_a_buyer_limit_survives_a_flush(shop: Shop) -> None:
@@ -297,10 +298,10 @@ def test_a_pin_whose_countdown_is_over_is_ended_by_the_reconciler(shop: Shop) ->
 
     with shop.rt.db.session() as session:
         session.execute(update(LivePin).values(countdown_ends_at=datetime.now(UTC) - timedelta(seconds=1)))
-    reservations.rebuild_pin(shop.rt, pin["id"], only_missing=False)
+    rebuild.rebuild_pin(shop.rt, pin["id"], only_missing=False)
     assert_problem(_buy(shop, session_id, "b1"), 409, "pin_not_on_sale")
 
-    assert reservations.reconcile(shop.rt)["pins_ended"] == 1
+    assert reconcile.reconcile(shop.rt)["pins_ended"] == 1
     got = shop.http().get(f"/v1/live-sessions/{session_id}/pins/{pin['id']}", headers=shop.auth).get_json()
     assert got["status"] == "ended"
-    assert counter(shop.rt, reservations.variant_key(shop.variants[0])) == 50
+    assert counter(shop.rt, counters.variant_key(shop.variants[0])) == 50

@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 
 from connector.infra import runtime
 from connector.infra.models import InventoryLevel, Order, Reservation
-from connector.orders import push
-from connector.stock import reservations
+from connector.orders import push, reconcile
+from connector.stock import counters, rebuild
 from tests.integration.checkout_support import (
     Shop,
     assert_problem,
@@ -49,7 +49,7 @@ def test_concurrent_orders_never_exceed_the_sellable_stock(shop: Shop) -> None:
 
     assert statuses[201] == 6 and statuses[409] == 8 * 3 - 6
     assert held(shop.rt, variant) == 6 and order_count(shop.rt) == 6
-    assert counter(shop.rt, reservations.variant_key(variant)) == 0
+    assert counter(shop.rt, counters.variant_key(variant)) == 0
 
 
 def test_a_flushed_counter_is_rebuilt_with_every_hold(shop: Shop) -> None:
@@ -61,9 +61,9 @@ def test_a_flushed_counter_is_rebuilt_with_every_hold(shop: Shop) -> None:
     refused = post_order(shop.http(), shop.auth, order_body(variant, PRICE, quantity=7))
     assert assert_problem(refused, 409, "insufficient_stock")["available"] == 6  # 20 - 12 held - 2 buffer
     assert post_order(shop.http(), shop.auth, order_body(variant, PRICE, quantity=6)).status_code == 201
-    assert counter(shop.rt, reservations.variant_key(variant)) == 0
+    assert counter(shop.rt, counters.variant_key(variant)) == 0
     with shop.rt.db.session() as session:
-        assert reservations.held_by_variant(session, [variant]) == {variant: 18}
+        assert rebuild.held_by_variant(session, [variant]) == {variant: 18}
 
 
 def test_concurrent_rebuilders_write_the_counter_once(shop: Shop) -> None:
@@ -73,15 +73,15 @@ def test_concurrent_rebuilders_write_the_counter_once(shop: Shop) -> None:
     wrote: list[bool] = []
     lock = threading.Lock()
 
-    def rebuild(_index: int) -> None:
-        done = reservations.rebuild_variant(shop.rt, variant)
+    def rebuild_once(_index: int) -> None:
+        done = rebuild.rebuild_variant(shop.rt, variant)
         with lock:
             wrote.append(done)
 
-    in_threads(6, rebuild)
+    in_threads(6, rebuild_once)
 
     assert wrote.count(True) == 1
-    assert counter(shop.rt, reservations.variant_key(variant)) == 13
+    assert counter(shop.rt, counters.variant_key(variant)) == 13
 
 
 def test_a_rebuild_between_a_live_reservation_and_its_commit_is_not_double_counted(
@@ -97,17 +97,17 @@ def test_a_rebuild_between_a_live_reservation_and_its_commit_is_not_double_count
         json={"variant_id": shop.variants[0], "flash_price_minor": 500, "allocation": 3},
         headers=shop.auth,
     ).get_json()
-    real = reservations.same_generations
+    real = counters.same_generations
     interfered: list[bool] = []
 
     def flush_then_check(redis: object, counters: dict[str, str]) -> bool:
         if not interfered:  # Redis is lost after the Lua reservation, and another request rebuilds it
             interfered.append(True)
             shop.rt.redis.flushdb()
-            threading.Thread(target=reservations.rebuild_pin, args=(shop.rt, pin["id"])).start()
+            threading.Thread(target=rebuild.rebuild_pin, args=(shop.rt, pin["id"])).start()
         return real(shop.rt.redis, counters)
 
-    monkeypatch.setattr(reservations, "same_generations", flush_then_check)
+    monkeypatch.setattr(counters, "same_generations", flush_then_check)
     body = {
         "lines": [{"variant_id": shop.variants[0], "quantity": 2, "unit_price_minor": 500}],
         "currency": "USD",
@@ -119,9 +119,9 @@ def test_a_rebuild_between_a_live_reservation_and_its_commit_is_not_double_count
     assert post_order(http, shop.auth, body).status_code == 409  # 1 left, not 3 - 2 + 3
 
     assert interfered and order_count(shop.rt) == 1
-    assert counter(shop.rt, reservations.pin_key(pin["id"])) == 1
+    assert counter(shop.rt, counters.pin_key(pin["id"])) == 1
     with shop.rt.db.session() as session:
-        allocation = session.get(Reservation, reservations.allocation_id(pin["id"]))
+        allocation = session.get(Reservation, counters.allocation_id(pin["id"]))
         assert allocation is not None and allocation.quantity == 1
 
 
@@ -129,13 +129,13 @@ def test_the_expiry_job_releases_overdue_holds_of_orders_given_up_on(shop: Shop)
     variant = shop.variants[0]
     kept = post_order(shop.http(), shop.auth, order_body(variant, PRICE, quantity=3)).get_json()
     overdue = post_order(shop.http(), shop.auth, order_body(variant, PRICE, quantity=5)).get_json()
-    assert counter(shop.rt, reservations.variant_key(variant)) == 10
+    assert counter(shop.rt, counters.variant_key(variant)) == 10
     with shop.rt.db.session() as session:
         session.execute(update(Reservation).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
 
     # Both overdue, but their pushes are still being tried: the buyers paid, the units stay held.
-    assert reservations.reconcile(shop.rt)["expired"] == 0
-    assert counter(shop.rt, reservations.variant_key(variant)) == 10
+    assert reconcile.reconcile(shop.rt)["expired"] == 0
+    assert counter(shop.rt, counters.variant_key(variant)) == 10
     with shop.rt.db.session() as session:  # the sweeper gave up on one of them
         session.execute(
             update(Order)
@@ -143,16 +143,16 @@ def test_the_expiry_job_releases_overdue_holds_of_orders_given_up_on(shop: Shop)
             .values(push_attempts=push.MAX_SWEPT_ATTEMPTS)
         )
 
-    report = reservations.reconcile(shop.rt)
+    report = reconcile.reconcile(shop.rt)
 
     assert report["expired"] == 1
-    assert counter(shop.rt, reservations.variant_key(variant)) == 15
+    assert counter(shop.rt, counters.variant_key(variant)) == 15
     assert held(shop.rt, variant) == 3
     with shop.rt.db.session() as session:
         states = {q: s for q, s in session.execute(select(Reservation.quantity, Reservation.state))}
     assert states == {3: "active", 5: "expired"}
-    assert reservations.reconcile(shop.rt)["expired"] == 0
-    assert counter(shop.rt, reservations.variant_key(variant)) == 15
+    assert reconcile.reconcile(shop.rt)["expired"] == 0
+    assert counter(shop.rt, counters.variant_key(variant)) == 15
     assert kept["id"] != overdue["id"]
 
 

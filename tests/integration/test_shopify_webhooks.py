@@ -20,7 +20,16 @@ from sqlalchemy import select
 
 from connector.infra import export_signals, runtime
 from connector.infra.db import make_engine
-from connector.infra.models import Base, InboundEvent, InventoryLevel, Merchant, Order, Product, Variant
+from connector.infra.models import (
+    Base,
+    InboundEvent,
+    InventoryLevel,
+    Merchant,
+    Order,
+    Product,
+    Reservation,
+    Variant,
+)
 from connector.infra.store_adapters import build_adapter
 from connector.merchants.privacy import REDACTED
 from connector.merchants.records import create_merchant
@@ -274,7 +283,34 @@ def _orders(shop: Shop) -> dict[str, Order]:
                     response_body={"customer": buyer["email"]},
                 )
             )
+        session.flush()
+        variant_id = session.scalars(
+            select(Variant.id).where(Variant.merchant_id == shop.merchant_id)
+        ).first()
+        assert variant_id is not None
+        for public_id in rows:
+            order_id = session.scalar(select(Order.id).where(Order.public_id == public_id))
+            session.add(
+                Reservation(
+                    id=f"rsv_{public_id}",
+                    merchant_id=shop.merchant_id,
+                    variant_id=variant_id,
+                    order_id=order_id,
+                    buyer_ref=public_id.removeprefix("ord_"),
+                    quantity=1,
+                    state="confirmed",
+                )
+            )
     return _stored_orders(shop)
+
+
+def _hold_buyers(shop: Shop) -> dict[str, str | None]:
+    """The buyer each order's hold names."""
+    with shop.rt.db.session() as session:
+        rows = session.execute(
+            select(Order.public_id, Reservation.buyer_ref).join(Order, Order.id == Reservation.order_id)
+        ).all()
+    return {public_id: buyer_ref for public_id, buyer_ref in rows}
 
 
 def _stored_orders(shop: Shop) -> dict[str, Order]:
@@ -315,6 +351,7 @@ def test_compliance_topics_find_and_redact_customer_data(shop: Shop):
         assert orders[public_id].response_body is None
         assert orders[public_id].total_minor == 1000
     assert orders["ord_jane"].buyer["email"] == "jane@example.com"
+    assert _hold_buyers(shop) == {"ord_john1": None, "ord_john2": None, "ord_john3": None, "ord_jane": "jane"}
     assert shop.inbound("customers/redact")[0][0] == "processed"
 
 
@@ -345,6 +382,7 @@ def test_uninstall_purges_tokens_and_shop_redact_still_arrives(shop: Shop):
     assert shop.inbound("shop/redact")[0] == ("processed", "shop data redacted: 4 order(s)")
     for order in _stored_orders(shop).values():
         assert set(order.buyer.values()) == {REDACTED} and set(order.shipping_address.values()) == {REDACTED}
+    assert set(_hold_buyers(shop).values()) == {None}
     with shop.rt.db.session() as session:
         bodies = session.scalars(
             select(InboundEvent.raw_body).where(

@@ -7,20 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 
-from connector.stock import reservations
-from connector.stock.reservations import Hold, PinLine, VariantLine
+from connector.stock import counters
+from connector.stock.counters import Hold, PinLine, VariantLine
 
 EXPIRES = datetime.now(UTC) + timedelta(minutes=5)
 
 
 def _variant(redis: Redis, variant_id: int, n: int, lv: int = 1) -> str:
-    key = reservations.variant_key(variant_id)
-    assert reservations._set_counter(redis, key, {"n": n, "gen": "g1", "lv": lv}, {}, {}, only_missing=False)
+    key = counters.variant_key(variant_id)
+    assert counters.set_counter(redis, key, {"n": n, "gen": "g1", "lv": lv}, {}, {}, only_missing=False)
     return key
 
 
 def _pin(redis: Redis, pin_id: int, n: int, *, price: int = 500, limit: int = 0, on_sale: bool = True) -> str:
-    key = reservations.pin_key(pin_id)
+    key = counters.pin_key(pin_id)
     fields = {
         "n": n,
         "gen": "p1",
@@ -30,7 +30,7 @@ def _pin(redis: Redis, pin_id: int, n: int, *, price: int = 500, limit: int = 0,
         "lim": limit,
         "until": 0,
     }
-    reservations._set_counter(redis, key, fields, {}, {}, only_missing=False)
+    counters.set_counter(redis, key, fields, {}, {}, only_missing=False)
     return key
 
 
@@ -42,28 +42,26 @@ def test_reserve_takes_every_line_or_none(redis: Redis) -> None:
     a, b = _variant(redis, 1, 5), _variant(redis, 2, 1)
     lines = [VariantLine(1, 3, "r1", 1), VariantLine(2, 2, "r2", 1)]
 
-    short = reservations.reserve_variants(redis, lines, EXPIRES)
+    short = counters.reserve_variants(redis, lines, EXPIRES)
     assert (short.status, short.line, short.value) == ("short", 1, 1)
     assert (_n(redis, a), _n(redis, b)) == (5, 1)
 
-    ok = reservations.reserve_variants(
-        redis, [VariantLine(1, 3, "r1", 1), VariantLine(2, 1, "r2", 1)], EXPIRES
-    )
+    ok = counters.reserve_variants(redis, [VariantLine(1, 3, "r1", 1), VariantLine(2, 1, "r2", 1)], EXPIRES)
     assert ok.ok and (_n(redis, a), _n(redis, b)) == (2, 0)
-    assert redis.hget(reservations.holds_key(a), "r1") == f"3|{int(EXPIRES.timestamp())}|".encode()
+    assert redis.hget(counters.holds_key(a), "r1") == f"3|{int(EXPIRES.timestamp())}|".encode()
 
 
 def test_reserve_refuses_missing_and_stale_counters(redis: Redis) -> None:
     _variant(redis, 1, 5, lv=3)
-    assert reservations.reserve_variants(redis, [VariantLine(9, 1, "r", 0)], None).status == "missing"
-    stale = reservations.reserve_variants(redis, [VariantLine(1, 1, "r", 4)], None)
-    assert stale.status == "stale" and _n(redis, reservations.variant_key(1)) == 5
+    assert counters.reserve_variants(redis, [VariantLine(9, 1, "r", 0)], None).status == "missing"
+    stale = counters.reserve_variants(redis, [VariantLine(1, 1, "r", 4)], None)
+    assert stale.status == "stale" and _n(redis, counters.variant_key(1)) == 5
 
 
 def test_a_hold_is_given_back_once(redis: Redis) -> None:
     key = _variant(redis, 1, 5)
-    reservations.reserve_variants(redis, [VariantLine(1, 2, "r1", 1)], None)
-    assert reservations.release_in_redis(redis, [Hold(key, "r1"), Hold(key, "r1"), Hold(key, "unknown")]) == 1
+    counters.reserve_variants(redis, [VariantLine(1, 2, "r1", 1)], None)
+    assert counters.release_in_redis(redis, [Hold(key, "r1"), Hold(key, "r1"), Hold(key, "unknown")]) == 1
     assert _n(redis, key) == 5
 
 
@@ -71,9 +69,9 @@ def test_pin_purchase_checks_sale_price_limit_and_allocation(redis: Redis) -> No
     key = _pin(redis, 7, 3, limit=2)
     mark = "sl:idem:1:k"
 
-    def buy(quantity: int, price: int = 500, buyer: str = "b1", rid: str = "r") -> reservations.Outcome:
+    def buy(quantity: int, price: int = 500, buyer: str = "b1", rid: str = "r") -> counters.Outcome:
         line = PinLine(7, quantity, price, rid)
-        return reservations.buy_from_pins(
+        return counters.buy_from_pins(
             redis, [line], buyer=buyer, expires_at=EXPIRES, mark=mark + rid, token="t"
         )
 
@@ -88,31 +86,27 @@ def test_pin_purchase_checks_sale_price_limit_and_allocation(redis: Redis) -> No
     assert buy(1, buyer="b2", rid="a").status == "replay"
     assert buy(1, buyer="b2", rid="d").ok and _n(redis, key) == 0
 
-    reservations.release_in_redis(redis, [Hold(key, "a")])
-    assert _n(redis, key) == 2 and redis.hget(reservations.buyers_key(key), "b1") is None
+    counters.release_in_redis(redis, [Hold(key, "a")])
+    assert _n(redis, key) == 2 and redis.hget(counters.buyers_key(key), "b1") is None
     _pin(redis, 7, 2, on_sale=False)
     assert buy(1, rid="e").status == "inactive"
 
 
 def test_marks_are_dropped_only_by_their_owner(redis: Redis) -> None:
-    assert reservations.claim_mark(redis, "m", "mine")
-    assert not reservations.claim_mark(redis, "m", "theirs")
-    reservations.drop_mark(redis, "m", "theirs")
+    assert counters.claim_mark(redis, "m", "mine")
+    assert not counters.claim_mark(redis, "m", "theirs")
+    counters.drop_mark(redis, "m", "theirs")
     assert redis.get("m") == b"mine"
-    reservations.drop_mark(redis, "m", "mine")
+    counters.drop_mark(redis, "m", "mine")
     assert redis.get("m") is None
 
 
 def test_a_rebuild_only_when_missing_keeps_the_existing_counter(redis: Redis) -> None:
     key = _variant(redis, 1, 5)
-    assert not reservations._set_counter(
-        redis, key, {"n": 99, "gen": "g2", "lv": 1}, {}, {}, only_missing=True
-    )
+    assert not counters.set_counter(redis, key, {"n": 99, "gen": "g2", "lv": 1}, {}, {}, only_missing=True)
     assert _n(redis, key) == 5
     holds = {f"r{i}": "1||" for i in range(1_000)}  # more than one HSET batch
-    assert reservations._set_counter(
-        redis, key, {"n": 1, "gen": "g3", "lv": 1}, holds, {}, only_missing=False
-    )
-    assert redis.hlen(reservations.holds_key(key)) == 1_000
-    assert reservations.same_generations(redis, {key: "g3"})
-    assert not reservations.same_generations(redis, {key: "g1"})
+    assert counters.set_counter(redis, key, {"n": 1, "gen": "g3", "lv": 1}, holds, {}, only_missing=False)
+    assert redis.hlen(counters.holds_key(key)) == 1_000
+    assert counters.same_generations(redis, {key: "g3"})
+    assert not counters.same_generations(redis, {key: "g1"})

@@ -9,6 +9,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from config.settings import Settings, SettingsError, load_settings
+from connector.domain import registry
+from connector.merchants.connect import connect_flow
 
 
 def test_defaults_use_the_embedded_default(monkeypatch, tmp_path):
@@ -42,9 +44,21 @@ def test_secrets_are_not_printed(monkeypatch):
     assert key not in str(settings.model_dump())
 
 
+def _store_settings() -> dict[str, str]:
+    """The settings store adapters declare (`StoreSetting`), by environment variable: their descriptions."""
+    flows = [connect_flow(kind) for kind in registry.kinds()]
+    return {
+        setting.env: setting.description for flow in flows if flow is not None for setting in flow.settings
+    }
+
+
 def test_readme_configuration_table_matches_settings():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     rows = re.findall(r"^\| `([A-Z_]+)` \| (.+?) \| (.+?) \|$", readme, flags=re.M)
-    assert {name for name, _, _ in rows} == {name.upper() for name in Settings.model_fields}
+    declared = _store_settings()
+    assert declared, "the adapters declare store settings (Walmart's base URL at least)"
+    assert not {name.lower() for name in declared} & set(Settings.model_fields), "declared once"
+    assert {name for name, _, _ in rows} == {name.upper() for name in Settings.model_fields} | set(declared)
     for name, _default, meaning in rows:
-        assert meaning == Settings.model_fields[name.lower()].description, name
+        expected = declared[name] if name in declared else Settings.model_fields[name.lower()].description
+        assert meaning == expected, name

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from adapters.walmart import orders as walmart_orders
 from connector.domain.timestamps import iso
 from connector.live import sessions
-from connector.orders import checkout
+from connector.orders import queries
 from connector.sandbox.walmart import wire as walmart_emulator_wire
 from webhooks import api as webhook_api
 
@@ -21,7 +21,7 @@ def test_api_timestamps_keep_the_stored_offset_and_none() -> None:
 
 
 def test_api_modules_share_the_helper() -> None:
-    for module in (checkout, sessions, webhook_api):
+    for module in (queries, sessions, webhook_api):
         assert not hasattr(module, "_iso"), module.__name__
         assert module.iso is iso  # type: ignore[attr-defined]
 

@@ -1,0 +1,188 @@
+"""The flash-sale benchmark's buyers: purchase attempts sent from load processes of their own (asyncio, one
+kept-alive connection per buyer), each answer timed and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing as mp
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import requests
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED, REFUSED = 201, 409
+FLASH_PRICE_MINOR: Final = 1_999
+
+
+@dataclass(frozen=True, slots=True)
+class SaleSpec:
+    """What every buyer sends: the live session, the pinned variant, the API key and the attempts."""
+
+    port: int
+    auth: str
+    live_session_id: int
+    variant_id: int
+    buyers: int
+    attempts: int
+    tag: str
+
+
+def _request(spec: SaleSpec, buyer: int, attempt: int) -> bytes:
+    body = json.dumps(
+        {
+            "lines": [{"variant_id": spec.variant_id, "quantity": 1, "unit_price_minor": FLASH_PRICE_MINOR}],
+            "currency": "USD",
+            "buyer": {"ref": f"buyer-{buyer}"},
+            "live_session_id": spec.live_session_id,
+        },
+        separators=(",", ":"),
+    ).encode()
+    head = (
+        f"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1:{spec.port}\r\nConnection: keep-alive\r\n"
+        f"Authorization: Bearer {spec.auth}\r\nIdempotency-Key: {spec.tag}-{buyer}-{attempt}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _plan(spec: SaleSpec, process: int, processes: int) -> dict[int, list[bytes]]:
+    """Process `process`'s buyers and their prepared requests (attempts dealt out round-robin)."""
+    mine = [b for b in range(spec.buyers) if b % processes == process]
+    plan: dict[int, list[bytes]] = {b: [] for b in mine}
+    for attempt in range(spec.attempts):
+        buyer = attempt % spec.buyers
+        if buyer in plan:
+            plan[buyer].append(_request(spec, buyer, attempt))
+    return plan
+
+
+@dataclass
+class LoadResult:
+    statuses: dict[int, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def seconds(self) -> float:
+        return max(1e-9, self.finished - self.started)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds
+
+
+async def _exchange(
+    port: int, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, payload: bytes
+) -> tuple[int, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+    """Send one request on `conn` (opened when None); returns the status and the connection if still open."""
+    if conn is None:
+        conn = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = conn
+    writer.write(payload)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length, close = 0, False
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "connection" and value.strip().lower() == "close":
+            close = True
+    if length:
+        await reader.readexactly(length)
+    if close:
+        writer.close()
+        return status, None
+    return status, conn
+
+
+async def _buyers(port: int, plan: dict[int, list[bytes]]) -> LoadResult:
+    result = LoadResult(started=time.monotonic())
+
+    async def buyer(payloads: list[bytes]) -> None:
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for payload in payloads:
+            began = time.monotonic()
+            try:
+                status, conn = await _exchange(port, conn, payload)
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                status, conn = 0, None
+            result.latencies_ms.append((time.monotonic() - began) * 1000)
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+        if conn is not None:
+            conn[1].close()
+
+    await asyncio.gather(*(buyer(payloads) for payloads in plan.values()))
+    result.finished = time.monotonic()
+    return result
+
+
+def _load_process(spec: SaleSpec, index: int, processes: int, ready: Any, go: Any, out: Any) -> None:
+    plan = _plan(spec, index, processes)  # prepared before the clock starts
+    ready.put(index)
+    go.wait()
+    result = asyncio.run(_buyers(spec.port, plan))
+    out.put((result.statuses, result.latencies_ms, result.started, result.finished))
+
+
+def load(spec: SaleSpec, *, processes: int = 2) -> LoadResult:
+    """Every attempt of `spec`, sent by its buyers from `processes` processes started together; the rate is
+    over the whole burst (first request sent to last answer read)."""
+    ctx = mp.get_context("spawn")
+    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [
+        ctx.Process(target=_load_process, args=(spec, i, processes, ready, go, out), daemon=True)
+        for i in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for _ in procs:
+            ready.get(timeout=300)
+        go.set()
+        parts = [out.get(timeout=1800) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    total = LoadResult(started=min(p[2] for p in parts), finished=max(p[3] for p in parts))
+    for statuses, latencies, _, _ in parts:
+        for status, count in statuses.items():
+            total.statuses[status] = total.statuses.get(status, 0) + count
+        total.latencies_ms.extend(latencies)
+    return total
+
+
+# --- processes ----------------------------------------------------------------------------------------------------
+
+
+def warm(spec: SaleSpec, count: int = 40) -> None:
+    """Requests every gunicorn worker answers before the clock starts (imports, caches, script loading);
+    refused at the price check in Redis, so nothing is bought."""
+    body = {
+        "lines": [{"variant_id": spec.variant_id, "quantity": 1, "unit_price_minor": FLASH_PRICE_MINOR + 1}],
+        "currency": "USD",
+        "buyer": {"ref": "warm-up"},
+        "live_session_id": spec.live_session_id,
+    }
+    for n in range(count):
+        requests.post(
+            f"http://127.0.0.1:{spec.port}/v1/orders",
+            json=body,
+            headers={"Authorization": f"Bearer {spec.auth}", "Idempotency-Key": f"warm-{spec.tag}-{n}"},
+            timeout=30,
+        )

@@ -1,0 +1,115 @@
+"""The `storelink bench` commands, one per benchmark, with their options; `connector.cli.bench` wires them."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from connector.cli.common import console
+
+
+@click.command("feed-sync")
+@click.option("--rows", default=100_000, show_default=True, help="Feed rows to generate and sync.")
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+@click.option(
+    "--repeat", default=3, show_default=True, type=click.IntRange(1, 20), help="Rounds; fastest counts."
+)
+def bench_feed_sync(rows: int, database_url: str, repeat: int) -> None:
+    """Catalog sync of a generated feed against a bare stream-parse + bulk-insert baseline."""
+    from connector.bench.feed_sync import run
+
+    result = run(rows=rows, database_url=database_url or None, console=console, repeat=repeat)
+    click.echo(json.dumps(result))
+
+
+@click.command("webhooks")
+@click.option(
+    "--seconds", default=5.0, show_default=True, type=click.FloatRange(1, 120), help="Length of each run."
+)
+@click.option(
+    "--rate", default=200, show_default=True, type=click.IntRange(1, 5000), help="(c) webhooks per second."
+)
+@click.option(
+    "--events",
+    default=30_000,
+    show_default=True,
+    type=click.IntRange(1000, 1_000_000),
+    help="(b) deliveries drained.",
+)
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_webhooks(seconds: float, rate: int, events: int, database_url: str) -> None:
+    """Inbound acceptance, batched processing and store-to-platform latency against bare baselines."""
+    from connector.bench.webhooks import run
+
+    result = run(
+        database_url=database_url or None, console=console, seconds=seconds, rate=rate, events=events
+    )
+    click.echo(json.dumps(result))
+
+
+@click.command("shopify")
+@click.option("--orders", default=100, show_default=True, type=click.IntRange(10, 10_000), help="(a) orders.")
+@click.option(
+    "--variants",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(1000, 1_000_000),
+    help="(b) variants.",
+)
+@click.option(
+    "--restore-rate", default=50.0, show_default=True, help="(a) emulator bucket restore rate, points/s."
+)
+@click.option("--bucket", default=1000.0, show_default=True, help="(a) emulator bucket size, points.")
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_shopify(orders: int, variants: int, restore_rate: float, bucket: float, database_url: str) -> None:
+    """Order push against the emulator's cost throttle, and a bulk catalog sync against the feed baseline."""
+    from connector.bench.shopify import run
+
+    result = run(
+        orders=orders,
+        variants=variants,
+        restore_rate=restore_rate,
+        bucket=bucket,
+        database_url=database_url or None,
+        console=console,
+    )
+    click.echo(json.dumps(result))
+
+
+@click.command("flash-sale")
+@click.option(
+    "--buyers", default=200, show_default=True, type=click.IntRange(1, 2000), help="Concurrent buyers."
+)
+@click.option(
+    "--attempts",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Purchase attempts.",
+)
+@click.option(
+    "--allocation", default=1_000, show_default=True, type=click.IntRange(1, 1_000_000), help="Units pinned."
+)
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(0, 1_000_000), help="Per buyer.")
+@click.option("--push-during-sale", is_flag=True, help="Run the push workers during the burst, not after.")
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_flash_sale(
+    buyers: int, attempts: int, allocation: int, limit: int, push_during_sale: bool, database_url: str
+) -> None:
+    """A live pin sold out by concurrent buyers through gunicorn against a bare Lua endpoint."""
+    from connector.bench.flash_sale import run
+
+    result = run(
+        database_url=database_url or None,
+        console=console,
+        buyers=buyers,
+        attempts=attempts,
+        allocation=allocation,
+        limit=limit,
+        push_during_sale=push_during_sale,
+    )
+    click.echo(json.dumps(result))
+
+
+COMMANDS: tuple[click.Command, ...] = (bench_feed_sync, bench_webhooks, bench_shopify, bench_flash_sale)

@@ -1,0 +1,265 @@
+"""Live checkout: a purchase from a live session's pins.
+
+One Lua call (`connector.stock.counters.buy_from_pins`) checks that each pin is on sale, the price, the buyer's
+limit and the allocation together, and sets the request's idempotency mark, so a refusal (sold out, over the
+limit) touches no database; an accepted purchase then writes in one short transaction: the allocation rows
+(`connector.stock.holds.take_from_allocation`), the order (`connector.orders.accept.persist`) and the pins'
+`live.pin_updated`, `live.stock_low` and `live.sold_out` events.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connector.domain.errors import RefusedError, RetryableError
+from connector.domain.event_types import LIVE_PIN_UPDATED, LIVE_SOLD_OUT, LIVE_STOCK_LOW
+from connector.infra import outbox, runtime
+from connector.infra.models import LivePin
+from connector.live import sessions
+from connector.live.sessions import PinInfo
+from connector.orders.accept import (
+    MAX_ATTEMPTS,
+    REPLAY_WAIT_SECONDS,
+    AcceptedLine,
+    AgainError,
+    Answer,
+    OrderRequest,
+    persist,
+    rebuild_after,
+    replay,
+    takes_no_orders,
+)
+from connector.stock import counters, holds, rebuild
+from connector.stock.counters import Hold, Outcome, PinLine
+
+logger = logging.getLogger(__name__)
+
+
+def _crossings(session: Session, pin: PinInfo, remaining: int) -> list[outbox.DomainEvent]:
+    """What a purchase changed on its pin: `live.pin_updated` (the remaining allocation) every time, then
+    `live.stock_low` and `live.sold_out`, each once per crossing (the pin row's flags decide)."""
+    data = {
+        "pin_id": pin.pin_id,
+        "live_session_id": pin.session_id,
+        "variant_id": pin.variant_id,
+        "remaining": remaining,
+        "allocation": pin.allocation,
+    }
+    out = [outbox.DomainEvent(LIVE_PIN_UPDATED, pin.merchant_id, {**data, "change": "purchase"})]
+    if remaining <= pin.low_stock_threshold:
+        crossed = session.execute(
+            update(LivePin)
+            .where(LivePin.id == pin.pin_id, LivePin.low_stock_notified.is_(False))
+            .values(low_stock_notified=True)
+        ).rowcount  # type: ignore[attr-defined]
+        if crossed:
+            out.append(
+                outbox.DomainEvent(
+                    LIVE_STOCK_LOW, pin.merchant_id, {**data, "threshold": pin.low_stock_threshold}
+                )
+            )
+    if remaining <= 0:
+        crossed = session.execute(
+            update(LivePin)
+            .where(LivePin.id == pin.pin_id, LivePin.sold_out_notified.is_(False))
+            .values(sold_out_notified=True)
+        ).rowcount  # type: ignore[attr-defined]
+        if crossed:
+            out.append(outbox.DomainEvent(LIVE_SOLD_OUT, pin.merchant_id, data))
+    return out
+
+
+def _pins(rt: runtime.Runtime, client_id: int, request: OrderRequest) -> tuple[str, dict[int, PinInfo]]:
+    """The buyer's key and the pins the lines buy from; refuses a request without a buyer or that the pins'
+    store or currency does not allow."""
+    assert request.live_session_id is not None
+    buyer = request.buyer_ref
+    if buyer is None:
+        raise RefusedError(
+            422,
+            "buyer_required",
+            "a live order needs the buyer's reference (buyer.ref, not blank) for the per-buyer limit",
+            errors=[{"field": "buyer.ref", "message": "required for a live order"}],
+        )
+    pins = sessions.pins_for(
+        rt, client_id, request.live_session_id, [line.variant_id for line in request.lines]
+    )
+    for index, line in enumerate(request.lines):
+        pin = pins[line.variant_id]
+        if not pin.takes_orders:
+            raise takes_no_orders(pin.merchant_id)
+        if pin.currency != request.currency:
+            raise RefusedError(
+                422,
+                "currency_mismatch",
+                f"lines[{index}]: the pin sells in {pin.currency}, not {request.currency}",
+                errors=[{"field": "currency", "message": f"must be {pin.currency}"}],
+            )
+    return buyer, pins
+
+
+def _write(
+    rt: runtime.Runtime,
+    session: Session,
+    *,
+    client_id: int,
+    key: str,
+    digest: str,
+    request: OrderRequest,
+    pins: dict[int, PinInfo],
+    lines: Sequence[PinLine],
+    outcome: Outcome,
+    expires_at: datetime,
+) -> dict[str, Any]:
+    """The purchase's transaction, after Redis took the units: the allocations, the order, the pin events."""
+    remaining: dict[int, int] = {}
+    for pin_line in sorted(lines, key=lambda item: item.pin_id):
+        left = holds.take_from_allocation(session, pin_line.pin_id, pin_line.quantity)
+        if left is None:  # the database disagrees with the counter: rebuild it from the database
+            raise AgainError(pins=[pin_line.pin_id], force=True)
+        remaining[pin_line.pin_id] = left
+    gens = {counters.pin_key(line.pin_id): gen for line, gen in zip(lines, outcome.gens, strict=True)}
+    if not counters.same_generations(rt.redis, gens):
+        raise AgainError()
+    body = persist(
+        session,
+        client_id=client_id,
+        key=key,
+        digest=digest,
+        request=request,
+        merchant_id=next(iter(pins.values())).merchant_id,
+        lines=[
+            AcceptedLine(req, line.reservation_id, line.pin_id)
+            for req, line in zip(request.lines, lines, strict=True)
+        ],
+        variant_merchants={vid: pin.merchant_id for vid, pin in pins.items()},
+        expires_at=expires_at,
+    )
+    crossings: list[outbox.DomainEvent] = []
+    for pin in pins.values():
+        crossings += _crossings(session, pin, remaining[pin.pin_id])
+    if crossings:
+        outbox.publish(session, crossings)
+    return body
+
+
+def _give_back(rt: runtime.Runtime, taken: Sequence[Hold], mark: str, token: str) -> None:
+    counters.release_in_redis(rt.redis, taken)
+    counters.drop_mark(rt.redis, mark, token)
+
+
+def create_live(rt: runtime.Runtime, client_id: int, key: str, digest: str, request: OrderRequest) -> Answer:
+    """Buy from the session's pins once per (client, key): Redis decides, then one short write."""
+    buyer, pins = _pins(rt, client_id, request)
+    mark = counters.idempotency_mark(client_id, key)
+    token = secrets.token_hex(8)
+    skip_mark = False
+    for _attempt in range(MAX_ATTEMPTS):
+        expires_at = datetime.now(UTC) + holds.DEFAULT_HOLD
+        lines = [
+            PinLine(
+                pins[line.variant_id].pin_id,
+                line.quantity,
+                line.unit_price_minor,
+                counters.new_reservation_id(),
+            )
+            for line in request.lines
+        ]
+        outcome = counters.buy_from_pins(
+            rt.redis, lines, buyer=buyer, expires_at=expires_at, mark=mark, token=token, skip_mark=skip_mark
+        )
+        if outcome.status == "replay":
+            found = replay(rt, client_id, key, digest, wait=REPLAY_WAIT_SECONDS)
+            if found is not None:
+                return found
+            skip_mark = True  # a mark without its order (that request failed): decide afresh
+            continue
+        if outcome.status == "missing":
+            pin_id = lines[outcome.line].pin_id
+            rebuild.rebuild_pin(rt, pin_id)
+            if not rt.redis.exists(counters.pin_key(pin_id)):  # the pin is gone
+                sessions.pin_cache.forget(pin_id)
+                raise RefusedError(409, "pin_not_on_sale", f"pin {pin_id} is not on sale", pin_id=pin_id)
+            continue
+        if not outcome.ok:
+            raise _refusal(outcome, request, lines)
+        taken = counters.pin_holds(lines)
+        try:
+            with rt.db.session() as session:
+                body = _write(
+                    rt,
+                    session,
+                    client_id=client_id,
+                    key=key,
+                    digest=digest,
+                    request=request,
+                    pins=pins,
+                    lines=lines,
+                    outcome=outcome,
+                    expires_at=expires_at,
+                )
+        except AgainError as again:
+            _give_back(rt, taken, mark, token)
+            rebuild_after(rt, again)
+            continue
+        except IntegrityError:
+            _give_back(rt, taken, mark, token)
+            found = replay(rt, client_id, key, digest, wait=REPLAY_WAIT_SECONDS)
+            if found is None:
+                raise
+            return found
+        except BaseException:
+            _give_back(rt, taken, mark, token)
+            raise
+        logger.info(
+            "live order accepted", extra={"order_id": body["id"], "live_session_id": request.live_session_id}
+        )
+        logger.debug("live order buyer", extra={"order_id": body["id"], "buyer": buyer})
+        return Answer(201, body)
+    raise RetryableError("stock counters are being rebuilt; try again", code="stock_busy", retry_after=1)
+
+
+def _refusal(outcome: Outcome, request: OrderRequest, lines: Sequence[PinLine]) -> RefusedError:
+    line = request.lines[outcome.line]
+    pin_id = lines[outcome.line].pin_id
+    if outcome.status == "price":
+        return RefusedError(
+            409,
+            "price_changed",
+            "the price of a line is not the pin's flash price",
+            lines=[
+                {
+                    "line": outcome.line,
+                    "variant_id": line.variant_id,
+                    "unit_price_minor": line.unit_price_minor,
+                    "current_price_minor": outcome.value,
+                    "currency": request.currency,
+                }
+            ],
+        )
+    if outcome.status == "limit":
+        return RefusedError(
+            409,
+            "buyer_limit_exceeded",
+            f"the buyer may buy {max(0, outcome.value)} more of pin {pin_id}",
+            pin_id=pin_id,
+            remaining_for_buyer=max(0, outcome.value),
+        )
+    if outcome.status == "short":
+        left = max(0, outcome.value)
+        return RefusedError(
+            409,
+            "sold_out" if left == 0 else "insufficient_stock",
+            f"pin {pin_id} has {left} left",
+            pin_id=pin_id,
+            available=left,
+        )
+    return RefusedError(409, "pin_not_on_sale", f"pin {pin_id} is not on sale", pin_id=pin_id)
