@@ -45,19 +45,9 @@ def _address(address: Address) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value is not None}
 
 
-def order_variables(
-    order: Order,
-    key: str,
-    *,
-    inventory_behaviour: str = const.DEFAULT_INVENTORY_BEHAVIOUR,
-    extra_tags: Sequence[str] = (),
-    source_name: str | None = None,
-    test: bool = False,
-) -> dict[str, Any]:
-    """`orderCreate` variables for a platform order: lines at their prices with taxes, a line discount total
-    as one fixed discount, and one successful SALE transaction for the amount the buyer paid."""
-    if not order.lines:
-        raise ValueError("order has no lines")
+def _line_items(order: Order) -> tuple[list[dict[str, Any]], int, int]:
+    """The order's `lineItems` at their prices with taxes, the total the buyer paid and the line discounts'
+    total (minor units)."""
     currency = order.currency
     total = 0
     discount_total = 0
@@ -87,6 +77,24 @@ def order_variables(
         lines.append(item)
         total += gross - discount + tax
         discount_total += discount
+    return lines, total, discount_total
+
+
+def order_variables(
+    order: Order,
+    key: str,
+    *,
+    inventory_behaviour: str = const.DEFAULT_INVENTORY_BEHAVIOUR,
+    extra_tags: Sequence[str] = (),
+    source_name: str | None = None,
+    test: bool = False,
+) -> dict[str, Any]:
+    """`orderCreate` variables for a platform order: lines at their prices with taxes, a line discount total
+    as one fixed discount, and one successful SALE transaction for the amount the buyer paid."""
+    if not order.lines:
+        raise ValueError("order has no lines")
+    currency = order.currency
+    lines, total, discount_total = _line_items(order)
     tags = [const.ORDER_TAG, key_tag(key), *(t for t in extra_tags if t)]
     data: dict[str, Any] = {
         "currency": currency,
