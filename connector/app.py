@@ -10,6 +10,9 @@ from config.settings import Settings, get_settings
 from connector import api as platform_api
 from connector.infra import logs, runtime
 from connector.web import context, health, install, metrics, problems
+from webhooks import api
+from webhooks.inbound import receiver
+from webhooks.outbound import fanout
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +26,6 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     if rt is None:
         raise RuntimeError("REDIS_URL is not set: run the web app through `storelink up` or set REDIS_URL")
     runtime.install(rt)
-    from webhooks import api
-    from webhooks.inbound import receiver
-    from webhooks.outbound import fanout
 
     fanout.install()  # events published by requests fan out to webhook endpoints in the same transaction
 

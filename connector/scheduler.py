@@ -20,6 +20,8 @@ from connector.infra.queue import EVENTS
 from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
 from connector.orders import push, reconcile
 from connector.stock import store_orders
+from webhooks.inbound import drain
+from webhooks.outbound import delivery
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +61,6 @@ def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) ->
             interval=periodic.interval_seconds,
             job_timeout=120,
         )
-    from webhooks.inbound import drain
-    from webhooks.outbound import delivery
 
     scheduler.register(delivery.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
     scheduler.register(drain.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)

@@ -26,6 +26,7 @@ from config.settings import Settings
 from connector.infra import logs, runtime
 from connector.infra.queue import QUEUE_NAMES, taxonomy_handler
 from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
+from webhooks.outbound import delivery, fanout, isolation
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ SCHEDULER_JOIN_SECONDS = 5.0
 
 def wire_outbound(settings: Settings) -> None:
     """Domain events published in this process fan out to webhook endpoints; deliveries use the settings."""
-    from webhooks.outbound import delivery, fanout, isolation
 
     fanout.install()
     delivery.configure(

@@ -81,7 +81,6 @@ from connector.domain.errors import (
     ValidationError,
     unreadable_input,
 )
-from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
 from connector.domain.ports import (
     Capability,
@@ -90,6 +89,7 @@ from connector.domain.ports import (
     ReportsCatalogSkips,
     WebhookEnvelope,
 )
+from connector.domain.store_events import StoreEvent
 
 logger = logging.getLogger(__name__)
 

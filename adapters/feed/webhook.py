@@ -23,8 +23,8 @@ from typing import Any, Final
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from connector.domain.errors import PermanentError, ValidationError
-from connector.domain.events import StoreEvent, StoreEventKind
 from connector.domain.ports import WebhookEnvelope
+from connector.domain.store_events import StoreEvent, StoreEventKind
 
 TOPICS: Final = frozenset({"inventory.updated", "product.updated", "product.deleted"})
 MAX_ITEMS: Final = 1000

@@ -43,7 +43,6 @@ from adapters.shopify.install import ShopifyInstall
 from adapters.shopify.orders import ShopifyOrders
 from adapters.shopify.tokens import ShopifyTokens
 from connector.domain.errors import AuthError, PermanentError, unreadable_input
-from connector.domain.events import StoreEvent
 from connector.domain.ports import (
     Capability,
     CatalogReport,
@@ -53,6 +52,7 @@ from connector.domain.ports import (
     ReportsCatalogSkips,
     WebhookEnvelope,
 )
+from connector.domain.store_events import StoreEvent
 from connector.infra.http import build_session
 
 logger = logging.getLogger(__name__)

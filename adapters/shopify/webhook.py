@@ -8,7 +8,7 @@ and re-encodes it, so it does not check the bytes as received; it parses and re-
 body on every call only to build a redacted log record; it takes at most two secrets; and it wants a
 request method and a client id this layer does not have.
 
-Parsing maps topics to `connector.domain.events.StoreEvent`s without calling the store. Ids are Shopify
+Parsing maps topics to `connector.domain.store_events.StoreEvent`s without calling the store. Ids are Shopify
 GIDs built from the numeric ids of the payload. `inventory_levels/update` names an inventory item and a
 location (its `admin_graphql_api_id` is an InventoryLevel GID with a query string, which is not used); the
 core finds the variant through the inventory item ref the catalog sync stored. Its `available` is null for
@@ -33,8 +33,8 @@ from typing import Any, Final
 from adapters.shopify import const
 from adapters.shopify.mapper import gid, gid_type, parse_time, quantity
 from connector.domain.errors import PermanentError, ValidationError
-from connector.domain.events import StoreEvent, StoreEventKind
 from connector.domain.ports import WebhookEnvelope
+from connector.domain.store_events import StoreEvent, StoreEventKind
 
 HMAC_HEADERS: Final = ("x-shopify-hmac-sha256", "shopify-hmac-sha256")
 SHOP_HEADER: Final = "x-shopify-shop-domain"

@@ -56,7 +56,6 @@ from adapters.walmart.multichannel import WalmartMultichannel
 from adapters.walmart.order_mapper import McsStatus, WalmartOrder, WalmartOrderLine
 from adapters.walmart.orders import WalmartOrders
 from connector.domain.errors import ValidationError, unreadable_input
-from connector.domain.events import StoreEvent
 from connector.domain.ports import (
     Capability,
     CatalogReport,
@@ -65,6 +64,7 @@ from connector.domain.ports import (
     ReportsCatalogSkips,
     WebhookEnvelope,
 )
+from connector.domain.store_events import StoreEvent
 from connector.infra.http import build_session
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from pydantic import Field, SecretStr, field_validator
 
+from adapters.walmart.base import WalmartBase
 from connector.domain.errors import PermanentError, StorelinkError, ValidationError
 from connector.domain.ports import AdapterFactory, ConnectFields, ConnectOption, ConnectPlan, StoreSetting
 
@@ -168,9 +169,7 @@ class WalmartConnectFlow:
         if base_url:
             wanted["base_url"] = base_url
         keys = {**credentials, "client_id": client_id, "client_secret": client_secret}
-        from adapters.walmart.adapter import WalmartAdapter  # the adapter module declares this flow
-
-        normalized = WalmartAdapter.validate_config(wanted)
+        normalized = WalmartBase.validate_config(wanted)
         _connection(adapter_for, {**normalized, "mcs_enrolled": False}, keys).check_connection()
         enrolled, channel = _multichannel(adapter_for, wanted, keys)
         final = {**wanted, "mcs_enrolled": enrolled}

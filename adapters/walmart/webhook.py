@@ -39,8 +39,8 @@ from typing import Any, Final
 from adapters.walmart import const
 from adapters.walmart.mapper import epoch_ms, quantity, ref, text
 from connector.domain.errors import PermanentError, ValidationError
-from connector.domain.events import StoreEvent, StoreEventKind
 from connector.domain.ports import WebhookEnvelope
+from connector.domain.store_events import StoreEvent, StoreEventKind
 
 MAX_ID_CHARS: Final = 255
 _SHIPPED: Final = frozenset({"SHIPPED", "DELIVERED", "PARTIALLY_SHIPPED"})

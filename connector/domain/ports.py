@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.domain.catalog import InventoryLevel, Product
-from connector.domain.events import StoreEvent
 from connector.domain.orders import ExternalOrderRef, Order
+from connector.domain.store_events import StoreEvent
 
 
 class Capability(StrEnum):

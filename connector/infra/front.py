@@ -19,6 +19,7 @@ import logging
 import signal
 
 from config.settings import load_settings
+from connector.infra import logs
 
 logger = logging.getLogger(__name__)
 
@@ -185,8 +186,6 @@ def main() -> None:
     parser.add_argument("--upstream-port", type=int, required=True, help="gunicorn's port on 127.0.0.1")
     args = parser.parse_args()
     settings = load_settings()
-    from connector.infra import logs
-
     logs.configure(settings.log_level, settings.log_json)
     asyncio.run(serve(args.host, args.port, ("127.0.0.1", args.upstream_port), settings.max_request_bytes))
 

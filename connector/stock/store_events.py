@@ -40,8 +40,8 @@ from connector.catalog import syncs
 from connector.catalog.levels import reserved_by_variant, sellable
 from connector.domain import event_types, registry
 from connector.domain.errors import PermanentError
-from connector.domain.events import PRIVACY_KINDS, StoreEvent, StoreEventKind
 from connector.domain.ports import Capability, InventoryTotals
+from connector.domain.store_events import PRIVACY_KINDS, StoreEvent, StoreEventKind
 from connector.infra import bulk_insert, outbox
 from connector.infra.crypto import SecretBox
 from connector.infra.models import InventoryLevel, Merchant, Order, SyncRun

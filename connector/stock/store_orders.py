@@ -43,7 +43,6 @@ from sqlalchemy.orm import Session
 from connector.catalog.levels import DEFAULT_LOCATION, reserved_by_variant, sellable
 from connector.domain import event_types, registry
 from connector.domain.errors import PermanentError, RetryableError, ValidationError
-from connector.domain.events import StoreEvent, StoreEventKind
 from connector.domain.orders import Order as PushOrder
 from connector.domain.ports import (
     Capability,
@@ -54,6 +53,7 @@ from connector.domain.ports import (
     StoreJob,
     StoreOrder,
 )
+from connector.domain.store_events import StoreEvent, StoreEventKind
 from connector.infra import outbox, runtime
 from connector.infra.models import InboundEvent, Merchant, Variant
 from connector.infra.models import InventoryLevel as LevelRow

@@ -11,8 +11,8 @@ from standardwebhooks.webhooks import Webhook
 from adapters.feed import webhook
 from adapters.feed.adapter import FeedAdapter
 from connector.domain.errors import PermanentError, ValidationError
-from connector.domain.events import StoreEventKind
 from connector.domain.ports import HttpOptions
+from connector.domain.store_events import StoreEventKind
 from connector.sandbox.feed_push import FeedPusher, new_secret
 
 

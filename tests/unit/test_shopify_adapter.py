@@ -15,10 +15,10 @@ from adapters.shopify import order_mapper, queries, webhook
 from adapters.shopify.adapter import ShopifyAdapter
 from connector.domain.catalog import InventoryLevel
 from connector.domain.errors import AuthError, PermanentError, RetryableError, ValidationError
-from connector.domain.events import StoreEventKind
 from connector.domain.money import Money
 from connector.domain.orders import ExternalOrderRef, Order, OrderLine
 from connector.domain.ports import HttpOptions, StoreAdapter
+from connector.domain.store_events import StoreEventKind
 
 SHOP = "demo.myshopify.com"
 BASE = "http://shop.test"

@@ -9,7 +9,7 @@ import pytest
 
 from adapters.shopify import webhook
 from connector.domain.errors import PermanentError, ValidationError
-from connector.domain.events import StoreEventKind
+from connector.domain.store_events import StoreEventKind
 
 SECRET = "test-webhook-secret"
 BODY = b'{"id":1234567890,"email":"customer@example.com","total_price":"123.45"}'

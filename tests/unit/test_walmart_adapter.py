@@ -17,10 +17,10 @@ import responses
 from adapters.walmart.adapter import WalmartAdapter
 from connector.domain.catalog import InventoryLevel
 from connector.domain.errors import AuthError, NotFoundError, PermanentError, RetryableError, ValidationError
-from connector.domain.events import StoreEventKind
 from connector.domain.money import Money
 from connector.domain.orders import Address, ExternalOrderRef, Order, OrderLine
 from connector.domain.ports import Capability, HttpOptions, StoreAdapter
+from connector.domain.store_events import StoreEventKind
 
 BASE = "http://walmart.test"
 WALL_START = 1_800_000_000.0

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.walmart import webhook
 from connector.domain.errors import PermanentError, ValidationError
-from connector.domain.events import StoreEventKind
+from connector.domain.store_events import StoreEventKind
 
 SECRET = "client-secret-value"
 HEADER = "Authorization"

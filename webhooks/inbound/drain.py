@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from connector.catalog import syncs
 from connector.domain.errors import PermanentError, RetryableError
-from connector.domain.events import StoreEvent
 from connector.domain.ports import InventoryTotals
+from connector.domain.store_events import StoreEvent
 from connector.infra import export_signals, runtime
 from connector.infra.models import InboundEvent, Merchant
 from connector.infra.store_adapters import build_adapter
