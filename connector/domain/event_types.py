@@ -23,6 +23,9 @@ LIVE_PIN_UPDATED: Final = "live.pin_updated"
 LIVE_STOCK_LOW: Final = "live.stock_low"
 LIVE_SOLD_OUT: Final = "live.sold_out"
 
+SHOWCASE_UPDATED: Final = "showcase.updated"
+SHOWCASE_ITEM_UPDATED: Final = "showcase.item_updated"
+
 MERCHANT_UNINSTALLED: Final = "merchant.uninstalled"
 
 ALL: Final[tuple[str, ...]] = (
@@ -38,6 +41,8 @@ ALL: Final[tuple[str, ...]] = (
     LIVE_PIN_UPDATED,
     LIVE_STOCK_LOW,
     LIVE_SOLD_OUT,
+    SHOWCASE_UPDATED,
+    SHOWCASE_ITEM_UPDATED,
     MERCHANT_UNINSTALLED,
 )
 """Every event type, in the order above."""
