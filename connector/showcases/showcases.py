@@ -377,16 +377,18 @@ def remove_item(rt: runtime.Runtime, client_id: int, showcase_id: int, product_i
 
 def list_showcases(
     rt: runtime.Runtime,
-    client_id: int,
+    client_id: int | None,
     *,
     merchant_id: int | None = None,
     creator_ref: str | None = None,
     after: int | None = None,
     limit: int = 50,
 ) -> tuple[list[dict[str, Any]], bool]:
-    """A page of the client's showcases by id, and whether more follow."""
+    """A page of the client's showcases (every client's with None) by id, and whether more follow."""
     with rt.db.session() as session:
-        query = select(Showcase).where(Showcase.platform_client_id == client_id).order_by(Showcase.id)
+        query = select(Showcase).order_by(Showcase.id)
+        if client_id is not None:
+            query = query.where(Showcase.platform_client_id == client_id)
         if merchant_id is not None:
             query = query.where(Showcase.merchant_id == merchant_id)
         if creator_ref is not None:
@@ -395,6 +397,25 @@ def list_showcases(
             query = query.where(Showcase.id > after)
         rows = list(session.scalars(query.limit(limit + 1)))
         return [showcase_body(session, s) for s in rows[:limit]], len(rows) > limit
+
+
+def client_of(rt: runtime.Runtime, *, showcase_id: int | None = None, merchant_id: int | None = None) -> int:
+    """The platform client a showcase (or a merchant) belongs to, for operator commands that name only it."""
+    with rt.db.session() as session:
+        if showcase_id is not None:
+            found = session.scalar(select(Showcase.platform_client_id).where(Showcase.id == showcase_id))
+            if found is None:
+                raise _refused(404, "showcase_not_found", "id", f"showcase {showcase_id} not found")
+            return found
+        found = session.scalar(select(Merchant.platform_client_id).where(Merchant.id == merchant_id))
+        if found is None:
+            raise _refused(
+                422,
+                "merchant_not_found",
+                "merchant_id",
+                f"merchant {merchant_id} does not exist or has no client",
+            )
+        return found
 
 
 # --- reading ------------------------------------------------------------------------------------------------------
