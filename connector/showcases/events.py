@@ -10,7 +10,8 @@ Catalog and stock changes reach showcases through an outbox subscriber (`install
 roots): a committed transaction that published product, stock or order events for a merchant marks the
 merchant dirty in Redis and enqueues one refresh job per merchant (`refresh_merchant`, deduplicated by job
 id while queued). The job clears the mark, then refreshes every showcase the merchant's products may appear
-in, and goes round again if the mark was set meanwhile. A resync of 10,000 variants therefore announces each
+in, and goes round again if the mark was set meanwhile. The scheduler's `sweep` queues every such merchant
+each sweep interval, for what no event announces (holds expiring) and for requests lost in a crash. A resync of 10,000 variants therefore announces each
 showcase's net change once or a few times (one per refresh pass), never once per variant.
 """
 
@@ -203,6 +204,20 @@ def request_refresh(rt: runtime.Runtime, merchant_ids: Sequence[int]) -> None:
     for merchant_id in merchant_ids:
         rt.redis.set(dirty_key(merchant_id), 1, ex=DIRTY_TTL)
         rt.queues.enqueue(EVENTS, REFRESH_FUNC, merchant_id, job_id=job_id(merchant_id))
+
+
+def sweep() -> int:
+    """Scheduler job: queue a refresh of every merchant whose products showcases may show, catching what no
+    event announces (holds expiring, a refresh request lost between commit and enqueue); merchants queued."""
+    rt = runtime.current()
+    with rt.db.session() as session:
+        owners = set(session.scalars(select(Showcase.merchant_id).where(Showcase.merchant_id.is_not(None))))
+        clients = select(Showcase.platform_client_id).where(Showcase.owner_kind == views.CREATOR)
+        owners |= set(session.scalars(select(Merchant.id).where(Merchant.platform_client_id.in_(clients))))
+    merchants = sorted(m for m in owners if m is not None)
+    request_refresh(rt, merchants)
+    logger.debug("showcase sweep", extra={"merchants": len(merchants)})
+    return len(merchants)
 
 
 def _after_commit(session: Session) -> None:

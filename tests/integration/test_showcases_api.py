@@ -10,7 +10,9 @@ from sqlalchemy import update
 
 from connector.infra import runtime
 from connector.infra.models import InventoryLevel, Variant
+from connector.showcases import events as showcase_events_module
 from connector.showcases.showcases import MAX_ITEMS
+from connector.worker import build_worker
 from tests.integration.affiliate_support import add_product, product_of
 from tests.integration.checkout_support import (
     Shop,
@@ -198,3 +200,57 @@ def test_bad_input_is_refused_with_stable_codes(rt: Runtime, shop: Shop, tmp_pat
     )
     assert other_merchant != shop.merchant_id
     assert [p["product_id"] for p in view(http, auth, made["id"])["placed"]] == [mine]  # nothing half-written
+
+
+def _drain_events(rt: Runtime) -> None:
+    """The events queue only: refresh jobs, not the pushes of orders to a store nobody runs."""
+    build_worker(rt, ["events"]).work(burst=True, with_scheduler=False)
+
+
+def test_holds_taken_and_given_back_and_silent_changes_are_announced(rt: Runtime, tmp_path: Path):
+    shop = make_shop(rt, tmp_path, stock=(2,), prices=(1_000,))
+    mug = product_of(rt, shop.variants[0])
+    sid = create(
+        shop.http(), shop.auth, owner_kind="merchant", merchant_id=shop.merchant_id, product_ids=[mug]
+    )["id"]
+
+    order = post_order(shop.http(), shop.auth, order_body(shop.variants[0], 1_000, quantity=2)).get_json()
+    _drain_events(rt)
+    assert view(shop.http(), shop.auth, sid)["items"] == []
+    assert showcase_events(rt, sid)[-1][1]["removed"] == [mug]
+
+    assert shop.http().post(f"/v1/orders/{order['id']}/cancel", json={}, headers=shop.auth).status_code == 200
+    _drain_events(rt)
+    assert showcase_events(rt, sid)[-1][1]["added"] == [{"product_id": mug, "position": 0}]
+
+    # A change no event announces (here, a level written behind the service's back) is caught by the sweep.
+    with rt.db.session() as session:
+        session.execute(
+            update(InventoryLevel).where(InventoryLevel.variant_id == shop.variants[0]).values(available=0)
+        )
+    _drain_events(rt)
+    assert len(showcase_events(rt, sid)) == 3
+    assert showcase_events_module.sweep() >= 1
+    _drain_events(rt)
+    assert [kind for kind, _ in showcase_events(rt, sid)] == ["showcase.updated"] * 4
+    assert showcase_events(rt, sid)[-1][1]["removed"] == [mug]
+
+
+def test_best_sellers_come_first_by_storelinks_own_orders(rt: Runtime, shop: Shop):
+    mug = product_of(rt, shop.variants[0])
+    cap, cap_variant = add_product(rt, shop, 900, "cap")
+    hat, _ = add_product(rt, shop, 700, "hat")
+    for quantity in (2, 1):
+        response = post_order(shop.http(), shop.auth, order_body(cap_variant, 900, quantity=quantity))
+        assert response.status_code in (201, 202), response.get_json()
+    response = post_order(shop.http(), shop.auth, order_body(shop.variants[1], 1_500))
+    assert response.status_code in (201, 202), response.get_json()
+
+    made = create(
+        shop.http(),
+        shop.auth,
+        owner_kind="merchant",
+        merchant_id=shop.merchant_id,
+        rule={"sort": "best_selling"},
+    )
+    assert [i["product_id"] for i in view(shop.http(), shop.auth, made["id"])["items"]] == [cap, mug, hat]
