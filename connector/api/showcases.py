@@ -1,10 +1,12 @@
 """HTTP routes of `/v1/showcases`: merchants' and creators' showcases, their hand-placed items, and the live
 read a viewer's app makes.
 
-`GET /v1/showcases/{id}` answers a page of the visible items with live price, sale price and sellable stock
-(computed at the request, never cached server-side), an `ETag` over the page (`If-None-Match` answers 304)
-and `Cache-Control: private, max-age=2`: a cache may keep a page `CACHE_SECONDS`, so stock shown is never
-older than that bound. A showcase of another client is a 404.
+`GET /v1/showcases/{id}` answers a page of the visible items with live price, sale price and sellable stock,
+an `ETag` over the page (`If-None-Match` answers 304) and `Cache-Control: private, max-age=2`. A page is
+computed from the database, or served from a Redis copy at most `cache.CACHE_MS` (0.5 s) old and dropped at
+once by any write to the showcase or refresh after a change of its merchants' catalog or stock; with the
+client's own `max-age`, stock shown is never older than `CACHE_SECONDS` plus that. A showcase of another
+client is a 404.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 from typing import Any, Final, Literal
 
+import orjson
 from flask import Blueprint, Response, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,7 +35,7 @@ from connector.api.common import (
 from connector.api.openapi import MAX_ID, doc
 from connector.api.orders import refused
 from connector.domain.errors import RefusedError
-from connector.showcases import showcases
+from connector.showcases import cache, showcases
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +276,27 @@ def _offset(showcase_id: int, cursor: str | None) -> int:
     return offset
 
 
+def _page(showcase_id: int, client_id: int, offset: int, limit: int) -> bytes:
+    """A page of the showcase computed now, as the JSON answered."""
+    rt = api_runtime()
+    page = showcases.read_showcase(
+        rt,
+        client_id,
+        showcase_id,
+        offset=offset,
+        limit=limit,
+        base_url=rt.settings.public_url or request.host_url,
+    )
+    next_cursor = (
+        encode_cursor("showcase-items", [showcase_id, page.next_offset])
+        if page.next_offset is not None
+        else None
+    )
+    return orjson.dumps(
+        {**page.showcase, "items": page.items, "total": page.total, "next_cursor": next_cursor}
+    )
+
+
 @bp.get("/showcases/<id:showcase_id>")
 @doc(
     summary="Read a showcase with live price and stock",
@@ -291,24 +315,11 @@ def get_showcase(showcase_id: int) -> Response:
     params = parse_query(ViewQuery)
     offset = _offset(showcase_id, params.cursor)
     rt = api_runtime()
-    page = showcases.read_showcase(
-        rt,
-        client.id,
-        showcase_id,
-        offset=offset,
-        limit=params.limit,
-        base_url=rt.settings.public_url or request.host_url,
-    )
-    next_cursor = (
-        encode_cursor("showcase-items", [showcase_id, page.next_offset])
-        if page.next_offset is not None
-        else None
-    )
-    payload = json.dumps(
-        {**page.showcase, "items": page.items, "total": page.total, "next_cursor": next_cursor},
-        separators=(",", ":"),
-    )
-    etag = '"' + hashlib.blake2b(payload.encode(), digest_size=12).hexdigest() + '"'
+    generation, owner, payload = cache.lookup(rt.redis, showcase_id, offset, params.limit)
+    if payload is None or owner != client.id:
+        payload = _page(showcase_id, client.id, offset, params.limit)
+        cache.store(rt.redis, showcase_id, offset, params.limit, generation, client.id, payload)
+    etag = '"' + hashlib.blake2b(payload, digest_size=12).hexdigest() + '"'
     wanted = {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
     if etag in wanted or "*" in wanted:
         response = Response(status=304)

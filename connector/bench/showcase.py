@@ -14,7 +14,8 @@ the baseline's (target at least 0.6), with Storelink's p99 latency.
 
 Staleness: a read is stale when an item shows a quantity older than one the store sent at least `BOUND_S`
 seconds before the read began (the bound Storelink states for a showcase read: the stock webhook's
-processing plus nothing cached server-side; `Cache-Control: max-age=2` lets a client keep a page as long).
+processing, then at most `connector.showcases.cache.CACHE_MS` of a page cached in Redis; `Cache-Control:
+max-age=2` lets a client keep a page as long again, which the readers here do not).
 The target is 0 stale reads. The last line printed is one JSON object.
 """
 

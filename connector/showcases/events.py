@@ -30,7 +30,7 @@ from connector.domain import event_types
 from connector.infra import outbox, runtime
 from connector.infra.models import Merchant, Showcase
 from connector.infra.queue import EVENTS
-from connector.showcases import views
+from connector.showcases import cache, views
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +195,7 @@ def refresh_merchant(merchant_id: int) -> int:
             ids = affected(session, merchant_id)
         for showcase_id in ids:
             published += refresh_showcase(rt, showcase_id)
+        cache.invalidate(rt.redis, ids)  # prices and stock may have moved even where nothing was announced
     logger.debug("showcases refreshed", extra={"merchant_id": merchant_id, "events": published})
     return published
 

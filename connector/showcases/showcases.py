@@ -30,7 +30,7 @@ from connector.domain.errors import RefusedError
 from connector.domain.timestamps import iso
 from connector.infra import runtime
 from connector.infra.models import AffiliateLink, Merchant, Product, Showcase, ShowcaseItem, utcnow
-from connector.showcases import events, rules, views
+from connector.showcases import cache, events, rules, views
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,8 @@ def _item(items: Sequence[ShowcaseItem], product_id: int) -> ShowcaseItem:
 # --- bodies ---------------------------------------------------------------------------------------------------------
 
 
-def showcase_body(session: Session, showcase: Showcase) -> dict[str, Any]:
+def showcase_body(session: Session, showcase: Showcase, hand: Sequence[Any] | None = None) -> dict[str, Any]:
+    rows = views.hand_rows(session, showcase.id) if hand is None else hand
     return {
         "id": showcase.id,
         "owner_kind": showcase.owner_kind,
@@ -243,8 +244,7 @@ def showcase_body(session: Session, showcase: Showcase) -> dict[str, Any]:
         "rule": showcase.rule,
         "max_items": showcase.max_items,
         "placed": [
-            {"product_id": item.product_id, "position": item.position, "pinned": item.pinned}
-            for item in _hand(session, showcase.id)
+            {"product_id": row.product_id, "position": row.position, "pinned": row.pinned} for row in rows
         ],
         "created_at": iso(showcase.created_at),
         "updated_at": iso(showcase.updated_at),
@@ -259,9 +259,11 @@ def _write(rt: runtime.Runtime, work: Any) -> dict[str, Any]:
             showcase.updated_at = utcnow()
             session.flush()
             events.refresh(session, showcase)
-            return showcase_body(session, showcase)
+            body = showcase_body(session, showcase)
     except IntegrityError:
         raise _refused(409, "handle_taken", "handle", "the owner has a showcase with this handle") from None
+    cache.invalidate(rt.redis, [body["id"]])
+    return body
 
 
 # --- operations -------------------------------------------------------------------------------------------------
@@ -328,6 +330,7 @@ def delete_showcase(rt: runtime.Runtime, client_id: int, showcase_id: int) -> No
     with rt.db.session() as session:
         showcase = _owned(session, client_id, showcase_id)
         session.delete(showcase)
+    cache.invalidate(rt.redis, [showcase_id])
     logger.info("showcase deleted", extra={"showcase_id": showcase_id})
 
 
@@ -467,11 +470,12 @@ def read_showcase(
     """The showcase and a page of its visible items from `offset`, with live price, stock and links."""
     with rt.db.session() as session:
         showcase = _owned(session, client_id, showcase_id)
-        items = views.visible(session, showcase)
+        hand = views.hand_rows(session, showcase.id)
+        items = views.visible(session, showcase, hand)
         page = items[offset : offset + limit]
         creator = showcase.creator_ref if showcase.owner_kind == views.CREATOR else None
         codes = _made_links(session, creator, [i.product_id for i in page]) if creator and page else {}
-        body = showcase_body(session, showcase)
+        body = showcase_body(session, showcase, hand)
     if creator:
         missing = [item.product_id for item in page if item.product_id not in codes]
         codes.update(_make_links(rt, client_id, creator, missing, base_url))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import func, select
@@ -39,8 +39,10 @@ RULE_PAGES: Final = 20
 almost all out of stock costs a bounded read."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Item:
+    """One product as a viewer sees it (made fresh by every read: `pinned`, `placed` are set in place)."""
+
     product_id: int
     merchant_id: int
     title: str
@@ -193,19 +195,28 @@ def _ruled(session: Session, showcase: Showcase, placed: set[int]) -> list[Item]
     return chosen[: showcase.max_items]
 
 
-def visible(session: Session, showcase: Showcase) -> list[Item]:
-    """Every item a viewer of `showcase` sees now, in order."""
-    hand = session.execute(
-        select(ShowcaseItem.product_id, ShowcaseItem.pinned)
-        .where(ShowcaseItem.showcase_id == showcase.id)
-        .order_by(ShowcaseItem.position, ShowcaseItem.id)
-    ).all()
+def hand_rows(session: Session, showcase_id: int) -> list[Any]:
+    """The hand-placed (product_id, position, pinned) rows of a showcase, in order."""
+    return list(
+        session.execute(
+            select(ShowcaseItem.product_id, ShowcaseItem.position, ShowcaseItem.pinned)
+            .where(ShowcaseItem.showcase_id == showcase_id)
+            .order_by(ShowcaseItem.position, ShowcaseItem.id)
+        )
+    )
+
+
+def visible(session: Session, showcase: Showcase, hand: Sequence[Any] | None = None) -> list[Item]:
+    """Every item a viewer of `showcase` sees now, in order (`hand`: its `hand_rows`, if already read)."""
+    if hand is None:
+        hand = hand_rows(session, showcase.id)
     found = details(session, [row.product_id for row in hand])
-    placed = [
-        replace(found[row.product_id], pinned=row.pinned, placed=True)
-        for row in hand
-        if row.product_id in found
-    ]
+    placed: list[Item] = []
+    for row in hand:
+        item = found.get(row.product_id)
+        if item is not None:
+            item.pinned, item.placed = row.pinned, True
+            placed.append(item)
     placed = _keep(session, showcase, placed)
     ruled = _ruled(session, showcase, {row.product_id for row in hand})
     return [i for i in placed if i.pinned] + ruled + [i for i in placed if not i.pinned]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from connector.infra import runtime
 from connector.infra.models import EventPayload, Product
 from connector.merchants.records import create_merchant
+from connector.showcases import cache
 
 
 def feed_merchant(rt: runtime.Runtime, feed: Path, client_id: int, name: str = "brand") -> int:
@@ -66,3 +68,8 @@ def showcase_events(rt: runtime.Runtime, showcase_id: int) -> list[tuple[str, di
             .order_by(EventPayload.id)
         )
         return [(kind, data) for kind, data in rows if data.get("showcase_id") == showcase_id]
+
+
+def outlive_the_cache() -> None:
+    """Wait out the bound on a cached page: a change no event announced shows after at most this long."""
+    time.sleep(cache.CACHE_MS / 1000 + 0.05)

@@ -22,7 +22,7 @@ from tests.integration.checkout_support import (
     order_body,
     post_order,
 )
-from tests.integration.showcase_support import create, showcase_events, view
+from tests.integration.showcase_support import create, outlive_the_cache, showcase_events, view
 
 Runtime = runtime.Runtime
 
@@ -55,12 +55,14 @@ def test_a_hand_showcase_shows_live_price_sale_price_and_sellable_stock(rt: Runt
 
     with rt.db.session() as session:  # the cheaper variant goes on sale: compare-at above its price
         session.execute(update(Variant).where(Variant.id == shop.variants[1]).values(compare_at_minor=1_800))
+    outlive_the_cache()
     second = view(shop.http(), shop.auth, made["id"])["items"][1]
     assert second["price"]["amount_minor"] == 1_800 and second["sale_price"]["amount_minor"] == 1_500
 
     # A checkout hold counts at once: sellable is the checkout definition.
     response = post_order(shop.http(), shop.auth, order_body(shop.variants[0], 2_000, quantity=2))
     assert response.status_code in (201, 202), response.get_json()
+    outlive_the_cache()
     assert view(shop.http(), shop.auth, made["id"])["items"][1]["sellable"] == 6
 
 
@@ -81,6 +83,7 @@ def test_etag_and_if_none_match_answer_304_until_stock_changes(rt: Runtime, shop
         session.execute(
             update(InventoryLevel).where(InventoryLevel.variant_id == shop.variants[0]).values(available=1)
         )
+    outlive_the_cache()
     changed = shop.http().get(url, headers={**shop.auth, "If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert changed.get_json()["items"][0]["sellable"] == 4
