@@ -7,12 +7,13 @@ and `showcase.item_updated` when price or availability of items still visible ch
 leaves an item available (10 units to 9) is not an event.
 
 Catalog and stock changes reach showcases through an outbox subscriber (`install`, called by the composition
-roots): a committed transaction that published product, stock or order events for a merchant marks the
-merchant dirty in Redis and enqueues one refresh job per merchant (`refresh_merchant`, deduplicated by job
-id while queued). The job clears the mark, then refreshes every showcase the merchant's products may appear
-in, and goes round again if the mark was set meanwhile. The scheduler's `sweep` queues every such merchant
-each sweep interval, for what no event announces (holds expiring) and for requests lost in a crash. A resync of 10,000 variants therefore announces each
-showcase's net change once or a few times (one per refresh pass), never once per variant.
+roots): a committed transaction that published product, stock or order events for a merchant some showcase
+may show marks the merchant dirty in Redis and enqueues one refresh job per merchant (`refresh_merchant`,
+deduplicated by job id while queued). The job clears the mark, then refreshes every showcase the merchant's
+products may appear in, and goes round again if the mark was set meanwhile. A resync of 10,000 variants
+therefore announces each showcase's net change once or a few times (one per refresh pass), never once per
+variant. The scheduler's `sweep` queues every such merchant each sweep interval, for what no event announces
+(holds expiring) and for requests lost in a crash.
 """
 
 from __future__ import annotations
@@ -170,6 +171,22 @@ def affected(session: Session, merchant_id: int) -> list[int]:
     return list(session.scalars(select(Showcase.id).where(condition).order_by(Showcase.id)))
 
 
+def with_showcases(session: Session, merchant_ids: set[int]) -> set[int]:
+    """The merchants among `merchant_ids` whose products a showcase may show (two indexed queries)."""
+    found = set(
+        session.scalars(select(Showcase.merchant_id).where(Showcase.merchant_id.in_(merchant_ids)).distinct())
+    )
+    rest = merchant_ids - found
+    if rest:
+        clients = select(Showcase.platform_client_id).where(Showcase.owner_kind == views.CREATOR)
+        found |= set(
+            session.scalars(
+                select(Merchant.id).where(Merchant.id.in_(rest), Merchant.platform_client_id.in_(clients))
+            )
+        )
+    return {m for m in found if m is not None}
+
+
 def refresh_showcase(rt: runtime.Runtime, showcase_id: int) -> int:
     with rt.db.session() as session:
         showcase = session.scalar(select(Showcase).where(Showcase.id == showcase_id).with_for_update())
@@ -238,6 +255,8 @@ def _after_rollback(session: Session) -> None:
 def on_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Outbox subscriber: after the commit, refresh the showcases of merchants whose catalog or stock moved."""
     merchants = {r["merchant_id"] for r in rows if r["type"] in WATCHED and r.get("merchant_id") is not None}
+    if merchants:
+        merchants = with_showcases(session, merchants)
     if not merchants:
         return
     session.info.setdefault(_PENDING, set()).update(merchants)

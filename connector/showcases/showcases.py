@@ -78,7 +78,9 @@ def _check_fields(values: Mapping[str, Any]) -> None:
     if mode is not None and mode not in OUT_OF_STOCK:
         raise _refused(422, "invalid_showcase", "out_of_stock", "out_of_stock: hide or sold_out")
     limit = values.get("max_items")
-    if limit is not None and not 1 <= limit <= MAX_RULE_ITEMS:
+    if limit is not None and limit < 1:
+        raise _refused(422, "invalid_showcase", "max_items", f"max_items: 1 to {MAX_RULE_ITEMS}")
+    if limit is not None and limit > MAX_RULE_ITEMS:
         raise _refused(422, "too_many_items", "max_items", f"max_items: 1 to {MAX_RULE_ITEMS}")
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from connector.infra import runtime
-from connector.infra.models import InventoryLevel, Variant
+from connector.infra.models import InventoryLevel, Product, Variant
 from connector.showcases import events as showcase_events_module
 from connector.showcases.showcases import MAX_ITEMS
 from connector.worker import build_worker
@@ -174,6 +174,7 @@ def test_bad_input_is_refused_with_stable_codes(rt: Runtime, shop: Shop, tmp_pat
         ({"rule": {"sort": "random"}}, "invalid_rule"),
         ({"rule": {"min_price_minor": 10, "max_price_minor": 5}}, "invalid_rule"),
         ({"max_items": 501}, "too_many_items"),
+        ({"max_items": 0}, "invalid_showcase"),
         ({"handle": "Not A Handle"}, "invalid_showcase"),
         ({"merchant_id": stranger.merchant_id}, "merchant_not_found"),
         ({"owner_kind": "creator", "merchant_id": None}, "invalid_showcase"),
@@ -257,3 +258,21 @@ def test_best_sellers_come_first_by_storelinks_own_orders(rt: Runtime, shop: Sho
         rule={"sort": "best_selling"},
     )
     assert [i["product_id"] for i in view(shop.http(), shop.auth, made["id"])["items"]] == [cap, mug, hat]
+
+
+def test_archived_products_drop_out_and_come_back_when_restored(rt: Runtime, shop: Shop):
+    mug = product_of(rt, shop.variants[0])
+    cap, _ = add_product(rt, shop, 900, "cap")
+    made = create(
+        shop.http(),
+        shop.auth,
+        owner_kind="merchant",
+        merchant_id=shop.merchant_id,
+        out_of_stock="sold_out",
+        product_ids=[mug, cap],
+    )
+    for status, shown in (("archived", [cap]), ("deleted", [cap]), ("active", [mug, cap])):
+        with rt.db.session() as session:
+            session.execute(update(Product).where(Product.id == mug).values(status=status))
+        outlive_the_cache()
+        assert [i["product_id"] for i in view(shop.http(), shop.auth, made["id"])["items"]] == shown, status
