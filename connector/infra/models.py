@@ -196,6 +196,12 @@ class Order(Timestamped, Base):
     shipping_address: Mapped[dict[str, Any]] = mapped_column(default=dict)
     live_session_id: Mapped[int | None] = mapped_column(ForeignKey("live_sessions.id"))
     click_id: Mapped[str | None] = mapped_column(String(64))
+    # The creator the sale is credited to (connector.affiliates.attribution): through a link's click or code,
+    # or the creator's live session; null for an order nobody referred.
+    attributed_via: Mapped[str | None] = mapped_column(String(10))  # click | code | live
+    affiliate_link_id: Mapped[int | None] = mapped_column(ForeignKey("affiliate_links.id"))
+    affiliate_program_id: Mapped[int | None] = mapped_column(ForeignKey("affiliate_programs.id"))
+    affiliate_creator_ref: Mapped[str | None] = mapped_column(String(255))
     store_order_ref: Mapped[str | None] = mapped_column(String(255))
     store_order_name: Mapped[str | None] = mapped_column(String(255))
     push_started_at: Mapped[datetime | None]
@@ -277,6 +283,139 @@ class LivePin(Timestamped, Base):
     low_stock_notified: Mapped[bool] = mapped_column(default=False, server_default=false())
     sold_out_notified: Mapped[bool] = mapped_column(default=False, server_default=false())
     ended_at: Mapped[datetime | None]
+
+
+# --- affiliates (connector.affiliates owns these writes) -----------------------------------------------------
+
+
+class AffiliateProgram(Timestamped, Base):
+    """A merchant's commission program: `open` to every creator, or `targeted` at one named creator."""
+
+    __tablename__ = "affiliate_programs"
+    __table_args__ = (Index("ix_affiliate_programs_merchant_creator", "merchant_id", "creator_ref"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))  # open | targeted
+    name: Mapped[str] = mapped_column(String(200))
+    creator_ref: Mapped[str | None] = mapped_column(String(255))  # targeted only
+    default_rate_bps: Mapped[int | None]  # open only: the rate of a product without a rate of its own
+    attribution_window_seconds: Mapped[int] = mapped_column(default=7 * 86400)
+    hold_seconds: Mapped[int] = mapped_column(default=30 * 86400)
+    rate_lock_seconds: Mapped[int] = mapped_column(default=30 * 86400)
+    status: Mapped[str] = mapped_column(String(10), default="active")  # active | ended
+    ended_at: Mapped[datetime | None]
+
+
+class AffiliateProgramRate(Base):
+    __tablename__ = "affiliate_program_rates"
+    __table_args__ = (UniqueConstraint("program_id", "product_id"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("affiliate_programs.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    rate_bps: Mapped[int]
+
+
+class AffiliateLink(Timestamped, Base):
+    """A creator's link to a product: one per (creator, product); `code` is its public, unguessable name."""
+
+    __tablename__ = "affiliate_links"
+    __table_args__ = (
+        UniqueConstraint("creator_ref", "product_id"),
+        Index("ix_affiliate_links_merchant_creator", "merchant_id", "creator_ref"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(24), unique=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("affiliate_programs.id"))
+    creator_ref: Mapped[str] = mapped_column(String(255))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
+    locked_rate_bps: Mapped[int]
+    locked_until: Mapped[datetime]
+
+
+class AffiliateClick(Base):
+    """A counted click (or view, tap) on a link; `visitor_hash` is a keyed hash, never a raw address."""
+
+    __tablename__ = "affiliate_clicks"
+    __table_args__ = (
+        Index("ix_affiliate_clicks_link_occurred", "link_id", "occurred_at"),
+        Index("ix_affiliate_clicks_link_visitor", "link_id", "visitor_hash", "occurred_at"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("affiliate_links.id", ondelete="CASCADE"))
+    click_id: Mapped[str] = mapped_column(String(64), unique=True)
+    visitor_hash: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(10), default="click")  # click | view | tap
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AffiliatePayout(Base):
+    """A payout the platform made to a creator, idempotent by its own id within the platform client."""
+
+    __tablename__ = "affiliate_payouts"
+    __table_args__ = (UniqueConstraint("platform_client_id", "platform_payout_id"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    platform_client_id: Mapped[int | None] = mapped_column(ForeignKey("platform_clients.id"))
+    platform_payout_id: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    creator_ref: Mapped[str] = mapped_column(String(255))
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    entry_count: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CommissionEntry(Base):
+    """One line of the commission ledger, never edited but for its state: a reversal is an entry of its own.
+
+    `attribution_ref` names what earned it (`link:<id>` or `live:<session id>`), so (order line, attribution,
+    cause) is unique and a replayed order, refund or cancellation adds nothing.
+    """
+
+    __tablename__ = "commission_entries"
+    __table_args__ = (
+        UniqueConstraint("order_line_id", "attribution_ref", "cause"),
+        Index("ix_commission_entries_creator_state", "creator_ref", "state"),
+        Index("ix_commission_entries_merchant_created", "merchant_id", "created_at"),
+        Index("ix_commission_entries_state_hold", "state", "hold_until"),
+        Index("ix_commission_entries_order", "order_id"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    creator_ref: Mapped[str] = mapped_column(String(255))
+    program_id: Mapped[int] = mapped_column(ForeignKey("affiliate_programs.id"))
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("affiliate_links.id"))
+    attribution_ref: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # accrual | reversal
+    cause: Mapped[str] = mapped_column(String(120))  # order | cancel | refund:<store refund id>
+    reverses_entry_id: Mapped[int | None] = mapped_column(ForeignKey("commission_entries.id"))
+    base_minor: Mapped[int] = mapped_column(BigInteger)  # net amount earned on (negative: given back)
+    refunded_quantity: Mapped[int | None]
+    rate_bps: Mapped[int]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # signed
+    currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | approved | paid
+    hold_until: Mapped[datetime]
+    approved_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    payout_id: Mapped[int | None] = mapped_column(ForeignKey("affiliate_payouts.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CommissionTransition(Base):
+    """The history of an entry's state: created (no `from_state`), approved, paid."""
+
+    __tablename__ = "commission_transitions"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("commission_entries.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(10))
+    to_state: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    payout_id: Mapped[int | None] = mapped_column(ForeignKey("affiliate_payouts.id"))
 
 
 # --- outbound webhooks ---------------------------------------------------------------------------------

@@ -12,6 +12,15 @@ from connector.infra.migrate import alembic_config, current_revision, upgrade
 from connector.infra.models import Base, Merchant
 
 UNUSED_TABLES = {"affiliate_links", "clicks", "commissions", "showcases", "showcase_items"}
+AFFILIATE_TABLES = {
+    "affiliate_programs",
+    "affiliate_program_rates",
+    "affiliate_links",
+    "affiliate_clicks",
+    "affiliate_payouts",
+    "commission_entries",
+    "commission_transitions",
+}
 
 
 def _downgrade(engine, revision: str) -> None:
@@ -34,12 +43,39 @@ def test_dropping_the_unused_tables_keeps_the_data_and_round_trips(database_url:
                 )
             )
 
-        upgrade(engine)
+        upgrade(engine, "0007")
 
-        assert current_revision(engine) != "0006"
         inspector = inspect(engine)
         assert not UNUSED_TABLES & set(inspector.get_table_names())
         assert "affiliate_link_id" not in {c["name"] for c in inspector.get_columns("order_lines")}
+        upgrade(engine)
+        assert current_revision(engine) != "0007"
+        with engine.connect() as conn:
+            assert conn.scalar(select(Merchant.name)) == "kept"
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_the_affiliate_tables_come_and_go_with_their_migration_and_keep_the_orders(database_url: str):
+    engine = make_engine(database_url)
+    try:
+        _downgrade(engine, "0007")
+        assert not AFFILIATE_TABLES & set(inspect(engine).get_table_names())
+        assert "attributed_via" not in {c["name"] for c in inspect(engine).get_columns("orders")}
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Merchant.__table__).values(
+                    kind="feed", store_ref="feed:kept", name="kept", config={}, status="installed"
+                )
+            )
+
+        upgrade(engine)
+
+        inspector = inspect(engine)
+        assert set(inspector.get_table_names()) >= AFFILIATE_TABLES
+        assert "attributed_via" in {c["name"] for c in inspector.get_columns("orders")}
         with engine.connect() as conn:
             assert conn.scalar(select(Merchant.name)) == "kept"
             context = MigrationContext.configure(conn, opts={"compare_type": True})
