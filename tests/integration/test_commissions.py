@@ -6,27 +6,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from connector.affiliates.amounts import commission
-from connector.bench.shopify import add_shopify_merchant, bind_variants
 from connector.infra import runtime
-from connector.infra.models import AffiliateClick, CommissionEntry, CommissionTransition, Merchant, Variant
-from connector.orders import push
+from connector.infra.models import AffiliateClick, CommissionTransition
 from connector.sandbox.shopify.app import Server, serve
 from tests.helpers import drain
-from tests.integration.affiliate_support import create_program, make_link, product_of
-from tests.integration.checkout_support import (
-    Shop,
-    assert_problem,
-    build_app,
-    events_of,
-    make_client,
-    post_order,
+from tests.integration.affiliate_support import (
+    create_program,
+    entries,
+    make_link,
+    place_order,
+    price_of,
+    product_of,
+    shopify_shop,
 )
+from tests.integration.checkout_support import Shop, assert_problem, events_of, post_order
 
 Runtime = runtime.Runtime
 
@@ -40,44 +38,11 @@ def store() -> Iterator[Server]:
 
 @pytest.fixture
 def shop(rt: Runtime, store: Server) -> Iterator[Shop]:
-    push._adapters.clear()
-    client_id, auth = make_client(rt, "platform")
-    merchant_id = add_shopify_merchant(rt, store.url)
-    variants = bind_variants(rt, merchant_id, store.store)
-    with rt.db.session() as session:
-        session.execute(update(Merchant).values(platform_client_id=client_id))
-        session.execute(update(Variant).values(inventory_tracked=False))
-    yield Shop(rt, build_app(rt), client_id, auth, merchant_id, variants)
-    push._adapters.clear()
+    with shopify_shop(rt, store) as made:
+        yield made
 
 
-def _price(rt: Runtime, variant_id: int) -> int:
-    with rt.db.session() as session:
-        price: int = session.scalar(select(Variant.price_minor).where(Variant.id == variant_id))
-        return price
-
-
-def _order(shop: Shop, quantities: dict[int, int], **attribution: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "lines": [
-            {"variant_id": v, "quantity": q, "unit_price_minor": _price(shop.rt, v)}
-            for v, q in quantities.items()
-        ],
-        "currency": "USD",
-    }
-    if attribution:
-        body["attribution"] = attribution
-    response = post_order(shop.http(), shop.auth, body)
-    assert response.status_code == 201, response.get_json()
-    result: dict[str, Any] = response.get_json()
-    return result
-
-
-def _entries(rt: Runtime) -> list[CommissionEntry]:
-    with rt.db.session() as session:
-        entries = list(session.scalars(select(CommissionEntry).order_by(CommissionEntry.id)))
-        session.expunge_all()
-        return entries
+_price, _order, _entries = price_of, place_order, entries
 
 
 def _click(rt: Runtime, link_id: int, click_id: str, age: timedelta) -> None:
