@@ -2,7 +2,7 @@
 
 `main` is the command group; each module of this package holds one area's commands (`processes`: up, worker,
 scheduler; `demo`; `db`: db and keys; `merchants`; `resync`; `jobs`; `clients`; `webhooks`: webhooks,
-deliveries and replay; `inbound`; `bench`), and they are wired onto `main` here, in one place.
+deliveries and replay; `inbound`; `commissions`; `programs`; `bench`), and they are wired onto `main` here, in one place.
 """
 
 from __future__ import annotations
@@ -14,7 +14,20 @@ from typing import Any
 
 import click
 
-from connector.cli import bench, clients, db, demo, inbound, jobs, merchants, processes, resync, webhooks
+from connector.cli import (
+    bench,
+    clients,
+    commissions,
+    db,
+    demo,
+    inbound,
+    jobs,
+    merchants,
+    processes,
+    programs,
+    resync,
+    webhooks,
+)
 from connector.cli.common import (
     PIPE_WIDTH,
     TERMINAL,
@@ -104,6 +117,8 @@ for command in (
     webhooks.deliveries,
     webhooks.replay,
     inbound.inbound,
+    commissions.commissions,
+    programs.programs,
     bench.bench,
 ):
     main.add_command(command)
