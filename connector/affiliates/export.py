@@ -134,7 +134,7 @@ def iter_csv(
 ) -> Iterator[str]:
     """The CSV text of the entries matching `filters`: the header line, then chunks of up to `batch` (BATCH) rows.
 
-    The rows are read through one read-only session held while the generator runs (a server-side cursor on
+    The rows are read through one session held while the generator runs (a server-side cursor on
     PostgreSQL), `batch` at a time; closing the generator early closes the session.
     """
     buffer = io.StringIO()
