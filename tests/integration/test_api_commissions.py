@@ -9,12 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
 from connector.affiliates import export
 from connector.infra import runtime
-from tests.helpers import ApiClient, assert_problem, make_client
+from connector.infra.models import CommissionEntry
+from tests.helpers import ApiClient, ServedApp, assert_problem, make_client
 from tests.integration.affiliate_support import (
     NOW,
     Shop,
@@ -314,3 +316,45 @@ def test_the_openapi_document_states_the_reads(client: FlaskClient) -> None:
         < description.index("`payout_id`")
     )
     assert "merchant_not_found" in paths["/v1/commissions"]["get"]["responses"]["404"]["description"]
+
+
+def test_a_large_export_is_streamed_over_http_without_a_length(
+    rt: runtime.Runtime, api_client: ApiClient
+) -> None:
+    shop = add_shop(rt, api_client.id)
+    order_id, (line_id,) = add_order(rt, shop)
+    with rt.db.session() as session:
+        session.add_all(
+            CommissionEntry(
+                public_id=f"com_bulk_{index}",
+                merchant_id=shop.merchant_id,
+                creator_ref=f"creator-{index % 7}",
+                program_id=shop.program_id,
+                attribution_ref=f"live:{index}",
+                order_id=order_id,
+                order_line_id=line_id,
+                kind="accrual",
+                cause="order",
+                base_minor=10_000 + index,
+                rate_bps=1000,
+                amount_minor=1000 + index,
+                currency="USD",
+                hold_until=NOW,
+                created_at=NOW + timedelta(milliseconds=index),
+            )
+            for index in range(1201)
+        )
+    server = ServedApp(rt)
+    try:
+        with requests.get(
+            f"{server.url}/v1/commissions/export.csv", headers=api_client.headers, stream=True, timeout=30
+        ) as response:
+            assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
+            assert "Content-Length" not in response.headers  # sent as it is read, not built first
+            text = b"".join(response.iter_content(chunk_size=None)).decode()
+    finally:
+        server.close()
+    rows = _rows(text)
+    assert len(rows) == 1202 and rows[0][0] == "entry_id"
+    assert [row[0] for row in rows[1:]] == [f"com_bulk_{index}" for index in range(1201)]
+    assert sum(int(row[17]) for row in rows[1:]) == sum(1000 + index for index in range(1201))
