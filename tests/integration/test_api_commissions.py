@@ -17,7 +17,7 @@ from connector.affiliates import export
 from connector.infra import runtime
 from connector.infra.models import CommissionEntry
 from tests.helpers import ApiClient, ServedApp, assert_problem, make_client
-from tests.integration.affiliate_support import (
+from tests.integration.ledger_seed import (
     NOW,
     Shop,
     add_entry,

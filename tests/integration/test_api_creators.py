@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from connector.infra import runtime
 from tests.helpers import ApiClient, assert_problem, make_client
-from tests.integration.affiliate_support import (
+from tests.integration.ledger_seed import (
     NOW,
     add_clicks,
     add_entry,

@@ -15,7 +15,7 @@ import pytest
 from connector.affiliates import export
 from connector.infra import runtime
 from tests.fixtures import Runner
-from tests.integration.affiliate_support import (
+from tests.integration.ledger_seed import (
     NOW,
     Shop,
     add_entry,
