@@ -49,6 +49,12 @@ def _claim_local_redis() -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests (processes, servers) first: with several workers the long ones start at once instead of
+    leaving one worker busy at the end while the others wait."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 PR_SET_CHILD_SUBREAPER = 36
 STRAY_GRACE_SECONDS = 10.0
 

@@ -1,0 +1,261 @@
+"""HTTP routes of the /v1 affiliate resources: commission programs and creators' links.
+
+A program belongs to a merchant of the calling client; another client's program is a 404. Listings and
+reports of commissions and earnings live under `/v1/commissions` and `/v1/creators`; payouts under
+`/v1/payouts` (connector.api.payouts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from flask import Blueprint, Response, request, url_for
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from connector.affiliates import links, programs
+from connector.api.common import api_runtime, authenticate, parse_body, require_client
+from connector.api.openapi import MAX_ID, doc
+from connector.api.orders import refused
+from connector.domain.errors import RefusedError
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api_affiliates", __name__)
+bp.before_request(require_client)
+bp.register_error_handler(RefusedError, refused)
+
+TAG = "affiliates"
+MAX_RATES = 1000
+MAX_SECONDS = 10**9
+_RATE = "Basis points: 100 (1%) to 8000 (80%); else a 422 `rate_out_of_range`."
+_WINDOW = "Seconds, positive (else a 422 `window_not_positive`)."
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _text(value: str | None) -> str | None:
+    if value is not None and any(ch < " " or ch == "\x7f" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+class ProductRateIn(_Body):
+    product_id: int = Field(ge=1, le=MAX_ID)
+    rate_bps: int = Field(ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE)
+
+
+class ProductRateChange(_Body):
+    product_id: int = Field(ge=1, le=MAX_ID)
+    rate_bps: int | None = Field(ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE + " Null removes it.")
+
+
+def _distinct(rates: list[Any] | None) -> list[Any] | None:
+    if rates is not None and len({rate.product_id for rate in rates}) != len(rates):
+        raise ValueError("each product may appear once")
+    return rates
+
+
+class _Windows(_Body):
+    attribution_window_seconds: int | None = Field(
+        default=None, ge=-MAX_SECONDS, le=MAX_SECONDS, description=_WINDOW + " Default 7 days."
+    )
+    hold_seconds: int | None = Field(
+        default=None,
+        ge=-MAX_SECONDS,
+        le=MAX_SECONDS,
+        description=_WINDOW + " Commission is approved this long after the sale. Default 30 days.",
+    )
+    rate_lock_seconds: int | None = Field(
+        default=None,
+        ge=-MAX_SECONDS,
+        le=MAX_SECONDS,
+        description=_WINDOW + " A link keeps the rate it was made with this long. Default 30 days.",
+    )
+
+
+class ProgramCreate(_Windows):
+    """An open program (a default rate, optional per-product rates) or a targeted offer to one creator (rates
+    for chosen products, winning over the open program's for that creator)."""
+
+    merchant_id: int = Field(ge=1, le=MAX_ID)
+    kind: Literal["open", "targeted"]
+    name: str = Field(min_length=1, max_length=200)
+    creator_ref: str | None = Field(default=None, min_length=1, max_length=255)
+    default_rate_bps: int | None = Field(default=None, ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE)
+    product_rates: list[ProductRateIn] | None = Field(default=None, max_length=MAX_RATES)
+
+    _clean = field_validator("name", "creator_ref")(_text)
+    _once = field_validator("product_rates")(_distinct)
+
+
+class ProgramUpdate(_Windows):
+    """Fields to change; `product_rates` are merged into the program's, `status: ended` ends it for good."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    default_rate_bps: int | None = Field(default=None, ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE)
+    product_rates: list[ProductRateChange] | None = Field(default=None, max_length=MAX_RATES)
+    status: Literal["ended"] | None = None
+
+    _clean = field_validator("name")(_text)
+    _once = field_validator("product_rates")(_distinct)
+
+
+class LinkCreate(_Body):
+    """A creator's link to a product (or one of its variants)."""
+
+    creator_ref: str = Field(min_length=1, max_length=255, description="The creator's platform user ref.")
+    product_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    variant_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+    _clean = field_validator("creator_ref")(_text)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> LinkCreate:
+        if self.product_id is None and self.variant_id is None:
+            raise ValueError("product_id or variant_id is required")
+        return self
+
+
+# --- representations ------------------------------------------------------------------------------------------
+
+
+class ProductRateOut(BaseModel):
+    product_id: int
+    rate_bps: int
+
+
+class ProgramOut(BaseModel):
+    id: int
+    merchant_id: int
+    kind: str = Field(description="open or targeted.")
+    name: str
+    creator_ref: str | None
+    default_rate_bps: int | None
+    product_rates: list[ProductRateOut]
+    attribution_window_seconds: int
+    hold_seconds: int
+    rate_lock_seconds: int
+    status: str = Field(description="active or ended.")
+    created_at: str
+    updated_at: str
+    ended_at: str | None
+
+
+class LinkOut(BaseModel):
+    id: int
+    code: str = Field(description="Short, unguessable, URL-safe.")
+    url: str = Field(description="The public link: `GET` it to be counted and sent to the product.")
+    creator_ref: str
+    merchant_id: int
+    product_id: int
+    variant_id: int | None
+    program_id: int
+    rate_bps: int | None = Field(description="The rate the link earns now (null: no program pays it).")
+    locked_rate_bps: int = Field(description="The rate in force when the link was made.")
+    locked_until: str = Field(description="Until then a cut does not apply to the link.")
+    created_at: str
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+
+
+_PROGRAM_CODES = ("invalid_request", "merchant_not_found", "product_not_found", "rate_out_of_range")
+
+
+@bp.post("/affiliate-programs")
+@doc(
+    summary="Create a commission program",
+    tags=[TAG],
+    body=ProgramCreate,
+    responses={201: ProgramOut, 400: None, 409: None, 415: None, 422: None},
+    codes={409: ("program_exists",), 422: (*_PROGRAM_CODES, "window_not_positive", "invalid_program")},
+    operation_id="createAffiliateProgram",
+)
+def create_program() -> Response:
+    """Start an open program or a targeted offer for one of the client's merchants."""
+    client = authenticate()
+    body = parse_body(ProgramCreate)
+    spec = programs.ProgramSpec(
+        merchant_id=body.merchant_id,
+        kind=body.kind,
+        name=body.name,
+        creator_ref=body.creator_ref,
+        default_rate_bps=body.default_rate_bps,
+        product_rates={rate.product_id: rate.rate_bps for rate in body.product_rates or []},
+        attribution_window_seconds=body.attribution_window_seconds,
+        hold_seconds=body.hold_seconds,
+        rate_lock_seconds=body.rate_lock_seconds,
+    )
+    result = programs.create_program(api_runtime(), client.id, spec)
+    response = _json(result, 201)
+    response.headers["Location"] = url_for(".get_program", program_id=result["id"])
+    return response
+
+
+@bp.get("/affiliate-programs/<id:program_id>")
+@doc(
+    summary="Get a commission program",
+    tags=[TAG],
+    responses={200: ProgramOut, 404: None},
+    codes={404: ("program_not_found",)},
+    operation_id="getAffiliateProgram",
+)
+def get_program(program_id: int) -> Response:
+    """The program with its rates and settings."""
+    client = authenticate()
+    return _json(programs.get_program(api_runtime(), client.id, program_id))
+
+
+@bp.patch("/affiliate-programs/<id:program_id>")
+@doc(
+    summary="Change or end a commission program",
+    tags=[TAG],
+    body=ProgramUpdate,
+    responses={200: ProgramOut, 400: None, 404: None, 409: None, 415: None, 422: None},
+    codes={
+        404: ("program_not_found",),
+        409: ("program_ended",),
+        422: (*_PROGRAM_CODES, "window_not_positive", "invalid_program"),
+    },
+    operation_id="updateAffiliateProgram",
+)
+def update_program(program_id: int) -> Response:
+    """Change rates or settings, or end the program. A raise applies to existing links at once; a cut when
+    their rate lock ends."""
+    client = authenticate()
+    body = parse_body(ProgramUpdate)
+    changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
+    if body.product_rates is not None:
+        changes["product_rates"] = {rate.product_id: rate.rate_bps for rate in body.product_rates}
+    return _json(programs.update_program(api_runtime(), client.id, program_id, changes))
+
+
+@bp.post("/affiliate-links")
+@doc(
+    summary="Make a creator's link",
+    tags=[TAG],
+    body=LinkCreate,
+    responses={200: LinkOut, 201: LinkOut, 400: None, 415: None, 422: None},
+    codes={422: ("invalid_request", "product_not_found", "not_in_program")},
+    operation_id="createAffiliateLink",
+)
+def create_link() -> Response:
+    """The creator's link to the product: 201 when made now, 200 with the same link when it was made before
+    (one link per creator and product)."""
+    client = authenticate()
+    body = parse_body(LinkCreate)
+    rt = api_runtime()
+    result, created = links.create_link(
+        rt,
+        client.id,
+        creator_ref=body.creator_ref,
+        product_id=body.product_id,
+        variant_id=body.variant_id,
+        base_url=rt.settings.public_url or request.host_url,
+    )
+    return _json(result, 201 if created else 200)
