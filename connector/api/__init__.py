@@ -7,7 +7,7 @@ import logging
 
 from flask import Flask
 
-from connector.api import affiliates, catalog, common, connect, live, openapi, orders
+from connector.api import affiliates, catalog, commissions, common, connect, creators, live, openapi, orders
 
 logger = logging.getLogger(__name__)
 
@@ -15,8 +15,18 @@ PREFIX = openapi.PREFIX
 
 
 def init_app(app: Flask) -> None:
-    """Mount the catalog, store connection, orders, live, affiliate and OpenAPI routes under `/v1` (call after `problems.init_app`)."""
+    """Mount the catalog, store connection, orders, live, affiliate, creator, commission and OpenAPI routes under
+    `/v1` (call after `problems.init_app`)."""
     common.init_app(app)
-    for blueprint in (openapi.bp, catalog.bp, connect.bp, orders.bp, live.bp, affiliates.bp):
+    for blueprint in (
+        openapi.bp,
+        catalog.bp,
+        connect.bp,
+        orders.bp,
+        live.bp,
+        affiliates.bp,
+        creators.bp,
+        commissions.bp,
+    ):
         app.register_blueprint(blueprint, url_prefix=PREFIX)
     logger.debug("platform API mounted", extra={"prefix": PREFIX})

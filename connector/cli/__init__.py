@@ -2,7 +2,8 @@
 
 `main` is the command group; each module of this package holds one area's commands (`processes`: up, worker,
 scheduler; `demo`; `db`: db and keys; `merchants`; `resync`; `jobs`; `clients`; `webhooks`: webhooks,
-deliveries and replay; `inbound`; `bench`), and they are wired onto `main` here, in one place.
+deliveries and replay; `inbound`; `commissions`; `programs`; `bench`), and they are wired onto `main` here, in
+one place.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ COMMANDS: dict[str, str] = {
     "deliveries": "webhooks:deliveries",
     "replay": "webhooks:replay",
     "inbound": "inbound:inbound",
+    "commissions": "commissions:commissions",
+    "programs": "programs:programs",
     "bench": "bench:bench",
 }
 
