@@ -6,6 +6,7 @@ outbox subscriber)."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 from collections import defaultdict
@@ -189,7 +190,8 @@ def _event(world: World, order_id: int, op: tuple[Any, ...]) -> tuple[dict[str, 
             "kind": "cancel",
             "cause": "cancel",
         }
-    refund_id = f"r{op[-1]}"
+    # One refund id names one refund: the same operation drawn twice is the same refund delivered twice.
+    refund_id = "r" + hashlib.sha256(repr((order_id, op)).encode()).hexdigest()[:12]
     data: dict[str, Any] = {"order_id": public, "refund_id": refund_id}
     refund: dict[str, Any] = {"kind": kind, "cause": f"refund:{refund_id}"}
     if kind == "units":
