@@ -1,4 +1,4 @@
-"""Reading the affiliate tables: a creator's links, clicks and earnings; a merchant's commissions; programs.
+"""Reading the affiliate tables: a creator's links, clicks and earnings; a merchant's commissions, one by one too.
 
 Queries only: nothing here writes. Every function takes the reader's `scope`, a subquery of the merchant ids it
 may see (`connector.api.common.visible_merchants` for a platform client), or None for support, who sees every
@@ -240,7 +240,7 @@ def _fold(sums: Sequence[StateTotal]) -> list[CurrencyTotal]:
             pending_minor=acc["pending"],
             approved_minor=acc["approved"],
             paid_minor=acc["paid"],
-            balance_minor=acc["pending"] + acc["approved"],
+            balance_minor=sum(acc[state] for state in UNPAID),
             total_minor=sum(acc[state] for state in STATES),
             entries=acc["entries"],
         )
