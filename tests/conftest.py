@@ -359,7 +359,9 @@ def rt(settings: Settings, redis: Redis) -> Iterator[runtime.Runtime]:
 def _no_leftover_subscribers() -> Iterator[None]:
     """A test that wires outbound webhooks (create_app, wire_outbound) leaves no subscriber behind."""
     yield
+    from connector.affiliates import ledger
     from webhooks.outbound import delivery, fanout
 
+    ledger.uninstall()
     fanout.uninstall()
     delivery.configure()

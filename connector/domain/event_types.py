@@ -23,6 +23,11 @@ LIVE_PIN_UPDATED: Final = "live.pin_updated"
 LIVE_STOCK_LOW: Final = "live.stock_low"
 LIVE_SOLD_OUT: Final = "live.sold_out"
 
+COMMISSION_CREATED: Final = "commission.created"
+COMMISSION_APPROVED: Final = "commission.approved"
+COMMISSION_REVERSED: Final = "commission.reversed"
+COMMISSION_PAID: Final = "commission.paid"
+
 MERCHANT_UNINSTALLED: Final = "merchant.uninstalled"
 
 ALL: Final[tuple[str, ...]] = (
@@ -38,6 +43,10 @@ ALL: Final[tuple[str, ...]] = (
     LIVE_PIN_UPDATED,
     LIVE_STOCK_LOW,
     LIVE_SOLD_OUT,
+    COMMISSION_CREATED,
+    COMMISSION_APPROVED,
+    COMMISSION_REVERSED,
+    COMMISSION_PAID,
     MERCHANT_UNINSTALLED,
 )
 """Every event type, in the order above."""

@@ -62,6 +62,8 @@ class PinInfo:
     allocation: int
     low_stock_threshold: int
     takes_orders: bool = True
+    creator_ref: str | None = None
+    """The session's creator, credited with its sales (`connector.orders.live_checkout`)."""
 
 
 class _PinCache:
@@ -115,7 +117,13 @@ def pins_for(
     if missing:
         with rt.db.session() as session:
             live = session.execute(
-                select(LiveSession.id, Merchant.platform_client_id, Merchant.kind, Merchant.config)
+                select(
+                    LiveSession.id,
+                    LiveSession.creator_ref,
+                    Merchant.platform_client_id,
+                    Merchant.kind,
+                    Merchant.config,
+                )
                 .join(Merchant, Merchant.id == LiveSession.merchant_id)
                 .where(LiveSession.id == session_id)
             ).first()
@@ -139,6 +147,7 @@ def pins_for(
                     if pin.low_stock_threshold is not None
                     else default_threshold(pin.allocation),
                     takes_orders=registry.takes_orders(live.kind, live.config or {}),
+                    creator_ref=live.creator_ref,
                 )
                 pin_cache.put(database, info)
                 found[pin.variant_id] = info

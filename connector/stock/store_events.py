@@ -465,7 +465,8 @@ def _order(
     if order is None:
         done.note(delivery, SKIPPED, f"order {event.external_id} was not placed through Storelink")
         return []
-    if order.status == status or order.status in FINAL_ORDER_STATES:
+    another_refund = event.kind is StoreEventKind.ORDER_REFUNDED and bool(event.data.get("refund_id"))
+    if (order.status == status and not another_refund) or order.status in FINAL_ORDER_STATES:
         done.note(delivery, SKIPPED, f"order {order.public_id} is already {order.status}")
         return []
     order.status = status

@@ -1,0 +1,189 @@
+"""Attribution and the commission ledger through the Platform API, the order push (against the Shopify
+emulator) and the worker: an order with a link code or click earns one accrual per line when the store
+confirms it, carries the creator into the store's order, and refunds and cancellations add reversals once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from connector.affiliates.amounts import commission
+from connector.infra import runtime
+from connector.infra.models import AffiliateClick, CommissionTransition
+from connector.sandbox.shopify.app import Server, serve
+from tests.helpers import drain
+from tests.integration.affiliate_support import (
+    create_program,
+    entries,
+    make_link,
+    place_order,
+    price_of,
+    product_of,
+    shopify_shop,
+)
+from tests.integration.checkout_support import Shop, assert_problem, events_of, post_order
+
+Runtime = runtime.Runtime
+
+
+@pytest.fixture
+def store() -> Iterator[Server]:
+    with serve() as server:
+        server.store.seed_catalog(2, 1, available=(100, 100))
+        yield server
+
+
+@pytest.fixture
+def shop(rt: Runtime, store: Server) -> Iterator[Shop]:
+    with shopify_shop(rt, store) as made:
+        yield made
+
+
+_price, _order, _entries = price_of, place_order, entries
+
+
+def _click(rt: Runtime, link_id: int, click_id: str, age: timedelta) -> None:
+    with rt.db.session() as session:
+        session.add(AffiliateClick(link_id=link_id, click_id=click_id, occurred_at=datetime.now(UTC) - age))
+
+
+def test_an_order_with_a_link_code_accrues_per_line_and_tells_the_store(
+    rt: Runtime, shop: Shop, store: Server
+):
+    first, second = shop.variants
+    create_program(shop, default_rate_bps=1250, hold_seconds=3600)
+    link = make_link(shop, "creator-1", product_of(rt, first))
+
+    order = _order(shop, {first: 2, second: 1}, link_code=link["code"])
+    assert order["attribution"] == {"creator_ref": "creator-1", "via": "code"}
+    assert _entries(rt) == []  # nothing is earned before the store has the order
+    drain(rt)
+
+    entries = _entries(rt)
+    assert [(e.kind, e.state, e.creator_ref) for e in entries] == [("accrual", "pending", "creator-1")] * 2
+    expected = [commission(2 * _price(rt, first), 1250), commission(_price(rt, second), 1250)]
+    assert [e.amount_minor for e in entries] == expected
+    assert all(e.link_id == link["id"] and e.currency == "USD" for e in entries)
+    assert all(e.hold_until > e.created_at + timedelta(seconds=3500) for e in entries)
+    created = events_of(rt, "commission.created")
+    assert sorted(e["amount_minor"] for e in created) == sorted(expected)
+    (pushed,) = store.store.orders.values()
+    assert "creator:creator-1" in pushed.tags
+    attributes = {a["key"]: a["value"] for a in pushed.custom_attributes}
+    assert attributes["storelink_creator"] == "creator-1"
+    assert attributes["storelink_link_code"] == link["code"]
+    drain(rt)  # a second run (a replayed job) adds nothing
+    assert len(_entries(rt)) == 2
+
+
+def test_the_last_click_inside_the_window_wins_and_a_stale_one_is_ignored(rt: Runtime, shop: Shop):
+    first = shop.variants[0]
+    create_program(shop, default_rate_bps=1000, attribution_window_seconds=3600)
+    early = make_link(shop, "early", product_of(rt, first))
+    late = make_link(shop, "late", product_of(rt, first))
+    _click(rt, early["id"], "clk-early", timedelta(minutes=30))
+    _click(rt, late["id"], "clk-late", timedelta(minutes=5))
+    _click(rt, late["id"], "clk-stale", timedelta(hours=2))
+
+    won = _order(shop, {first: 1}, click_ids=["clk-early", "clk-late"])
+    assert won["attribution"] == {"creator_ref": "late", "via": "click"}
+    assert _order(shop, {first: 1}, click_ids=["clk-stale"])["attribution"] is None
+    assert _order(shop, {first: 1}, click_ids=["clk-unknown"], link_code="nope")["attribution"] is None
+    stale_then_code = _order(shop, {first: 1}, click_ids=["clk-stale"], link_code=early["code"])
+    assert stale_then_code["attribution"] == {"creator_ref": "early", "via": "code"}
+    drain(rt)
+    assert {e.creator_ref for e in _entries(rt)} == {"late", "early"}
+
+
+def test_refunds_and_cancellations_reverse_once_pro_rata(rt: Runtime, shop: Shop):
+    first, second = shop.variants
+    create_program(shop, default_rate_bps=1000)
+    link = make_link(shop, "creator-1", product_of(rt, first))
+    order = _order(shop, {first: 3, second: 1}, link_code=link["code"])
+    drain(rt)
+    accrued = sum(e.amount_minor for e in _entries(rt))
+
+    refund = {"refund_id": "r-1", "lines": [{"variant_id": first, "quantity": 1}]}
+    path = f"/v1/orders/{order['id']}/refunds"
+    made = shop.http().post(path, json=refund, headers=shop.auth)
+    assert made.status_code == 201 and made.get_json()["status"] == "refunded"
+    assert shop.http().post(path, json=refund, headers=shop.auth).status_code == 200
+    reversals = [e for e in _entries(rt) if e.kind == "reversal"]
+    assert len(reversals) == 1 and reversals[0].refunded_quantity == 1
+    first_net = 3 * _price(rt, first)
+    kept_first = round(first_net * 2 / 3)
+    assert reversals[0].amount_minor == commission(kept_first, 1000) - commission(first_net, 1000)
+    too_many = {"refund_id": "r-2", "lines": [{"variant_id": first, "quantity": 3}]}
+    assert_problem(shop.http().post(path, json=too_many, headers=shop.auth), 422, "refund_exceeds_line")
+    assert len(events_of(rt, "commission.reversed")) == 1
+
+    cancelled = shop.http().post(f"/v1/orders/{order['id']}/cancel", json={}, headers=shop.auth)
+    assert_problem(cancelled, 409, "order_not_cancellable")  # a refunded order is not cancelled
+    full = shop.http().post(path, json={"refund_id": "r-3"}, headers=shop.auth)
+    assert full.status_code == 201
+    assert sum(e.amount_minor for e in _entries(rt)) == 0 < accrued
+    with rt.db.session() as session:
+        history = session.execute(
+            select(CommissionTransition.from_state, CommissionTransition.to_state)
+        ).all()
+    assert set(history) == {(None, "pending")}
+
+
+def test_a_cancelled_order_gives_back_all_its_commission(rt: Runtime, shop: Shop):
+    first = shop.variants[0]
+    create_program(shop, default_rate_bps=2000)
+    link = make_link(shop, "creator-1", product_of(rt, first))
+    order = _order(shop, {first: 2}, link_code=link["code"])
+    drain(rt)
+    cancelled = shop.http().post(f"/v1/orders/{order['id']}/cancel", json={}, headers=shop.auth)
+    assert cancelled.status_code == 200
+    entries = _entries(rt)
+    assert [e.kind for e in entries] == ["accrual", "reversal"]
+    assert entries[1].cause == "cancel" and sum(e.amount_minor for e in entries) == 0
+
+
+def test_a_refund_of_an_order_not_yet_confirmed_is_refused(rt: Runtime, shop: Shop):
+    order = _order(shop, {shop.variants[0]: 1})
+    refused = shop.http().post(
+        f"/v1/orders/{order['id']}/refunds", json={"refund_id": "r"}, headers=shop.auth
+    )
+    assert_problem(refused, 409, "order_not_refundable")
+    missing = shop.http().post("/v1/orders/ord_nope/refunds", json={"refund_id": "r"}, headers=shop.auth)
+    assert_problem(missing, 404, "order_not_found")
+
+
+def test_a_sale_in_a_creators_live_session_is_the_creators(rt: Runtime, shop: Shop):
+    first = shop.variants[0]
+    create_program(shop, default_rate_bps=1500)
+    made = shop.http().post(
+        "/v1/live-sessions",
+        json={"merchant_id": shop.merchant_id, "title": "Drop", "creator_ref": "host"},
+        headers=shop.auth,
+    )
+    session_id = made.get_json()["id"]
+    pin = shop.http().post(
+        f"/v1/live-sessions/{session_id}/pins",
+        json={"variant_id": first, "flash_price_minor": 500, "allocation": 5},
+        headers=shop.auth,
+    )
+    assert pin.status_code == 201, pin.get_json()
+    assert shop.http().post(f"/v1/live-sessions/{session_id}/start", headers=shop.auth).status_code == 200
+    body = {
+        "lines": [{"variant_id": first, "quantity": 2, "unit_price_minor": 500}],
+        "currency": "USD",
+        "buyer": {"ref": "buyer-1"},
+        "live_session_id": session_id,
+    }
+    bought = post_order(shop.http(), shop.auth, body)
+    assert bought.status_code == 201, bought.get_json()
+    assert bought.get_json()["attribution"] == {"creator_ref": "host", "via": "live"}
+    drain(rt)
+    (entry,) = _entries(rt)
+    assert (entry.creator_ref, entry.amount_minor, entry.attribution_ref) == (
+        "host",
+        150,
+        f"live:{session_id}",
+    )
