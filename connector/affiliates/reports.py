@@ -498,7 +498,8 @@ class ProgramRef:
 
 @dataclass(frozen=True, slots=True)
 class CommissionDetail:
-    """An entry, what it belongs to, the entries reversing it, and its history (oldest first)."""
+    """An entry, what it belongs to, the entries reversing it, and its history in the order it was made (each
+    change is written after the one before it, so ids give that order even when clocks disagree)."""
 
     entry: CommissionRow
     order: OrderRef
@@ -532,7 +533,7 @@ def commission_detail(session: Session, public_id: str, scope: Scope) -> Commiss
             select(CommissionTransition, AffiliatePayout.platform_payout_id)
             .outerjoin(AffiliatePayout, AffiliatePayout.id == CommissionTransition.payout_id)
             .where(CommissionTransition.entry_id == entry.id)
-            .order_by(CommissionTransition.at, CommissionTransition.id)
+            .order_by(CommissionTransition.id)  # the order the changes were made, whatever the clocks said
         )
     ]
     return CommissionDetail(

@@ -155,7 +155,7 @@ class CommissionDetailOut(_Out):
     link: LinkRefOut | None
     program: ProgramRefOut
     reversed_by: list[str] = Field(description="Ids of the reversal entries that give this one back.")
-    history: list[TransitionOut] = Field(description="State changes, oldest first.")
+    history: list[TransitionOut] = Field(description="State changes in the order they were made.")
 
 
 # --- query parameters ------------------------------------------------------------------------------------
