@@ -1,4 +1,4 @@
-"""Reading the affiliate tables: a creator's links, clicks and earnings; a merchant's commissions; programs.
+"""Reading the affiliate tables: a creator's links, clicks and earnings; a merchant's commissions, one by one too.
 
 Queries only: nothing here writes. Every function takes the reader's `scope`, a subquery of the merchant ids it
 may see (`connector.api.common.visible_merchants` for a platform client), or None for support, who sees every
@@ -240,7 +240,7 @@ def _fold(sums: Sequence[StateTotal]) -> list[CurrencyTotal]:
             pending_minor=acc["pending"],
             approved_minor=acc["approved"],
             paid_minor=acc["paid"],
-            balance_minor=acc["pending"] + acc["approved"],
+            balance_minor=sum(acc[state] for state in UNPAID),
             total_minor=sum(acc[state] for state in STATES),
             entries=acc["entries"],
         )
@@ -498,7 +498,8 @@ class ProgramRef:
 
 @dataclass(frozen=True, slots=True)
 class CommissionDetail:
-    """An entry, what it belongs to, the entries reversing it, and its history (oldest first)."""
+    """An entry, what it belongs to, the entries reversing it, and its history in the order it was made (each
+    change is written after the one before it, so ids give that order even when clocks disagree)."""
 
     entry: CommissionRow
     order: OrderRef
@@ -532,7 +533,7 @@ def commission_detail(session: Session, public_id: str, scope: Scope) -> Commiss
             select(CommissionTransition, AffiliatePayout.platform_payout_id)
             .outerjoin(AffiliatePayout, AffiliatePayout.id == CommissionTransition.payout_id)
             .where(CommissionTransition.entry_id == entry.id)
-            .order_by(CommissionTransition.at, CommissionTransition.id)
+            .order_by(CommissionTransition.id)  # the order the changes were made, whatever the clocks said
         )
     ]
     return CommissionDetail(

@@ -61,8 +61,12 @@ class CommissionOut(_Out):
     creator_ref: str
     program_id: int
     link_id: int | None
-    link_code: str | None = Field(description="The link that earned it; null for a live-session sale.")
-    attribution_ref: str = Field(description="What earned it: `link:<id>` or `live:<session id>`.")
+    link_code: str | None = Field(
+        description="The link that earned it; null for a sale made without a link (a live session)."
+    )
+    attribution_ref: str = Field(
+        description="What earned it: `link:<id>`, `live:<session id>` or `program:<id>`."
+    )
     order_id: str = Field(description="Storelink's order id.")
     platform_order_id: str | None
     order_line_id: int
@@ -151,7 +155,7 @@ class CommissionDetailOut(_Out):
     link: LinkRefOut | None
     program: ProgramRefOut
     reversed_by: list[str] = Field(description="Ids of the reversal entries that give this one back.")
-    history: list[TransitionOut] = Field(description="State changes, oldest first.")
+    history: list[TransitionOut] = Field(description="State changes in the order they were made.")
 
 
 # --- query parameters ------------------------------------------------------------------------------------

@@ -167,10 +167,11 @@ def add_entry(
     cause: str | None = None,
     created_at: datetime = NOW,
     payout_id: int | None = None,
+    skewed: bool = False,
 ) -> tuple[int, str]:
-    """A ledger entry with the transitions of its `state` (created, then approved and paid a minute apart;
-    written newest first, so their ids do not follow time). An order is made for it unless given. Its id and
-    public id."""
+    """A ledger entry with the transitions of its `state`, written in order: created, then approved and paid a
+    minute apart (`skewed`: the payout's clock an hour behind, so its time is before the approval's). An order is
+    made for it unless given. Its id and public id."""
     order_id, line_ids = order or add_order(rt, shop, currency=currency)
     kind = "reversal" if amount_minor < 0 else "accrual"
     with rt.db.session() as session:
@@ -202,16 +203,12 @@ def add_entry(
         steps = [(None, "pending", created_at, None)]
         previous = "pending"
         for minutes, step in enumerate(_STEPS[state], start=1):
-            steps.append(
-                (
-                    previous,
-                    step,
-                    created_at + timedelta(minutes=minutes),
-                    payout_id if step == "paid" else None,
-                )
-            )
+            at = created_at + timedelta(minutes=minutes)
+            if skewed and step == "paid":
+                at -= timedelta(hours=1)
+            steps.append((previous, step, at, payout_id if step == "paid" else None))
             previous = step
-        for from_state, to_state, at, payout in reversed(steps):
+        for from_state, to_state, at, payout in steps:
             session.add(
                 CommissionTransition(
                     entry_id=entry.id, from_state=from_state, to_state=to_state, at=at, payout_id=payout

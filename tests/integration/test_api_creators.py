@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 
 from connector.infra import runtime
 from tests.helpers import ApiClient, assert_problem, make_client
+from tests.integration.affiliate_support import create_program, make_link, product_of
+from tests.integration.checkout_support import make_shop
 from tests.integration.ledger_seed import (
     NOW,
     add_clicks,
@@ -196,3 +201,23 @@ def test_earnings_of_an_unknown_or_foreign_merchant_are_problems(
         422,
         "invalid_request",
     )
+
+
+def test_a_link_made_through_the_api_is_read_back_with_its_program(
+    rt: runtime.Runtime, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    shop = make_shop(rt, tmp_path, stock=(5,), prices=(1_000,))
+    product = product_of(rt, shop.variants[0])
+    program = create_program(
+        shop, default_rate_bps=1200, product_rates=[{"product_id": product, "rate_bps": 2500}]
+    )
+    made = make_link(shop, "creator-api", product)
+
+    listed = shop.http().get("/v1/creators/creator-api/affiliate-links", headers=shop.auth).get_json()
+    (link,) = listed["data"]
+    assert (link["code"], link["program_id"], link["product_id"]) == (made["code"], program["id"], product)
+    assert link["locked_rate_bps"] == 2500 and link["clicks"] == {"click": 0, "view": 0, "tap": 0}
+
+    shown = json.loads(cli("programs", "show", str(program["id"]), "--json"))
+    assert shown["links"] == 1 and shown["default_rate_bps"] == 1200
+    assert [(rate["product_id"], rate["rate_bps"]) for rate in shown["rates"]] == [(product, 2500)]
