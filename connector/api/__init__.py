@@ -7,7 +7,7 @@ import logging
 
 from flask import Flask
 
-from connector.api import catalog, common, connect, live, openapi, orders
+from connector.api import catalog, clicks, common, connect, live, openapi, orders
 
 logger = logging.getLogger(__name__)
 
@@ -15,8 +15,10 @@ PREFIX = openapi.PREFIX
 
 
 def init_app(app: Flask) -> None:
-    """Mount the catalog, store connection, orders, live and OpenAPI routes under `/v1` (call after `problems.init_app`)."""
+    """Mount the catalog, store connection, orders, live, link interaction and OpenAPI routes under `/v1`, and
+    the public link redirect `/l/<code>` (call after `problems.init_app`)."""
     common.init_app(app)
-    for blueprint in (openapi.bp, catalog.bp, connect.bp, orders.bp, live.bp):
+    for blueprint in (openapi.bp, catalog.bp, connect.bp, orders.bp, live.bp, clicks.bp):
         app.register_blueprint(blueprint, url_prefix=PREFIX)
+    app.register_blueprint(clicks.public)  # GET /l/<code>: creators' links, public
     logger.debug("platform API mounted", extra={"prefix": PREFIX})
