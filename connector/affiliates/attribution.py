@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.affiliates import programs
+from connector.affiliates import clicks, programs
 from connector.domain.orders import Attribution
 from connector.infra import runtime
-from connector.infra.models import AffiliateClick, AffiliateLink, Variant
+from connector.infra.models import AffiliateLink, Variant
 
 logger = logging.getLogger(__name__)
 
@@ -47,18 +47,19 @@ class FoundClick:
     occurred_at: datetime
 
 
-def find_clicks(session: Session, click_ids: Sequence[str]) -> list[FoundClick]:
-    """The recorded clicks among `click_ids` (the one lookup of the clicks table attribution makes)."""
-    if not click_ids:
-        return []
-    return [
-        FoundClick(row.click_id, row.link_id, row.occurred_at)
-        for row in session.execute(
-            select(AffiliateClick.click_id, AffiliateClick.link_id, AffiliateClick.occurred_at).where(
-                AffiliateClick.click_id.in_(list(click_ids))
-            )
-        )
-    ]
+MAX_CLICK_IDS = 20
+"""Click ids of one order that are looked at (the most a checkout carries is a handful)."""
+
+
+def find_clicks(session: Session, click_ids: Sequence[str], now: datetime) -> list[FoundClick]:
+    """The clicks among `click_ids` that this service signed and whose link still exists, whether already
+    written or still waiting in the click buffer (`clicks.resolve_click`); forged ids are dropped."""
+    found = []
+    for click_id in dict.fromkeys(click_ids[:MAX_CLICK_IDS]):
+        click = clicks.resolve_click(session, click_id, now)
+        if click is not None:
+            found.append(FoundClick(click.click_id, click.link_id, click.occurred_at))
+    return found
 
 
 def _order_merchant(session: Session, variant_ids: Sequence[int]) -> int | None:
@@ -89,8 +90,8 @@ def _by_link(
 def _by_clicks(
     session: Session, merchant_id: int, click_ids: Sequence[str], now: datetime
 ) -> Attribution | None:
-    clicks = sorted(find_clicks(session, click_ids), key=lambda c: c.occurred_at, reverse=True)
-    for click in clicks:
+    recent_first = sorted(find_clicks(session, click_ids, now), key=lambda c: c.occurred_at, reverse=True)
+    for click in recent_first:
         link = session.get(AffiliateLink, click.link_id)
         if link is None or link.merchant_id != merchant_id or click.occurred_at > now:
             continue

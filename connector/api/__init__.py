@@ -7,7 +7,18 @@ import logging
 
 from flask import Flask
 
-from connector.api import affiliates, catalog, commissions, common, connect, creators, live, openapi, orders
+from connector.api import (
+    affiliates,
+    catalog,
+    clicks,
+    commissions,
+    common,
+    connect,
+    creators,
+    live,
+    openapi,
+    orders,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -15,8 +26,8 @@ PREFIX = openapi.PREFIX
 
 
 def init_app(app: Flask) -> None:
-    """Mount the catalog, store connection, orders, live, affiliate, creator, commission and OpenAPI routes under
-    `/v1` (call after `problems.init_app`)."""
+    """Mount the catalog, store connection, orders, live, affiliate, link interaction, creator, commission and
+    OpenAPI routes under `/v1`, and the public link redirect `/l/<code>` (call after `problems.init_app`)."""
     common.init_app(app)
     for blueprint in (
         openapi.bp,
@@ -25,8 +36,10 @@ def init_app(app: Flask) -> None:
         orders.bp,
         live.bp,
         affiliates.bp,
+        clicks.bp,
         creators.bp,
         commissions.bp,
     ):
         app.register_blueprint(blueprint, url_prefix=PREFIX)
+    app.register_blueprint(clicks.public)  # GET /l/<code>: creators' links, public
     logger.debug("platform API mounted", extra={"prefix": PREFIX})

@@ -6,7 +6,7 @@ A view states what it takes and returns with `@doc(...)`, placed below `@bp.get`
     @doc(summary="Get a product", tags=["catalog"], responses={200: ProductOut, 404: None})
     def get_product(product_id: int) -> Response: ...
 
-`build_document(app)` walks `app.url_map` for every rule under `/v1`, turns Flask converters into typed path
+`build_document(app)` walks `app.url_map` for every rule under `/v1` (and every documented rule outside it), turns Flask converters into typed path
 parameters, query models into query parameters, body and response models into `$ref`s to
 `components/schemas`, and 4xx/5xx responses into RFC 9457 problem documents (`application/problem+json`).
 Each operation's `operationId` is the view function's name in camelCase (`list_products` -> `listProducts`),
@@ -183,9 +183,14 @@ def operation_of(view: Callable[..., Any] | None) -> Operation | None:
 
 
 def api_rules(app: Flask) -> list[Rule]:
-    """Every rule under `/v1`, in a stable order."""
+    """Every rule under `/v1`, and every documented rule outside it (the public link redirect `/l/{code}`),
+    in a stable order."""
     rules = [
-        rule for rule in app.url_map.iter_rules() if rule.rule == PREFIX or rule.rule.startswith(PREFIX + "/")
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.rule == PREFIX
+        or rule.rule.startswith(PREFIX + "/")
+        or operation_of(app.view_functions.get(rule.endpoint)) is not None
     ]
     return sorted(rules, key=lambda rule: (rule.rule, rule.endpoint))
 
@@ -379,6 +384,10 @@ def _operation(
             }
         elif model is None:
             responses[str(status)] = {"description": _status_description(status)}
+            if 300 <= status < 400:
+                responses[str(status)]["headers"] = {
+                    "Location": {"description": "Where to go.", "schema": {"type": "string"}}
+                }
         else:
             responses[str(status)] = {
                 "description": _status_description(status),

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select
 
+from connector.affiliates import clicks
 from connector.affiliates.amounts import commission
 from connector.infra import runtime
 from connector.infra.models import AffiliateClick, CommissionTransition
@@ -45,9 +47,13 @@ def shop(rt: Runtime, store: Server) -> Iterator[Shop]:
 _price, _order, _entries = price_of, place_order, entries
 
 
-def _click(rt: Runtime, link_id: int, click_id: str, age: timedelta) -> None:
+def _click(rt: Runtime, link_id: int, age: timedelta) -> str:
+    """A recorded click on `link_id` made `age` ago, with an id signed as the redirect signs them."""
+    at = datetime.now(UTC) - age
+    click_id = clicks.click_ids(rt).issue(link_id, "click", at)
     with rt.db.session() as session:
-        session.add(AffiliateClick(link_id=link_id, click_id=click_id, occurred_at=datetime.now(UTC) - age))
+        session.add(AffiliateClick(link_id=link_id, click_id=click_id, occurred_at=at))
+    return click_id
 
 
 def test_an_order_with_a_link_code_accrues_per_line_and_tells_the_store(
@@ -84,18 +90,42 @@ def test_the_last_click_inside_the_window_wins_and_a_stale_one_is_ignored(rt: Ru
     create_program(shop, default_rate_bps=1000, attribution_window_seconds=3600)
     early = make_link(shop, "early", product_of(rt, first))
     late = make_link(shop, "late", product_of(rt, first))
-    _click(rt, early["id"], "clk-early", timedelta(minutes=30))
-    _click(rt, late["id"], "clk-late", timedelta(minutes=5))
-    _click(rt, late["id"], "clk-stale", timedelta(hours=2))
+    clk_early = _click(rt, early["id"], timedelta(minutes=30))
+    clk_late = _click(rt, late["id"], timedelta(minutes=5))
+    clk_stale = _click(rt, late["id"], timedelta(hours=2))
 
-    won = _order(shop, {first: 1}, click_ids=["clk-early", "clk-late"])
+    won = _order(shop, {first: 1}, click_ids=[clk_early, clk_late])
     assert won["attribution"] == {"creator_ref": "late", "via": "click"}
-    assert _order(shop, {first: 1}, click_ids=["clk-stale"])["attribution"] is None
+    assert _order(shop, {first: 1}, click_ids=[clk_stale])["attribution"] is None
     assert _order(shop, {first: 1}, click_ids=["clk-unknown"], link_code="nope")["attribution"] is None
-    stale_then_code = _order(shop, {first: 1}, click_ids=["clk-stale"], link_code=early["code"])
+    forged = clk_late[:-4] + ("AAAA" if not clk_late.endswith("AAAA") else "BBBB")
+    assert _order(shop, {first: 1}, click_ids=[forged])["attribution"] is None
+    stale_then_code = _order(shop, {first: 1}, click_ids=[clk_stale], link_code=early["code"])
     assert stale_then_code["attribution"] == {"creator_ref": "early", "via": "code"}
     drain(rt)
     assert {e.creator_ref for e in _entries(rt)} == {"late", "early"}
+
+
+def test_a_click_through_the_redirect_attributes_before_it_is_written(rt: Runtime, shop: Shop):
+    """The click id a visitor brings back from GET /l/<code> credits the order while the click still waits
+    in the Redis buffer; the order's lookup writes it, and the later flush adds nothing."""
+    first = shop.variants[0]
+    create_program(shop, default_rate_bps=1000)
+    link = make_link(shop, "creator-1", product_of(rt, first))
+    visit = shop.http().get(f"/l/{link['code']}", headers={"User-Agent": "Mozilla/5.0 (iPhone)"})
+    assert visit.status_code == 302
+    (click_id,) = parse_qs(urlsplit(visit.headers["Location"]).query)["sl_click"]
+    with rt.db.session() as session:
+        assert (
+            session.scalars(select(AffiliateClick).where(AffiliateClick.click_id == click_id)).first() is None
+        )
+
+    order = _order(shop, {first: 1}, click_ids=[click_id])
+    assert order["attribution"] == {"creator_ref": "creator-1", "via": "click"}
+    clicks.flush(rt)
+    with rt.db.session() as session:
+        rows = session.scalars(select(AffiliateClick).where(AffiliateClick.link_id == link["id"])).all()
+    assert [row.click_id for row in rows] == [click_id]
 
 
 def test_refunds_and_cancellations_reverse_once_pro_rata(rt: Runtime, shop: Shop):
