@@ -1,16 +1,19 @@
 """End to end: a creator's commission from program to payout through `storelink up` (gunicorn, workers and the
-scheduler) against the Shopify emulator: a program and a link over HTTP, an order carrying the link's code
-pushed to the store with the creator's tag and custom attributes, a partial refund the emulator sends as a
-signed webhook turned into a reversal, approval once the hold is over, a payout, and every commission event
-delivered, signed, to the platform receiver."""
+scheduler) against the Shopify emulator: a program and a link over HTTP, a visitor's click through the link's
+public redirect, an order carrying the click id pushed to the store with the creator's tag and custom attributes, a partial refund the emulator sends as a
+signed webhook turned into a reversal, approval once the hold is over, a payout, the CSV export, and every commission
+event delivered, signed, to the platform receiver."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -18,7 +21,7 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from connector.affiliates.amounts import commission
-from connector.infra.models import CommissionEntry, Merchant, Order, Variant
+from connector.infra.models import AffiliateClick, CommissionEntry, Merchant, Order, Variant
 from connector.sandbox import platform as platform_receiver
 from connector.sandbox.shopify import Server, serve
 from tests.helpers import Up, wait_for
@@ -28,6 +31,7 @@ pytestmark = pytest.mark.slow
 SHOP = "storelink-demo.myshopify.com"
 HOLD_SECONDS = 3
 RATE = 1250
+BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 
 
 @pytest.fixture
@@ -125,6 +129,12 @@ def _flow(up: Up, key: str, shopify: Server, merchant_id: int, platform: Any) ->
         up, key, "POST", "/v1/affiliate-links", {"creator_ref": "creator-1", "product_id": product_id}
     )
     assert link.status_code == 201, link.text
+    code = link.json()["code"]
+    visit = requests.get(
+        f"{up.url}/l/{code}", headers={"User-Agent": BROWSER}, allow_redirects=False, timeout=15
+    )
+    assert visit.status_code == 302, visit.text
+    (click_id,) = parse_qs(urlsplit(visit.headers["Location"]).query)["sl_click"]
     order = _call(
         up,
         key,
@@ -133,17 +143,18 @@ def _flow(up: Up, key: str, shopify: Server, merchant_id: int, platform: Any) ->
         {
             "lines": [{"variant_id": variant_id, "quantity": 2, "unit_price_minor": price}],
             "currency": "USD",
-            "attribution": {"link_code": link.json()["code"]},
+            "attribution": {"click_ids": [click_id]},
         },
         **{"Idempotency-Key": "order-1"},
     )
     assert order.status_code == 201, order.text
-    assert order.json()["attribution"] == {"creator_ref": "creator-1", "via": "code"}
+    assert order.json()["attribution"] == {"creator_ref": "creator-1", "via": "click"}
 
     pushed = wait_for(lambda: list(shopify.store.orders.values()), 60, "the order in the store")
     (store_order,) = pushed  # type: ignore[misc]
     assert "creator:creator-1" in store_order.tags
-    assert {"key": "storelink_link_code", "value": link.json()["code"]} in store_order.custom_attributes
+    assert {"key": "storelink_link_code", "value": code} in store_order.custom_attributes
+    assert {"key": "storelink_click_id", "value": click_id} in store_order.custom_attributes
     wait_for(lambda: len(_entries(up)) == 1, 60, "the accrual")
 
     line_id = store_order.line_items[0].legacy_resource_id
@@ -176,4 +187,24 @@ def _flow(up: Up, key: str, shopify: Server, merchant_id: int, platform: Any) ->
     assert all(request.verified for request in platform.receiver.requests())
     assert sum(1 for r in received if r.type == "commission.approved") == 2
     with up.db.session() as s:
-        assert s.scalar(select(Order.attributed_via)) == "code"
+        assert s.scalar(select(Order.attributed_via)) == "click"
+    # The scheduler's flush writes the buffered click with its visitor hash (the order's lookup wrote it first).
+    wait_for(lambda: _click_visitor(up, click_id) is not None, 60, "the click flushed with its visitor")
+
+    export = requests.get(
+        f"{up.url}/v1/commissions/export.csv",
+        params={"creator_ref": "creator-1"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=15,
+    )
+    assert export.status_code == 200 and export.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert [(r["kind"], r["state"], int(r["amount_minor"])) for r in rows] == [
+        ("accrual", "paid", accrual.amount_minor),
+        ("reversal", "paid", reversal.amount_minor),
+    ]
+
+
+def _click_visitor(up: Up, click_id: str) -> str | None:
+    with up.db.session() as s:
+        return s.scalar(select(AffiliateClick.visitor_hash).where(AffiliateClick.click_id == click_id))
