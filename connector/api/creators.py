@@ -8,11 +8,12 @@ Earnings are sums of integer minor units per state and currency (`connector.affi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 from typing import Literal
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connector.affiliates import reports
@@ -59,7 +60,8 @@ class CreatorLinkOut(_Out):
     """A creator's affiliate link to a product, with its counted clicks."""
 
     id: int
-    code: str = Field(description="The link's public code: the link is `/l/{code}`.")
+    code: str = Field(description="The link's public code.")
+    url: str = Field(description="The link to share: `PUBLIC_URL/l/{code}`.")
     merchant_id: int
     program_id: int
     creator_ref: str
@@ -195,7 +197,11 @@ def list_creator_affiliate_links(creator_ref: str) -> Response:
         links, more = reports.creator_links(
             session, ref, visible_merchants(session, client), before=before, limit=params.limit
         )
-    data = [CreatorLinkOut.model_validate(link) for link in links]
+    base_url = (api_runtime().settings.public_url or request.host_url).rstrip("/")
+    data = [
+        CreatorLinkOut.model_validate(dataclasses.asdict(link) | {"url": f"{base_url}/l/{link.code}"})
+        for link in links
+    ]
     next_cursor = encode_cursor("creator-links", [data[-1].id]) if more else None
     return json_response(CreatorLinkPage(data=data, next_cursor=next_cursor))
 

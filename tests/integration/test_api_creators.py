@@ -216,6 +216,7 @@ def test_a_link_made_through_the_api_is_read_back_with_its_program(
     listed = shop.http().get("/v1/creators/creator-api/affiliate-links", headers=shop.auth).get_json()
     (link,) = listed["data"]
     assert (link["code"], link["program_id"], link["product_id"]) == (made["code"], program["id"], product)
+    assert link["url"] == made["url"] and link["url"].endswith("/l/" + made["code"])
     assert link["locked_rate_bps"] == 2500 and link["clicks"] == {"click": 0, "view": 0, "tap": 0}
 
     shown = json.loads(cli("programs", "show", str(program["id"]), "--json"))
