@@ -10,6 +10,7 @@ from config.settings import Settings, get_settings
 from connector import api as platform_api
 from connector.affiliates import ledger
 from connector.infra import logs, runtime
+from connector.showcases import events as showcase_events
 from connector.web import context, health, install, metrics, problems
 from webhooks import api
 from webhooks.inbound import receiver
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
 
     ledger.install()  # order events published by requests reach the commission ledger in their transaction
     fanout.install()  # events published by requests fan out to webhook endpoints in the same transaction
+    showcase_events.install()  # catalog and stock changes refresh the showcases they show in
 
     app = Flask("storelink", static_folder=None)  # no implicit /static: assets are served by explicit routes
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from connector.infra import logs, runtime
 from connector.infra.queue import EVENTS
 from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
 from connector.orders import push, reconcile
+from connector.showcases import events as showcase_events
 from connector.stock import store_orders
 from webhooks.inbound import drain
 from webhooks.outbound import delivery
@@ -73,6 +74,10 @@ def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) ->
     )
     scheduler.register(delivery.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
     scheduler.register(drain.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
+    # Showcases whose view changed without an event (holds expired): refreshed, announced if it shows.
+    scheduler.register(
+        showcase_events.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120
+    )
     return scheduler
 
 

@@ -27,6 +27,7 @@ from connector.affiliates import ledger
 from connector.infra import logs, runtime
 from connector.infra.queue import QUEUE_NAMES, taxonomy_handler
 from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
+from connector.showcases import events as showcase_events
 from webhooks.outbound import delivery, fanout, isolation
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def wire_outbound(settings: Settings) -> None:
     """Domain events published in this process fan out to webhook endpoints; deliveries use the settings."""
 
     fanout.install()
+    showcase_events.install()  # catalog and stock changes refresh the showcases they show in
     delivery.configure(
         delivery.DeliveryConfig(
             timeout=settings.webhook_timeout_seconds,

@@ -360,8 +360,10 @@ def _no_leftover_subscribers() -> Iterator[None]:
     """A test that wires outbound webhooks (create_app, wire_outbound) leaves no subscriber behind."""
     yield
     from connector.affiliates import ledger
+    from connector.showcases import events as showcase_events
     from webhooks.outbound import delivery, fanout
 
     ledger.uninstall()
+    showcase_events.uninstall()
     fanout.uninstall()
     delivery.configure()

@@ -18,6 +18,7 @@ from connector.api import (
     live,
     openapi,
     orders,
+    showcases,
 )
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,9 @@ PREFIX = openapi.PREFIX
 
 
 def init_app(app: Flask) -> None:
-    """Mount the catalog, store connection, orders, live, affiliate, link interaction, creator, commission and
-    OpenAPI routes under `/v1`, and the public link redirect `/l/<code>` (call after `problems.init_app`)."""
+    """Mount the catalog, store connection, orders, live, affiliate, link interaction, creator, commission,
+    showcase and OpenAPI routes under `/v1`, and the public link redirect `/l/<code>` (call after
+    `problems.init_app`)."""
     common.init_app(app)
     for blueprint in (
         openapi.bp,
@@ -39,6 +41,7 @@ def init_app(app: Flask) -> None:
         clicks.bp,
         creators.bp,
         commissions.bp,
+        showcases.bp,
     ):
         app.register_blueprint(blueprint, url_prefix=PREFIX)
     app.register_blueprint(clicks.public)  # GET /l/<code>: creators' links, public

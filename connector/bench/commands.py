@@ -146,10 +146,38 @@ def bench_clicks(requests_count: int, links: int, concurrency: int, database_url
     click.echo(json.dumps(result))
 
 
+@click.command("showcase")
+@click.option("--items", default=200, show_default=True, type=click.IntRange(1, 500), help="Showcase items.")
+@click.option(
+    "--share",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Items changed per second.",
+)
+@click.option("--seconds", default=10.0, show_default=True, type=click.FloatRange(1, 300), help="Each run.")
+@click.option("--readers", default=8, show_default=True, type=click.IntRange(1, 256), help="Per process.")
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_showcase(items: int, share: float, seconds: float, readers: int, database_url: str) -> None:
+    """Showcase reads through gunicorn while stock webhooks change items, against precomputed JSON."""
+    from connector.bench.showcase import run
+
+    result = run(
+        database_url=database_url or None,
+        console=console,
+        items=items,
+        share=share,
+        seconds=seconds,
+        concurrency=readers,
+    )
+    click.echo(json.dumps(result))
+
+
 COMMANDS: tuple[click.Command, ...] = (
     bench_feed_sync,
     bench_webhooks,
     bench_shopify,
     bench_flash_sale,
     bench_clicks,
+    bench_showcase,
 )

@@ -27,6 +27,8 @@ COMMISSION_CREATED: Final = "commission.created"
 COMMISSION_APPROVED: Final = "commission.approved"
 COMMISSION_REVERSED: Final = "commission.reversed"
 COMMISSION_PAID: Final = "commission.paid"
+SHOWCASE_UPDATED: Final = "showcase.updated"
+SHOWCASE_ITEM_UPDATED: Final = "showcase.item_updated"
 
 MERCHANT_UNINSTALLED: Final = "merchant.uninstalled"
 
@@ -47,6 +49,8 @@ ALL: Final[tuple[str, ...]] = (
     COMMISSION_APPROVED,
     COMMISSION_REVERSED,
     COMMISSION_PAID,
+    SHOWCASE_UPDATED,
+    SHOWCASE_ITEM_UPDATED,
     MERCHANT_UNINSTALLED,
 )
 """Every event type, in the order above."""

@@ -418,6 +418,54 @@ class CommissionTransition(Base):
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("affiliate_payouts.id"))
 
 
+# --- showcases (connector.showcases owns these writes) ---------------------------------------------------------
+
+
+class Showcase(Timestamped, Base):
+    """A merchant's or a creator's ordered product set: a hand list, a rule, or a rule under a pinned hand list.
+
+    `owner_key` (`merchant:<id>` or `creator:<client id>:<ref>`) makes handles unique per owner; `snapshot` is
+    the visible set last announced, which the next refresh diffs against."""
+
+    __tablename__ = "showcases"
+    __table_args__ = (
+        UniqueConstraint("owner_key", "handle"),
+        Index("ix_showcases_client", "platform_client_id"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    platform_client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("platform_clients.id", ondelete="CASCADE")
+    )
+    owner_kind: Mapped[str] = mapped_column(String(10))  # merchant | creator
+    owner_key: Mapped[str] = mapped_column(String(300))
+    merchant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("merchants.id", ondelete="CASCADE"), index=True
+    )
+    creator_ref: Mapped[str | None] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(200))
+    handle: Mapped[str] = mapped_column(String(100))
+    out_of_stock: Mapped[str] = mapped_column(String(10), default="hide")  # hide | sold_out
+    rule: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    max_items: Mapped[int] = mapped_column(default=100)  # the most items a rule adds
+    snapshot: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class ShowcaseItem(Base):
+    """A hand-placed product of a showcase; `pinned` keeps it above a rule's products."""
+
+    __tablename__ = "showcase_items"
+    __table_args__ = (
+        UniqueConstraint("showcase_id", "product_id"),
+        Index("ix_showcase_items_product", "product_id"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    showcase_id: Mapped[int] = mapped_column(ForeignKey("showcases.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    pinned: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- outbound webhooks ---------------------------------------------------------------------------------
 
 

@@ -82,3 +82,19 @@ def test_the_affiliate_tables_come_and_go_with_their_migration_and_keep_the_orde
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_the_showcase_tables_come_and_go_with_their_migration(database_url: str):
+    engine = make_engine(database_url)
+    try:
+        _downgrade(engine, "0008")
+        assert not {"showcases", "showcase_items"} & set(inspect(engine).get_table_names())
+
+        upgrade(engine)
+
+        assert set(inspect(engine).get_table_names()) >= {"showcases", "showcase_items"}
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
