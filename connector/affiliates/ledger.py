@@ -38,6 +38,7 @@ from connector.infra.models import (
     AffiliateLink,
     CommissionEntry,
     CommissionTransition,
+    LiveSession,
     Order,
     OrderLine,
     Variant,
@@ -169,9 +170,13 @@ def _add(session: Session, entry: CommissionEntry, now: datetime) -> None:
 
 def _rates(session: Session, order: Order, lines: Sequence[Line], now: datetime) -> dict[int, programs.Rate]:
     assert order.affiliate_creator_ref is not None
-    found = programs.current_rates(
-        session, order.merchant_id, order.affiliate_creator_ref, list({line.product_id for line in lines})
-    )
+    product_ids = list({line.product_id for line in lines})
+    live = session.get(LiveSession, order.live_session_id) if order.live_session_id else None
+    if live is not None and live.affiliate_program_id is not None:  # the session's program, and no other
+        return programs.program_rates(
+            session, live.affiliate_program_id, order.affiliate_creator_ref, product_ids
+        )
+    found = programs.current_rates(session, order.merchant_id, order.affiliate_creator_ref, product_ids)
     link = session.get(AffiliateLink, order.affiliate_link_id) if order.affiliate_link_id else None
     if link is not None and link.product_id in found:
         rate = found[link.product_id]

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connector.affiliates import clicks
 from connector.affiliates.amounts import commission
 from connector.infra import runtime
-from connector.infra.models import AffiliateClick, CommissionTransition
+from connector.infra.models import AffiliateClick, CommissionTransition, LiveSession
 from connector.sandbox.shopify.app import Server, serve
 from tests.helpers import drain
 from tests.integration.affiliate_support import (
@@ -185,14 +185,25 @@ def test_a_refund_of_an_order_not_yet_confirmed_is_refused(rt: Runtime, shop: Sh
     assert_problem(missing, 404, "order_not_found")
 
 
-def test_a_sale_in_a_creators_live_session_is_the_creators(rt: Runtime, shop: Shop):
+@pytest.mark.parametrize("own_program", [False, True])
+def test_a_sale_in_a_creators_live_session_is_the_creators(rt: Runtime, shop: Shop, own_program: bool):
+    """Under the session's own program when it names one (the offer's 20%, not the open 15%), else under the
+    program that pays the creator."""
     first = shop.variants[0]
     create_program(shop, default_rate_bps=1500)
-    made = shop.http().post(
-        "/v1/live-sessions",
-        json={"merchant_id": shop.merchant_id, "title": "Drop", "creator_ref": "host"},
-        headers=shop.auth,
-    )
+    session_body = {"merchant_id": shop.merchant_id, "title": "Drop", "creator_ref": "host"}
+    if own_program:
+        offer = create_program(
+            shop,
+            kind="targeted",
+            name="Host's drop",
+            creator_ref="host",
+            product_rates=[{"product_id": product_of(rt, first), "rate_bps": 2000}],
+        )
+        session_body["affiliate_program_id"] = offer["id"]
+    made = shop.http().post("/v1/live-sessions", json=session_body, headers=shop.auth)
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["affiliate_program_id"] == (offer["id"] if own_program else None)
     session_id = made.get_json()["id"]
     pin = shop.http().post(
         f"/v1/live-sessions/{session_id}/pins",
@@ -214,6 +225,31 @@ def test_a_sale_in_a_creators_live_session_is_the_creators(rt: Runtime, shop: Sh
     (entry,) = _entries(rt)
     assert (entry.creator_ref, entry.amount_minor, entry.attribution_ref) == (
         "host",
-        150,
+        200 if own_program else 150,
         f"live:{session_id}",
     )
+
+
+def test_a_live_session_names_only_a_program_its_creator_may_earn_under(shop: Shop):
+    rates = [{"product_id": product_of(shop.rt, shop.variants[0]), "rate_bps": 2000}]
+    other = create_program(shop, kind="targeted", name="Other's", creator_ref="other", product_rates=rates)
+    ended = create_program(shop, kind="targeted", name="Old", creator_ref="host", product_rates=rates)
+    assert (
+        shop.http()
+        .patch(f"/v1/affiliate-programs/{ended['id']}", json={"status": "ended"}, headers=shop.auth)
+        .status_code
+        == 200
+    )
+
+    def session_with(**body: object):
+        payload = {"merchant_id": shop.merchant_id, "title": "Drop", "creator_ref": "host", **body}
+        return shop.http().post("/v1/live-sessions", json=payload, headers=shop.auth)
+
+    assert_problem(session_with(affiliate_program_id=999_999), 422, "program_not_found")
+    assert_problem(session_with(affiliate_program_id=other["id"]), 422, "program_not_for_creator")
+    assert_problem(session_with(affiliate_program_id=ended["id"]), 409, "program_ended")
+    assert_problem(
+        session_with(affiliate_program_id=other["id"], creator_ref=None), 422, "program_needs_creator"
+    )
+    with shop.rt.db.session() as session:  # nothing half-made
+        assert session.scalar(select(func.count()).select_from(LiveSession)) == 0
