@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from string import Formatter
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".storelink"
+DEFAULT_AFFILIATE_LANDING_URL = "https://platform.example/products/{product_id}?sl_click={click_id}"
+LANDING_PLACEHOLDERS = frozenset({"product_id", "variant_id", "merchant_id", "code", "click_id"})
 
 
 class SettingsError(Exception):
@@ -162,6 +165,27 @@ class Settings(BaseSettings):
         ),
     )
 
+    affiliate_landing_url: str = Field(
+        default=DEFAULT_AFFILIATE_LANDING_URL,
+        description=(
+            "Where `GET /l/{code}` sends a visitor: the product's page on the platform, with {product_id} "
+            "(and optionally {variant_id}, {merchant_id}, {code}) and the {click_id} the platform carries "
+            "to checkout."
+        ),
+    )
+    affiliate_click_dedupe_seconds: int = Field(
+        default=1800,
+        ge=1,
+        le=7 * 86400,
+        description="Repeat visits of one visitor to one link within this many seconds count as one click.",
+    )
+    affiliate_click_flush_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=3600,
+        description="How often the scheduler writes the clicks buffered in Redis to the database.",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -211,6 +235,27 @@ class Settings(BaseSettings):
                 "must be an http(s) URL without query or fragment, e.g. https://storelink.example"
             )
         return value.rstrip("/")
+
+    @field_validator("affiliate_landing_url")
+    @classmethod
+    def _landing_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL template, e.g. " + DEFAULT_AFFILIATE_LANDING_URL)
+        try:
+            names = {name for _, name, _, _ in Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"is not a valid template: {exc}") from None
+        unknown = sorted(names - LANDING_PLACEHOLDERS)
+        if unknown or any(not name for name in names):
+            shown = ", ".join("{" + name + "}" for name in unknown) or "{}"
+            raise ValueError(
+                f"has unknown placeholders {shown}; use "
+                + ", ".join("{" + n + "}" for n in sorted(LANDING_PLACEHOLDERS))
+            )
+        if "click_id" not in names:
+            raise ValueError("must carry the {click_id} (e.g. ?sl_click={click_id})")
+        return value
 
     def store_setting(self, env: str) -> str:
         """A setting a store adapter declares, by its environment variable: the field of that name when

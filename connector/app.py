@@ -8,6 +8,7 @@ from flask import Flask
 
 from config.settings import Settings, get_settings
 from connector import api as platform_api
+from connector.affiliates import ledger
 from connector.infra import logs, runtime
 from connector.showcases import events as showcase_events
 from connector.web import context, health, install, metrics, problems
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
         raise RuntimeError("REDIS_URL is not set: run the web app through `storelink up` or set REDIS_URL")
     runtime.install(rt)
 
+    ledger.install()  # order events published by requests reach the commission ledger in their transaction
     fanout.install()  # events published by requests fan out to webhook endpoints in the same transaction
     showcase_events.install()  # catalog and stock changes refresh the showcases they show in
 

@@ -14,6 +14,7 @@ from typing import Any
 from rq.cron import CronScheduler
 
 from config.settings import Settings
+from connector.affiliates import approval, clicks
 from connector.catalog import jobs
 from connector.infra import logs, runtime
 from connector.infra.queue import EVENTS
@@ -63,6 +64,14 @@ def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) ->
             job_timeout=120,
         )
 
+    # Commission whose hold is over is approved (and announced) for the platform's next payout.
+    scheduler.register(
+        approval.approve_due, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120
+    )
+    # Clicks on creators' links wait in a Redis list; this writes them to the database in batches.
+    scheduler.register(
+        clicks.flush_job, EVENTS, interval=rt.settings.affiliate_click_flush_seconds, job_timeout=120
+    )
     scheduler.register(delivery.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
     scheduler.register(drain.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
     # Showcases whose view changed without an event (holds expired): refreshed, announced if it shows.

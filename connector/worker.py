@@ -23,6 +23,7 @@ from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 
 from config.settings import Settings
+from connector.affiliates import ledger
 from connector.infra import logs, runtime
 from connector.infra.queue import QUEUE_NAMES, taxonomy_handler
 from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
@@ -192,6 +193,7 @@ def build_worker(
     unknown = sorted(set(names) - set(QUEUE_NAMES))
     if unknown:
         raise ValueError(f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(QUEUE_NAMES)}")
+    ledger.install()  # order events the jobs publish reach the commission ledger in their transaction
     return StorelinkWorker(
         [rt.queues[name] for name in names],
         connection=rt.redis,

@@ -49,6 +49,12 @@ def _claim_local_redis() -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests (processes, servers) first: with several workers the long ones start at once instead of
+    leaving one worker busy at the end while the others wait."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 PR_SET_CHILD_SUBREAPER = 36
 STRAY_GRACE_SECONDS = 10.0
 
@@ -353,9 +359,11 @@ def rt(settings: Settings, redis: Redis) -> Iterator[runtime.Runtime]:
 def _no_leftover_subscribers() -> Iterator[None]:
     """A test that wires outbound webhooks (create_app, wire_outbound) leaves no subscriber behind."""
     yield
+    from connector.affiliates import ledger
     from connector.showcases import events as showcase_events
     from webhooks.outbound import delivery, fanout
 
+    ledger.uninstall()
     showcase_events.uninstall()
     fanout.uninstall()
     delivery.configure()

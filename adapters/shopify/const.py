@@ -79,6 +79,12 @@ CREDENTIAL_KEYS: Final = frozenset(
 
 ORDER_TAG: Final = "storelink"
 ORDER_KEY_TAG_PREFIX: Final = "storelink-"
+CREATOR_TAG_PREFIX: Final = "creator:"
+"""Tag of an order a creator sold (a Shopify tag holds at most 40 characters: longer refs are cut)."""
+TAG_MAX_LENGTH: Final = 40
+ATTRIBUTE_PREFIX: Final = "storelink_"
+"""Custom attributes (`note_attributes`) of an attributed order: storelink_creator, storelink_attributed_via,
+storelink_link_code, storelink_click_id."""
 """Orders also carry `storelink-<digest of the idempotency key>` (tags are at most 40 characters)."""
 TRANSACTION_GATEWAY: Final = "storelink"
 

@@ -12,7 +12,7 @@ from typing import Any
 from adapters.shopify import const
 from adapters.shopify.mapper import decimal_text, gid_type
 from connector.domain.money import Money
-from connector.domain.orders import Address, ExternalOrderRef, Order
+from connector.domain.orders import Address, Attribution, ExternalOrderRef, Order
 
 
 def key_tag(idempotency_key_value: str) -> str:
@@ -80,6 +80,23 @@ def _line_items(order: Order) -> tuple[list[dict[str, Any]], int, int]:
     return lines, total, discount_total
 
 
+def _creator_tags(order: Order) -> list[str]:
+    if order.attribution is None:
+        return []
+    return [(const.CREATOR_TAG_PREFIX + order.attribution.creator_ref)[: const.TAG_MAX_LENGTH]]
+
+
+def attribution_attributes(attribution: Attribution) -> list[dict[str, str]]:
+    """The creator credited with a sale, as the order's custom attributes (shown in the merchant's admin)."""
+    found = {
+        "creator": attribution.creator_ref,
+        "attributed_via": attribution.via,
+        "link_code": attribution.link_code,
+        "click_id": attribution.click_id,
+    }
+    return [{"key": const.ATTRIBUTE_PREFIX + key, "value": value} for key, value in found.items() if value]
+
+
 def order_variables(
     order: Order,
     key: str,
@@ -95,7 +112,7 @@ def order_variables(
         raise ValueError("order has no lines")
     currency = order.currency
     lines, total, discount_total = _line_items(order)
-    tags = [const.ORDER_TAG, key_tag(key), *(t for t in extra_tags if t)]
+    tags = [const.ORDER_TAG, key_tag(key), *(t for t in extra_tags if t), *_creator_tags(order)]
     data: dict[str, Any] = {
         "currency": currency,
         "lineItems": lines,
@@ -120,6 +137,8 @@ def order_variables(
                 "amountSet": _money_bag(Money(discount_total, currency)),
             }
         }
+    if order.attribution is not None:
+        data["customAttributes"] = attribution_attributes(order.attribution)
     if order.buyer_email:
         data["email"] = order.buyer_email
     if order.shipping_address is not None:

@@ -180,6 +180,26 @@ def _order_event(kind: StoreEventKind, body: Mapping[str, Any], when: datetime |
     return StoreEvent(kind, _gid(body, "id", "Order"), when, data)
 
 
+def _refund_lines(body: Mapping[str, Any]) -> list[dict[str, object]]:
+    """The refunded units per variant (`variant_ref` as the catalog stores it), with their subtotal."""
+    lines: list[dict[str, object]] = []
+    for item in body.get("refund_line_items") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("line_item"), dict):
+            continue
+        quantity = item.get("quantity")
+        variant = item["line_item"].get("variant_id")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0 or variant is None:
+            continue
+        try:
+            line: dict[str, object] = {"variant_ref": gid("ProductVariant", variant), "quantity": quantity}
+        except ValueError:
+            continue
+        if isinstance(item.get("subtotal"), str | int | float):
+            line["amount"] = str(item["subtotal"])
+        lines.append(line)
+    return lines
+
+
 def _refund_amount(body: Mapping[str, Any]) -> tuple[str, str | None] | None:
     total = Decimal(0)
     currency: str | None = None
@@ -242,6 +262,9 @@ def events(
             refund["amount"], currency = refunded
             if currency:
                 refund["currency"] = currency
+        lines = _refund_lines(body)
+        if lines:
+            refund["lines"] = lines
         return [StoreEvent(StoreEventKind.ORDER_REFUNDED, _gid(body, "order_id", "Order"), when, refund)]
     if topic == "app/uninstalled":
         domain = body.get("myshopify_domain")

@@ -1,5 +1,9 @@
 """Pushing orders through Walmart Multichannel Solutions: the sales channel, `sellerOrderId` under an
-idempotency key, the order's status polled to an outcome, and cancellation."""
+idempotency key, the order's status polled to an outcome, and cancellation.
+
+An order's attribution (the creator who sold it, `Order.attribution`) is not sent: the Multichannel order
+has no field for a seller's own annotations (no tags, notes or custom attributes), so on Walmart it is
+kept in Storelink's commission ledger only."""
 
 from __future__ import annotations
 

@@ -329,3 +329,30 @@ def current_rates(
                     found[product_id] = _rate(program, rate)
                     break
     return found
+
+
+def program_rates(
+    session: Session, program_id: int, creator_ref: str, product_ids: list[int]
+) -> dict[int, Rate]:
+    """The rate each product earns under one program (a live session's): its product rate, else the open
+    program's default; nothing when the program has ended or is offered to another creator."""
+    program = session.get(AffiliateProgram, program_id)
+    if program is None or program.status != ACTIVE or not product_ids:
+        return {}
+    if program.kind == TARGETED and program.creator_ref != creator_ref:
+        return {}
+    rated: dict[int, int] = {
+        product_id: rate
+        for product_id, rate in session.execute(
+            select(AffiliateProgramRate.product_id, AffiliateProgramRate.rate_bps).where(
+                AffiliateProgramRate.program_id == program.id,
+                AffiliateProgramRate.product_id.in_(product_ids),
+            )
+        )
+    }
+    found: dict[int, Rate] = {}
+    for product_id in product_ids:
+        rate = rated.get(product_id, program.default_rate_bps if program.kind == OPEN else None)
+        if rate is not None:
+            found[product_id] = _rate(program, rate)
+    return found

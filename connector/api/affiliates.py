@@ -1,21 +1,21 @@
 """HTTP routes of the /v1 affiliate resources: commission programs and creators' links.
 
 A program belongs to a merchant of the calling client; another client's program is a 404. Listings and
-reports of commissions and earnings live under `/v1/commissions` and `/v1/creators`; payouts under
-`/v1/payouts` (connector.api.payouts).
+reports of commissions and earnings live under `/v1/commissions` and `/v1/creators`. `POST /v1/payouts` records what the platform paid.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connector.affiliates import links, programs
-from connector.api.common import api_runtime, authenticate, parse_body, require_client
+from connector.affiliates import links, payouts, programs
+from connector.api.common import api_runtime, as_utc, authenticate, parse_body, require_client
 from connector.api.openapi import MAX_ID, doc
 from connector.api.orders import refused
 from connector.domain.errors import RefusedError
@@ -29,6 +29,7 @@ bp.register_error_handler(RefusedError, refused)
 TAG = "affiliates"
 MAX_RATES = 1000
 MAX_SECONDS = 10**9
+MAX_PAYOUT_ENTRIES = 10_000
 _RATE = "Basis points: 100 (1%) to 8000 (80%); else a 422 `rate_out_of_range`."
 _WINDOW = "Seconds, positive (else a 422 `window_not_positive`)."
 
@@ -120,6 +121,36 @@ class LinkCreate(_Body):
         return self
 
 
+class PayoutCreate(_Body):
+    """A payout the platform made to a creator: the approved entries it paid, or every approved entry of the
+    creator in the currency approved up to a time."""
+
+    platform_payout_id: str = Field(
+        min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$", description="The platform's payout id."
+    )
+    creator_ref: str = Field(min_length=1, max_length=255)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    entry_ids: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_PAYOUT_ENTRIES
+    )
+    approved_up_to: Annotated[datetime | None, Field(strict=False)] = Field(
+        default=None, description="ISO 8601; UTC when it has no offset."
+    )
+
+    _clean = field_validator("creator_ref")(_text)
+
+    @field_validator("approved_up_to")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return as_utc(value)
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> PayoutCreate:
+        if (self.entry_ids is None) == (self.approved_up_to is None):
+            raise ValueError("give entry_ids or approved_up_to (one of them)")
+        return self
+
+
 # --- representations ------------------------------------------------------------------------------------------
 
 
@@ -157,6 +188,17 @@ class LinkOut(BaseModel):
     rate_bps: int | None = Field(description="The rate the link earns now (null: no program pays it).")
     locked_rate_bps: int = Field(description="The rate in force when the link was made.")
     locked_until: str = Field(description="Until then a cut does not apply to the link.")
+    created_at: str
+
+
+class PayoutOut(BaseModel):
+    id: int
+    platform_payout_id: str
+    creator_ref: str
+    currency: str
+    total_minor: int = Field(description="The sum of the entries paid (a reversal counts negative).")
+    entry_count: int
+    entry_ids: list[str]
     created_at: str
 
 
@@ -257,5 +299,43 @@ def create_link() -> Response:
         product_id=body.product_id,
         variant_id=body.variant_id,
         base_url=rt.settings.public_url or request.host_url,
+    )
+    return _json(result, 201 if created else 200)
+
+
+@bp.post("/payouts")
+@doc(
+    summary="Record a payout",
+    tags=[TAG],
+    body=PayoutCreate,
+    responses={200: PayoutOut, 201: PayoutOut, 400: None, 409: None, 415: None, 422: None},
+    codes={
+        409: ("entry_not_approved", "payout_id_reused"),
+        422: (
+            "invalid_request",
+            "entry_not_found",
+            "creator_mismatch",
+            "currency_mismatch",
+            "nothing_to_pay",
+        ),
+    },
+    operation_id="createPayout",
+)
+def create_payout() -> Response:
+    """Mark the paid entries `paid` in one transaction and answer the total: 201 when recorded now, 200 with
+    the first answer for a payout id recorded before. Entries that are not approved are refused, and
+    nothing is marked."""
+    client = authenticate()
+    body = parse_body(PayoutCreate)
+    result, created = payouts.record_payout(
+        api_runtime(),
+        client.id,
+        payouts.PayoutRequest(
+            platform_payout_id=body.platform_payout_id,
+            creator_ref=body.creator_ref,
+            currency=body.currency,
+            entry_ids=body.entry_ids,
+            approved_up_to=body.approved_up_to,
+        ),
     )
     return _json(result, 201 if created else 200)

@@ -49,6 +49,13 @@ class LiveSessionCreate(_Body):
     merchant_id: int = Field(ge=1, le=MAX_ID)
     title: str = Field(min_length=1, max_length=255)
     creator_ref: str | None = Field(default=None, min_length=1, max_length=255)
+    affiliate_program_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="The commission program the creator's sales in this session earn under (the merchant's, "
+        "open or offered to the creator); without it, whatever program pays the creator.",
+    )
     scheduled_start: Annotated[datetime | None, Field(strict=False)] = Field(
         default=None, description="ISO 8601; UTC when it has no offset."
     )
@@ -107,6 +114,7 @@ class LiveSessionOut(BaseModel):
     id: int
     merchant_id: int
     creator_ref: str | None
+    affiliate_program_id: int | None
     title: str
     status: str = Field(description="scheduled, live or ended.")
     scheduled_start: datetime | None
@@ -144,6 +152,7 @@ def create_session() -> Response:
         title=body.title,
         creator_ref=body.creator_ref,
         scheduled_start=body.scheduled_start,
+        affiliate_program_id=body.affiliate_program_id,
     )
     response = _json(result, 201)
     response.headers["Location"] = url_for(".get_session", session_id=result["id"])

@@ -6,7 +6,7 @@ A view states what it takes and returns with `@doc(...)`, placed below `@bp.get`
     @doc(summary="Get a product", tags=["catalog"], responses={200: ProductOut, 404: None})
     def get_product(product_id: int) -> Response: ...
 
-`build_document(app)` walks `app.url_map` for every rule under `/v1`, turns Flask converters into typed path
+`build_document(app)` walks `app.url_map` for every rule under `/v1` (and every documented rule outside it), turns Flask converters into typed path
 parameters, query models into query parameters, body and response models into `$ref`s to
 `components/schemas`, and 4xx/5xx responses into RFC 9457 problem documents (`application/problem+json`).
 Each operation's `operationId` is the view function's name in camelCase (`list_products` -> `listProducts`),
@@ -115,6 +115,7 @@ class Operation:
     body_optional: bool = False
     codes: Mapping[int, Sequence[str]] = field(default_factory=dict)
     operation_id: str | None = None
+    media_types: Mapping[int, str] = field(default_factory=dict)
 
 
 def doc(
@@ -130,6 +131,7 @@ def doc(
     body_optional: bool = False,
     codes: Mapping[int, Sequence[str]] | None = None,
     operation_id: str | None = None,
+    media_types: Mapping[int, str] | None = None,
 ) -> Callable[[ViewT], ViewT]:
     """Attach OpenAPI metadata to a view; put it below the route decorator.
 
@@ -137,7 +139,8 @@ def doc(
     problem document (4xx/5xx). `headers` is a model whose fields (by alias) are request headers. A `public`
     operation needs no API key; `body_optional` states that an empty body is accepted. The description defaults to
     the view's docstring. `codes` names the problem codes an error status may carry (listed in its description).
-    `operation_id` (camelCase) replaces the id derived from the view's name.
+    `operation_id` (camelCase) replaces the id derived from the view's name. `media_types` names the media type
+    of a success response that is not JSON (e.g. `{200: "text/csv"}`, its model None): a text body.
     """
     if not responses:
         raise ValueError("doc() needs at least one response")
@@ -165,6 +168,7 @@ def doc(
                 body_optional=body_optional,
                 codes={status: tuple(names) for status, names in (codes or {}).items()},
                 operation_id=operation_id,
+                media_types=dict(media_types or {}),
             ),
         )
         return view
@@ -179,9 +183,14 @@ def operation_of(view: Callable[..., Any] | None) -> Operation | None:
 
 
 def api_rules(app: Flask) -> list[Rule]:
-    """Every rule under `/v1`, in a stable order."""
+    """Every rule under `/v1`, and every documented rule outside it (the public link redirect `/l/{code}`),
+    in a stable order."""
     rules = [
-        rule for rule in app.url_map.iter_rules() if rule.rule == PREFIX or rule.rule.startswith(PREFIX + "/")
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.rule == PREFIX
+        or rule.rule.startswith(PREFIX + "/")
+        or operation_of(app.view_functions.get(rule.endpoint)) is not None
     ]
     return sorted(rules, key=lambda rule: (rule.rule, rule.endpoint))
 
@@ -368,8 +377,17 @@ def _operation(
     for status, model in sorted({**implied, **operation.responses}.items()):
         if status >= 400:
             responses[str(status)] = _problem_response(status, model, refs, operation.codes.get(status, ()))
+        elif status in operation.media_types:
+            responses[str(status)] = {
+                "description": _status_description(status),
+                "content": {operation.media_types[status]: {"schema": {"type": "string"}}},
+            }
         elif model is None:
             responses[str(status)] = {"description": _status_description(status)}
+            if 300 <= status < 400:
+                responses[str(status)]["headers"] = {
+                    "Location": {"description": "Where to go.", "schema": {"type": "string"}}
+                }
         else:
             responses[str(status)] = {
                 "description": _status_description(status),

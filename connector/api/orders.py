@@ -16,11 +16,12 @@ import json
 import logging
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from connector.affiliates import attribution
 from connector.api.common import (
     ApiError,
     PageQuery,
@@ -36,7 +37,7 @@ from connector.api.common import (
 from connector.api.openapi import MAX_ID, doc
 from connector.domain.errors import NotFoundError, RefusedError
 from connector.domain.orders import OrderStatus
-from connector.orders import accept, cancel, checkout, queries
+from connector.orders import accept, cancel, checkout, queries, refunds
 from connector.orders.accept import STORE_TAKES_NO_ORDERS
 from connector.web.context import quiet_access_log
 from connector.web.problems import SERVICE_UNAVAILABLE, problem
@@ -51,6 +52,7 @@ CURSOR_KIND = "orders"
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
 MAX_AMOUNT = 10**15
+MAX_CLICKS = 20
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
@@ -118,6 +120,17 @@ class AddressIn(_Body):
     _clean = field_validator("name", "line1", "line2", "city", "province_code", "postal_code", "phone")(_text)
 
 
+class AttributionIn(_Body):
+    """What credits a creator with the sale: the click ids the platform holds for the buyer (the most recent
+    one inside its program's attribution window wins) and/or a link code. Unknown or expired ones are
+    ignored; the order goes through either way. A live session's creator needs neither."""
+
+    click_ids: list[Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]] = Field(
+        default_factory=list, max_length=MAX_CLICKS
+    )
+    link_code: str | None = Field(default=None, min_length=1, max_length=24, pattern=r"^[A-Za-z0-9_-]+$")
+
+
 class OrderCreate(_Body):
     """An order placed on the platform. With `live_session_id`, every line must be a variant pinned in that
     session, priced at the pin's flash price, and `buyer.ref` is required."""
@@ -128,6 +141,7 @@ class OrderCreate(_Body):
     shipping_address: AddressIn | None = None
     platform_order_id: str | None = Field(default=None, min_length=1, max_length=255)
     live_session_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    attribution: AttributionIn | None = None
 
     _clean = field_validator("platform_order_id")(_text)
 
@@ -135,6 +149,34 @@ class OrderCreate(_Body):
     def _distinct_variants(self) -> OrderCreate:
         ids = [line.variant_id for line in self.lines]
         if len(ids) != len(set(ids)):
+            raise ValueError("each variant may appear on one line only")
+        return self
+
+
+class RefundLineIn(_Body):
+    variant_id: int = Field(ge=1, le=MAX_ID)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class RefundCreate(_Body):
+    """A refund made on the platform: units of lines, or an amount, or (neither) the whole order."""
+
+    refund_id: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The platform's id of the refund.",
+    )
+    lines: list[RefundLineIn] = Field(default_factory=list, max_length=MAX_LINES)
+    amount_minor: int | None = Field(
+        default=None, ge=1, le=MAX_AMOUNT, description="Refunded without units: shared by the lines."
+    )
+
+    @model_validator(mode="after")
+    def _units_or_amount(self) -> RefundCreate:
+        if self.lines and self.amount_minor is not None:
+            raise ValueError("give lines or amount_minor, not both")
+        if len({line.variant_id for line in self.lines}) != len(self.lines):
             raise ValueError("each variant may appear on one line only")
         return self
 
@@ -166,6 +208,11 @@ class OrderLineOut(BaseModel):
     live_pin_id: int | None
 
 
+class AttributionOut(BaseModel):
+    creator_ref: str = Field(description="The creator credited with the sale.")
+    via: str = Field(description="click, code or live.")
+
+
 class OrderOut(BaseModel):
     """An order as Storelink holds it."""
 
@@ -180,6 +227,7 @@ class OrderOut(BaseModel):
     total_minor: int
     buyer: dict[str, Any]
     shipping_address: dict[str, Any]
+    attribution: AttributionOut | None = Field(default=None, description="The creator credited, if any.")
     store_order_id: str | None = Field(description="The store's id once the store confirmed the order.")
     store_order_name: str | None
     reason: str | None = Field(description="Why the order was rejected or cancelled.")
@@ -280,7 +328,14 @@ def create_order() -> Response:
     client = authenticate()
     key = _idempotency_key()
     body = parse_body(OrderCreate)
-    digest = accept.request_hash(body.model_dump(mode="json"))
+    dumped = body.model_dump(mode="json")
+    if dumped["attribution"] is None:
+        del dumped["attribution"]  # the digest of an order without attribution is what it always was
+    digest = accept.request_hash(dumped)
+    claim = attribution.Claim(
+        click_ids=tuple(body.attribution.click_ids) if body.attribution else (),
+        link_code=body.attribution.link_code if body.attribution else None,
+    )
     order_request = accept.OrderRequest(
         lines=tuple(
             accept.LineRequest(line.variant_id, line.quantity, line.unit_price_minor) for line in body.lines
@@ -290,6 +345,7 @@ def create_order() -> Response:
         shipping_address=body.shipping_address.model_dump(exclude_none=True) if body.shipping_address else {},
         platform_order_id=body.platform_order_id,
         live_session_id=body.live_session_id,
+        attribution=attribution.resolve(api_runtime(), claim, [line.variant_id for line in body.lines]),
     )
     answer = checkout.create_order(api_runtime(), client.id, key, order_request, digest)
     response = _json(answer.body, answer.status)
@@ -344,6 +400,36 @@ def cancel_order(order_id: str) -> Response:
     public_id = _order_id(order_id)
     body = parse_body(OrderCancel, optional=True)
     return _json(cancel.cancel_order(api_runtime(), client.id, public_id, body.reason))
+
+
+@bp.post("/orders/<string(maxlength=40):order_id>/refunds")
+@doc(
+    summary="Record a refund",
+    tags=[TAG],
+    body=RefundCreate,
+    responses={200: OrderOut, 201: OrderOut, 400: None, 404: None, 409: None, 415: None, 422: None},
+    codes={
+        404: ("order_not_found",),
+        409: ("order_not_refundable",),
+        422: ("invalid_request", "line_not_found", "refund_exceeds_line"),
+    },
+    operation_id="createOrderRefund",
+)
+def refund_order(order_id: str) -> Response:
+    """Record a refund the platform made (publishes `order.refunded`; commission on it is reversed pro rata):
+    201 when recorded now, 200 when this refund id was recorded before."""
+    client = authenticate()
+    public_id = _order_id(order_id)
+    body = parse_body(RefundCreate)
+    result, created = refunds.record_refund(
+        api_runtime(),
+        client.id,
+        public_id,
+        refund_id=body.refund_id,
+        lines=[refunds.RefundLine(line.variant_id, line.quantity) for line in body.lines],
+        amount_minor=body.amount_minor,
+    )
+    return _json(result, 201 if created else 200)
 
 
 STATUSES = tuple(status.value for status in OrderStatus)

@@ -112,6 +112,40 @@ def bench_flash_sale(
     click.echo(json.dumps(result))
 
 
+@click.command("clicks")
+@click.option(
+    "--requests",
+    "requests_count",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(100, 1_000_000),
+    help="Link visits sent (each server).",
+)
+@click.option(
+    "--links", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Creators' links."
+)
+@click.option(
+    "--concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 500),
+    help="Connections in flight per visitor process (2 processes).",
+)
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_clicks(requests_count: int, links: int, concurrency: int, database_url: str) -> None:
+    """Link redirects (`GET /l/{code}`) by concurrent visitors through gunicorn against a bare Flask redirect."""
+    from connector.bench.clicks import run
+
+    result = run(
+        database_url=database_url or None,
+        console=console,
+        requests_count=requests_count,
+        links=links,
+        concurrency=concurrency,
+    )
+    click.echo(json.dumps(result))
+
+
 @click.command("showcase")
 @click.option("--items", default=200, show_default=True, type=click.IntRange(1, 500), help="Showcase items.")
 @click.option(
@@ -144,5 +178,6 @@ COMMANDS: tuple[click.Command, ...] = (
     bench_webhooks,
     bench_shopify,
     bench_flash_sale,
+    bench_clicks,
     bench_showcase,
 )

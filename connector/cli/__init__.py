@@ -2,11 +2,13 @@
 
 `main` is the command group; each module of this package holds one area's commands (`processes`: up, worker,
 scheduler; `demo`; `db`: db and keys; `merchants`; `resync`; `jobs`; `clients`; `webhooks`: webhooks,
-deliveries and replay; `inbound`; `showcases`; `bench`), and they are wired onto `main` here, in one place.
+deliveries and replay; `inbound`; `commissions`; `programs`; `showcases`; `bench`), and they are wired onto
+`main` here, in one place.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import threading
@@ -14,46 +16,10 @@ from typing import Any
 
 import click
 
-from connector.cli import (
-    bench,
-    clients,
-    db,
-    demo,
-    inbound,
-    jobs,
-    merchants,
-    processes,
-    resync,
-    showcases,
-    webhooks,
-)
-from connector.cli.common import (
-    PIPE_WIDTH,
-    TERMINAL,
-    Context,
-    _Output,
-    console,
-    err,
-    pass_ctx,
-    resolve_cli_redis,
-    run_file,
-)
-from connector.cli.processes import gunicorn_command
+from connector.cli import common
 from connector.infra import logs
 
-__all__ = [
-    "PIPE_WIDTH",
-    "TERMINAL",
-    "Context",
-    "_Output",
-    "console",
-    "err",
-    "gunicorn_command",
-    "main",
-    "pass_ctx",
-    "resolve_cli_redis",
-    "run_file",
-]
+__all__ = ["COMMANDS", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,35 +54,56 @@ def _exit_cleanly_on_signals(ctx: click.Context) -> None:
     ctx.call_on_close(restore)
 
 
-@click.group()
+# Each command, by name, and the module attribute that holds it. A command's module is imported only when
+# that command runs (or help lists it): `storelink worker` does not load the benchmarks, the demo or the
+# support commands, which keeps the start of every process the service spawns short.
+COMMANDS: dict[str, str] = {
+    "up": "processes:up",
+    "worker": "processes:worker",
+    "scheduler": "processes:scheduler",
+    "demo": "demo:demo",
+    "db": "db:db",
+    "keys": "db:keys",
+    "merchants": "merchants:merchants",
+    "resync": "resync:resync",
+    "jobs": "jobs:jobs",
+    "clients": "clients:clients",
+    "webhooks": "webhooks:webhooks",
+    "deliveries": "webhooks:deliveries",
+    "replay": "webhooks:replay",
+    "inbound": "inbound:inbound",
+    "commissions": "commissions:commissions",
+    "programs": "programs:programs",
+    "showcases": "showcases:showcases",
+    "bench": "bench:bench",
+}
+
+
+class LazyGroup(click.Group):
+    """A command group whose commands are imported from COMMANDS on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*self.commands, *COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return self.commands.get(cmd_name)
+        module_name, attribute = COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(f"connector.cli.{module_name}"), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"connector.cli.{COMMANDS[cmd_name]} is not a click command")
+        self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="storelink")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Storelink: connects merchant stores to the short-video and live-shopping platform."""
-    obj = Context()
+    obj = common.Context()
     ctx.obj = obj
     _exit_cleanly_on_signals(ctx)  # closed after obj: its cleanup is not cut short by a second signal
     ctx.call_on_close(obj.close)
     # Operator commands log warnings only, in plain text; the long-running processes reconfigure.
     logs.configure("WARNING", json_output=False)
-
-
-for command in (
-    processes.up,
-    processes.worker,
-    processes.scheduler,
-    demo.demo,
-    db.db,
-    db.keys,
-    merchants.merchants,
-    resync.resync,
-    jobs.jobs,
-    clients.clients,
-    webhooks.webhooks,
-    webhooks.deliveries,
-    webhooks.replay,
-    inbound.inbound,
-    showcases.showcases,
-    bench.bench,
-):
-    main.add_command(command)

@@ -23,6 +23,10 @@ LIVE_PIN_UPDATED: Final = "live.pin_updated"
 LIVE_STOCK_LOW: Final = "live.stock_low"
 LIVE_SOLD_OUT: Final = "live.sold_out"
 
+COMMISSION_CREATED: Final = "commission.created"
+COMMISSION_APPROVED: Final = "commission.approved"
+COMMISSION_REVERSED: Final = "commission.reversed"
+COMMISSION_PAID: Final = "commission.paid"
 SHOWCASE_UPDATED: Final = "showcase.updated"
 SHOWCASE_ITEM_UPDATED: Final = "showcase.item_updated"
 
@@ -41,6 +45,10 @@ ALL: Final[tuple[str, ...]] = (
     LIVE_PIN_UPDATED,
     LIVE_STOCK_LOW,
     LIVE_SOLD_OUT,
+    COMMISSION_CREATED,
+    COMMISSION_APPROVED,
+    COMMISSION_REVERSED,
+    COMMISSION_PAID,
     SHOWCASE_UPDATED,
     SHOWCASE_ITEM_UPDATED,
     MERCHANT_UNINSTALLED,

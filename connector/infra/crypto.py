@@ -1,13 +1,17 @@
-"""Encryption at rest for store credentials and webhook secrets (MultiFernet: rotate by prepending a key)."""
+"""Encryption at rest for store credentials and webhook secrets (MultiFernet: rotate by prepending a key), and
+keys derived from the same secret keys for signing (one key per purpose, HKDF-SHA256)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
 from typing import cast
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from config.settings import Settings
 from connector.domain.errors import PermanentError
@@ -25,6 +29,8 @@ class SecretBox:
             raise ValueError(
                 "SECRET_KEYS holds a value that is not a Fernet key (32 url-safe base64 bytes)"
             ) from None
+        self._keys = [base64.urlsafe_b64decode(k.encode()) for k in keys]
+        self._derived: dict[str, tuple[bytes, ...]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -52,6 +58,20 @@ class SecretBox:
 
     def rotate(self, token: bytes) -> bytes:
         return self._fernet.rotate(token)
+
+    def derived_keys(self, purpose: str) -> tuple[bytes, ...]:
+        """32-byte keys for `purpose` (e.g. signing click ids), one per secret key in the same order: sign with
+        the first, accept any, so prepending a new secret key keeps what the old one signed valid."""
+        found = self._derived.get(purpose)
+        if found is None:
+            found = self._derived[purpose] = tuple(derive_key(key, purpose) for key in self._keys)
+        return found
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A 32-byte key for `purpose` from `secret` (HKDF-SHA256): keys of different purposes are independent."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"storelink:" + purpose.encode())
+    return hkdf.derive(secret)
 
 
 def _local_key(data_dir: Path) -> str:

@@ -260,6 +260,7 @@ class LiveSession(Timestamped, Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
     creator_ref: Mapped[str | None] = mapped_column(String(255))
+    affiliate_program_id: Mapped[int | None] = mapped_column(ForeignKey("affiliate_programs.id"))
     title: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20), default="scheduled")  # scheduled | live | ended
     scheduled_start: Mapped[datetime | None]

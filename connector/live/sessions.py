@@ -32,7 +32,7 @@ from connector.domain.errors import NotFoundError, RefusedError, RetryableError
 from connector.domain.event_types import LIVE_PIN_UPDATED
 from connector.domain.timestamps import iso
 from connector.infra import outbox, runtime
-from connector.infra.models import LivePin, LiveSession, Merchant
+from connector.infra.models import AffiliateProgram, LivePin, LiveSession, Merchant
 from connector.stock import counters, holds, rebuild
 from connector.stock.counters import VariantLine
 from connector.stock.reconcile import RECONCILE_BATCH
@@ -62,6 +62,8 @@ class PinInfo:
     allocation: int
     low_stock_threshold: int
     takes_orders: bool = True
+    creator_ref: str | None = None
+    """The session's creator, credited with its sales (`connector.orders.live_checkout`)."""
 
 
 class _PinCache:
@@ -115,7 +117,13 @@ def pins_for(
     if missing:
         with rt.db.session() as session:
             live = session.execute(
-                select(LiveSession.id, Merchant.platform_client_id, Merchant.kind, Merchant.config)
+                select(
+                    LiveSession.id,
+                    LiveSession.creator_ref,
+                    Merchant.platform_client_id,
+                    Merchant.kind,
+                    Merchant.config,
+                )
                 .join(Merchant, Merchant.id == LiveSession.merchant_id)
                 .where(LiveSession.id == session_id)
             ).first()
@@ -139,6 +147,7 @@ def pins_for(
                     if pin.low_stock_threshold is not None
                     else default_threshold(pin.allocation),
                     takes_orders=registry.takes_orders(live.kind, live.config or {}),
+                    creator_ref=live.creator_ref,
                 )
                 pin_cache.put(database, info)
                 found[pin.variant_id] = info
@@ -182,6 +191,7 @@ def session_body(live: LiveSession, pins: Sequence[dict[str, Any]]) -> dict[str,
         "id": live.id,
         "merchant_id": live.merchant_id,
         "creator_ref": live.creator_ref,
+        "affiliate_program_id": live.affiliate_program_id,
         "title": live.title,
         "status": live.status,
         "scheduled_start": iso(live.scheduled_start),
@@ -223,6 +233,25 @@ def _owned_session(session: Session, client_id: int, session_id: int, *, lock: b
     return live
 
 
+def _check_program(session: Session, merchant_id: int, creator_ref: str | None, program_id: int) -> None:
+    """The program a session's sales earn under: the merchant's, active, and open or offered to its creator."""
+
+    def refused(status: int, code: str, message: str) -> RefusedError:
+        return RefusedError(
+            status, code, message, errors=[{"field": "affiliate_program_id", "message": message}]
+        )
+
+    program = session.get(AffiliateProgram, program_id)
+    if program is None or program.merchant_id != merchant_id:
+        raise refused(422, "program_not_found", f"merchant {merchant_id} has no program {program_id}")
+    if creator_ref is None:
+        raise refused(422, "program_needs_creator", "a program is for a session hosted by a creator")
+    if program.status != "active":
+        raise refused(409, "program_ended", f"program {program_id} has ended")
+    if program.kind == "targeted" and program.creator_ref != creator_ref:
+        raise refused(422, "program_not_for_creator", f"program {program_id} is offered to another creator")
+
+
 def create_session(
     rt: runtime.Runtime,
     client_id: int,
@@ -231,7 +260,10 @@ def create_session(
     title: str,
     creator_ref: str | None,
     scheduled_start: datetime | None,
+    affiliate_program_id: int | None = None,
 ) -> dict[str, Any]:
+    """A scheduled session; its creator's sales earn under `affiliate_program_id` when given, else under
+    whatever program pays the creator when the order is confirmed."""
     with rt.db.session() as session:
         merchant = session.get(Merchant, merchant_id)
         if merchant is None or merchant.platform_client_id != client_id:
@@ -241,8 +273,14 @@ def create_session(
                 f"merchant {merchant_id} does not exist",
                 errors=[{"field": "merchant_id", "message": "no such merchant"}],
             )
+        if affiliate_program_id is not None:
+            _check_program(session, merchant_id, creator_ref, affiliate_program_id)
         live = LiveSession(
-            merchant_id=merchant_id, title=title, creator_ref=creator_ref, scheduled_start=scheduled_start
+            merchant_id=merchant_id,
+            title=title,
+            creator_ref=creator_ref,
+            affiliate_program_id=affiliate_program_id,
+            scheduled_start=scheduled_start,
         )
         session.add(live)
         session.flush()

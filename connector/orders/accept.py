@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from connector.domain.buyers import buyer_key
 from connector.domain.errors import RefusedError
 from connector.domain.event_types import ORDER_ACCEPTED
-from connector.domain.orders import OrderStatus
+from connector.domain.orders import Attribution, OrderStatus
 from connector.infra import outbox, runtime
 from connector.infra.models import Order, OrderLine
 from connector.orders import push
@@ -84,6 +84,8 @@ class OrderRequest:
     shipping_address: dict[str, Any] = field(default_factory=dict)
     platform_order_id: str | None = None
     live_session_id: int | None = None
+    attribution: Attribution | None = None
+    """The creator the sale is credited to, resolved before checkout (`connector.affiliates.attribution`)."""
 
     @property
     def buyer_ref(self) -> str | None:
@@ -175,6 +177,11 @@ def _insert_order(
             buyer=order.buyer,
             shipping_address=order.shipping_address,
             live_session_id=order.live_session_id,
+            attributed_via=order.attributed_via,
+            affiliate_link_id=order.affiliate_link_id,
+            affiliate_program_id=order.affiliate_program_id,
+            affiliate_creator_ref=order.affiliate_creator_ref,
+            click_id=order.click_id,
             response_body=body,
             created_at=order.created_at,
             updated_at=order.updated_at,
@@ -210,6 +217,24 @@ def _accepted(order: Order, line_values: list[dict[str, Any]]) -> outbox.DomainE
     )
 
 
+def _attribution_columns(attribution: Attribution | None) -> dict[str, Any]:
+    if attribution is None:
+        return {
+            "attributed_via": None,
+            "affiliate_link_id": None,
+            "affiliate_program_id": None,
+            "affiliate_creator_ref": None,
+            "click_id": None,
+        }
+    return {
+        "attributed_via": attribution.via,
+        "affiliate_link_id": attribution.link_id,
+        "affiliate_program_id": attribution.program_id,
+        "affiliate_creator_ref": attribution.creator_ref,
+        "click_id": attribution.click_id,
+    }
+
+
 def persist(
     session: Session,
     *,
@@ -242,6 +267,7 @@ def persist(
         shipping_address=dict(request.shipping_address),
         live_session_id=request.live_session_id,
         store_order_ref=None,
+        **_attribution_columns(request.attribution),
         store_order_name=None,
         rejection_reason=None,
         created_at=now,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from connector.domain.errors import RefusedError, RetryableError
 from connector.domain.event_types import LIVE_PIN_UPDATED, LIVE_SOLD_OUT, LIVE_STOCK_LOW
+from connector.domain.orders import LIVE, Attribution
 from connector.infra import outbox, runtime
 from connector.infra.models import LivePin
 from connector.live import sessions
@@ -129,6 +131,9 @@ def _write(
     gens = {counters.pin_key(line.pin_id): gen for line, gen in zip(lines, outcome.gens, strict=True)}
     if not counters.same_generations(rt.redis, gens):
         raise AgainError()
+    creator = next(iter(pins.values())).creator_ref
+    if creator:  # the session's creator sold it, whatever link the buyer came through
+        request = replace(request, attribution=Attribution(via=LIVE, creator_ref=creator))
     body = persist(
         session,
         client_id=client_id,

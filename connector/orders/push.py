@@ -31,12 +31,12 @@ from connector.domain.errors import AuthError, PermanentError, RetryableError
 from connector.domain.event_types import ORDER_CONFIRMED as ORDER_CONFIRMED
 from connector.domain.event_types import ORDER_REJECTED as ORDER_REJECTED
 from connector.domain.money import Money
-from connector.domain.orders import Address, ExternalOrderRef, OrderStatus
+from connector.domain.orders import Address, Attribution, ExternalOrderRef, OrderStatus
 from connector.domain.orders import Order as PushOrder
 from connector.domain.orders import OrderLine as PushLine
 from connector.domain.ports import ReducesStockForSale, StoreAdapter
 from connector.infra import outbox, queue, runtime
-from connector.infra.models import Merchant, Order, OrderLine, Variant
+from connector.infra.models import AffiliateLink, Merchant, Order, OrderLine, Variant
 from connector.infra.queue import LIVE_STATUSES, ORDERS, jittered_retry
 from connector.infra.store_adapters import build_adapter
 from connector.stock import holds, store_orders
@@ -139,6 +139,25 @@ def _address(data: dict[str, Any]) -> Address | None:
     )
 
 
+def _attribution(session: Session, order: Order) -> Attribution | None:
+    """The creator credited with the order, for the store's copy of it."""
+    if not order.affiliate_creator_ref or not order.attributed_via:
+        return None
+    code = (
+        session.scalar(select(AffiliateLink.code).where(AffiliateLink.id == order.affiliate_link_id))
+        if order.affiliate_link_id is not None
+        else None
+    )
+    return Attribution(
+        via=order.attributed_via,
+        creator_ref=order.affiliate_creator_ref,
+        program_id=order.affiliate_program_id,
+        link_id=order.affiliate_link_id,
+        link_code=code,
+        click_id=order.click_id,
+    )
+
+
 def _push_order(session: Session, order: Order) -> PushOrder:
     rows = session.execute(
         select(OrderLine, Variant.external_id)
@@ -163,6 +182,7 @@ def _push_order(session: Session, order: Order) -> PushOrder:
         lines=lines,
         buyer_email=order.buyer.get("email") if isinstance(order.buyer, dict) else None,
         shipping_address=_address(order.shipping_address or {}),
+        attribution=_attribution(session, order),
     )
 
 

@@ -48,6 +48,11 @@ def order_body(
         "total_minor": order.total_minor,
         "buyer": dict(order.buyer or {}),
         "shipping_address": dict(order.shipping_address or {}),
+        "attribution": (
+            {"creator_ref": order.affiliate_creator_ref, "via": order.attributed_via}
+            if order.affiliate_creator_ref
+            else None
+        ),
         "store_order_id": order.store_order_ref,
         "store_order_name": order.store_order_name,
         "reason": order.rejection_reason,

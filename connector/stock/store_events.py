@@ -17,6 +17,10 @@ location rule follows the merchant's `location_ref`:
   newer than every event in the batch, and is stored with the newest event's time, so the stale guard
   holds. Without that port the level is kept at its own location and changes no sellable stock.
 
+Orders: a store's fulfilment, cancellation or refund moves the order's status and publishes its event once;
+each refund the store names by its id is published even on an order already refunded, so every partial refund
+reaches the commission ledger (which adds nothing for a refund it has seen).
+
 Uninstall purges the store's tokens, stops the merchant (status `uninstalled`, queued syncs cancelled) and
 keeps only the credentials the adapter names as needed to verify later deliveries (app secrets, for the
 compliance deliveries that follow an uninstall); that needs the `secrets` box, without it everything is
@@ -465,7 +469,8 @@ def _order(
     if order is None:
         done.note(delivery, SKIPPED, f"order {event.external_id} was not placed through Storelink")
         return []
-    if order.status == status or order.status in FINAL_ORDER_STATES:
+    another_refund = event.kind is StoreEventKind.ORDER_REFUNDED and bool(event.data.get("refund_id"))
+    if (order.status == status and not another_refund) or order.status in FINAL_ORDER_STATES:
         done.note(delivery, SKIPPED, f"order {order.public_id} is already {order.status}")
         return []
     order.status = status

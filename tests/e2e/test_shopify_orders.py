@@ -20,7 +20,7 @@ from tests.helpers import Processes, process_env, push_through_killed_workers
 
 pytestmark = pytest.mark.slow
 
-ORDERS = 200
+ORDERS = 120
 HTTP_TIMEOUT = 1.0
 KILLS = 4
 WORKERS = 6

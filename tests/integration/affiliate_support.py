@@ -2,13 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from connector.bench.shopify import add_shopify_merchant, bind_variants
 from connector.infra import runtime
-from connector.infra.models import Product, Variant
-from tests.integration.checkout_support import Shop
+from connector.infra.models import CommissionEntry, Merchant, Product, Variant
+from connector.orders import push
+from connector.sandbox.shopify.app import Server
+from tests.integration.checkout_support import Shop, build_app, make_client, post_order
+
+
+@contextmanager
+def shopify_shop(rt: runtime.Runtime, store: Server) -> Iterator[Shop]:
+    """A platform client with one Shopify merchant (the emulator `store`), its variants bound and not
+    stock-tracked, served by an app."""
+    push._adapters.clear()
+    client_id, auth = make_client(rt, "platform")
+    merchant_id = add_shopify_merchant(rt, store.url)
+    variants = bind_variants(rt, merchant_id, store.store)
+    with rt.db.session() as session:
+        session.execute(update(Merchant).values(platform_client_id=client_id))
+        session.execute(update(Variant).values(inventory_tracked=False))
+    try:
+        yield Shop(rt, build_app(rt), client_id, auth, merchant_id, variants)
+    finally:
+        push._adapters.clear()
+
+
+def price_of(rt: runtime.Runtime, variant_id: int) -> int:
+    with rt.db.session() as session:
+        price: int = session.scalar(select(Variant.price_minor).where(Variant.id == variant_id))
+        return price
+
+
+def place_order(shop: Shop, quantities: dict[int, int], **attribution: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "lines": [
+            {"variant_id": v, "quantity": q, "unit_price_minor": price_of(shop.rt, v)}
+            for v, q in quantities.items()
+        ],
+        "currency": "USD",
+    }
+    if attribution:
+        body["attribution"] = attribution
+    response = post_order(shop.http(), shop.auth, body)
+    assert response.status_code == 201, response.get_json()
+    result: dict[str, Any] = response.get_json()
+    return result
+
+
+def entries(rt: runtime.Runtime) -> list[CommissionEntry]:
+    with rt.db.session() as session:
+        found = list(session.scalars(select(CommissionEntry).order_by(CommissionEntry.id)))
+        session.expunge_all()
+        return found
 
 
 def product_of(rt: runtime.Runtime, variant_id: int) -> int:
@@ -48,10 +99,13 @@ def create_program(shop: Shop, **body: Any) -> dict[str, Any]:
     return result
 
 
-def make_link(shop: Shop, creator: str, product_id: int, status: int = 201) -> dict[str, Any]:
+def make_link(shop: Shop, creator: str, product_id: int, status: int | None = 201) -> dict[str, Any]:
+    """The creator's link (`status` None: made now or before)."""
     response = shop.http().post(
         "/v1/affiliate-links", json={"creator_ref": creator, "product_id": product_id}, headers=shop.auth
     )
-    assert response.status_code == status, response.get_json()
+    assert response.status_code == status if status else response.status_code in (200, 201), (
+        response.get_json()
+    )
     result: dict[str, Any] = response.get_json()
     return result

@@ -7,10 +7,13 @@ import io
 import os
 from pathlib import Path
 
+import pytest
+
 from connector.bench import flash_sale
 from connector.infra import runtime
 
 
+@pytest.mark.slow
 def test_a_tiny_flash_sale_sells_the_allocation_exactly(rt: runtime.Runtime, tmp_path: Path) -> None:
     settings = rt.settings
     env = {

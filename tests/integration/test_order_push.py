@@ -22,7 +22,7 @@ from connector.sandbox.shopify.app import Server, serve
 from connector.sandbox.shopify.faults import ApiFault
 from tests.helpers import drain
 
-TIMEOUT = 0.5
+TIMEOUT = 1.0
 
 
 @pytest.fixture
@@ -30,8 +30,8 @@ def fast(settings: Settings, redis: Redis) -> Iterator[runtime.Runtime]:
     """The runtime with a short store timeout (a slow answer becomes a timeout quickly)."""
     instance = runtime.install(
         runtime.Runtime(
-            # A lease of 3 s: a push job may run 2 s, room for a first request on a busy machine.
-            settings=settings.model_copy(update={"http_timeout_seconds": TIMEOUT, "stale_after_seconds": 3}),
+            # A lease of 5 s: a push job may run 4 s, room for a first request on a busy machine.
+            settings=settings.model_copy(update={"http_timeout_seconds": TIMEOUT, "stale_after_seconds": 5}),
             redis_url=settings.redis_url,
         )
     )

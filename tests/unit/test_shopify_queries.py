@@ -65,3 +65,47 @@ def test_page_sizes_match_the_documents():
     assert f"media(first: {const.MAX_MEDIA})" in queries.CATALOG_PAGE
     assert queries.INVENTORY_ALL_LOCATIONS.count(f"inventoryLevels(first: {const.LEVELS_PER_ITEM})") == 1
     assert queries.INVENTORY_ITEM_TOTALS.count(f"inventoryLevels(first: {const.LEVELS_PER_ITEM})") == 1
+
+
+def test_an_attributed_order_create_validates_its_variables_against_the_schema():
+    """The creator credited with a sale rides on `orderCreate` as a tag and custom attributes whose shape
+    the 2026-10 schema accepts (`OrderCreateOrderInput.customAttributes`)."""
+    from graphql.execution.values import get_variable_values
+
+    from adapters.shopify import order_mapper
+    from connector.domain.money import Money
+    from connector.domain.orders import Attribution, Order, OrderLine
+
+    order = Order(
+        id="ord_1",
+        currency="USD",
+        lines=(OrderLine("gid://shopify/ProductVariant/1", 1, Money(1000, "USD")),),
+        attribution=Attribution(
+            via="click",
+            creator_ref="creator-" + "x" * 60,
+            program_id=3,
+            link_id=4,
+            link_code="Ab3_x",
+            click_id="clk_1",
+        ),
+    )
+    variables = order_mapper.order_variables(order, "key-1")
+    document = parse(queries.ORDER_CREATE)
+    operation = document.definitions[0]
+    coerced = get_variable_values(schema(), operation.variable_definitions or [], variables)
+    assert not isinstance(coerced, list), coerced  # a list is the coercion's errors
+    broken = {**variables, "order": {**variables["order"], "customAttributes": [{"key": "k"}]}}
+    assert isinstance(get_variable_values(schema(), operation.variable_definitions or [], broken), list)
+    data = variables["order"]
+    creator_tags = [tag for tag in data["tags"] if tag.startswith(const.CREATOR_TAG_PREFIX)]
+    assert creator_tags and all(len(tag) <= const.TAG_MAX_LENGTH for tag in creator_tags)
+    attributes = {item["key"]: item["value"] for item in data["customAttributes"]}
+    assert attributes == {
+        "storelink_creator": order.attribution.creator_ref,
+        "storelink_attributed_via": "click",
+        "storelink_link_code": "Ab3_x",
+        "storelink_click_id": "clk_1",
+    }
+    plain = order_mapper.order_variables(Order("o", "USD", order.lines), "key-2")["order"]
+    assert "customAttributes" not in plain
+    assert not any(tag.startswith(const.CREATOR_TAG_PREFIX) for tag in plain["tags"])

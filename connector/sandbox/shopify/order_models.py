@@ -119,6 +119,7 @@ class Order(Record):
     cancel_reason: str | None = None
     closed_at: datetime | None = None
     refunds: list[dict[str, Any]] = field(default_factory=list)
+    custom_attributes: list[dict[str, str]] = field(default_factory=list)
     fulfillments: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -162,6 +162,10 @@ class OrdersMixin(InventoryMixin):
             created_at=now,
             updated_at=now,
             processed_at=processed or now,
+            custom_attributes=[
+                {"key": str(item["key"]), "value": str(item["value"])}
+                for item in data.get("customAttributes") or []
+            ],
         )
         for entry in data.get("transactions") or []:
             amount = to_decimal(entry["amountSet"]["shopMoney"]["amount"]) or Decimal(0)

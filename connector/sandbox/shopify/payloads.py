@@ -202,6 +202,7 @@ def order(item: Order) -> dict[str, Any]:
         "fulfillment_status": fulfillment,
         "name": item.name,
         "note": item.note,
+        "note_attributes": [{"name": a["key"], "value": a["value"]} for a in item.custom_attributes],
         "number": item.number - 1000,
         "order_number": item.number,
         "presentment_currency": currency,

@@ -1,0 +1,177 @@
+"""HTTP routes of clicks on creators' links: the public redirect `GET /l/{code}` and the platform's reports of
+views and taps, `POST /v1/affiliate-links/{code}/interactions`.
+
+The redirect is the hot path: a cached link lookup, two HMACs and one Redis round trip (connector.affiliates
+.clicks), no database write. Bots, link previews, prefetches and HEAD requests are redirected but not counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from flask import Blueprint, Response, request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connector.affiliates import clicks, visitors
+from connector.api.common import api_runtime, as_utc, authenticate, json_response, parse_body, require_client
+from connector.api.openapi import doc
+from connector.domain.errors import NotFoundError
+from connector.web.context import quiet_access_log
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api_clicks", __name__)
+bp.before_request(require_client)
+public = Blueprint("affiliate_redirects", __name__)
+
+TAG = "affiliates"
+CLICK_COOKIE = "sl_click"
+VISITOR_COOKIE_SECONDS = 30 * 86400
+MAX_REPORT_AGE = timedelta(days=30)
+
+
+def _not_found(code: str) -> NotFoundError:
+    return NotFoundError(f"affiliate link {code!r} not found", code="affiliate_link_not_found")
+
+
+# --- the public redirect -------------------------------------------------------------------------------------
+
+
+@public.get("/l/<string(maxlength=24):code>")
+@doc(
+    summary="Follow a creator's link",
+    tags=[TAG],
+    responses={302: None, 404: None},
+    public=True,
+    operation_id="followAffiliateLink",
+    codes={404: ["affiliate_link_not_found"]},
+)
+def follow_link(code: str) -> Response:
+    """Redirect (302) to the product's page on the platform (`AFFILIATE_LANDING_URL`) with a click id, and
+    set the `sl_click` cookie. A visitor's repeat visits to a link within `AFFILIATE_CLICK_DEDUPE_SECONDS`
+    count once and carry the same click id. Bots, link previews, prefetches and HEAD requests are
+    redirected without a click id and not counted."""
+    rt = api_runtime()
+    target = clicks.find_link(rt, code)
+    if target is None:
+        raise _not_found(code)
+    template = rt.settings.affiliate_landing_url
+    headers = {name: request.headers.get(name, "") for name in visitors.HEADERS}
+    if not visitors.counted(request.method, headers):
+        return _redirect(clicks.landing_url_without_click(template, target))
+    visitor = visitors.browser_visitor(clicks.visitor_key(rt), headers, request.cookies, request.remote_addr)
+    recorded = clicks.record(rt, clicks.click_ids(rt), target.link_id, visitor)
+    quiet_access_log()  # each click is a row of its own
+    response = _redirect(clicks.landing_url(template, target, recorded.click_id))
+    secure = "; Secure" if request.is_secure else ""
+    # Written by hand (the values are URL-safe): this is the hot path.
+    response.headers.add(
+        "Set-Cookie",
+        f"{CLICK_COOKIE}={recorded.click_id}; Max-Age={target.window_seconds}; Path=/; HttpOnly{secure}; "
+        "SameSite=Lax",
+    )
+    if request.cookies.get(visitors.VISITOR_COOKIE) != visitor:
+        response.headers.add(
+            "Set-Cookie",
+            f"{visitors.VISITOR_COOKIE}={visitor}; Max-Age={VISITOR_COOKIE_SECONDS}; Path=/; HttpOnly{secure}; "
+            "SameSite=Lax",
+        )
+    return response
+
+
+def _redirect(url: str) -> Response:
+    response = Response(status=302)
+    response.headers["Location"] = url
+    response.headers["Cache-Control"] = "no-store"  # every visit must reach us to be counted
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# --- the platform's reports ----------------------------------------------------------------------------------
+
+
+class InteractionCreate(BaseModel):
+    """A view or a tap of a creator's link that the platform saw in its app."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["view", "tap"]
+    visitor: str = Field(
+        min_length=1,
+        max_length=visitors.MAX_VISITOR_LENGTH,
+        description="The platform's id of the viewer (kept only as a keyed hash).",
+    )
+    occurred_at: Annotated[datetime | None, Field(strict=False)] = Field(
+        default=None, description="ISO 8601; UTC when it has no offset; default now. At most 30 days old."
+    )
+
+    @field_validator("visitor")
+    @classmethod
+    def _visible(cls, value: str) -> str:
+        if any(ch < " " or ch == "\x7f" for ch in value) or not value.strip():
+            raise ValueError("must be visible text without control characters")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _recent(cls, value: datetime | None) -> datetime | None:
+        value = as_utc(value)
+        if value is None:
+            return None
+        now = datetime.now(UTC)
+        if value > now + clicks.FUTURE_SKEW:
+            raise ValueError("is in the future")
+        if value < now - MAX_REPORT_AGE:
+            raise ValueError("is more than 30 days ago")
+        return value
+
+
+class InteractionOut(BaseModel):
+    """The recorded view or tap."""
+
+    click_id: str = Field(description="Carry it to checkout (`click_id`) to attribute the order.")
+    code: str
+    kind: str
+    occurred_at: datetime
+    duplicate: bool = Field(
+        description="True when the visitor's earlier report of this kind within the dedupe window was "
+        "answered again (nothing new recorded)."
+    )
+
+
+@bp.post("/affiliate-links/<string(maxlength=24):code>/interactions")
+@doc(
+    summary="Report a view or tap of a link",
+    tags=[TAG],
+    body=InteractionCreate,
+    responses={202: InteractionOut, 400: None, 404: None, 415: None, 422: None},
+    codes={404: ["affiliate_link_not_found"]},
+    operation_id="reportAffiliateLinkInteraction",
+)
+def report_interaction(code: str) -> Response:
+    """Record a view or tap the platform saw (deduplicated per visitor and kind within the window, as
+    clicks are); written to the database with the next click flush, resolvable by its click id at once."""
+    client = authenticate()
+    rt = api_runtime()
+    target = clicks.find_link(rt, code)
+    if target is None or target.platform_client_id != client.id:
+        raise _not_found(code)
+    body = parse_body(InteractionCreate)
+    at = body.occurred_at or datetime.now(UTC)
+    visitor = visitors.platform_visitor(clicks.visitor_key(rt), body.visitor)
+    recorded = clicks.record(rt, clicks.click_ids(rt), target.link_id, visitor, kind=body.kind, at=at)
+    ref = clicks.click_ids(rt).verify(recorded.click_id)
+    out = InteractionOut(
+        click_id=recorded.click_id,
+        code=code,
+        kind=body.kind,
+        occurred_at=ref.occurred_at if ref is not None else at,
+        duplicate=not recorded.new,
+    )
+    logger.info(
+        "link interaction reported",
+        extra={"link_id": target.link_id, "kind": body.kind, "duplicate": not recorded.new},
+    )
+    return json_response(out, 202)
