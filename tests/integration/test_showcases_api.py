@@ -276,3 +276,33 @@ def test_archived_products_drop_out_and_come_back_when_restored(rt: Runtime, sho
             session.execute(update(Product).where(Product.id == mug).values(status=status))
         outlive_the_cache()
         assert [i["product_id"] for i in view(shop.http(), shop.auth, made["id"])["items"]] == shown, status
+
+
+def test_a_hand_list_is_pinned_above_a_rule_or_placed_below_it(rt: Runtime, shop: Shop):
+    cheap, _ = add_product(rt, shop, 100, "cheap")
+    dear, _ = add_product(rt, shop, 9_000, "dear")
+    mid, _ = add_product(rt, shop, 5_000, "mid")
+    mug = product_of(rt, shop.variants[0])
+    made = create(
+        shop.http(),
+        shop.auth,
+        owner_kind="merchant",
+        merchant_id=shop.merchant_id,
+        rule={"sort": "price_asc"},
+        product_ids=[dear],
+    )
+    response = shop.http().post(
+        f"/v1/showcases/{made['id']}/items", json={"product_ids": [cheap], "pinned": False}, headers=shop.auth
+    )
+    assert response.status_code == 200, response.get_json()
+
+    items = view(shop.http(), shop.auth, made["id"])["items"]
+    # dear pinned on top; the rule's products by price, those placed by hand left out; cheap placed below.
+    assert [i["product_id"] for i in items] == [dear, mug, mid, cheap]
+    assert [(i["pinned"], i["placed"]) for i in items] == [
+        (True, True),
+        (False, False),
+        (False, False),
+        (False, True),
+    ]
+    assert [i["position"] for i in items] == [0, 1, 2, 3]
