@@ -2,7 +2,8 @@
 resolved from a click id for attribution.
 
 - `record` is one Redis round trip: a Lua script that answers the visitor's click id of the dedupe window if
-  there is one, else keeps the new click id for the window and appends the click to a buffer list.
+  there is one, else keeps the new click id for the window and appends the click to a buffer list. A repeat
+  of a click the same web process recorded itself is answered without one (Redis would answer the same).
 - `flush` (the scheduler's `flush_job`, every AFFILIATE_CLICK_FLUSH_SECONDS) moves the buffer to
   `affiliate_clicks` in batches under a lock; a batch is removed from the buffer only once committed, and
   writing it again changes nothing (`click_id` is unique), so a flusher killed mid-way loses nothing.
@@ -17,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -51,6 +53,9 @@ FLUSH_LOCK_SECONDS: Final = 120
 LINK_CACHE_SECONDS: Final = 60.0
 FUTURE_SKEW: Final = timedelta(minutes=5)
 CODE_MAX_LENGTH: Final = 24
+RECALL_MARGIN: Final = 2.0
+RECALL_SIZE: Final = 20_000
+_CODE: Final = re.compile(rf"[A-Za-z0-9_-]{{1,{CODE_MAX_LENGTH}}}")
 
 # KEYS[1] the visitor's dedupe key, KEYS[2] the buffer; ARGV: new click id, window seconds, buffered click.
 _RECORD_LUA: Final = """
@@ -121,9 +126,7 @@ link_cache = _LinkCache()
 
 def valid_code(code: str) -> bool:
     """Whether `code` could be a link's code (URL-safe, at most 24 characters): others are not looked up."""
-    return 0 < len(code) <= CODE_MAX_LENGTH and all(
-        ch.isascii() and (ch.isalnum() or ch in "-_") for ch in code
-    )
+    return _CODE.fullmatch(code) is not None
 
 
 def find_link(rt: runtime.Runtime, code: str) -> LinkTarget | None:
@@ -201,33 +204,58 @@ class Recorded:
     new: bool
 
 
+@dataclass(slots=True)
+class _Held:
+    """A thread's record connection to one Redis, and the clicks it recorded: dedupe key -> (until, click id)."""
+
+    redis: Redis
+    pid: int
+    connection: AbstractConnection
+    recorded: dict[str, tuple[float, str]]
+
+
 class _RecordChannel:
     """The record script's own Redis connection, one per thread and process, kept open: a click is one
     EVALSHA written and its answer read, with no pool checkout, no pending-data poll and no retry wrapper
-    (redis-py's per-command overhead is about as long as the round trip itself)."""
+    (redis-py's per-command overhead is about as long as the round trip itself).
+
+    A visitor's repeat within the window of a click this thread recorded itself is answered from memory: Redis
+    holds that dedupe key until at least the window after the script ran, so it would answer the same click
+    id (`RECALL_MARGIN` seconds are left for the clocks)."""
 
     def __init__(self) -> None:
         self._local = threading.local()
 
-    def _connection(self, redis: Redis) -> AbstractConnection:
-        held: tuple[Redis, int, AbstractConnection] | None = getattr(self._local, "held", None)
-        if held is not None and held[0] is redis and held[1] == os.getpid():
-            return held[2]
-        if held is not None and held[1] == os.getpid():
-            held[2].disconnect()
+    def _held(self, redis: Redis) -> _Held:
+        held: _Held | None = getattr(self._local, "held", None)
+        pid = os.getpid()
+        if held is not None and held.redis is redis and held.pid == pid:
+            return held
+        if held is not None and held.pid == pid:
+            held.connection.disconnect()
         pool = redis.connection_pool
-        connection: AbstractConnection = pool.connection_class(**pool.connection_kwargs)
-        self._local.held = (redis, os.getpid(), connection)
-        return connection
+        held = _Held(redis, pid, pool.connection_class(**pool.connection_kwargs), {})
+        self._local.held = held
+        return held
 
     def record(self, redis: Redis, keys: tuple[str, str], args: tuple[str, int, str]) -> Any:
-        """Run the record script; a connection Redis dropped (restart, idle timeout) is reopened once."""
-        connection = self._connection(redis)
+        """Run the record script (or recall its answer); a connection Redis dropped is reopened once."""
+        held = self._held(redis)
+        began = time.monotonic()
+        recalled = held.recorded.get(keys[0])
+        if recalled is not None and recalled[0] > began:
+            return recalled[1]
         try:
-            return self._evalsha(connection, keys, args)
+            found = self._evalsha(held.connection, keys, args)
         except (RedisConnectionError, RedisTimeoutError):
-            connection.disconnect()  # a retried click finds its own dedupe key: it is not counted twice
-            return self._evalsha(connection, keys, args)
+            held.connection.disconnect()  # a retried click finds its own dedupe key: it is not counted twice
+            found = self._evalsha(held.connection, keys, args)
+        window = args[1]
+        if found is None and window > 2 * RECALL_MARGIN:
+            if len(held.recorded) >= RECALL_SIZE:
+                held.recorded.clear()
+            held.recorded[keys[0]] = (began + window - RECALL_MARGIN, args[0])
+        return found
 
     @staticmethod
     def _evalsha(connection: AbstractConnection, keys: tuple[str, str], args: tuple[str, int, str]) -> Any:
