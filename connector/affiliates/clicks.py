@@ -2,7 +2,8 @@
 resolved from a click id for attribution.
 
 - `record` is one Redis round trip: a Lua script that answers the visitor's click id of the dedupe window if
-  there is one, else keeps the new click id for the window and appends the click to a buffer list.
+  there is one, else keeps the new click id for the window and appends the click to a buffer list. A repeat
+  of a click the same web process recorded itself is answered without one (Redis would answer the same).
 - `flush` (the scheduler's `flush_job`, every AFFILIATE_CLICK_FLUSH_SECONDS) moves the buffer to
   `affiliate_clicks` in batches under a lock; a batch is removed from the buffer only once committed, and
   writing it again changes nothing (`click_id` is unique), so a flusher killed mid-way loses nothing.
@@ -13,8 +14,11 @@ resolved from a click id for attribution.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import re
 import secrets
 import threading
 import time
@@ -25,7 +29,10 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -46,6 +53,9 @@ FLUSH_LOCK_SECONDS: Final = 120
 LINK_CACHE_SECONDS: Final = 60.0
 FUTURE_SKEW: Final = timedelta(minutes=5)
 CODE_MAX_LENGTH: Final = 24
+RECALL_MARGIN: Final = 2.0
+RECALL_SIZE: Final = 20_000
+_CODE: Final = re.compile(rf"[A-Za-z0-9_-]{{1,{CODE_MAX_LENGTH}}}")
 
 # KEYS[1] the visitor's dedupe key, KEYS[2] the buffer; ARGV: new click id, window seconds, buffered click.
 _RECORD_LUA: Final = """
@@ -55,6 +65,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
 redis.call('RPUSH', KEYS[2], ARGV[3])
 return false
 """
+_RECORD_SHA: Final = hashlib.sha1(_RECORD_LUA.encode(), usedforsecurity=False).hexdigest()  # its EVALSHA name
 
 # KEYS[1] the flush lock, KEYS[2] the buffer; ARGV: the lock's token, how many flushed items to drop.
 _TRIM_LUA: Final = """
@@ -115,9 +126,7 @@ link_cache = _LinkCache()
 
 def valid_code(code: str) -> bool:
     """Whether `code` could be a link's code (URL-safe, at most 24 characters): others are not looked up."""
-    return 0 < len(code) <= CODE_MAX_LENGTH and all(
-        ch.isascii() and (ch.isalnum() or ch in "-_") for ch in code
-    )
+    return _CODE.fullmatch(code) is not None
 
 
 def find_link(rt: runtime.Runtime, code: str) -> LinkTarget | None:
@@ -170,9 +179,16 @@ def landing_url_without_click(template: str, target: LinkTarget) -> str:
 # --- recording -----------------------------------------------------------------------------------------------
 
 
+_signers: dict[tuple[bytes, ...], ClickIds] = {}
+
+
 def click_ids(rt: runtime.Runtime) -> ClickIds:
-    """The click id signer of the runtime's secret keys."""
-    return ClickIds(rt.secrets.derived_keys(CLICK_IDS))
+    """The click id signer of the runtime's secret keys (made once per set of keys)."""
+    keys = rt.secrets.derived_keys(CLICK_IDS)
+    found = _signers.get(keys)
+    if found is None:
+        found = _signers[keys] = ClickIds(keys)
+    return found
 
 
 def visitor_key(rt: runtime.Runtime) -> bytes:
@@ -188,20 +204,84 @@ class Recorded:
     new: bool
 
 
-class _Scripts:
-    """The Lua scripts, registered once per Redis connection pool."""
+@dataclass(slots=True)
+class _Held:
+    """A thread's record connection to one Redis, and the clicks it recorded: dedupe key -> (until, click id)."""
+
+    redis: Redis
+    pid: int
+    connection: AbstractConnection
+    recorded: dict[str, tuple[float, str]]
+
+
+class _RecordChannel:
+    """The record script's own Redis connection, one per thread and process, kept open: a click is one
+    EVALSHA written and its answer read, with no pool checkout, no pending-data poll and no retry wrapper
+    (redis-py's per-command overhead is about as long as the round trip itself).
+
+    A visitor's repeat within the window of a click this thread recorded itself is answered from memory: Redis
+    holds that dedupe key until at least the window after the script ran, so it would answer the same click
+    id (`RECALL_MARGIN` seconds are left for the clocks)."""
 
     def __init__(self) -> None:
-        self._by_redis: dict[int, tuple[Any, Any, Any]] = {}
+        self._local = threading.local()
 
-    def get(self, redis: Redis) -> tuple[Any, Any, Any]:
+    def _held(self, redis: Redis) -> _Held:
+        held: _Held | None = getattr(self._local, "held", None)
+        pid = os.getpid()
+        if held is not None and held.redis is redis and held.pid == pid:
+            return held
+        if held is not None and held.pid == pid:
+            held.connection.disconnect()
+        pool = redis.connection_pool
+        held = _Held(redis, pid, pool.connection_class(**pool.connection_kwargs), {})
+        self._local.held = held
+        return held
+
+    def record(self, redis: Redis, keys: tuple[str, str], args: tuple[str, int, str]) -> Any:
+        """Run the record script (or recall its answer); a connection Redis dropped is reopened once."""
+        held = self._held(redis)
+        began = time.monotonic()
+        recalled = held.recorded.get(keys[0])
+        if recalled is not None and recalled[0] > began:
+            return recalled[1]
+        try:
+            found = self._evalsha(held.connection, keys, args)
+        except (RedisConnectionError, RedisTimeoutError):
+            held.connection.disconnect()  # a retried click finds its own dedupe key: it is not counted twice
+            found = self._evalsha(held.connection, keys, args)
+        window = args[1]
+        if found is None and window > 2 * RECALL_MARGIN:
+            if len(held.recorded) >= RECALL_SIZE:
+                held.recorded.clear()
+            held.recorded[keys[0]] = (began + window - RECALL_MARGIN, args[0])
+        return found
+
+    @staticmethod
+    def _evalsha(connection: AbstractConnection, keys: tuple[str, str], args: tuple[str, int, str]) -> Any:
+        try:
+            connection.send_command("EVALSHA", _RECORD_SHA, len(keys), *keys, *args)
+            return connection.read_response()
+        except NoScriptError:  # a fresh or flushed Redis: load the script, then run it
+            connection.send_command("SCRIPT", "LOAD", _RECORD_LUA)
+            connection.read_response()
+            connection.send_command("EVALSHA", _RECORD_SHA, len(keys), *keys, *args)
+            return connection.read_response()
+
+
+_channel = _RecordChannel()
+
+
+class _Scripts:
+    """The flush's Lua scripts, registered once per Redis connection pool."""
+
+    def __init__(self) -> None:
+        self._by_redis: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, redis: Redis) -> tuple[Any, Any]:
         found = self._by_redis.get(id(redis))
         if found is None or found[0].registered_client is not redis:
-            found = (
-                redis.register_script(_RECORD_LUA),
-                redis.register_script(_TRIM_LUA),
-                redis.register_script(_UNLOCK_LUA),
-            )
+            found = (redis.register_script(_TRIM_LUA), redis.register_script(_UNLOCK_LUA))
             self._by_redis[id(redis)] = found
         return found
 
@@ -210,9 +290,11 @@ _scripts = _Scripts()
 
 
 def _buffered(click_id: str, link_id: int, visitor: str | None, kind: str, at: datetime) -> str:
-    return json.dumps(
-        {"c": click_id, "l": link_id, "v": visitor, "k": kind, "t": int(at.timestamp() * 1000)},
-        separators=(",", ":"),
+    # By hand (the same JSON as json.dumps with compact separators): click ids are URL-safe base64, kinds are
+    # words, and the visitor alone is encoded.
+    return (
+        f'{{"c":"{click_id}","l":{int(link_id)},"v":{json.dumps(visitor)},"k":"{kind}",'
+        f'"t":{int(at.timestamp() * 1000)}}}'
     )
 
 
@@ -231,15 +313,15 @@ def record(
     at = at or datetime.now(UTC)
     click_id = signer.issue(link_id, kind, at)
     dedupe_key = f"{DEDUPE_PREFIX}{link_id}:{kind}:{visitor}"
-    record_script = _scripts.get(rt.redis)[0]
     try:
-        found = record_script(
-            keys=[dedupe_key, BUFFER],
-            args=[
+        found = _channel.record(
+            rt.redis,
+            (dedupe_key, BUFFER),
+            (
                 click_id,
                 rt.settings.affiliate_click_dedupe_seconds,
                 _buffered(click_id, link_id, visitor, kind, at),
-            ],
+            ),
         )
     except RedisError as exc:
         logger.warning(
@@ -307,7 +389,7 @@ def flush(rt: runtime.Runtime | None = None, *, batch: int = FLUSH_BATCH) -> int
     """Write the buffered clicks to `affiliate_clicks`, `batch` at a time; returns how many were taken off the
     buffer (0 when another flush holds the lock)."""
     rt = rt or runtime.current()
-    _, trim, unlock = _scripts.get(rt.redis)
+    trim, unlock = _scripts.get(rt.redis)
     token = secrets.token_hex(16)
     if not rt.redis.set(FLUSH_LOCK, token, nx=True, ex=FLUSH_LOCK_SECONDS):
         return 0

@@ -4,6 +4,7 @@ link-preview fetchers and prefetches are redirected but not counted)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -23,19 +24,19 @@ HEADERS: Final = ("User-Agent", VISITOR_HEADER, *PREFETCH_HEADERS)
 """The request headers these functions read."""
 _VISITOR_HASH: Final = re.compile(r"[0-9a-f]{32}")
 
-# Crawlers, link-preview fetchers of chat and social apps, and HTTP tools: nobody clicked.
+# Crawlers, link-preview fetchers of chat and social apps, and HTTP tools: nobody clicked. Matched against the
+# lowercased user agent: a case-sensitive search of literals is ten times faster than an IGNORECASE one.
 BOT_USER_AGENTS: Final = re.compile(
     r"bot\b|bot/|crawl|spider|slurp|facebookexternalhit|facebookcatalog|meta-externalagent|whatsapp|"
     r"telegram|discord|skypeuripreview|embedly|pinterest|linkedin|vkshare|redditbot|preview|headless|"
     r"lighthouse|pingdom|uptime|monitor|curl/|wget/|python-requests|python-urllib|aiohttp|httpx|"
-    r"go-http-client|java/|libwww|scrapy",
-    re.IGNORECASE,
+    r"go-http-client|java/|libwww|scrapy"
 )
 
 
 def is_bot(user_agent: str) -> bool:
     """A user agent that is not a person's browser or app (an empty one included)."""
-    return not user_agent.strip() or BOT_USER_AGENTS.search(user_agent) is not None
+    return not user_agent.strip() or BOT_USER_AGENTS.search(user_agent.lower()) is not None
 
 
 def is_prefetch(headers: Mapping[str, str]) -> bool:
@@ -53,11 +54,17 @@ def counted(method: str, headers: Mapping[str, str]) -> bool:
     return method == "GET" and not is_prefetch(headers) and not is_bot(headers.get("User-Agent", ""))
 
 
+@functools.lru_cache(maxsize=16)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 of `key` over nothing yet: copying it skips the key schedule on every visit."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
 def visitor_hash(key: bytes, source: str) -> str:
     """The visitor's keyed hash (32 hex characters): the same visitor gives the same hash for one key."""
-    return hmac.new(key, source.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[
-        :VISITOR_HASH_LENGTH
-    ]
+    mac = _keyed(key).copy()
+    mac.update(source.encode("utf-8", "surrogatepass"))
+    return mac.hexdigest()[:VISITOR_HASH_LENGTH]
 
 
 def platform_visitor(key: bytes, visitor: str) -> str:

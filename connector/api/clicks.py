@@ -8,8 +8,10 @@ The redirect is the hot path: a cached link lookup, two HMACs and one Redis roun
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from types import MappingProxyType
+from typing import Annotated, Final, Literal
 
 from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -53,26 +55,29 @@ def follow_link(code: str) -> Response:
     set the `sl_click` cookie. A visitor's repeat visits to a link within `AFFILIATE_CLICK_DEDUPE_SECONDS`
     count once and carry the same click id. Bots, link previews, prefetches and HEAD requests are
     redirected without a click id and not counted."""
+    # The hot path: headers are read from the WSGI environ and cookies parsed only when some were sent.
     rt = api_runtime()
     target = clicks.find_link(rt, code)
     if target is None:
         raise _not_found(code)
+    quiet_access_log()  # each click is a row of its own; bots and previews would drown the log
     template = rt.settings.affiliate_landing_url
-    headers = {name: request.headers.get(name, "") for name in visitors.HEADERS}
-    if not visitors.counted(request.method, headers):
+    environ = request.environ
+    headers = {name: environ.get(key, "") for name, key in _ENVIRON_KEYS}
+    if not visitors.counted(environ["REQUEST_METHOD"], headers):
         return _redirect(clicks.landing_url_without_click(template, target))
-    visitor = visitors.browser_visitor(clicks.visitor_key(rt), headers, request.cookies, request.remote_addr)
+    cookies = request.cookies if "HTTP_COOKIE" in environ else _NO_COOKIES
+    visitor = visitors.browser_visitor(clicks.visitor_key(rt), headers, cookies, environ.get("REMOTE_ADDR"))
     recorded = clicks.record(rt, clicks.click_ids(rt), target.link_id, visitor)
-    quiet_access_log()  # each click is a row of its own
     response = _redirect(clicks.landing_url(template, target, recorded.click_id))
-    secure = "; Secure" if request.is_secure else ""
-    # Written by hand (the values are URL-safe): this is the hot path.
+    secure = "; Secure" if environ.get("wsgi.url_scheme") == "https" else ""
+    # Written by hand (the values are URL-safe).
     response.headers.add(
         "Set-Cookie",
         f"{CLICK_COOKIE}={recorded.click_id}; Max-Age={target.window_seconds}; Path=/; HttpOnly{secure}; "
         "SameSite=Lax",
     )
-    if request.cookies.get(visitors.VISITOR_COOKIE) != visitor:
+    if cookies.get(visitors.VISITOR_COOKIE) != visitor:
         response.headers.add(
             "Set-Cookie",
             f"{visitors.VISITOR_COOKIE}={visitor}; Max-Age={VISITOR_COOKIE_SECONDS}; Path=/; HttpOnly{secure}; "
@@ -81,12 +86,19 @@ def follow_link(code: str) -> Response:
     return response
 
 
+_ENVIRON_KEYS: Final = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in visitors.HEADERS)
+_NO_COOKIES: Final[Mapping[str, str]] = MappingProxyType({})
+
+
 def _redirect(url: str) -> Response:
-    response = Response(status=302)
-    response.headers["Location"] = url
-    response.headers["Cache-Control"] = "no-store"  # every visit must reach us to be counted
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return Response(
+        status=302,
+        headers=[
+            ("Location", url),
+            ("Cache-Control", "no-store"),  # every visit must reach us to be counted
+            ("Referrer-Policy", "no-referrer"),
+        ],
+    )
 
 
 # --- the platform's reports ----------------------------------------------------------------------------------

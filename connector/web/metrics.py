@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,13 +19,23 @@ def metrics() -> Response:
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
+# The labelled series, by (method, route, status): `labels()` takes a lock and builds a key on every call.
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def _record(response: Response) -> Response:
-    endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+    rule = request.url_rule
+    endpoint = rule.rule if rule is not None else "unmatched"
     if endpoint != "/metrics":
-        HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(request.method, endpoint).observe(
-            time.perf_counter() - g.get("started", time.perf_counter())  # set by connector.web.context
-        )
+        method, status = request.method, response.status_code
+        series = _series.get((method, endpoint, status))
+        if series is None:
+            series = _series[(method, endpoint, status)] = (
+                HTTP_REQUESTS.labels(method, endpoint, str(status)),
+                HTTP_LATENCY.labels(method, endpoint),
+            )
+        series[0].inc()
+        series[1].observe(time.perf_counter() - g.get("started", time.perf_counter()))  # set by web.context
     return response
 
 

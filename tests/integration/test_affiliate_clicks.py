@@ -125,6 +125,26 @@ def test_a_visitor_counts_once_per_link_within_the_window(rt: runtime.Runtime, c
     assert sorted(row.click_id for row in rows(rt)) == sorted([first, other_link, other_visitor, named])
 
 
+def test_web_processes_of_one_redis_count_a_visitor_once(rt: runtime.Runtime, client: FlaskClient) -> None:
+    add_link(rt, None, "shared")
+    other = runtime.Runtime(settings=rt.settings, redis_url=rt.redis_url)  # another web worker
+    try:
+        second = FlaskClient(build_app(other), use_cookies=False)
+        first = FlaskClient(client.application, use_cookies=False)
+        _, _, a = visit(first, "shared", **{"X-Platform-Visitor": "v-1"})
+        _, _, b = visit(second, "shared", **{"X-Platform-Visitor": "v-1"})
+        _, _, c = visit(first, "shared", **{"X-Platform-Visitor": "v-1"})
+        _, _, d = visit(second, "shared", **{"X-Platform-Visitor": "v-2"})
+        _, _, e = visit(first, "shared", **{"X-Platform-Visitor": "v-2"})
+    finally:
+        other.close()
+        runtime.install(rt)
+
+    assert a is not None and a == b == c
+    assert d is not None and d == e != a
+    assert clicks.flush(rt) == 2
+
+
 def test_a_visit_after_the_window_counts_again(rt: runtime.Runtime) -> None:
     add_link(rt, None, "short")
     quick = runtime.Runtime(
