@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import multiprocessing as mp
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import requests
+
+from connector.bench.load import LoadResult, run_processes
 
 logger = logging.getLogger(__name__)
 
@@ -59,26 +60,6 @@ def _plan(spec: SaleSpec, process: int, processes: int) -> dict[int, list[bytes]
         if buyer in plan:
             plan[buyer].append(_request(spec, buyer, attempt))
     return plan
-
-
-@dataclass
-class LoadResult:
-    statuses: dict[int, int] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    started: float = 0.0
-    finished: float = 0.0
-
-    @property
-    def sent(self) -> int:
-        return sum(self.statuses.values())
-
-    @property
-    def seconds(self) -> float:
-        return max(1e-9, self.finished - self.started)
-
-    @property
-    def rate(self) -> float:
-        return self.sent / self.seconds
 
 
 async def _exchange(
@@ -141,30 +122,7 @@ def _load_process(spec: SaleSpec, index: int, processes: int, ready: Any, go: An
 def load(spec: SaleSpec, *, processes: int = 2) -> LoadResult:
     """Every attempt of `spec`, sent by its buyers from `processes` processes started together; the rate is
     over the whole burst (first request sent to last answer read)."""
-    ctx = mp.get_context("spawn")
-    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    procs = [
-        ctx.Process(target=_load_process, args=(spec, i, processes, ready, go, out), daemon=True)
-        for i in range(processes)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        for _ in procs:
-            ready.get(timeout=300)
-        go.set()
-        parts = [out.get(timeout=1800) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-    total = LoadResult(started=min(p[2] for p in parts), finished=max(p[3] for p in parts))
-    for statuses, latencies, _, _ in parts:
-        for status, count in statuses.items():
-            total.statuses[status] = total.statuses.get(status, 0) + count
-        total.latencies_ms.extend(latencies)
-    return total
+    return run_processes(_load_process, spec, processes)
 
 
 # --- processes ----------------------------------------------------------------------------------------------------

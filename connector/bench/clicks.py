@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing as mp
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -32,7 +31,7 @@ from flask import Flask, Response
 from rich.console import Console
 from rich.table import Table
 
-from connector.bench.load import percentile
+from connector.bench.load import LoadResult, percentile, run_processes
 from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn
 from connector.infra import runtime
 
@@ -129,22 +128,6 @@ def plan(spec: VisitSpec) -> tuple[list[bytes], int]:
     return prepared, len(counted)
 
 
-@dataclass
-class LoadResult:
-    statuses: dict[int, int] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    started: float = 0.0
-    finished: float = 0.0
-
-    @property
-    def sent(self) -> int:
-        return sum(self.statuses.values())
-
-    @property
-    def rate(self) -> float:
-        return self.sent / max(1e-9, self.finished - self.started)
-
-
 async def _exchange(port: int, payload: bytes) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -187,30 +170,7 @@ def _load_process(spec: VisitSpec, index: int, processes: int, ready: Any, go: A
 
 def load(spec: VisitSpec, *, processes: int = 2) -> LoadResult:
     """Every request of `spec`, from `processes` processes started together; the rate is over the whole burst."""
-    ctx = mp.get_context("spawn")
-    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    procs = [
-        ctx.Process(target=_load_process, args=(spec, i, processes, ready, go, out), daemon=True)
-        for i in range(processes)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        for _ in procs:
-            ready.get(timeout=300)
-        go.set()
-        parts = [out.get(timeout=1800) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-    total = LoadResult(started=min(p[2] for p in parts), finished=max(p[3] for p in parts))
-    for statuses, latencies, _, _ in parts:
-        for status, count in statuses.items():
-            total.statuses[status] = total.statuses.get(status, 0) + count
-        total.latencies_ms.extend(latencies)
-    return total
+    return run_processes(_load_process, spec, processes)
 
 
 def warm(port: int, codes: tuple[str, ...], rounds: int = 4) -> None:

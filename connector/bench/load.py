@@ -11,7 +11,7 @@ import asyncio
 import multiprocessing as mp
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -136,6 +136,59 @@ def flood(
         seconds=seconds,
         latencies_ms=[lat for p in parts for lat in p[3]],
     )
+
+
+@dataclass
+class LoadResult:
+    """What processes of load generators sent: answers by status, latencies, and the burst's first and last
+    instants (monotonic)."""
+
+    statuses: dict[int, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def seconds(self) -> float:
+        return max(1e-9, self.finished - self.started)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds
+
+
+def run_processes(target: Callable[..., None], spec: Any, processes: int) -> LoadResult:
+    """Run `target(spec, index, processes, ready, go, out)` in `processes` spawned processes, start them
+    together once all are ready, and sum what each puts on `out` as (statuses, latencies, started,
+    finished)."""
+    ctx = mp.get_context("spawn")
+    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [
+        ctx.Process(target=target, args=(spec, i, processes, ready, go, out), daemon=True)
+        for i in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for _ in procs:
+            ready.get(timeout=300)
+        go.set()
+        parts = [out.get(timeout=1800) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    total = LoadResult(started=min(p[2] for p in parts), finished=max(p[3] for p in parts))
+    for statuses, latencies, _, _ in parts:
+        for status, count in statuses.items():
+            total.statuses[status] = total.statuses.get(status, 0) + count
+        total.latencies_ms.extend(latencies)
+    return total
 
 
 def percentile(values: list[float], pct: float) -> float:
