@@ -12,10 +12,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, request, url_for
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from connector.affiliates import links, payouts, programs
-from connector.api.common import api_runtime, as_utc, authenticate, parse_body, require_client
+from connector.api.common import (
+    Body,
+    api_runtime,
+    as_utc,
+    authenticate,
+    parse_body,
+    plain_text,
+    require_client,
+)
 from connector.api.openapi import MAX_ID, doc
 from connector.api.orders import refused
 from connector.domain.errors import RefusedError
@@ -34,22 +42,12 @@ _RATE = "Basis points: 100 (1%) to 8000 (80%); else a 422 `rate_out_of_range`."
 _WINDOW = "Seconds, positive (else a 422 `window_not_positive`)."
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-def _text(value: str | None) -> str | None:
-    if value is not None and any(ch < " " or ch == "\x7f" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-class ProductRateIn(_Body):
+class ProductRateIn(Body):
     product_id: int = Field(ge=1, le=MAX_ID)
     rate_bps: int = Field(ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE)
 
 
-class ProductRateChange(_Body):
+class ProductRateChange(Body):
     product_id: int = Field(ge=1, le=MAX_ID)
     rate_bps: int | None = Field(ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE + " Null removes it.")
 
@@ -60,7 +58,7 @@ def _distinct(rates: list[Any] | None) -> list[Any] | None:
     return rates
 
 
-class _Windows(_Body):
+class _Windows(Body):
     attribution_window_seconds: int | None = Field(
         default=None, ge=-MAX_SECONDS, le=MAX_SECONDS, description=_WINDOW + " Default 7 days."
     )
@@ -89,7 +87,7 @@ class ProgramCreate(_Windows):
     default_rate_bps: int | None = Field(default=None, ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE)
     product_rates: list[ProductRateIn] | None = Field(default=None, max_length=MAX_RATES)
 
-    _clean = field_validator("name", "creator_ref")(_text)
+    _clean = field_validator("name", "creator_ref")(plain_text)
     _once = field_validator("product_rates")(_distinct)
 
 
@@ -101,18 +99,18 @@ class ProgramUpdate(_Windows):
     product_rates: list[ProductRateChange] | None = Field(default=None, max_length=MAX_RATES)
     status: Literal["ended"] | None = None
 
-    _clean = field_validator("name")(_text)
+    _clean = field_validator("name")(plain_text)
     _once = field_validator("product_rates")(_distinct)
 
 
-class LinkCreate(_Body):
+class LinkCreate(Body):
     """A creator's link to a product (or one of its variants)."""
 
     creator_ref: str = Field(min_length=1, max_length=255, description="The creator's platform user ref.")
     product_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     variant_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
-    _clean = field_validator("creator_ref")(_text)
+    _clean = field_validator("creator_ref")(plain_text)
 
     @model_validator(mode="after")
     def _one_target(self) -> LinkCreate:
@@ -121,7 +119,7 @@ class LinkCreate(_Body):
         return self
 
 
-class PayoutCreate(_Body):
+class PayoutCreate(Body):
     """A payout the platform made to a creator: the approved entries it paid, or every approved entry of the
     creator in the currency approved up to a time."""
 
@@ -137,7 +135,7 @@ class PayoutCreate(_Body):
         default=None, description="ISO 8601; UTC when it has no offset."
     )
 
-    _clean = field_validator("creator_ref")(_text)
+    _clean = field_validator("creator_ref")(plain_text)
 
     @field_validator("approved_up_to")
     @classmethod

@@ -302,6 +302,18 @@ def _clean_text(value: Any) -> Any:
     return value
 
 
+def plain_text(value: str | None) -> str | None:
+    """A body field validator: text without control characters (None passes)."""
+    result: str | None = _clean_text(value)
+    return result
+
+
+class Body(BaseModel):
+    """Base of request-body models: unknown members are refused and types are strict."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 class Query(BaseModel):
     """Base of query-parameter models: unknown parameters are ignored, text has no control characters."""
 

@@ -12,9 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from flask import Blueprint, Response, url_for
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from connector.api.common import api_runtime, as_utc, authenticate, parse_body, require_client
+from connector.api.common import (
+    Body,
+    api_runtime,
+    as_utc,
+    authenticate,
+    parse_body,
+    plain_text,
+    require_client,
+)
 from connector.api.openapi import MAX_ID, doc
 from connector.api.orders import refused
 from connector.domain.errors import RefusedError
@@ -33,17 +41,7 @@ MAX_COUNTDOWN_SECONDS = 7 * 24 * 3600
 # --- request bodies ------------------------------------------------------------------------------------------
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-def _text(value: str | None) -> str | None:
-    if value is not None and any(ch < " " or ch == "\x7f" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-class LiveSessionCreate(_Body):
+class LiveSessionCreate(Body):
     """A live stream of one merchant's products, optionally hosted by a creator."""
 
     merchant_id: int = Field(ge=1, le=MAX_ID)
@@ -60,7 +58,7 @@ class LiveSessionCreate(_Body):
         default=None, description="ISO 8601; UTC when it has no offset."
     )
 
-    _clean = field_validator("title", "creator_ref")(_text)
+    _clean = field_validator("title", "creator_ref")(plain_text)
 
     @field_validator("scheduled_start")
     @classmethod
@@ -68,7 +66,7 @@ class LiveSessionCreate(_Body):
         return as_utc(value)
 
 
-class PinCreate(_Body):
+class PinCreate(Body):
     """Pin a variant with a flash price and a stock allocation taken out of sellable stock now."""
 
     variant_id: int = Field(ge=1, le=MAX_ID)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from connector.affiliates import attribution
 from connector.api.common import (
     ApiError,
+    Body,
     PageQuery,
     api_runtime,
     as_utc,
@@ -32,6 +33,7 @@ from connector.api.common import (
     encode_cursor,
     parse_body,
     parse_query,
+    plain_text,
     require_client,
 )
 from connector.api.openapi import MAX_ID, doc
@@ -73,17 +75,7 @@ bp.register_error_handler(RefusedError, refused)
 # --- request bodies ------------------------------------------------------------------------------------------
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-def _text(value: str | None) -> str | None:
-    if value is not None and any(ch < " " or ch == "\x7f" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-class LineIn(_Body):
+class LineIn(Body):
     """One line: a variant, how many, and the unit price the buyer saw (checked against the current one)."""
 
     variant_id: int = Field(ge=1, le=MAX_ID)
@@ -91,7 +83,7 @@ class LineIn(_Body):
     unit_price_minor: int = Field(ge=0, le=MAX_AMOUNT, description="Integer minor units of `currency`.")
 
 
-class BuyerIn(_Body):
+class BuyerIn(Body):
     ref: str | None = Field(
         default=None,
         min_length=1,
@@ -104,10 +96,10 @@ class BuyerIn(_Body):
     email: str | None = Field(default=None, max_length=320)
     name: str | None = Field(default=None, max_length=255)
 
-    _clean = field_validator("ref", "email", "name")(_text)
+    _clean = field_validator("ref", "email", "name")(plain_text)
 
 
-class AddressIn(_Body):
+class AddressIn(Body):
     name: str | None = Field(default=None, max_length=255)
     line1: str | None = Field(default=None, max_length=255)
     line2: str | None = Field(default=None, max_length=255)
@@ -117,10 +109,12 @@ class AddressIn(_Body):
     country_code: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     phone: str | None = Field(default=None, max_length=64)
 
-    _clean = field_validator("name", "line1", "line2", "city", "province_code", "postal_code", "phone")(_text)
+    _clean = field_validator("name", "line1", "line2", "city", "province_code", "postal_code", "phone")(
+        plain_text
+    )
 
 
-class AttributionIn(_Body):
+class AttributionIn(Body):
     """What credits a creator with the sale: the click ids the platform holds for the buyer (the most recent
     one inside its program's attribution window wins) and/or a link code. Unknown or expired ones are
     ignored; the order goes through either way. A live session's creator needs neither."""
@@ -131,7 +125,7 @@ class AttributionIn(_Body):
     link_code: str | None = Field(default=None, min_length=1, max_length=24, pattern=r"^[A-Za-z0-9_-]+$")
 
 
-class OrderCreate(_Body):
+class OrderCreate(Body):
     """An order placed on the platform. With `live_session_id`, every line must be a variant pinned in that
     session, priced at the pin's flash price, and `buyer.ref` is required."""
 
@@ -143,7 +137,7 @@ class OrderCreate(_Body):
     live_session_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     attribution: AttributionIn | None = None
 
-    _clean = field_validator("platform_order_id")(_text)
+    _clean = field_validator("platform_order_id")(plain_text)
 
     @model_validator(mode="after")
     def _distinct_variants(self) -> OrderCreate:
@@ -153,12 +147,12 @@ class OrderCreate(_Body):
         return self
 
 
-class RefundLineIn(_Body):
+class RefundLineIn(Body):
     variant_id: int = Field(ge=1, le=MAX_ID)
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
-class RefundCreate(_Body):
+class RefundCreate(Body):
     """A refund made on the platform: units of lines, or an amount, or (neither) the whole order."""
 
     refund_id: str = Field(
@@ -181,10 +175,10 @@ class RefundCreate(_Body):
         return self
 
 
-class OrderCancel(_Body):
+class OrderCancel(Body):
     reason: str | None = Field(default=None, min_length=1, max_length=500)
 
-    _clean = field_validator("reason")(_text)
+    _clean = field_validator("reason")(plain_text)
 
 
 class IdempotencyHeaders(BaseModel):

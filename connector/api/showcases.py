@@ -21,6 +21,7 @@ from flask import Blueprint, Response, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connector.api.common import (
+    Body,
     PageQuery,
     api_runtime,
     authenticate,
@@ -30,6 +31,7 @@ from connector.api.common import (
     invalid,
     parse_body,
     parse_query,
+    plain_text,
     require_client,
 )
 from connector.api.openapi import MAX_ID, doc
@@ -54,17 +56,7 @@ _RULE = (
 _PRODUCTS = f"At most {showcases.MAX_ITEMS} hand-placed products (else 422 `too_many_items`)."
 
 
-def _text(value: str | None) -> str | None:
-    if value is not None and any(ch < " " or ch == "\x7f" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ShowcaseCreate(_Body):
+class ShowcaseCreate(Body):
     """A merchant's showcase (`merchant_id`) or a creator's (`creator_ref`), by hand, by rule, or both."""
 
     owner_kind: Literal["merchant", "creator"]
@@ -85,10 +77,10 @@ class ShowcaseCreate(_Body):
     product_ids: list[int] = Field(default_factory=list, max_length=10_000, description=_PRODUCTS)
     pinned: bool = Field(default=True, description="Hand-placed products go above the rule's (else below).")
 
-    _clean = field_validator("title", "creator_ref", "handle")(_text)
+    _clean = field_validator("title", "creator_ref", "handle")(plain_text)
 
 
-class ShowcaseUpdate(_Body):
+class ShowcaseUpdate(Body):
     """Fields to change; `rule: null` removes the rule; `product_ids` replaces the hand-placed list."""
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
@@ -99,10 +91,10 @@ class ShowcaseUpdate(_Body):
     product_ids: list[int] | None = Field(default=None, max_length=10_000, description=_PRODUCTS)
     pinned: bool | None = None
 
-    _clean = field_validator("title", "handle")(_text)
+    _clean = field_validator("title", "handle")(plain_text)
 
 
-class ItemsAdd(_Body):
+class ItemsAdd(Body):
     product_ids: list[int] = Field(min_length=1, max_length=10_000, description=_PRODUCTS)
     position: int | None = Field(
         default=None, ge=0, le=MAX_ID, description="Where to insert (default: the end)."
@@ -110,7 +102,7 @@ class ItemsAdd(_Body):
     pinned: bool = True
 
 
-class ItemMove(_Body):
+class ItemMove(Body):
     position: int = Field(ge=0, le=MAX_ID, description="The new place in the hand-placed list (0: first).")
 
 
