@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.api.common import (
@@ -37,7 +37,7 @@ from connector.catalog import levels
 from connector.domain.catalog import ProductStatus
 from connector.domain.errors import NotFoundError
 from connector.infra import bulk_insert
-from connector.infra.models import InventoryLevel, Merchant, Product, Variant
+from connector.infra.models import Merchant, Product, Variant
 
 logger = logging.getLogger(__name__)
 
@@ -155,34 +155,6 @@ class ProductsQuery(PageQuery):
 # --- queries ---------------------------------------------------------------------------------------------
 
 
-def _sellable(session: Session, variants: Sequence[Variant]) -> dict[int, int | None]:
-    """Sellable stock per variant id: one query for levels (at each merchant's location), one for the holds
-    (`levels.reserved_by_variant`, the figure checkout's counters take)."""
-    tracked = [variant.id for variant in variants if variant.inventory_tracked]
-    result: dict[int, int | None] = {
-        variant.id: None for variant in variants if not variant.inventory_tracked
-    }
-    if not tracked:
-        return result
-    dialect = session.get_bind().dialect.name
-    counted = {
-        variant_id: (available, buffer)
-        for variant_id, available, buffer in session.execute(
-            select(InventoryLevel.variant_id, InventoryLevel.available, Merchant.inventory_buffer)
-            .join(Merchant, Merchant.id == InventoryLevel.merchant_id)
-            .where(
-                bulk_insert.in_values(dialect, InventoryLevel.variant_id, tracked),
-                InventoryLevel.location_ref == func.coalesce(Merchant.location_ref, levels.DEFAULT_LOCATION),
-            )
-        )
-    }
-    reserved = levels.reserved_by_variant(session, tracked, dialect)
-    for variant_id in tracked:
-        available, buffer = counted.get(variant_id, (0, 0))  # tracked but never counted: nothing to sell
-        result[variant_id] = levels.sellable(available, reserved.get(variant_id, 0), buffer)
-    return result
-
-
 def _price(minor: int | None, currency: str) -> Price | None:
     return None if minor is None else Price(amount_minor=minor, currency=currency)
 
@@ -216,7 +188,7 @@ def _products(session: Session, products: Sequence[Product]) -> list[ProductOut]
         .where(bulk_insert.in_values(dialect, Variant.product_id, [product.id for product in products]))
         .order_by(Variant.product_id, Variant.id)
     ).all()
-    stock = _sellable(session, variants)
+    stock = levels.sellable_by_variant(session, variants)
     by_product: dict[int, list[VariantOut]] = {}
     for variant in variants:
         by_product.setdefault(variant.product_id, []).append(_variant(variant, stock[variant.id]))
@@ -366,5 +338,5 @@ def get_variant(variant_id: int) -> Response:
         )
         if variant is None:
             raise NotFoundError(f"variant {variant_id} not found", code="variant_not_found")
-        body = _variant(variant, _sellable(session, [variant])[variant.id])
+        body = _variant(variant, levels.sellable_by_variant(session, [variant])[variant.id])
     return json_response(body)

@@ -13,7 +13,7 @@ counters (`connector.stock.rebuild`), the catalog sync, store stock events and t
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -99,3 +99,31 @@ def reserved_by_variant(
         ).group_by(Reservation.variant_id)
     )
     return {variant_id: int(total or 0) for variant_id, total in rows}
+
+
+def sellable_by_variant(session: Session, variants: Sequence[Any]) -> dict[int, int | None]:
+    """Sellable stock per variant id (None: not tracked): one query for the levels at each merchant's selling
+    location, one for the holds (`reserved_by_variant`, the figure checkout's counters take)."""
+    tracked = [variant.id for variant in variants if variant.inventory_tracked]
+    result: dict[int, int | None] = {
+        variant.id: None for variant in variants if not variant.inventory_tracked
+    }
+    if not tracked:
+        return result
+    dialect = session.get_bind().dialect.name
+    counted = {
+        variant_id: (available, buffer)
+        for variant_id, available, buffer in session.execute(
+            select(InventoryLevel.variant_id, InventoryLevel.available, Merchant.inventory_buffer)
+            .join(Merchant, Merchant.id == InventoryLevel.merchant_id)
+            .where(
+                bulk_insert.in_values(dialect, InventoryLevel.variant_id, tracked),
+                InventoryLevel.location_ref == func.coalesce(Merchant.location_ref, DEFAULT_LOCATION),
+            )
+        )
+    }
+    reserved = reserved_by_variant(session, tracked, dialect)
+    for variant_id in tracked:
+        available, buffer = counted.get(variant_id, (0, 0))  # tracked but never counted: nothing to sell
+        result[variant_id] = sellable(available, reserved.get(variant_id, 0), buffer)
+    return result

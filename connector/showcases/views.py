@@ -20,13 +20,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.affiliates import programs
 from connector.catalog import levels
 from connector.infra import bulk_insert
-from connector.infra.models import InventoryLevel, Merchant, Product, Showcase, ShowcaseItem, Variant
+from connector.infra.models import Merchant, Product, Showcase, ShowcaseItem, Variant
 from connector.showcases import rules
 
 logger = logging.getLogger(__name__)
@@ -64,31 +64,6 @@ class Item:
         return [self.product_id, self.price_minor, self.sale_price_minor, self.currency, self.available]
 
 
-def _sellable(session: Session, variants: Sequence[Any]) -> dict[int, int | None]:
-    """Sellable stock per variant id: levels at each merchant's selling location, less holds and buffer."""
-    result: dict[int, int | None] = {v.id: None for v in variants if not v.inventory_tracked}
-    tracked = [v.id for v in variants if v.inventory_tracked]
-    if not tracked:
-        return result
-    dialect = session.get_bind().dialect.name
-    counted = {
-        variant_id: (available, buffer)
-        for variant_id, available, buffer in session.execute(
-            select(InventoryLevel.variant_id, InventoryLevel.available, Merchant.inventory_buffer)
-            .join(Merchant, Merchant.id == InventoryLevel.merchant_id)
-            .where(
-                bulk_insert.in_values(dialect, InventoryLevel.variant_id, tracked),
-                InventoryLevel.location_ref == func.coalesce(Merchant.location_ref, levels.DEFAULT_LOCATION),
-            )
-        )
-    }
-    reserved = levels.reserved_by_variant(session, tracked, dialect)
-    for variant_id in tracked:
-        available, buffer = counted.get(variant_id, (0, 0))
-        result[variant_id] = levels.sellable(available, reserved.get(variant_id, 0), buffer)
-    return result
-
-
 def _lead(variants: Sequence[Any], stock: dict[int, int | None]) -> Any:
     buyable = [v for v in variants if stock[v.id] is None or (stock[v.id] or 0) > 0]
     return min(buyable or variants, key=lambda v: (v.price_minor, v.id))
@@ -115,7 +90,7 @@ def details(session: Session, product_ids: Iterable[int]) -> dict[int, Item]:
             Variant.inventory_tracked,
         ).where(bulk_insert.in_values(dialect, Variant.product_id, ids), Variant.status == ACTIVE)
     ).all()
-    stock = _sellable(session, variants)
+    stock = levels.sellable_by_variant(session, variants)
     by_product: dict[int, list[Any]] = {}
     for variant in variants:
         by_product.setdefault(variant.product_id, []).append(variant)
