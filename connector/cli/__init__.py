@@ -29,7 +29,13 @@ logger = logging.getLogger(__name__)
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
+# The signal that is ending this command, once one arrived (see LazyGroup.invoke).
+_ending_signal: int | None = None
+
+
 def _exit_on_signal(signum: int, _frame: Any) -> None:
+    global _ending_signal
+    _ending_signal = signum
     for sig in EXIT_SIGNALS:  # cleanup runs once: a repeated signal does not cut it short
         signal.signal(sig, signal.SIG_IGN)
     logger.info("stopping on a signal", extra={"signal": signal.Signals(signum).name})
@@ -94,6 +100,18 @@ class LazyGroup(click.Group):
             raise TypeError(f"connector.cli.{COMMANDS[cmd_name]} is not a click command")
         self.add_command(command, cmd_name)
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an error raised while a signal's SystemExit unwinds it (a library that wraps the
+        interruption in its own exception, as a database driver caught mid-query does) still ends the
+        command as the signal asked, with 128 + its number and no traceback."""
+        try:
+            return super().invoke(ctx)
+        except Exception:
+            if _ending_signal is None:
+                raise
+            logger.debug("error while stopping on a signal", exc_info=True)
+            raise SystemExit(128 + _ending_signal) from None
 
 
 @click.group(cls=LazyGroup)
