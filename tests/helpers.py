@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import psutil
+import pytest
 import requests
 from flask import Flask
 from rq.job import Job, JobStatus
@@ -30,6 +31,10 @@ from connector.merchants import clients
 from connector.merchants.records import create_merchant
 from connector.worker import build_worker
 from webhooks.inbound import receiver
+
+# For tests of process supervision (signals, start-up, logs, slow clients), which the storage backend does not
+# change: they run on SQLite only, where every other test runs on both backends.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 class ApiClient(NamedTuple):

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from config.settings import Settings
-from tests.helpers import Up, free_port, process_env, wait_for
+from tests.helpers import SQLITE_ONLY, Up, free_port, process_env, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +56,7 @@ def up(settings: Settings, redis, tmp_path: Path) -> Iterator[Up]:
         server.stop()
 
 
+@SQLITE_ONLY
 def test_up_on_a_port_in_use_exits_with_a_message(settings: Settings, redis, tmp_path: Path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -66,12 +67,14 @@ def test_up_on_a_port_in_use_exits_with_a_message(settings: Settings, redis, tmp
     assert "web on http" not in result.stderr  # nothing was started
 
 
+@SQLITE_ONLY
 def test_a_second_up_on_the_same_data_dir_exits_with_a_message(up: Up):
     result = _storelink(up.env, "up", "--port", str(free_port()), "--workers", "1")
     _assert_one_line_error(result, "another `storelink up`", f"pid {up.proc.pid}", up.env["DATA_DIR"])
     assert requests.get(f"{up.url}/healthz", timeout=10).status_code == 200  # the first one is untouched
 
 
+@SQLITE_ONLY
 def test_up_creates_no_shared_gunicorn_control_socket(up: Up, tmp_path: Path):
     assert requests.get(f"{up.url}/healthz", timeout=10).status_code == 200
     assert not (tmp_path / "xdg" / "gunicorn.ctl").exists()
@@ -131,6 +134,7 @@ def test_a_command_ended_by_a_signal_stops_its_private_redis(
                 server.kill()
 
 
+@SQLITE_ONLY
 def test_up_ended_by_sighup_stops_everything_it_started(settings: Settings, tmp_path: Path):
     """`up` with no REDIS_URL: its private Redis, web app, workers and run file all go with it."""
     env = process_env(settings, tmp_path, REDIS_URL="")

@@ -13,11 +13,11 @@ from config.settings import Settings
 from connector.infra import outbox, runtime
 from connector.infra.models import Delivery
 from connector.sandbox.platform import serve
-from tests.helpers import Up, wait_for
+from tests.helpers import SQLITE_ONLY, Up, wait_for
 from webhooks.outbound import fanout
 from webhooks.outbound.endpoints import create_endpoint
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SQLITE_ONLY]
 
 QUIET_FOR = 6.0  # seconds of idle: six rounds of the seven sweeps, about 170 lines at INFO before
 

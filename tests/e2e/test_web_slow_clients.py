@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from config.settings import Settings
-from tests.helpers import Up, wait_for
+from tests.helpers import SQLITE_ONLY, Up, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SQLITE_ONLY]
 
 WEB_WORKERS = 2
 SLOW_CLIENTS = 2 * WEB_WORKERS  # more than there are gunicorn workers

@@ -15,11 +15,12 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from config.settings import Settings
-from tests.helpers import Processes, process_env, wait_for
+from tests.helpers import SQLITE_ONLY, Processes, process_env, wait_for
 
 LOCK = "rq:scheduler-lock:orders"
 
 
+@SQLITE_ONLY
 def test_a_killed_worker_leaves_no_scheduler_holding_the_locks(
     settings: Settings, redis: Redis, tmp_path: Path
 ) -> None:
