@@ -30,23 +30,46 @@ from connector.infra.db import make_engine
 from connector.infra.migrate import upgrade
 
 TEST_REDIS_DBS = range(13, 0, -1)  # databases the suite may take on a shared local Redis, 13 first
-CLAIM_KEY = "storelink:test-session"
+CLAIMS_DB = 14  # where sessions claim them: a test that empties its own database (FLUSHDB) keeps its claim
+CLAIM_KEY = "storelink:test-session"  # also set in the claimed database itself, for the sessions' eyes
+CLAIM_SECONDS = 6 * 3600
 SESSION = uuid.uuid4().hex
 
 pytest_plugins = ["tests.fixtures"]  # app, client, api_client, runner, cli
 
 
+def _claim_key(db: int) -> str:
+    return f"storelink:test-claim:{db}"
+
+
 def _claim_local_redis() -> str | None:
-    """A database of the local Redis that no other test session holds (the claim key marks it ours)."""
-    for db in TEST_REDIS_DBS:
-        url = f"redis://127.0.0.1:6379/{db}"
-        try:
+    """A database of the local Redis that no other test session holds: claimed atomically in CLAIMS_DB,
+    and only where the database's own claim key names no other session."""
+    try:
+        claims = Redis.from_url(f"redis://127.0.0.1:6379/{CLAIMS_DB}", socket_connect_timeout=0.5)
+        for db in TEST_REDIS_DBS:
+            url = f"redis://127.0.0.1:6379/{db}"
+            if not claims.set(_claim_key(db), SESSION, nx=True, ex=CLAIM_SECONDS):
+                continue
             conn = Redis.from_url(url, socket_connect_timeout=0.5)
-            if conn.set(CLAIM_KEY, SESSION, nx=True, ex=6 * 3600) or conn.get(CLAIM_KEY) == SESSION.encode():
+            if (
+                conn.set(CLAIM_KEY, SESSION, nx=True, ex=CLAIM_SECONDS)
+                or conn.get(CLAIM_KEY) == SESSION.encode()
+            ):
                 return url
-        except Exception:
-            return None
+            claims.delete(_claim_key(db))
+    except Exception:
+        return None
     return None
+
+
+def _release_local_redis(url: str) -> None:
+    """Empty the claimed database (what this session left, and its claim) and give the claim back."""
+    db = int(url.rsplit("/", 1)[1])
+    Redis.from_url(url).flushdb()
+    claims = Redis.from_url(f"redis://127.0.0.1:6379/{CLAIMS_DB}")
+    if claims.get(_claim_key(db)) == SESSION.encode():
+        claims.delete(_claim_key(db))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -119,9 +142,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = _claim_local_redis()
     if url:
         yield url
-        conn = Redis.from_url(url)
-        conn.flushdb()  # what this session left, and its claim
-        conn.close()
+        _release_local_redis(url)
         return
     from connector.infra.embedded_redis import EmbeddedRedis
 
@@ -133,12 +154,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def redis(redis_url: str) -> Iterator[Redis]:
     """The session's Redis database, emptied before and after the test (the session's claim kept)."""
     conn = Redis.from_url(redis_url)
-    conn.flushdb()
-    conn.set(CLAIM_KEY, SESSION, ex=6 * 3600)
+    _empty_keeping_claim(conn)
     yield conn
-    conn.flushdb()
-    conn.set(CLAIM_KEY, SESSION, ex=6 * 3600)
+    _empty_keeping_claim(conn)
     conn.close()
+
+
+def _empty_keeping_claim(conn: Redis) -> None:
+    """FLUSHDB and the claim set again in one MULTI: another session looking for a free database never sees
+    this one unclaimed in between (it would take it, and the two would empty each other's keys)."""
+    with conn.pipeline(transaction=True) as pipe:
+        pipe.flushdb()
+        pipe.set(CLAIM_KEY, SESSION, ex=CLAIM_SECONDS)
+        pipe.execute()
 
 
 BACKENDS = ["sqlite", "postgresql"]
