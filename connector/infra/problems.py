@@ -22,6 +22,7 @@ from sqlalchemy import Select, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from connector.domain.errors import AuthError, PermanentError, RetryableError
 from connector.infra.db import Database
 from connector.infra.models_ops import Problem
 
@@ -105,6 +106,28 @@ CAUSES: dict[str, Cause] = {
         ),
     )
 }
+
+
+THROTTLE_CODES: Final = frozenset({"throttled", "rate_limited", "paced"})
+"""Error codes of a store limiting requests."""
+UNREACHABLE_CODES: Final = frozenset(
+    {"feed_not_found", "feed_unreadable", "address_not_allowed", "invalid_url", "too_many_redirects"}
+)
+"""Permanent error codes of an address that gives nothing to read (besides `http_<status>`)."""
+OWN_CODES: Final = frozenset({"refresh_busy", "stock_busy", "merchant_not_active"})
+"""Retryable codes that say nothing of the store (Storelink's own locks)."""
+
+
+def store_failure_cause(exc: BaseException) -> str | None:
+    """The problem a failed call to a store is a sighting of: throttling, an address that does not answer (or
+    answers an error), or none (refused credentials pause the merchant instead; bad data is the run's)."""
+    if isinstance(exc, AuthError) or not isinstance(exc, RetryableError | PermanentError):
+        return None
+    if exc.code in OWN_CODES:
+        return None
+    if isinstance(exc, RetryableError):
+        return THROTTLED if exc.code in THROTTLE_CODES else STORE_UNREACHABLE
+    return STORE_UNREACHABLE if exc.code.startswith("http_") or exc.code in UNREACHABLE_CODES else None
 
 
 @dataclass(frozen=True, slots=True)

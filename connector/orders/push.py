@@ -27,7 +27,7 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.catalog import syncs
-from connector.domain.errors import AuthError, PermanentError, RetryableError
+from connector.domain.errors import AuthError, PermanentError, RetryableError, StorelinkError
 from connector.domain.event_types import ORDER_CONFIRMED as ORDER_CONFIRMED
 from connector.domain.event_types import ORDER_REJECTED as ORDER_REJECTED
 from connector.domain.money import Money
@@ -35,7 +35,7 @@ from connector.domain.orders import Address, Attribution, ExternalOrderRef, Orde
 from connector.domain.orders import Order as PushOrder
 from connector.domain.orders import OrderLine as PushLine
 from connector.domain.ports import ReducesStockForSale, StoreAdapter
-from connector.infra import outbox, queue, runtime
+from connector.infra import outbox, problems, queue, runtime
 from connector.infra.models import AffiliateLink, Merchant, Order, OrderLine, Variant
 from connector.infra.queue import LIVE_STATUSES, ORDERS, jittered_retry
 from connector.infra.store_adapters import build_adapter
@@ -57,6 +57,13 @@ _STORE_DID_NOTHING: Final = frozenset({"throttled", "rate_limited", "connect"})
 """Failures that prove the store did not act on the request; any other may have created the order."""
 _ADAPTER_CACHE_SIZE: Final = 32
 _WAITING: Final = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+PUSH_SUCCESS: Final = (
+    problems.PUSH_FAILING,
+    problems.THROTTLED,
+    problems.STORE_UNREACHABLE,
+    problems.CREDENTIALS_REFUSED,
+)
+"""Problems an order the store took proves gone."""
 
 
 def job_id(order_id: int) -> str:
@@ -247,6 +254,7 @@ def _confirm(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef | None, a
         order = session.get(Order, order_id)
         assert order is not None
         holds.settle_order(session, order_id, holds.CONFIRMED)
+        problems.clear_problems(session, PUSH_SUCCESS, merchant_id=order.merchant_id)
         outbox.publish(
             session,
             [
@@ -297,6 +305,19 @@ def _reject(rt: runtime.Runtime, order_id: int, error: PermanentError) -> bool:
     return True
 
 
+def _failed(rt: runtime.Runtime, merchant_id: int, exc: BaseException) -> None:
+    """An attempt that did not reach an answer: a sighting of `push_failing`, and of the store's cause."""
+    if not isinstance(exc, Exception) or getattr(exc, "code", None) in problems.OWN_CODES:
+        return  # the worker is being stopped, or waited on a lock of Storelink's own: not the store's doing
+    detail = (
+        f"{exc.code}: {exc.message}" if isinstance(exc, StorelinkError) else f"{type(exc).__name__}: {exc}"
+    )
+    problems.report(rt.db, problems.PUSH_FAILING, merchant_id=merchant_id, detail=detail)
+    cause = problems.store_failure_cause(exc)
+    if cause is not None:
+        problems.report(rt.db, cause, merchant_id=merchant_id, detail=detail)
+
+
 def push_order(order_id: int) -> str | None:
     """RQ job: push one `accepted` order to its store; returns the store's order id, None when not pushed
     (or when the store took the sale as a stock reduction).
@@ -340,6 +361,7 @@ def push_order(order_id: int) -> str | None:
         raise
     except BaseException as exc:
         _release(rt, order_id, attempt)
+        _failed(rt, merchant.id, exc)
         if isinstance(exc, RetryableError) and exc.code not in _STORE_DID_NOTHING:
             # The store may still be working on a request we gave up on: look only after it must have ended.
             exc.retry_after = max(exc.retry_after or 0.0, rt.settings.http_timeout_seconds)

@@ -43,7 +43,10 @@ def upgrade() -> None:
         sa.Column("raised_at", UTC, nullable=True),
         sa.Column("cleared_at", UTC, nullable=True),
         sa.ForeignKeyConstraint(
-            ["merchant_id"], ["merchants.id"], name=op.f("fk_problems_merchant_id_merchants"), ondelete="CASCADE"
+            ["merchant_id"],
+            ["merchants.id"],
+            name=op.f("fk_problems_merchant_id_merchants"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["endpoint_id"],
