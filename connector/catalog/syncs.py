@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from connector.catalog.synchronizer import LeaseLostError
 from connector.domain.errors import PermanentError, ValidationError
 from connector.infra import problems
 from connector.infra.models import Merchant, SyncRun
@@ -161,6 +163,19 @@ def finish(rt: Runtime, run_id: int, token: str, *, status: str, error: str | No
         session.execute(
             update(SyncRun).where(SyncRun.id == run_id, SyncRun.lease_token == token).values(**values)
         )
+
+
+def record_progress(rt: Runtime, run_id: int, token: str, **values: Any) -> None:
+    """Store a running run's counters (any `SyncRun` columns) with a heartbeat, while we hold its lease;
+    LeaseLostError when another worker took it over."""
+    with rt.db.session() as session:
+        moved = session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run_id, SyncRun.lease_token == token)
+            .values(heartbeat_at=datetime.now(UTC), **values)
+        ).rowcount  # type: ignore[attr-defined]
+    if not moved:
+        raise LeaseLostError(f"sync run {run_id} was taken over")
 
 
 def pause_merchant(session: Session, merchant_id: int, problem: str) -> None:

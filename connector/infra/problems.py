@@ -16,7 +16,7 @@ import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -200,13 +200,13 @@ def raise_problem(
         index_elements=["open_key"],
         set_={"count": Problem.count + 1, "last_seen_at": now, "detail": insert.excluded.detail},
     ).returning(Problem.id, Problem.count, Problem.first_seen_at, Problem.raised_at)
-    row = session.execute(statement).one()
-    if row.raised_at is not None:
+    problem_id, count, first_seen, raised_at = session.execute(statement).one()
+    if raised_at is not None:
         return True
-    first_seen = row.first_seen_at if row.first_seen_at.tzinfo else row.first_seen_at.replace(tzinfo=UTC)
-    if row.count < cause.after or now - first_seen < timedelta(seconds=cause.after_seconds):
+    first_seen = first_seen if first_seen.tzinfo else first_seen.replace(tzinfo=UTC)
+    if count < cause.after or now - first_seen < timedelta(seconds=cause.after_seconds):
         return False
-    session.execute(update(Problem).where(Problem.id == row.id).values(raised_at=now))
+    session.execute(update(Problem).where(Problem.id == problem_id).values(raised_at=now))
     logger.warning(
         "problem raised",
         extra={"problem": key, "merchant_id": merchant_id, "endpoint_id": endpoint_id, "detail": detail},
@@ -294,7 +294,7 @@ def _view(row: Problem) -> ProblemView:
     )
 
 
-def _scoped(query: Select[tuple[Problem]], merchant_ids: Collection[int] | None) -> Select[tuple[Problem]]:
+def _scoped(query: Select[Any], merchant_ids: Collection[int] | None) -> Select[Any]:
     return query if merchant_ids is None else query.where(Problem.merchant_id.in_(list(merchant_ids)))
 
 

@@ -115,7 +115,7 @@ def request_push(session: Session, order_id: int) -> None:
 _adapters: OrderedDict[tuple[int, datetime | None], StoreAdapter] = OrderedDict()
 
 
-def _adapter(rt: runtime.Runtime, merchant: Merchant) -> StoreAdapter:
+def adapter_for(rt: runtime.Runtime, merchant: Merchant) -> StoreAdapter:
     """One adapter per merchant and process, so that a store client's pacing state lasts across jobs."""
     key = (merchant.id, merchant.updated_at)
     adapter = _adapters.get(key)
@@ -193,7 +193,7 @@ def _push_order(session: Session, order: Order) -> PushOrder:
     )
 
 
-def _claim(rt: runtime.Runtime, order_id: int) -> tuple[int, PushOrder, Merchant] | None:
+def claim_attempt(rt: runtime.Runtime, order_id: int) -> tuple[int, PushOrder, Merchant] | None:
     """Record the intent of one attempt and take the order's lease; None when there is nothing to do."""
     now = datetime.now(UTC)
     stale = now - timedelta(seconds=queue.lease_seconds(rt.settings))
@@ -223,7 +223,7 @@ def _claim(rt: runtime.Runtime, order_id: int) -> tuple[int, PushOrder, Merchant
         return order.push_attempts, _push_order(session, order), merchant
 
 
-def _release(rt: runtime.Runtime, order_id: int, attempt: int) -> None:
+def release_attempt(rt: runtime.Runtime, order_id: int, attempt: int) -> None:
     """End an attempt that did not finish the order: its lease is freed, its intent stays recorded."""
     try:
         with rt.db.session() as session:
@@ -236,7 +236,7 @@ def _release(rt: runtime.Runtime, order_id: int, attempt: int) -> None:
         logger.exception("order push lease not released; it expires", extra={"order_id": order_id})
 
 
-def _confirm(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef | None, attempt: int) -> bool:
+def confirm_order(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef | None, attempt: int) -> bool:
     """Confirm the order with its store refs (none when the store took the sale as a stock reduction)."""
     with rt.db.session() as session:
         done = session.execute(
@@ -327,7 +327,7 @@ def push_order(order_id: int) -> str | None:
     AuthError pauses the merchant and leaves the order `accepted` for a later push.
     """
     rt = runtime.current()
-    claimed = _claim(rt, order_id)
+    claimed = claim_attempt(rt, order_id)
     if claimed is None:
         return None
     attempt, order, merchant = claimed
@@ -335,7 +335,7 @@ def push_order(order_id: int) -> str | None:
     log = {"order_id": order_id, "merchant_id": merchant.id, "attempt": attempt}
     ref: ExternalOrderRef | None
     try:
-        adapter = _adapter(rt, merchant)
+        adapter = adapter_for(rt, merchant)
         if store_orders.sells_by_stock(adapter):
             # The store cannot take the order (its merchant's capabilities leave out order push): its units
             # are taken off the store's stock instead, once, and the order is confirmed with no store order.
@@ -350,7 +350,7 @@ def push_order(order_id: int) -> str | None:
             else:
                 ref = adapter.create_order(order, key)
     except AuthError as exc:
-        _release(rt, order_id, attempt)
+        release_attempt(rt, order_id, attempt)
         with rt.db.session() as session:
             syncs.pause_merchant(session, merchant.id, f"store refused credentials: {exc.message}")
         logger.warning("order push refused credentials; merchant paused", extra={**log, "code": exc.code})
@@ -360,7 +360,7 @@ def push_order(order_id: int) -> str | None:
         logger.warning("order rejected by the store", extra={**log, "code": exc.code, "error": exc.message})
         raise
     except BaseException as exc:
-        _release(rt, order_id, attempt)
+        release_attempt(rt, order_id, attempt)
         _failed(rt, merchant.id, exc)
         if isinstance(exc, RetryableError) and exc.code not in _STORE_DID_NOTHING:
             # The store may still be working on a request we gave up on: look only after it must have ended.
@@ -370,7 +370,7 @@ def push_order(order_id: int) -> str | None:
         )
         raise
     store_order = ref.external_id if ref is not None else None
-    if _confirm(rt, order_id, ref, attempt):
+    if confirm_order(rt, order_id, ref, attempt):
         logger.info("order confirmed", extra={**log, "store_order": store_order})
     return store_order
 
