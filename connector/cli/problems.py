@@ -54,8 +54,8 @@ def problems_list(obj: Context, merchant_ref: str | None, show_all: bool, limit:
     rt = obj.rt
     with _errors(), rt.db.session() as session:
         ids = None if merchant_ref is None else [get_merchant(session, merchant_ref).id]
-        names = dict(session.execute(select(Merchant.id, Merchant.name)).tuples().all())
-        urls = dict(session.execute(select(WebhookEndpoint.id, WebhookEndpoint.url)).tuples().all())
+        names = dict(session.execute(select(Merchant.id, Merchant.name)).all())
+        urls = dict(session.execute(select(WebhookEndpoint.id, WebhookEndpoint.url)).all())
     found = ops.problem_history(ids, limit, rt=rt) if show_all else ops.open_problems(ids, rt=rt)
     rows = [
         {
