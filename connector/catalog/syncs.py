@@ -181,12 +181,13 @@ def record_progress(rt: Runtime, run_id: int, token: str, **values: Any) -> None
 def pause_merchant(session: Session, merchant_id: int, problem: str) -> None:
     """Pause an installed merchant with a visible problem (and `credentials_refused` on the problem list);
     an uninstalled one stays uninstalled."""
-    paused = session.execute(
-        update(Merchant)
-        .where(Merchant.id == merchant_id, Merchant.status != "uninstalled")
-        .values(status="paused", problem=problem)
-    ).rowcount  # type: ignore[attr-defined]
-    if paused:
+    was = session.scalar(select(Merchant.status).where(Merchant.id == merchant_id).with_for_update())
+    if was is None or was == "uninstalled":
+        return
+    session.execute(
+        update(Merchant).where(Merchant.id == merchant_id).values(status="paused", problem=problem)
+    )
+    if was == "installed":  # once per pause (a refused refresh paused it already)
         problems.raise_problem(session, problems.CREDENTIALS_REFUSED, merchant_id=merchant_id, detail=problem)
 
 

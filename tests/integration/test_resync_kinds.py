@@ -133,9 +133,7 @@ def test_an_orders_resync_confirms_what_the_store_has_and_pushes_the_rest_once(o
 
 def _public_ids(rt: runtime.Runtime, ids: list[int]) -> dict[int, str]:
     with rt.db.session() as session:
-        return dict(
-            session.execute(select(Order.id, Order.public_id).where(Order.id.in_(ids))).all()
-        )
+        return dict(session.execute(select(Order.id, Order.public_id).where(Order.id.in_(ids))).all())
 
 
 def test_scheduled_reconciliation_fixes_drift_raises_it_when_it_repeats_and_settles_old_orders(
