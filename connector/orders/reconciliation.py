@@ -3,8 +3,9 @@
 
 Every `RECONCILE_INTERVAL_SECONDS` the scheduler's `schedule_all` records one run per installed merchant (one
 at a time per merchant); the run (`run_reconciliation`, on the sync queue):
-- compares every tracked variant's stock with the store's and fixes the drift (`connector.stock.resync`),
-  raising `stock_drift` when consecutive runs find some and clearing it when a run finds none;
+- compares the tracked variants' stock with the store's and fixes the drift (`connector.stock.resync`; a
+  catalog over `STOCK_SLICE` variants is compared a slice per run, in turn), raising `stock_drift` when
+  consecutive runs find some and clearing it when a run finds none;
 - looks up in the store the orders left `accepted` longer than `RECONCILE_ACCEPTED_AFTER_SECONDS`
   (`connector.orders.resync`: confirmed when found, pushed when not, never placed twice);
 - checks that the store still sends its notifications to Storelink (`webhooks_missing`);
@@ -19,8 +20,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from connector.catalog import jobs, syncs
@@ -37,6 +39,10 @@ from connector.stock import resync as stock_resync
 logger = logging.getLogger(__name__)
 
 KIND = "reconcile"
+STOCK_SLICE: Final = 5000
+"""Variants whose stock one run compares: a larger catalog is compared over several runs, in turn."""
+_STOCK_CURSOR: Final = "storelink:reconcile-stock-after:{}"
+_CURSOR_TTL: Final = 30 * 86400
 
 
 def schedule_all(rt: runtime.Runtime | None = None) -> list[int]:
@@ -56,10 +62,27 @@ def schedule_all(rt: runtime.Runtime | None = None) -> list[int]:
     return runs
 
 
+def _cursor(rt: runtime.Runtime, merchant_id: int) -> tuple[str, int]:
+    key = _STOCK_CURSOR.format(merchant_id)
+    try:
+        return key, int(rt.redis.get(key) or 0)
+    except (RedisError, ValueError):
+        return key, 0
+
+
 def _stock(rt: runtime.Runtime, run: SyncRun, token: str, merchant: Merchant, adapter: StoreAdapter) -> Any:
+    """Compare the next slice of the catalog's stock (all of it when it is small) and fix the drift; a slice
+    short of the limit ends the round, and the next run starts again from the first variant."""
     if Capability.INVENTORY_READ not in getattr(adapter, "capabilities", frozenset()):
         return None
-    counts = stock_resync.compare_stock(rt, run, token, merchant, adapter)
+    key, after = _cursor(rt, merchant.id)
+    counts = stock_resync.compare_stock(rt, run, token, merchant, adapter, after=after, limit=STOCK_SLICE)
+    try:
+        rt.redis.set(key, str(counts.last_id if counts.compared == STOCK_SLICE else 0), ex=_CURSOR_TTL)
+    except RedisError:
+        logger.warning(
+            "reconciliation cursor not kept; the next run starts over", extra={"merchant_id": merchant.id}
+        )
     if counts.drift:
         problems.report(
             rt.db,

@@ -45,6 +45,8 @@ class StockCounts:
     drift: int = 0
     fixed: int = 0
     missing: int = 0
+    last_id: int = 0
+    """The last variant id compared (0: none)."""
     diff: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
@@ -57,20 +59,21 @@ class StockCounts:
         }
 
 
-def _tracked(rt: runtime.Runtime, merchant_id: int) -> list[tuple[int, str, str | None]]:
+def _tracked(
+    rt: runtime.Runtime, merchant_id: int, after: int, limit: int | None
+) -> list[tuple[int, str, str | None]]:
+    query = (
+        select(Variant.id, Variant.external_id, Variant.sku)
+        .where(
+            Variant.merchant_id == merchant_id,
+            Variant.id > after,
+            Variant.status != "deleted",
+            Variant.inventory_tracked.is_(True),
+        )
+        .order_by(Variant.id)
+    )
     with rt.db.session() as session:
-        return [
-            (vid, ext, sku)
-            for vid, ext, sku in session.execute(
-                select(Variant.id, Variant.external_id, Variant.sku)
-                .where(
-                    Variant.merchant_id == merchant_id,
-                    Variant.status != "deleted",
-                    Variant.inventory_tracked.is_(True),
-                )
-                .order_by(Variant.id)
-            )
-        ]
+        return [(vid, ext, sku) for vid, ext, sku in session.execute(query.limit(limit))]
 
 
 def _stored(rt: runtime.Runtime, ids: Sequence[int], home: str) -> dict[int, int]:
@@ -156,13 +159,16 @@ def compare_stock(
     adapter: StoreAdapter,
     *,
     report_rows: bool = True,
+    after: int = 0,
+    limit: int | None = None,
 ) -> StockCounts:
-    """Compare (and fix, unless `run` is a dry run) every tracked variant's stock with the store's, recording
-    progress on `run` as it goes (`rows_read`, and with `report_rows` the row counters and `diff`)."""
+    """Compare (and fix, unless `run` is a dry run) the stock of the tracked variants with the store's, every
+    one, or at most `limit` from the variant id `after` on (`last_id` says where the slice ended); progress
+    is recorded on `run` as it goes (with `report_rows`, its row counters, total and `diff`)."""
     if Capability.INVENTORY_READ not in getattr(adapter, "capabilities", frozenset()):
         raise PermanentError(f"merchant {merchant.id}: its store's stock cannot be read", code="unsupported")
-    variants = _tracked(rt, merchant.id)
-    counts = StockCounts()
+    variants = _tracked(rt, merchant.id, after, limit)
+    counts = StockCounts(last_id=variants[-1][0] if variants else 0)
     if report_rows:
         syncs.record_progress(rt, run.id, token, total=len(variants))
     for start in range(0, len(variants), CHUNK):
