@@ -17,7 +17,8 @@ from connector.infra import runtime
 from connector.infra.models import EventPayload, Order
 from connector.infra.store_adapters import build_adapter
 from connector.merchants.records import get_merchant
-from connector.orders import push
+from connector.orders import push, reconciliation
+from connector.scheduler import build_scheduler
 from connector.support import ops
 from tests.helpers import drain
 from tests.integration.ops_support import (
@@ -174,7 +175,8 @@ def test_scheduled_reconciliation_fixes_drift_raises_it_when_it_repeats_and_sett
 
 
 def test_the_scheduler_job_records_one_reconciliation_per_installed_merchant(ops_rt, shop):
-    from connector.orders import reconciliation
+    scheduled = {job.func: job.interval for job in build_scheduler(ops_rt).get_jobs()}
+    assert scheduled[reconciliation.schedule_all] == ops_rt.settings.reconcile_interval_seconds
 
     first = reconciliation.schedule_all(ops_rt)
     assert len(first) == 1 and reconciliation.schedule_all(ops_rt) == first  # one at a time per merchant
