@@ -69,6 +69,17 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the scheduler re-enqueues recorded work that has no live job.",
     )
+    reconcile_interval_seconds: int = Field(
+        default=900,
+        gt=0,
+        description="How often each installed merchant is reconciled with its store (stock drift, orders left "
+        "accepted, webhook subscriptions, holds), as a sync run of kind reconcile.",
+    )
+    reconcile_accepted_after_seconds: int = Field(
+        default=900,
+        gt=0,
+        description="How long an order may stay accepted before reconciliation looks it up in the store.",
+    )
     stale_after_seconds: int = Field(
         default=60,
         gt=0,

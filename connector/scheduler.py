@@ -19,7 +19,7 @@ from connector.catalog import jobs
 from connector.infra import logs, runtime
 from connector.infra.queue import EVENTS
 from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
-from connector.orders import push, reconcile
+from connector.orders import push, reconcile, reconciliation
 from connector.showcases import events as showcase_events
 from connector.stock import store_orders
 from webhooks.inbound import drain
@@ -51,6 +51,11 @@ def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) ->
     # whose countdown is over.
     scheduler.register(
         reconcile.reconcile, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120
+    )
+    # Each installed merchant reconciled with its store (stock drift, orders left accepted, subscriptions,
+    # holds), one sync run of kind reconcile per merchant.
+    scheduler.register(
+        reconciliation.schedule_all, EVENTS, interval=rt.settings.reconcile_interval_seconds, job_timeout=120
     )
     # The periodic jobs each installed adapter declares (store orders taken off the platform's stock, the
     # stock reconcile that backs up notifications a store stopped retrying); each queues one job per

@@ -142,6 +142,25 @@ class ShopifyAdapter(ShopifyTokens, ShopifyInstall, ShopifyCatalog, ShopifyOrder
             done.append(topic)
         return done
 
+    def missing_webhooks(self, callback_url: str) -> list[str]:
+        """Topics of `const.WEBHOOK_TOPICS` with no subscription to `callback_url` in the shop now."""
+        found: set[str] = set()
+        after: str | None = None
+        while True:
+            page = self.client.execute(queries.WEBHOOK_SUBSCRIPTIONS, {"after": after}).get(
+                "webhookSubscriptions"
+            )
+            if not isinstance(page, dict):
+                break
+            for node in page.get("nodes") or []:
+                if isinstance(node, dict) and node.get("uri") == callback_url:
+                    found.add(str(node.get("topic")))
+            info = page.get("pageInfo") or {}
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                break
+            after = str(info["endCursor"])
+        return [topic for topic in const.WEBHOOK_TOPICS if topic.upper().replace("/", "_") not in found]
+
     @property
     def rate_ledger(self) -> RateLedger | None:
         """The shop's cost bucket shared with other workers (set by the core; see SharesRateLimit)."""

@@ -367,6 +367,21 @@ mutation StorelinkWebhookSubscribe($topic: WebhookSubscriptionTopic!, $uri: Stri
 }
 """
 
+WEBHOOK_SUBSCRIPTIONS: Final = """
+query StorelinkWebhookSubscriptions($after: String) {
+  webhookSubscriptions(first: 100, after: $after) {
+    nodes {
+      topic
+      uri
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+"""
+
 DOCUMENTS: Final[dict[str, str]] = {
     name: value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)
 }

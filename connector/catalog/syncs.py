@@ -10,38 +10,61 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from connector.catalog.synchronizer import LeaseLostError
 from connector.domain.errors import PermanentError, ValidationError
+from connector.infra import problems
 from connector.infra.models import Merchant, SyncRun
 from connector.infra.queue import BULK, SYNC
 from connector.infra.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("catalog",)
+JOB_FUNCS = {
+    "catalog": "connector.catalog.jobs.run_sync",
+    "inventory": "connector.stock.resync.run_inventory_resync",
+    "orders": "connector.orders.resync.run_orders_resync",
+    "reconcile": "connector.orders.reconciliation.run_reconciliation",
+}
+"""The RQ job of each kind of run, by dotted name: the kinds above the catalog run jobs of the layers that
+own their writes (stock, orders)."""
+KINDS = tuple(JOB_FUNCS)
 ACTIVE = ("queued", "running")
-JOB_FUNC = "connector.catalog.jobs.run_sync"
+JOB_FUNC = JOB_FUNCS["catalog"]
 QUEUED_GRACE = timedelta(seconds=5)
 
 
 def request_sync(
-    rt: Runtime, merchant_id: int, *, kind: str = "catalog", full: bool = True, dry_run: bool = False
+    rt: Runtime,
+    merchant_id: int,
+    *,
+    kind: str = "catalog",
+    full: bool = True,
+    dry_run: bool = False,
+    since: datetime | None = None,
 ) -> SyncRun:
     """Record a run and queue it. An active run of the same kind for the merchant is returned instead."""
     with rt.db.session() as session:
-        run, created = record_sync(session, merchant_id, kind=kind, full=full, dry_run=dry_run)
+        run, created = record_sync(session, merchant_id, kind=kind, full=full, dry_run=dry_run, since=since)
         job_id, queue = run.job_id, run.queue
     if created and job_id:
-        _enqueue(rt, run.id, queue, job_id)
-        logger.info("sync requested", extra={"merchant_id": merchant_id, "run_id": run.id, "kind": kind})
+        _enqueue(rt, run.id, queue, job_id, kind)
+        logger.info("sync run requested", extra={"merchant_id": merchant_id, "run_id": run.id, "kind": kind})
     return run
 
 
 def record_sync(
-    session: Session, merchant_id: int, *, kind: str = "catalog", full: bool = True, dry_run: bool = False
+    session: Session,
+    merchant_id: int,
+    *,
+    kind: str = "catalog",
+    full: bool = True,
+    dry_run: bool = False,
+    since: datetime | None = None,
 ) -> tuple[SyncRun, bool]:
     """Record a queued run in `session`'s transaction (no enqueue: the caller does it after commit, or the
     sweeper finds it); returns (run, created). An active run of the same kind is returned instead."""
@@ -70,8 +93,9 @@ def record_sync(
         kind=kind,
         full=full,
         dry_run=dry_run,
-        queue=BULK if full else SYNC,
+        queue=BULK if full and kind == "catalog" else SYNC,
         status="queued",
+        since=since,
     )
     session.add(run)
     session.flush()
@@ -82,17 +106,19 @@ def record_sync(
 def enqueue_run(rt: Runtime, run: SyncRun) -> None:
     """Queue a run recorded with `record_sync` once its transaction committed (best effort, swept)."""
     if run.job_id:
-        _enqueue(rt, run.id, run.queue, run.job_id)
+        _enqueue(rt, run.id, run.queue, run.job_id, run.kind)
 
 
 def _new_job_id(run_id: int) -> str:
     return f"sync-{run_id}-{uuid.uuid4().hex[:8]}"
 
 
-def _enqueue(rt: Runtime, run_id: int, queue: str, job_id: str) -> None:
+def _enqueue(rt: Runtime, run_id: int, queue: str, job_id: str, kind: str) -> None:
     """Best effort: a failure here only delays the run until the sweeper finds it."""
     try:
-        rt.queues.enqueue(queue, JOB_FUNC, run_id, job_id=job_id, timeout=rt.settings.job_timeout_seconds)
+        rt.queues.enqueue(
+            queue, JOB_FUNCS[kind], run_id, job_id=job_id, timeout=rt.settings.job_timeout_seconds
+        )
     except Exception:
         logger.exception("enqueue failed; the sweeper will retry", extra={"run_id": run_id, "job_id": job_id})
 
@@ -139,13 +165,30 @@ def finish(rt: Runtime, run_id: int, token: str, *, status: str, error: str | No
         )
 
 
+def record_progress(rt: Runtime, run_id: int, token: str, **values: Any) -> None:
+    """Store a running run's counters (any `SyncRun` columns) with a heartbeat, while we hold its lease;
+    LeaseLostError when another worker took it over."""
+    with rt.db.session() as session:
+        moved = session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run_id, SyncRun.lease_token == token)
+            .values(heartbeat_at=datetime.now(UTC), **values)
+        ).rowcount  # type: ignore[attr-defined]
+    if not moved:
+        raise LeaseLostError(f"sync run {run_id} was taken over")
+
+
 def pause_merchant(session: Session, merchant_id: int, problem: str) -> None:
-    """Pause an installed merchant with a visible problem; an uninstalled one stays uninstalled."""
+    """Pause an installed merchant with a visible problem (and `credentials_refused` on the problem list);
+    an uninstalled one stays uninstalled."""
+    was = session.scalar(select(Merchant.status).where(Merchant.id == merchant_id).with_for_update())
+    if was is None or was == "uninstalled":
+        return
     session.execute(
-        update(Merchant)
-        .where(Merchant.id == merchant_id, Merchant.status != "uninstalled")
-        .values(status="paused", problem=problem)
+        update(Merchant).where(Merchant.id == merchant_id).values(status="paused", problem=problem)
     )
+    if was == "installed":  # once per pause (a refused refresh paused it already)
+        problems.raise_problem(session, problems.CREDENTIALS_REFUSED, merchant_id=merchant_id, detail=problem)
 
 
 def sweep(rt: Runtime) -> list[int]:
@@ -154,7 +197,7 @@ def sweep(rt: Runtime) -> list[int]:
     stale = now - timedelta(seconds=rt.settings.stale_after_seconds)
     with rt.db.session() as session:
         candidates = session.execute(
-            select(SyncRun.id, SyncRun.status, SyncRun.queue, SyncRun.job_id).where(
+            select(SyncRun.id, SyncRun.status, SyncRun.queue, SyncRun.job_id, SyncRun.kind).where(
                 or_(
                     (SyncRun.status == "queued") & (SyncRun.created_at < now - QUEUED_GRACE),
                     (SyncRun.status == "running") & (SyncRun.heartbeat_at < stale),
@@ -162,7 +205,7 @@ def sweep(rt: Runtime) -> list[int]:
             )
         ).all()
     revived: list[int] = []
-    for run_id, status, queue, job_id in candidates:
+    for run_id, status, queue, job_id, kind in candidates:
         if status == "queued" and job_id and rt.queues.is_live(job_id):
             continue
         new_job = _new_job_id(run_id)
@@ -173,7 +216,7 @@ def sweep(rt: Runtime) -> list[int]:
                 .values(job_id=new_job)
             ).rowcount  # type: ignore[attr-defined]
         if moved:
-            _enqueue(rt, run_id, queue, new_job)
+            _enqueue(rt, run_id, queue, new_job, kind)
             revived.append(run_id)
             logger.warning("sync run re-enqueued", extra={"run_id": run_id, "was": status, "job_id": new_job})
     return revived

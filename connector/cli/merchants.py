@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from connector.catalog import syncs
 from connector.cli.common import TERMINAL, Context, _errors, _print_rows, console, err, pass_ctx
+from connector.cli.problems import describe
 from connector.domain import registry
 from connector.domain.errors import StorelinkError
 from connector.domain.ports import ConnectFlow, ConnectOption
-from connector.infra import runtime
+from connector.infra import problems, runtime
 from connector.infra.models import SyncRun
 from connector.merchants import connect
 from connector.merchants.records import create_merchant, get_merchant, list_merchants
@@ -242,8 +243,10 @@ def merchants_list(obj: Context, as_json: bool) -> None:
     rt = obj.rt
     with rt.db.session() as session:
         rows: list[dict[str, Any]] = []
+        listed = problems.open_problems(session)
         for m in list_merchants(session):
             last = syncs.latest_run(session, m.id)
+            titles = "; ".join(p.title for p in listed if p.merchant_id == m.id)
             rows.append(
                 {
                     "id": m.id,
@@ -253,7 +256,7 @@ def merchants_list(obj: Context, as_json: bool) -> None:
                     "store": m.store_ref,
                     "last_sync": last.status if last else None,
                     "last_sync_at": (last.finished_at or last.created_at).isoformat() if last else None,
-                    "problem": m.problem or _run_problem(rt, last),
+                    "problem": m.problem or _run_problem(rt, last) or titles or None,
                 }
             )
     _print_rows(
@@ -276,7 +279,7 @@ def merchants_list(obj: Context, as_json: bool) -> None:
 @click.argument("merchant")
 @pass_ctx
 def merchants_show(obj: Context, merchant: str) -> None:
-    """Show one merchant (by id or name) and its recent sync runs."""
+    """Show one merchant (by id or name): its open problems and its recent sync runs of every kind."""
     rt = obj.rt
     with _errors(), rt.db.session() as session:
         m = get_merchant(session, merchant)
@@ -284,6 +287,12 @@ def merchants_show(obj: Context, merchant: str) -> None:
         if m.problem:
             console.print(f"[red]problem:[/] {m.problem}")
         console.print(f"inventory buffer {m.inventory_buffer}, location {m.location_ref or 'default'}")
+        showing = problems.open_problems(session, [m.id])
+        for problem in showing:
+            console.print(f"[red]problem:[/] {describe(problem)}", highlight=False)
+            console.print(f"  what to do: {problem.action}", highlight=False)
+        if not showing:
+            console.print("no open problems")
         runs = syncs.list_runs(session, merchant_id=m.id, limit=10)
         if runs and runs[0].status not in TERMINAL:
             latest = runs[0]
@@ -313,6 +322,7 @@ def _runs_table(runs: Any) -> Table:
         "kind",
         "status",
         "rows",
+        "total",
         "created",
         "updated",
         "unchanged",
@@ -320,6 +330,7 @@ def _runs_table(runs: Any) -> Table:
         "failed rows",
         "events",
         "error",
+        "details",
     )
     for r in runs:
         kind = f"{r.kind}{' (dry run)' if r.dry_run else ''}"
@@ -328,6 +339,7 @@ def _runs_table(runs: Any) -> Table:
             kind,
             r.status,
             str(r.rows_read),
+            "" if r.total is None else str(r.total),
             str(r.created),
             str(r.updated),
             str(r.unchanged),
@@ -335,5 +347,20 @@ def _runs_table(runs: Any) -> Table:
             str(r.failed_rows),
             str(r.events_emitted),
             r.error or "",
+            _details(r.details),
         )
     return table
+
+
+def _details(details: dict[str, Any] | None) -> str:
+    """What an inventory, orders or reconcile run counted, in one cell (`stock: drift 2, fixed 2; ...`)."""
+    parts = []
+    for name, value in (details or {}).items():
+        if isinstance(value, dict):
+            counted = ", ".join(f"{key.replace('_', ' ')} {count}" for key, count in value.items() if count)
+            parts.append(f"{name}: {counted or 'nothing'}")
+        elif isinstance(value, list):
+            parts.append(f"{name.replace('_', ' ')}: {', '.join(map(str, value)) or 'none'}")
+        elif isinstance(value, int) and value:
+            parts.append(f"{name.replace('_', ' ')} {value}")
+    return "; ".join(parts)

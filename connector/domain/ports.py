@@ -401,6 +401,16 @@ class RegistersWebhooks(Protocol):
 
 
 @runtime_checkable
+class ChecksWebhooks(Protocol):
+    """An adapter that can tell which of its store's notifications no longer reach a callback URL (a
+    subscription deleted in the store, or never made)."""
+
+    def missing_webhooks(self, callback_url: str) -> list[str]:
+        """The topics `register_webhooks(callback_url)` subscribes that the store does not send there now."""
+        ...
+
+
+@runtime_checkable
 class HasConnectFlow(Protocol):
     """An adapter class that declares how its sellers are connected with keys."""
 

@@ -561,7 +561,7 @@ class SyncRun(Base):
     __table_args__ = (Index("ix_sync_runs_status", "status"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(30))  # catalog | inventory | orders
+    kind: Mapped[str] = mapped_column(String(30))  # catalog | inventory | orders | reconcile
     full: Mapped[bool] = mapped_column(Boolean, default=True)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default="queued")  # queued | running | succeeded | failed
@@ -580,6 +580,9 @@ class SyncRun(Base):
     row_errors: Mapped[list[Any]] = mapped_column(default=list)
     diff: Mapped[list[Any]] = mapped_column(default=list)
     error: Mapped[str | None] = mapped_column(Text)
+    total: Mapped[int | None]  # rows the run will read, once known (its progress bar's end)
+    since: Mapped[datetime | None]  # an orders resync: orders placed since then
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-kind counts (connector.support.ops)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -27,7 +27,7 @@ from connector.domain.ports import (
     SharesRateLimit,
     StoreAdapter,
 )
-from connector.infra import export_signals, runtime
+from connector.infra import export_signals, problems, runtime
 from connector.infra.crypto import SecretBox
 from connector.infra.db import Database
 from connector.infra.models import Merchant
@@ -82,14 +82,17 @@ def credentials_guard(
             try:
                 entries = refresh(stored)
             except AuthError as exc:
+                problem = f"store refused the credentials refresh: {exc.message}"
                 with db.session() as session:  # an uninstalled merchant stays uninstalled
-                    session.execute(
+                    paused = session.execute(
                         update(Merchant)
                         .where(Merchant.id == merchant_id, Merchant.status == "installed")
-                        .values(
-                            status="paused", problem=f"store refused the credentials refresh: {exc.message}"
+                        .values(status="paused", problem=problem)
+                    ).rowcount  # type: ignore[attr-defined]
+                    if paused:
+                        problems.raise_problem(
+                            session, problems.CREDENTIALS_REFUSED, merchant_id=merchant_id, detail=problem
                         )
-                    )
                 logger.warning(
                     "credentials refresh refused; merchant paused", extra={**log, "code": exc.code}
                 )

@@ -18,6 +18,7 @@ from connector.domain.errors import NotFoundError, PermanentError, ValidationErr
 from connector.domain.ports import (
     StoreAdapter,
 )
+from connector.infra import problems
 from connector.infra.crypto import SecretBox
 from connector.infra.models import Merchant
 
@@ -198,6 +199,7 @@ def install_merchant(
     merchant.status = "installed"
     merchant.problem = None
     session.flush()
+    problems.clear_problems(session, [problems.CREDENTIALS_REFUSED], merchant_id=merchant.id)
     logger.info("merchant re-installed", extra={"merchant_id": merchant.id, "kind": kind})
     return merchant, False
 

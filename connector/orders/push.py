@@ -27,7 +27,7 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from connector.catalog import syncs
-from connector.domain.errors import AuthError, PermanentError, RetryableError
+from connector.domain.errors import AuthError, PermanentError, RetryableError, StorelinkError
 from connector.domain.event_types import ORDER_CONFIRMED as ORDER_CONFIRMED
 from connector.domain.event_types import ORDER_REJECTED as ORDER_REJECTED
 from connector.domain.money import Money
@@ -35,7 +35,7 @@ from connector.domain.orders import Address, Attribution, ExternalOrderRef, Orde
 from connector.domain.orders import Order as PushOrder
 from connector.domain.orders import OrderLine as PushLine
 from connector.domain.ports import ReducesStockForSale, StoreAdapter
-from connector.infra import outbox, queue, runtime
+from connector.infra import outbox, problems, queue, runtime
 from connector.infra.models import AffiliateLink, Merchant, Order, OrderLine, Variant
 from connector.infra.queue import LIVE_STATUSES, ORDERS, jittered_retry
 from connector.infra.store_adapters import build_adapter
@@ -57,6 +57,13 @@ _STORE_DID_NOTHING: Final = frozenset({"throttled", "rate_limited", "connect"})
 """Failures that prove the store did not act on the request; any other may have created the order."""
 _ADAPTER_CACHE_SIZE: Final = 32
 _WAITING: Final = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+PUSH_SUCCESS: Final = (
+    problems.PUSH_FAILING,
+    problems.THROTTLED,
+    problems.STORE_UNREACHABLE,
+    problems.CREDENTIALS_REFUSED,
+)
+"""Problems an order the store took proves gone."""
 
 
 def job_id(order_id: int) -> str:
@@ -108,7 +115,7 @@ def request_push(session: Session, order_id: int) -> None:
 _adapters: OrderedDict[tuple[int, datetime | None], StoreAdapter] = OrderedDict()
 
 
-def _adapter(rt: runtime.Runtime, merchant: Merchant) -> StoreAdapter:
+def adapter_for(rt: runtime.Runtime, merchant: Merchant) -> StoreAdapter:
     """One adapter per merchant and process, so that a store client's pacing state lasts across jobs."""
     key = (merchant.id, merchant.updated_at)
     adapter = _adapters.get(key)
@@ -186,7 +193,7 @@ def _push_order(session: Session, order: Order) -> PushOrder:
     )
 
 
-def _claim(rt: runtime.Runtime, order_id: int) -> tuple[int, PushOrder, Merchant] | None:
+def claim_attempt(rt: runtime.Runtime, order_id: int) -> tuple[int, PushOrder, Merchant] | None:
     """Record the intent of one attempt and take the order's lease; None when there is nothing to do."""
     now = datetime.now(UTC)
     stale = now - timedelta(seconds=queue.lease_seconds(rt.settings))
@@ -216,7 +223,7 @@ def _claim(rt: runtime.Runtime, order_id: int) -> tuple[int, PushOrder, Merchant
         return order.push_attempts, _push_order(session, order), merchant
 
 
-def _release(rt: runtime.Runtime, order_id: int, attempt: int) -> None:
+def release_attempt(rt: runtime.Runtime, order_id: int, attempt: int) -> None:
     """End an attempt that did not finish the order: its lease is freed, its intent stays recorded."""
     try:
         with rt.db.session() as session:
@@ -229,7 +236,7 @@ def _release(rt: runtime.Runtime, order_id: int, attempt: int) -> None:
         logger.exception("order push lease not released; it expires", extra={"order_id": order_id})
 
 
-def _confirm(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef | None, attempt: int) -> bool:
+def confirm_order(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef | None, attempt: int) -> bool:
     """Confirm the order with its store refs (none when the store took the sale as a stock reduction)."""
     with rt.db.session() as session:
         done = session.execute(
@@ -247,6 +254,7 @@ def _confirm(rt: runtime.Runtime, order_id: int, ref: ExternalOrderRef | None, a
         order = session.get(Order, order_id)
         assert order is not None
         holds.settle_order(session, order_id, holds.CONFIRMED)
+        problems.clear_problems(session, PUSH_SUCCESS, merchant_id=order.merchant_id)
         outbox.publish(
             session,
             [
@@ -297,6 +305,19 @@ def _reject(rt: runtime.Runtime, order_id: int, error: PermanentError) -> bool:
     return True
 
 
+def _failed(rt: runtime.Runtime, merchant_id: int, exc: BaseException) -> None:
+    """An attempt that did not reach an answer: a sighting of `push_failing`, and of the store's cause."""
+    if not isinstance(exc, Exception) or getattr(exc, "code", None) in problems.OWN_CODES:
+        return  # the worker is being stopped, or waited on a lock of Storelink's own: not the store's doing
+    detail = (
+        f"{exc.code}: {exc.message}" if isinstance(exc, StorelinkError) else f"{type(exc).__name__}: {exc}"
+    )
+    problems.report(rt.db, problems.PUSH_FAILING, merchant_id=merchant_id, detail=detail)
+    cause = problems.store_failure_cause(exc)
+    if cause is not None:
+        problems.report(rt.db, cause, merchant_id=merchant_id, detail=detail)
+
+
 def push_order(order_id: int) -> str | None:
     """RQ job: push one `accepted` order to its store; returns the store's order id, None when not pushed
     (or when the store took the sale as a stock reduction).
@@ -306,7 +327,7 @@ def push_order(order_id: int) -> str | None:
     AuthError pauses the merchant and leaves the order `accepted` for a later push.
     """
     rt = runtime.current()
-    claimed = _claim(rt, order_id)
+    claimed = claim_attempt(rt, order_id)
     if claimed is None:
         return None
     attempt, order, merchant = claimed
@@ -314,7 +335,7 @@ def push_order(order_id: int) -> str | None:
     log = {"order_id": order_id, "merchant_id": merchant.id, "attempt": attempt}
     ref: ExternalOrderRef | None
     try:
-        adapter = _adapter(rt, merchant)
+        adapter = adapter_for(rt, merchant)
         if store_orders.sells_by_stock(adapter):
             # The store cannot take the order (its merchant's capabilities leave out order push): its units
             # are taken off the store's stock instead, once, and the order is confirmed with no store order.
@@ -329,7 +350,7 @@ def push_order(order_id: int) -> str | None:
             else:
                 ref = adapter.create_order(order, key)
     except AuthError as exc:
-        _release(rt, order_id, attempt)
+        release_attempt(rt, order_id, attempt)
         with rt.db.session() as session:
             syncs.pause_merchant(session, merchant.id, f"store refused credentials: {exc.message}")
         logger.warning("order push refused credentials; merchant paused", extra={**log, "code": exc.code})
@@ -339,7 +360,8 @@ def push_order(order_id: int) -> str | None:
         logger.warning("order rejected by the store", extra={**log, "code": exc.code, "error": exc.message})
         raise
     except BaseException as exc:
-        _release(rt, order_id, attempt)
+        release_attempt(rt, order_id, attempt)
+        _failed(rt, merchant.id, exc)
         if isinstance(exc, RetryableError) and exc.code not in _STORE_DID_NOTHING:
             # The store may still be working on a request we gave up on: look only after it must have ended.
             exc.retry_after = max(exc.retry_after or 0.0, rt.settings.http_timeout_seconds)
@@ -348,7 +370,7 @@ def push_order(order_id: int) -> str | None:
         )
         raise
     store_order = ref.external_id if ref is not None else None
-    if _confirm(rt, order_id, ref, attempt):
+    if confirm_order(rt, order_id, ref, attempt):
         logger.info("order confirmed", extra={**log, "store_order": store_order})
     return store_order
 

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from connector.catalog import levels
 from connector.infra import runtime
@@ -27,7 +27,9 @@ SETTLE_AFTER: Final = timedelta(days=2)
 ACCEPTED_ORDER: Final = "accepted"
 
 
-def expire_holds(rt: runtime.Runtime, now: datetime, *, pushing_below: int) -> int:
+def expire_holds(
+    rt: runtime.Runtime, now: datetime, *, pushing_below: int, merchant_id: int | None = None
+) -> int:
     """Release overdue holds, except those of an order whose push is still being tried (`accepted`, with fewer
     than `pushing_below` attempts): its buyer has paid and the store may yet take it, so its units stay held
     until it is confirmed, rejected or given up on (the sweeper's last attempt); releasing them sooner would
@@ -46,6 +48,7 @@ def expire_holds(rt: runtime.Runtime, now: datetime, *, pushing_below: int) -> i
             session.scalars(
                 select(Reservation)
                 .where(Reservation.state == holds.ACTIVE, Reservation.expires_at < now, ~pushing)
+                .where(*_of(merchant_id))
                 .order_by(Reservation.id)
                 .limit(RECONCILE_BATCH)
                 .with_for_update(skip_locked=True)
@@ -58,14 +61,21 @@ def expire_holds(rt: runtime.Runtime, now: datetime, *, pushing_below: int) -> i
     return len(rows)
 
 
-def give_back(rt: runtime.Runtime) -> int:
+def _of(merchant_id: int | None) -> list[ColumnElement[bool]]:
+    """The filter of one merchant's holds (none: every merchant's)."""
+    return [] if merchant_id is None else [Reservation.merchant_id == merchant_id]
+
+
+def give_back(rt: runtime.Runtime, merchant_id: int | None = None) -> int:
     """Holds released elsewhere without their counter (the push job's rejection): give them back now."""
     with rt.db.session() as session:
         rows = list(
             session.scalars(
                 select(Reservation)
                 .where(
-                    Reservation.state.in_((holds.RELEASED, holds.EXPIRED)), Reservation.settled_at.is_(None)
+                    Reservation.state.in_((holds.RELEASED, holds.EXPIRED)),
+                    Reservation.settled_at.is_(None),
+                    *_of(merchant_id),
                 )
                 .order_by(Reservation.id)
                 .limit(RECONCILE_BATCH)

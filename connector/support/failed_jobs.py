@@ -56,7 +56,7 @@ def retry_job(rt: Runtime, job: Job) -> RetryOutcome:
 def _reopen(rt: Runtime, job: Job) -> tuple[str | None, str]:
     """(why the job cannot be retried, or None; what retrying it will do)."""
     args = job.args
-    if job.func_name == syncs.JOB_FUNC and args and isinstance(args[0], int):
+    if job.func_name in syncs.JOB_FUNCS.values() and args and isinstance(args[0], int):
         return _reopen_sync_run(rt, args[0], job.id)
     if job.func_name == push.JOB_FUNC and args and isinstance(args[0], int):
         return _order_push_open(rt, args[0]), f"pushes order {args[0]} again"

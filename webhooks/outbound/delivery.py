@@ -23,7 +23,7 @@ from rq import get_current_job
 from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
-from connector.infra import runtime
+from connector.infra import problems, runtime
 from connector.infra.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
 from webhooks.outbound import breaker, isolation, retry, scheduling, transport
 from webhooks.outbound.endpoints import signing_secrets
@@ -334,8 +334,13 @@ def apply_result(
     if outcome is retry.Outcome.SUCCESS:
         delivery.status = SUCCEEDED
         delivery.next_attempt_at = None
+        problems.clear_problems(session, [problems.ENDPOINT_FAILING], endpoint_id=endpoint.id, now=now)
         breaker.record_success(endpoint)
-    elif outcome is retry.Outcome.RETRY:
+    else:
+        problems.raise_problem(
+            session, problems.ENDPOINT_FAILING, endpoint_id=endpoint.id, detail=delivery.last_error, now=now
+        )
+    if outcome is retry.Outcome.RETRY:
         breaker_open = breaker.record_failure(endpoint, now, config.breaker)
         schedule = retry.next_attempt_at(now, prepared.attempt, retry_after=result.retry_after)
         if schedule is None:
@@ -346,7 +351,7 @@ def apply_result(
             )
         else:
             delivery.next_attempt_at = schedule
-    else:
+    elif outcome is not retry.Outcome.SUCCESS:
         delivery.status = FAILED
         delivery.next_attempt_at = None
         if outcome is retry.Outcome.GONE:
