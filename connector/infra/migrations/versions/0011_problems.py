@@ -1,6 +1,6 @@
 """the problem list; sync runs of every kind with a total, a since and per-kind counts
 
-Revision ID: 0013
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-04 09:00:00.000000
 
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 
 import connector.infra.models
 
-revision: str = "0013"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
