@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+from connector.infra import models_console  # noqa: F401  (its tables belong to the metadata)
 from connector.infra.models import Base
 
 config = context.config
