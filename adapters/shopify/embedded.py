@@ -32,7 +32,9 @@ class ShopifyEmbedded(ShopifyBase):
         try:
             claims = session_token.decode_from_header(f"Bearer {token}", app.client_id, app.client_secret)
         except session_token.SessionTokenError as exc:
-            raise AuthError(f"the session token does not check out: {exc}", code="invalid_session_token") from None
+            raise AuthError(
+                f"the session token does not check out: {exc}", code="invalid_session_token"
+            ) from None
         shop = urlsplit(str(claims.get("dest", ""))).hostname or ""
         if not oauth.valid_shop_domain(shop):
             raise AuthError("the session token names no shop", code="invalid_session_token")

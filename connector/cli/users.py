@@ -68,7 +68,13 @@ def users_list(obj: Context, as_json: bool) -> None:
     _print_rows(
         rows,
         as_json,
-        [("id", "id"), ("email", "email"), ("role", "role"), ("merchants", "merchants"), ("last sign-in", "signed_in_at")],
+        [
+            ("id", "id"),
+            ("email", "email"),
+            ("role", "role"),
+            ("merchants", "merchants"),
+            ("last sign-in", "signed_in_at"),
+        ],
         empty="no console users (add one with `storelink users add EMAIL --role support`)",
     )
 

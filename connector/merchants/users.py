@@ -160,7 +160,9 @@ def issue_link(session: Session, merchant_id: int, ttl: timedelta) -> str:
     now = datetime.now(UTC)
     session.execute(delete(ConsoleLink).where(ConsoleLink.expires_at < now - timedelta(days=1)))
     session.add(
-        ConsoleLink(token_hash=_token_hash(token), merchant_id=merchant_id, created_at=now, expires_at=now + ttl)
+        ConsoleLink(
+            token_hash=_token_hash(token), merchant_id=merchant_id, created_at=now, expires_at=now + ttl
+        )
     )
     session.flush()
     logger.info("console sign-in link issued", extra={"merchant_id": merchant_id})

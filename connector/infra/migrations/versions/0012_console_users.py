@@ -50,7 +50,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_user_merchants")),
-        sa.UniqueConstraint("user_id", "merchant_id", name=op.f("uq_console_user_merchants_user_id_merchant_id")),
+        sa.UniqueConstraint(
+            "user_id", "merchant_id", name=op.f("uq_console_user_merchants_user_id_merchant_id")
+        ),
     )
     op.create_index(
         op.f("ix_console_user_merchants_merchant_id"), "console_user_merchants", ["merchant_id"], unique=False
