@@ -17,6 +17,7 @@ from sqlalchemy import update
 from connector.infra.models import Merchant
 from connector.infra.runtime import Runtime
 from connector.merchants.records import create_merchant
+from connector.sandbox.shopify import Server
 from tests.helpers import assert_problem
 from tests.integration.test_shopify_install import SHOP, _grant, settings, shopify  # noqa: F401 (fixtures)
 
@@ -156,8 +157,10 @@ def test_the_admin_opening_the_installed_app_is_sent_to_the_embedded_page(
 
 
 def test_a_completed_install_lands_the_merchants_browser_on_its_page(
-    rt: Runtime, client: FlaskClient, shopify
-) -> None:  # noqa: F811
+    rt: Runtime,
+    client: FlaskClient,
+    shopify: Server,  # noqa: F811 (the fixture imported above)
+) -> None:
     params = _grant(client, shopify)
     browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
     done = client.get(f"/shopify/callback?{urlencode(params)}", headers=browser)
