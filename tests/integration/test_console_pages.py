@@ -10,11 +10,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from connector.catalog import syncs
+from connector.infra.models import LivePin, LiveSession, Variant
 from connector.infra.models_console import ConsoleLink
 from connector.infra.runtime import Runtime
 from connector.merchants import users
 from connector.sandbox.feeds import write_feed
-from tests.helpers import add_feed_merchant, assert_problem, drain, rewrite_feed
+from connector.stock import counters
+from tests.helpers import add_feed_merchant, assert_problem, drain, rewrite_feed, sync_now
 from tests.integration.console_support import add_user, post, sign_in
 
 
@@ -150,3 +152,31 @@ def test_a_one_time_link_signs_in_to_one_merchant_once(
     other = client.application.test_client()
     assert other.get(f"/console/link/{token}").status_code == 410  # used once
     assert other.get(f"/console/merchants/{a}").status_code == 302
+
+
+def test_the_live_page_shows_pins_and_remaining_allocation_and_refreshes_while_live(
+    rt: Runtime, client: FlaskClient, tmp_path: Path
+) -> None:
+    a, b = _two_merchants(rt, tmp_path)
+    sync_now(rt, a)
+    with rt.db.session() as session:
+        variant = session.scalars(
+            select(Variant).where(Variant.merchant_id == a).order_by(Variant.id)
+        ).first()
+        assert variant is not None
+        live = LiveSession(merchant_id=a, title="Friday drop", status="live", creator_ref="cara")
+        quiet = LiveSession(merchant_id=b, title="Bolt's evening", status="scheduled")
+        session.add_all([live, quiet])
+        session.flush()
+        pin = LivePin(
+            session_id=live.id, variant_id=variant.id, flash_price_minor=1999, currency="USD", allocation=10
+        )
+        session.add(pin)
+        session.flush()
+        pin_id = pin.id
+    rt.redis.hset(counters.pin_key(pin_id), "n", 7)
+    add_user(rt, "owner@acme.example", "merchant", ("acme",))
+    sign_in(client, "owner@acme.example")
+    page = client.get("/console/live").get_data(as_text=True)
+    assert "Friday drop" in page and "Bolt's evening" not in page
+    assert 'data-refresh="3"' in page and '<td class="n remaining">7</td>' in page and "19.99 USD" in page
