@@ -196,6 +196,33 @@ class Settings(BaseSettings):
         le=3600,
         description="How often the scheduler writes the clicks buffered in Redis to the database.",
     )
+    console_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="A console session unused this many minutes ends (sign in again).",
+    )
+    console_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=30 * 24,
+        description="A console session ends this many hours after sign-in, however much it is used.",
+    )
+    console_sign_in_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description=(
+            "Failed console sign-ins allowed per account in 15 minutes (four times as many per address); "
+            "past that, sign-in answers 429 until the window ends."
+        ),
+    )
+    console_link_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=24 * 60,
+        description="How long the one-time sign-in link made at the end of a store install works.",
+    )
 
     @field_validator("log_level")
     @classmethod

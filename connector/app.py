@@ -8,6 +8,7 @@ from flask import Flask
 
 from config.settings import Settings, get_settings
 from connector import api as platform_api
+from connector import console
 from connector.affiliates import ledger
 from connector.infra import logs, runtime
 from connector.showcases import events as showcase_events
@@ -44,5 +45,6 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     platform_api.init_app(app)  # Platform API: /v1 catalog, orders, live sessions, openapi.json
     receiver.init_app(app)  # store webhooks: /webhooks/<source>
     install.init_app(app)  # store installs: /<kind>/install, /<kind>/callback
+    console.init_app(app, rt)  # the web console: /console (and / redirects there)
     logger.debug("app created", extra={"database": rt.db.engine.dialect.name})
     return app

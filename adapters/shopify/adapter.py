@@ -24,7 +24,8 @@ take the pair it stored. Without a guard the adapter refreshes itself and hands 
 
 Installation (``connector.domain.ports.Installable``): ``authorize_url`` builds the grant request, ``callback_store_ref``
 checks the callback's HMAC and shop, ``complete_install`` exchanges the code for an expiring offline token
-(``expiring=1``) and checks the granted scopes.
+(``expiring=1``) and checks the granted scopes. The console page embedded in the admin
+(``connector.domain.ports.Embeddable``) checks App Bridge session tokens (``embedded``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import requests
 from adapters.shopify import const, oauth, queries, webhook
 from adapters.shopify.catalog import ShopifyCatalog
 from adapters.shopify.client import ShopifyClient
+from adapters.shopify.embedded import ShopifyEmbedded
 from adapters.shopify.install import ShopifyInstall
 from adapters.shopify.orders import ShopifyOrders
 from adapters.shopify.tokens import ShopifyTokens
@@ -58,7 +60,9 @@ from connector.infra.http import build_session
 logger = logging.getLogger(__name__)
 
 
-class ShopifyAdapter(ShopifyTokens, ShopifyInstall, ShopifyCatalog, ShopifyOrders, ReportsCatalogSkips):
+class ShopifyAdapter(
+    ShopifyTokens, ShopifyInstall, ShopifyEmbedded, ShopifyCatalog, ShopifyOrders, ReportsCatalogSkips
+):
     """A Shopify shop, through its Admin GraphQL API: its parts are mixed in from `tokens`, `install`,
     `catalog` (with `inventory`) and `orders`; the shop itself and its webhooks are here."""
 

@@ -2,8 +2,8 @@
 
 `main` is the command group; each module of this package holds one area's commands (`processes`: up, worker,
 scheduler; `demo`; `db`: db and keys; `merchants`; `resync`; `problems`; `jobs`; `clients`; `webhooks`: webhooks,
-deliveries and replay; `inbound`; `commissions`; `programs`; `showcases`; `bench`), and they are wired onto
-`main` here, in one place.
+deliveries and replay; `inbound`; `commissions`; `programs`; `showcases`; `users`: console users; `bench`), and
+they are wired onto `main` here, in one place.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ COMMANDS: dict[str, str] = {
     "commissions": "commissions:commissions",
     "programs": "programs:programs",
     "showcases": "showcases:showcases",
+    "users": "users:users",
     "bench": "bench:bench",
 }
 

@@ -227,6 +227,34 @@ class Installable(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class EmbedPage:
+    """How a store's admin frames the merchant's console page: the origins that may frame it, the scripts the
+    store requires first in the page's head (from its own address) and the meta tags they read."""
+
+    frame_ancestors: tuple[str, ...]
+    scripts: tuple[str, ...] = ()
+    meta: tuple[tuple[str, str], ...] = ()
+
+
+@runtime_checkable
+class Embeddable(Protocol):
+    """A store kind whose admin opens the merchant's console page in a frame (`/console/embedded/<kind>`),
+    authenticating each request with a short-lived session token it signs with the app's secret."""
+
+    @classmethod
+    def session_token_store_ref(cls, app: InstallApp, token: str) -> str:
+        """Check the token (signature with the app's secret, audience the app's client id, expiry with a
+        small leeway, issuer and destination the same store) and return the store_ref it is for; AuthError
+        when it does not check out. No network."""
+        ...
+
+    @classmethod
+    def embed_page(cls, app: InstallApp, store_ref: str) -> EmbedPage:
+        """What the framed page of `store_ref` needs."""
+        ...
+
+
 CredentialsRefresh = Callable[[Mapping[str, str]], Mapping[str, str] | None]
 """Given the credentials as stored now, the entries to store after a refresh, or None when the stored ones
 are fresh already (another process refreshed them)."""
