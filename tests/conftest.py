@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from argon2 import PasswordHasher
+from argon2 import profiles as argon2_profiles
 from cryptography.fernet import Fernet
 from redis import Redis
 from sqlalchemy import Engine, create_engine, make_url, text
@@ -28,6 +30,7 @@ from config.settings import Settings, load_settings
 from connector.infra import runtime
 from connector.infra.db import make_engine
 from connector.infra.migrate import upgrade
+from connector.merchants import users
 
 TEST_REDIS_DBS = range(13, 0, -1)  # databases the suite may take on a shared local Redis, 13 first
 CLAIMS_DB = 14  # where sessions claim them: a test that empties its own database (FLUSHDB) keeps its claim
@@ -121,6 +124,18 @@ def _no_stray_processes() -> Iterator[None]:
 
 
 SERVER_POLL_SECONDS = 0.05
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Console passwords are hashed with argon2's cheapest parameters in this process (the algorithm and its
+    checks unchanged): sign-in tests hash hundreds of times, at tens of milliseconds each with the defaults.
+    Servers the tests start as processes keep the defaults."""
+    cheapest = PasswordHasher.from_parameters(argon2_profiles.CHEAPEST)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "_hasher", cheapest)
+        patch.setattr(users, "_DUMMY_HASH", cheapest.hash("storelink: no such user"))
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
