@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+from connector.infra import models_groups  # noqa: F401  (its tables are part of the metadata)
 from connector.infra.models import Base
 
 config = context.config
