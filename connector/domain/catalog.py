@@ -21,7 +21,7 @@ MAX_TAG_CHARS: Final = 255
 MAX_COLLECTIONS: Final = 50
 """Collections kept per product, in the store's order."""
 MAX_COLLECTION_CHARS: Final = 255
-_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_NOT_SLUG = re.compile(r"[\W_]+")
 
 
 class ProductStatus(StrEnum):
@@ -55,10 +55,10 @@ def clean_tags(values: Iterable[object]) -> tuple[str, ...]:
 
 
 def handle_of(title: str) -> str:
-    """A collection handle made from a title, for stores that have none: lower-case ASCII letters and digits
-    joined by `-` (`Home > Kitchen & Dining` -> `home-kitchen-dining`)."""
-    plain = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
-    return _NOT_SLUG.sub("-", plain.lower()).strip("-")[:MAX_COLLECTION_CHARS]
+    """A collection handle made from a title, for stores that have none: its letters and digits, case-folded,
+    in runs joined by `-` (`Home > Kitchen & Dining` -> `home-kitchen-dining`)."""
+    folded = unicodedata.normalize("NFKC", title).casefold()
+    return _NOT_SLUG.sub("-", folded).strip("-")[:MAX_COLLECTION_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
