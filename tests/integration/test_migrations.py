@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert, inspect, select
 
+from connector.infra import models_groups  # noqa: F401  (its tables are part of the metadata)
 from connector.infra.db import make_engine
 from connector.infra.migrate import alembic_config, current_revision, upgrade
 from connector.infra.models import Base, Merchant

@@ -18,7 +18,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from connector.infra import export_signals, runtime
+from connector.infra import (
+    export_signals,
+    models_groups,  # noqa: F401  (its tables are part of the metadata)
+    runtime,
+)
 from connector.infra.db import make_engine
 from connector.infra.models import (
     Base,
