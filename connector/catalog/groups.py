@@ -84,16 +84,15 @@ def bind_collections(
     ids = {ext: row[0] for ext, row in stored.items()}
     if new:
         bulk_insert.insert_many(conn, COLLECTIONS, new)
-        ids.update(
-            conn.execute(
-                select(COLLECTIONS.c.external_id, COLLECTIONS.c.id).where(
-                    COLLECTIONS.c.merchant_id == merchant_id,
-                    bulk_insert.in_values(
-                        conn.dialect.name, COLLECTIONS.c.external_id, [r["external_id"] for r in new]
-                    ),
-                )
-            ).tuples()
+        made = conn.execute(
+            select(COLLECTIONS.c.external_id, COLLECTIONS.c.id).where(
+                COLLECTIONS.c.merchant_id == merchant_id,
+                bulk_insert.in_values(
+                    conn.dialect.name, COLLECTIONS.c.external_id, [r["external_id"] for r in new]
+                ),
+            )
         )
+        ids.update((ext, cid) for ext, cid in made)
         logger.info("collections added", extra={"merchant_id": merchant_id, "count": len(new)})
     return ids
 
