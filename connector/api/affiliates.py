@@ -152,6 +152,10 @@ class LinkCreate(Body):
         return self
 
 
+EntryId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[\x21-\x7e]+$")]
+"""A commission entry's public id (visible ASCII)."""
+
+
 class PayoutCreate(Body):
     """A payout the platform made to a creator: the approved entries it paid, or every approved entry of the
     creator in the currency approved up to a time."""
@@ -161,9 +165,7 @@ class PayoutCreate(Body):
     )
     creator_ref: str = Field(min_length=1, max_length=255)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    entry_ids: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
-        default=None, min_length=1, max_length=MAX_PAYOUT_ENTRIES
-    )
+    entry_ids: list[EntryId] | None = Field(default=None, min_length=1, max_length=MAX_PAYOUT_ENTRIES)
     approved_up_to: Annotated[datetime | None, Field(strict=False)] = Field(
         default=None, description="ISO 8601; UTC when it has no offset."
     )

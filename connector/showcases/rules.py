@@ -99,13 +99,18 @@ def _merchant_ids(raw: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(value))
 
 
+def _control(value: str) -> bool:
+    """Whether `value` holds a control character (no store spells a name with one)."""
+    return any(ch < " " or ch == "\x7f" for ch in value)
+
+
 def _name(raw: Mapping[str, Any], name: str, longest: int) -> str | None:
-    """A tag or collection named by a rule, trimmed."""
+    """A tag or collection named by a rule, trimmed: text of 1 to `longest` characters, no control ones."""
     value = raw.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > longest:
-        raise _bad(f"rule.{name} must be text of 1 to {longest} characters")
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > longest or _control(value):
+        raise _bad(f"rule.{name} must be text of 1 to {longest} characters, without control characters")
     if name == "tag" and not tag_key(value):
         raise _bad("rule.tag must name a tag")
     return value.strip()
@@ -119,8 +124,8 @@ def parse(raw: Any) -> Rule:
     if unknown:
         raise _bad(f"rule.{unknown[0]} is not a rule field (known: {', '.join(sorted(_KEYS))})")
     vendor = raw.get("vendor")
-    if vendor is not None and (not isinstance(vendor, str) or not 0 < len(vendor) <= 255):
-        raise _bad("rule.vendor must be text of 1 to 255 characters")
+    if vendor is not None and (not isinstance(vendor, str) or not 0 < len(vendor) <= 255 or _control(vendor)):
+        raise _bad("rule.vendor must be text of 1 to 255 characters, without control characters")
     low, high = _price(raw, "min_price_minor"), _price(raw, "max_price_minor")
     if low is not None and high is not None and low > high:
         raise _bad("rule.min_price_minor is above rule.max_price_minor")

@@ -172,6 +172,8 @@ def test_bad_input_is_refused_with_stable_codes(rt: Runtime, shop: Shop, tmp_pat
         ({"product_ids": [theirs]}, "product_not_owned"),
         ({"rule": {"tag": ""}}, "invalid_rule"),
         ({"rule": {"collection": 5}}, "invalid_rule"),
+        ({"rule": {"tag": "a\x00b"}}, "invalid_rule"),
+        ({"rule": {"vendor": "Acme\x00"}}, "invalid_rule"),
         ({"rule": {"tags": ["summer"]}}, "invalid_rule"),
         ({"rule": {"sort": "random"}}, "invalid_rule"),
         ({"rule": {"min_price_minor": 10, "max_price_minor": 5}}, "invalid_rule"),
