@@ -210,7 +210,8 @@ def update_program(
     rt: runtime.Runtime, client_id: int, program_id: int, changes: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Change a program: name, default rate, windows, product and collection rates (merged: a null rate
-    removes the product's or collection's rate) or `status: ended`. A cut applies to existing links when their lock ends; a raise at once."""
+    removes the product's or collection's rate) or `status: ended`. A cut applies to existing links when
+    their lock ends; a raise at once."""
     _check_windows({name: changes.get(name) for name in _SETTINGS})
     with rt.db.session() as session:
         program = owned_program(session, client_id, program_id)
