@@ -32,6 +32,12 @@ Feed format
     ``color``, ``size``       variant options; together they make the variant title ("Red / M"), which is
                               the product title when both are empty.
     ``updated_at``            optional ISO-8601 date-time (UTC when it has no offset).
+    ``product_type``          the merchant's own category path ("Home > Kitchen > Cookware"): one collection
+                              (id ``product-type:<handle>``, the handle made from the path).
+    ``collections``           comma-separated collection names, each a collection (id and handle made from
+                              the name: "Summer Sale" is ``summer-sale``).
+    ``custom_label_0`` to ``custom_label_4``, ``tags`` (comma-separated): the product's tags.
+                              Tags and collections are the product's: those of its first row count.
 
     Files: CSV with a header row; TSV (tab-separated, header row); JSON Lines (one object per line); JSON (a
     top-level array of objects, or an object whose ``items`` member is that array, read incrementally).

@@ -14,7 +14,15 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Final, NamedTuple
 
-from connector.domain.catalog import Product, ProductStatus, Variant
+from connector.domain.catalog import (
+    CollectionRef,
+    Product,
+    ProductStatus,
+    Variant,
+    clean_collections,
+    clean_tags,
+    handle_of,
+)
 from connector.domain.money import Money, exponent, parse_money
 
 MAX_ID_CHARS = 255
@@ -45,8 +53,18 @@ FIELDS: Final = (
     "color",
     "size",
     "updated_at",
+    "product_type",
+    "collections",
+    "custom_label_0",
+    "custom_label_1",
+    "custom_label_2",
+    "custom_label_3",
+    "custom_label_4",
+    "tags",
 )
 """The columns a row is read from, in the order `parse_fields` takes their values."""
+PRODUCT_TYPE_PREFIX: Final = "product-type:"
+"""Ids of the collections a `product_type` names, apart from those `collections` names (their handles)."""
 
 
 class Availability(StrEnum):
@@ -71,6 +89,9 @@ _AVAILABILITY: dict[str, Availability] = {
 
 Options = tuple[tuple[tuple[str, str], ...], str]
 """(variant options, variant title) of a row's color and size; the title is "" when both are empty."""
+Groups = tuple[tuple[str, ...], tuple[CollectionRef, ...]]
+"""(tags, collections) of a row."""
+NO_GROUPS: Final[Groups] = ((), ())
 
 
 class ParseMemo:
@@ -80,11 +101,12 @@ class ParseMemo:
     A pass keeps one and hands it to every `parse_row`/`parse_fields` call.
     """
 
-    __slots__ = ("options", "prices")
+    __slots__ = ("groups", "options", "prices")
 
     def __init__(self) -> None:
         self.prices: dict[str, Money] = {}
         self.options: dict[tuple[str, str], Options] = {}
+        self.groups: dict[tuple[str, ...], Groups] = {}
 
 
 class RowParts(NamedTuple):
@@ -102,6 +124,8 @@ class RowParts(NamedTuple):
     updated_at: datetime | None
     availability: Availability
     variant: Variant
+    tags: tuple[str, ...] = ()
+    collections: tuple[CollectionRef, ...] = ()
 
 
 def normalize_column(name: str) -> str:
@@ -298,6 +322,32 @@ def split_links(image_link: str, additional: str = "") -> tuple[str, ...]:
     return tuple(links)
 
 
+def parse_groups(product_type: str, collections: str, labels: Sequence[str]) -> Groups:
+    """A row's tags (each custom label, and the comma-separated `tags`) and collections (the `product_type`
+    path, and each comma-separated name of `collections`)."""
+    *custom, listed = labels
+    tags = clean_tags([*custom, *listed.split(",")])
+    refs: list[CollectionRef] = []
+    path = " > ".join(step.strip() for step in product_type.split(">") if step.strip())
+    if path:
+        refs.append(CollectionRef(PRODUCT_TYPE_PREFIX + handle_of(path), handle_of(path), path))
+    for name in collections.split(","):
+        name = " ".join(name.split())
+        if handle_of(name):
+            refs.append(CollectionRef(handle_of(name), handle_of(name), name))
+    return tags, clean_collections(ref for ref in refs if ref.handle)
+
+
+def _memo_groups(memo: ParseMemo, values: tuple[str, ...]) -> Groups:
+    """`parse_groups` of a row's last `FIELDS` (product type, collections, labels), remembered in `memo`."""
+    found = memo.groups.get(values)
+    if found is None:
+        found = parse_groups(values[0], values[1], values[2:])
+        if len(memo.groups) < MAX_MEMO_ENTRIES:
+            memo.groups[values] = found
+    return found
+
+
 class FieldIndex(NamedTuple):
     """Where a CSV/TSV header has each of `FIELDS`: `pick(record)` gives their values in order, as
     `parse_fields` takes them, from a record at least `width` fields long (pad a shorter one with "")."""
@@ -404,6 +454,7 @@ def parse_fields(
         color,
         size,
         updated_at_text,
+        *grouping,
     ) = values
     variant_id = variant_id.strip()
     if not variant_id:
@@ -439,6 +490,7 @@ def parse_fields(
         media = split_links(image_link, additional_image_link)
     else:
         media = (image_link,) if image_link else ()
+    groups = _memo_groups(memo, tuple(grouping)) if any(grouping) else NO_GROUPS
     return RowParts(
         product_id,
         title,
@@ -449,12 +501,13 @@ def parse_fields(
         parse_updated_at(updated_at_text) if updated_at_text else None,
         availability,
         variant,
+        *groups,
     )
 
 
 def build_product(rows: Sequence[RowParts]) -> Product:
-    """One product from consecutive rows of the same group: fields from the first row, the media of all rows,
-    the latest `updated_at`, and every row's variant in order."""
+    """One product from consecutive rows of the same group: fields (tags and collections too) from the first
+    row, the media of all rows, the latest `updated_at`, and every row's variant in order."""
     if not rows:
         raise ValueError("a product needs at least one row")
     first = rows[0]
@@ -483,4 +536,6 @@ def build_product(rows: Sequence[RowParts]) -> Product:
         media=media,
         status=ProductStatus.ACTIVE,
         source_updated_at=updated_at,
+        tags=first.tags,
+        collections=first.collections,
     )

@@ -1,5 +1,5 @@
-"""Products assembled from a bulk operation's JSONL result (`BulkAssembler`): child lines (variants, media)
-come after their product, and a product too large to hold is yielded in parts. Pure: nothing here does I/O."""
+"""Products assembled from a bulk operation's JSONL result (`BulkAssembler`): child lines (variants, media,
+collections) come after their product, and a product too large to hold is yielded in parts. Pure: nothing here does I/O."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 
 from adapters.shopify import const
-from adapters.shopify.mapper import gid_type, media_url, product_header, variant
-from connector.domain.catalog import Product, Variant
+from adapters.shopify.mapper import collection, gid_type, media_url, product_header, variant
+from connector.domain.catalog import CollectionRef, Product, Variant, clean_collections
 
 
 @dataclass(slots=True)
@@ -27,7 +27,8 @@ class BulkAssembler:
     asks for it, else the type in its GID (`gid://shopify/<Type>/<id>`, sometimes with a query string). Since
     API 2026-01 children are not grouped under their parent: a variant (or media) line may come before its
     product or after lines of other products. Product and ProductVariant lines are read; a MediaImage (any
-    media line with an image URL) under a product gives an image; lines of any other type (metafields,
+    media line with an image URL) under a product gives an image, a Collection line under a product one of
+    its collections (the first `MAX_COLLECTIONS`); lines of any other type (metafields,
     videos, whatever a later query adds) are counted in `ignored` by type, never errors. Every product a line
     refers to is accounted for: read whole, yielded without variants when none of its variant lines could be
     used, or, when its own line is missing or unusable, named in `skipped_refs` (with the variant lines that
@@ -40,7 +41,8 @@ class BulkAssembler:
     another part of the same product (the catalog sync merges parts). Memory is therefore bounded by
     `max_buffered` variants plus one header per product, whatever the catalog size. Images that come after
     their product was yielded are dropped, so under that pressure a product may be seen with fewer images
-    than it has.
+    than it has. Collections are kept by product to the end and every part carries those read so far, so a
+    part yielded early may lack collections a later part has (the later part wins).
     """
 
     def __init__(self, currency: str, max_buffered: int = const.MAX_BUFFERED_VARIANTS) -> None:
@@ -54,6 +56,7 @@ class BulkAssembler:
         """Lines of types not modelled here, by type."""
         self._headers: dict[str, Product] = {}
         self._media: dict[str, list[str]] = {}
+        self._collections: dict[str, list[CollectionRef]] = {}
         self._pending: dict[str, list[tuple[int, dict[str, Any]]] | _Pending] = {}
         self._buffered = 0
         self._emitted: set[str] = set()
@@ -106,6 +109,12 @@ class BulkAssembler:
             return self._relieve()
         if parent is not None and gid_type(parent) == "Product":
             self._referred.add(parent)
+            found = collection(record) if kind == "Collection" else None
+            if found is not None:
+                held = self._collections.setdefault(parent, [])
+                if len(held) < const.MAX_COLLECTIONS:
+                    held.append(found)
+                return iter(())
             url = media_url(record)
             if url:  # an image of the product (dropped when the product was already yielded)
                 if parent not in self._emitted:
@@ -176,7 +185,8 @@ class BulkAssembler:
             header = self._headers[product_id] = replace(header, media=tuple(self._media.pop(product_id, ())))
         self._emitted.add(product_id)
         self.products += 1
-        return replace(header, variants=tuple(pending.variants))
+        groups = clean_collections(self._collections.get(product_id, ()))
+        return replace(header, variants=tuple(pending.variants), collections=groups)
 
     def _relieve(self) -> Iterator[Product]:
         if self._buffered <= self.max_buffered:
@@ -215,3 +225,4 @@ class BulkAssembler:
                 yield self._part(product_id, _Pending())
         self.skipped_refs.update(self._referred - self._headers.keys())
         self._media.clear()
+        self._collections.clear()

@@ -96,6 +96,10 @@ VARIANTS_PER_PAGE: Final = 25
 """Variants read with each product on a catalog page; the rest are read by PRODUCT_VARIANTS_PAGE."""
 MAX_MEDIA: Final = 10
 """Images kept per product, in store order, the same for bulk and paged reads."""
+MAX_COLLECTIONS: Final = 15
+"""Collections kept per product, in store order, the same for bulk and paged reads (a catalog page asks for
+this many with each product: with 8 products, 25 variants and 10 images each, it stays under Shopify's
+single-query cost cap)."""
 INVENTORY_BATCH_AT_LOCATION: Final = 100
 INVENTORY_BATCH_ALL_LOCATIONS: Final = 5
 LEVELS_PER_ITEM: Final = 50

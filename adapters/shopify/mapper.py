@@ -1,8 +1,9 @@
 """Pure functions between Shopify Admin GraphQL JSON and domain types; nothing here does I/O.
 
-Catalog: product nodes (paged reads; bulk-operation records in `bulk_mapper`) become `Product`s;
-prices are read as `Decimal` text into `Money` (never a float); stock below zero (oversold) reads as 0 and
-untracked stock as None. Inventory levels are read and `inventorySetQuantities` input written. Orders are
+Catalog: product nodes (paged reads; bulk-operation records in `bulk_mapper`) become `Product`s with their
+`tags` (a list of strings in GraphQL) and `collections` (`Collection { id handle title }` nodes, the first
+`MAX_COLLECTIONS`); prices are read as `Decimal` text into `Money` (never a float); stock below zero
+(oversold) reads as 0 and untracked stock as None. Inventory levels are read and `inventorySetQuantities` input written. Orders are
 mapped in `order_mapper`. Ids stay Shopify GIDs.
 """
 
@@ -17,7 +18,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from adapters.shopify import const
-from connector.domain.catalog import InventoryLevel, Product, ProductStatus, Variant
+from connector.domain.catalog import (
+    CollectionRef,
+    InventoryLevel,
+    Product,
+    ProductStatus,
+    Variant,
+    clean_collections,
+    clean_tags,
+)
 from connector.domain.money import Money
 
 GID_PREFIX: Final = "gid://shopify/"
@@ -155,7 +164,35 @@ def media_url(node: object) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
-def product_header(node: Mapping[str, Any], media: Iterable[str] = ()) -> Product:
+def tags(value: object) -> tuple[str, ...]:
+    """`Product.tags`: a list of strings in GraphQL (webhook bodies spell them as one comma-separated
+    string, which is read too)."""
+    if isinstance(value, str):
+        return clean_tags(value.split(","))
+    return clean_tags(value) if isinstance(value, list) else ()
+
+
+def collection(node: object) -> CollectionRef | None:
+    """A `Collection { id handle title }` node; None when it is not one."""
+    if not isinstance(node, dict):
+        return None
+    ref, handle, title = node.get("id"), node.get("handle"), node.get("title")
+    if not isinstance(ref, str) or gid_type(ref) != "Collection":
+        return None
+    return CollectionRef(
+        ref, handle if isinstance(handle, str) else "", title if isinstance(title, str) else ""
+    )
+
+
+def collections_of(found: Iterable[object]) -> tuple[CollectionRef, ...]:
+    """The product's collections among `found` nodes, the first `MAX_COLLECTIONS` of them."""
+    refs = [ref for ref in (collection(node) for node in found) if ref is not None]
+    return clean_collections(refs[: const.MAX_COLLECTIONS])
+
+
+def product_header(
+    node: Mapping[str, Any], media: Iterable[str] = (), in_collections: Iterable[CollectionRef] = ()
+) -> Product:
     """A Product node without its variants; ValueError naming the field when it is unusable."""
     product_id = node.get("id")
     if not isinstance(product_id, str) or gid_type(product_id) != "Product":
@@ -176,6 +213,8 @@ def product_header(node: Mapping[str, Any], media: Iterable[str] = ()) -> Produc
         status=status(node.get("status")),
         source_updated_at=parse_time(node.get("updatedAt")),
         extra=(("handle", _text(node.get("handle"))),),
+        tags=tags(node.get("tags")),
+        collections=tuple(in_collections),
     )
 
 
@@ -228,7 +267,7 @@ def variants_of(
 def page_product(node: Mapping[str, Any], currency: str) -> PageProduct:
     """A product node of CATALOG_PAGE with its first variants."""
     media = [url for url in (media_url(m) for m in nodes(node.get("media"))) if url]
-    header = product_header(node, media)
+    header = product_header(node, media, collections_of(nodes(node.get("collections"))))
     connection = node.get("variants")
     found, errors = variants_of(header, connection, currency)
     return PageProduct(replace(header, variants=tuple(found)), next_cursor(connection), tuple(errors))

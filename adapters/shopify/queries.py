@@ -41,6 +41,16 @@ BULK_CATALOG: Final = """
         description
         onlineStoreUrl
         updatedAt
+        tags
+        collections {
+          edges {
+            node {
+              id
+              handle
+              title
+            }
+          }
+        }
         media {
           edges {
             node {
@@ -130,6 +140,14 @@ query StorelinkCatalogPage($first: Int!, $after: String, $query: String) {
       description
       onlineStoreUrl
       updatedAt
+      tags
+      collections(first: 15) {
+        nodes {
+          id
+          handle
+          title
+        }
+      }
       media(first: 10) {
         nodes {
           id

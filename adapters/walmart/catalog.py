@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from adapters.walmart import const, mapper
 from adapters.walmart.inventory import WalmartInventory
-from connector.domain.catalog import Product
+from connector.domain.catalog import CollectionRef, Product
 from connector.domain.ports import CatalogReport
 
 logger = logging.getLogger(__name__)
@@ -19,12 +19,17 @@ _STOCK_BATCH: Final = 20
 """Items whose stock is read together during a catalog pass."""
 
 
-def _group_title(titles: dict[str, str], group: Sequence[mapper.ItemParts]) -> str:
-    """The title of a variant group's product: the one its first part had in this pass (a single item's own)."""
+Heading = tuple[str, tuple[CollectionRef, ...]]
+"""The title and collections of a product."""
+
+
+def _group_heading(headings: dict[str, Heading], group: Sequence[mapper.ItemParts]) -> Heading:
+    """The title and collections of a variant group's product: those its first part had in this pass (a
+    single item's own), so every part of the group hashes alike."""
     primary = next((part for part in group if part.is_primary), group[0])
     if primary.product_id == primary.variant.external_id:
-        return primary.title
-    return titles.setdefault(primary.product_id, primary.title)
+        return primary.title, primary.collections
+    return headings.setdefault(primary.product_id, (primary.title, primary.collections))
 
 
 class WalmartCatalog(WalmartInventory):
@@ -54,10 +59,10 @@ class WalmartCatalog(WalmartInventory):
             self._stock = {level.variant_external_id: level.available for level in self.iter_stock()}
         else:
             self._stock = None
-        titles: dict[str, str] = {}  # a group's title, fixed by its first part, so every part hashes alike
+        headings: dict[str, Heading] = {}  # a group's, fixed by its first part
         seen: set[str] = set()
         group: list[mapper.ItemParts] = []
-        pending: list[tuple[list[mapper.ItemParts], str | None]] = []
+        pending: list[tuple[list[mapper.ItemParts], Heading]] = []
         products = 0
         for position, item in enumerate(self.iter_items(), start=1):
             try:
@@ -72,7 +77,7 @@ class WalmartCatalog(WalmartInventory):
             if group and (
                 group[0].product_id != parts.product_id or len(group) >= const.MAX_VARIANTS_PER_PRODUCT
             ):
-                pending.append((group, _group_title(titles, group)))
+                pending.append((group, _group_heading(headings, group)))
                 group = []
             group.append(parts)
             if sum(len(g) for g, _ in pending) >= _STOCK_BATCH:
@@ -81,7 +86,7 @@ class WalmartCatalog(WalmartInventory):
                     yield product
                 pending = []
         if group:
-            pending.append((group, _group_title(titles, group)))
+            pending.append((group, _group_heading(headings, group)))
         for product in self._with_stock(pending):
             products += 1
             yield product
@@ -91,8 +96,8 @@ class WalmartCatalog(WalmartInventory):
             extra={"items": len(seen), "products": products, "skipped": report.skipped},
         )
 
-    def _with_stock(self, groups: list[tuple[list[mapper.ItemParts], str | None]]) -> list[Product]:
-        built = [mapper.build_product(parts, title) for parts, title in groups]
+    def _with_stock(self, groups: list[tuple[list[mapper.ItemParts], Heading]]) -> list[Product]:
+        built = [mapper.build_product(parts, *heading) for parts, heading in groups]
         if not self.config["catalog_stock"] or not built:
             return built
         if self._stock is not None:  # read up front from the multi-node listing

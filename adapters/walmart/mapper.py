@@ -5,6 +5,12 @@ Walmart's JSON is read defensively: quantities and line numbers come as strings 
 `{"unit": "EACH", "amount": ...}` objects; dates are epoch milliseconds (ISO strings in webhooks); an item's
 `shelf` is a JSON-encoded string; `upc` may be empty; prices are JSON numbers (decoded as Decimal, never
 float). Nothing here calls the network.
+
+Collections: an item's place in Walmart's taxonomy is what its wire format has of one. Its `shelf` (the
+category path, `["Home Page", "Clothing", "Men", ...]`, the "Home Page" root left out) is one collection and
+its `productType` ("Outerwear Coats, Jackets & Vests") another; their ids are `shelf:<handle>` and
+`product-type:<handle>`, their handles made from the path or the type. Tags: Walmart's item API has no field
+for a seller's own labels, so Walmart products carry none.
 """
 
 from __future__ import annotations
@@ -18,10 +24,20 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from adapters.walmart import const
-from connector.domain.catalog import InventoryLevel, Product, ProductStatus, Variant
+from connector.domain.catalog import (
+    CollectionRef,
+    InventoryLevel,
+    Product,
+    ProductStatus,
+    Variant,
+    clean_collections,
+    handle_of,
+)
 from connector.domain.money import Money
 
 MAX_ID_CHARS: Final = 255
+SHELF_ROOT: Final = "Home Page"
+"""The first step of every shelf path: the site itself, not a category."""
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
@@ -136,6 +152,7 @@ class ItemParts:
     status: ProductStatus
     extra: tuple[tuple[str, str], ...]
     is_primary: bool = False
+    collections: tuple[CollectionRef, ...] = ()
 
 
 def item_status(item: Mapping[str, Any]) -> ProductStatus:
@@ -164,6 +181,21 @@ def _grouping(item: Mapping[str, Any]) -> tuple[tuple[tuple[str, str], ...], boo
             if name and value:
                 options.append((name, value))
     return tuple(options), info.get("isPrimaryVariant") is True
+
+
+def categories(item: Mapping[str, Any]) -> tuple[CollectionRef, ...]:
+    """The collections of an item: its shelf path and its product type, when it has them."""
+    found: list[CollectionRef] = []
+    path = shelf(item.get("shelf"))
+    if path and path[0] == SHELF_ROOT:
+        path = path[1:]
+    if path:
+        title = " > ".join(path)
+        found.append(CollectionRef(f"shelf:{handle_of(title)}", handle_of(title), title))
+    kind = text(item.get("productType"))
+    if kind:
+        found.append(CollectionRef(f"product-type:{handle_of(kind)}", handle_of(kind), kind))
+    return clean_collections(ref for ref in found if ref.handle)
 
 
 def parse_item(item: Mapping[str, Any], default_currency: str) -> ItemParts:
@@ -198,12 +230,18 @@ def parse_item(item: Mapping[str, Any], default_currency: str) -> ItemParts:
         status=status,
         extra=tuple(extra),
         is_primary=primary or group is None,
+        collections=categories(item),
     )
 
 
-def build_product(parts: Sequence[ItemParts], title: str | None = None) -> Product:
+def build_product(
+    parts: Sequence[ItemParts],
+    title: str | None = None,
+    collections: tuple[CollectionRef, ...] | None = None,
+) -> Product:
     """A product of consecutive items of one variant group (or a single item). Its status is the best of
-    its variants'; its title `title` when given (the group's title fixed earlier in the pass)."""
+    its variants'; its title `title` and its collections `collections` when given (the group's, fixed earlier
+    in the pass), else those of its primary item."""
     first = next((part for part in parts if part.is_primary), parts[0])
     statuses = {part.status for part in parts}
     status = (
@@ -221,6 +259,7 @@ def build_product(parts: Sequence[ItemParts], title: str | None = None) -> Produ
         variants=tuple(part.variant for part in parts),
         status=status,
         extra=extra,
+        collections=first.collections if collections is None else collections,
     )
 
 

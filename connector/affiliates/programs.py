@@ -1,13 +1,19 @@
-"""Commission programs: a merchant's open program (a default rate and per-product rates, every creator may
-promote) and targeted offers to one named creator (rates for chosen products, which win over the open rate
-for that creator); their attribution window, hold period and rate lock; and the rate a creator earns.
+"""Commission programs: a merchant's open program (a default rate, per-product and per-collection rates, every
+creator may promote) and targeted offers to one named creator (rates for chosen products or collections,
+which win over the open rates for that creator); their attribution window, hold period and rate lock; and
+the rate a creator earns.
 
-Rules: rates are basis points from 100 (1%) to 8000 (80%); windows are positive; products belong to the
-program's merchant. A merchant has at most one active open program and one active targeted offer per creator
-(409 otherwise: change the one there is). Ending a program is final: orders after its end earn nothing
-under it. Refusals are `RefusedError`s with stable codes: `merchant_not_found`, `product_not_found`,
-`rate_out_of_range`, `window_not_positive`, `program_not_found`, `program_exists`, `program_ended`,
-`invalid_program`.
+The rate a creator earns on a product, first found wins: (1) the creator's targeted offer, its rate of the
+product, else its highest rate of a collection the product is in; (2) the open program's rate of the
+product; (3) its highest rate of a collection the product is in; (4) its default rate. Collections are the
+store's, as the catalog sync last read them (`connector.affiliates.collection_rates`).
+
+Rules: rates are basis points from 100 (1%) to 8000 (80%); windows are positive; products and collections
+belong to the program's merchant. A merchant has at most one active open program and one active targeted offer
+per creator (409 otherwise: change the one there is). Ending a program is final: orders after its end earn
+nothing under it. Refusals are `RefusedError`s with stable codes: `merchant_not_found`, `product_not_found`,
+`collection_not_found`, `rate_out_of_range`, `window_not_positive`, `program_not_found`, `program_exists`,
+`program_ended`, `invalid_program`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any, Final
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from connector.affiliates import collection_rates
 from connector.affiliates.amounts import MAX_RATE_BPS, MIN_RATE_BPS
 from connector.domain.errors import RefusedError
 from connector.domain.timestamps import iso
@@ -62,6 +69,13 @@ def _check_windows(values: Mapping[str, int | None]) -> None:
                 name,
                 f"{name} must be a positive number of seconds, at most {MAX_WINDOW_SECONDS}",
             )
+
+
+def _check_collections(session: Session, merchant_id: int, rates: Mapping[int, int | None]) -> None:
+    for collection_id, rate in rates.items():
+        if rate is not None:
+            _check_rate(f"{collection_rates.FIELD}.{collection_id}", rate)
+    collection_rates.check(session, merchant_id, rates)
 
 
 def _check_products(session: Session, merchant_id: int, rates: Mapping[int, int | None]) -> None:
@@ -112,6 +126,7 @@ class ProgramSpec:
     creator_ref: str | None = None
     default_rate_bps: int | None = None
     product_rates: Mapping[int, int] | None = None
+    collection_rates: Mapping[int, int] | None = None
     attribution_window_seconds: int | None = None
     hold_seconds: int | None = None
     rate_lock_seconds: int | None = None
@@ -131,8 +146,10 @@ def _check_shape(spec: ProgramSpec) -> None:
             raise _refused(
                 422, "invalid_program", "default_rate_bps", "a targeted offer has rates for chosen products"
             )
-        if not spec.product_rates:
-            raise _refused(422, "invalid_program", "product_rates", "a targeted offer needs product rates")
+        if not spec.product_rates and not spec.collection_rates:
+            raise _refused(
+                422, "invalid_program", "product_rates", "a targeted offer needs product or collection rates"
+            )
 
 
 def _active_twin(session: Session, spec: ProgramSpec) -> AffiliateProgram | None:
@@ -154,6 +171,7 @@ def create_program(rt: runtime.Runtime, client_id: int, spec: ProgramSpec) -> di
         _merchant(session, client_id, spec.merchant_id)
         rates = dict(spec.product_rates or {})
         _check_products(session, spec.merchant_id, rates)
+        _check_collections(session, spec.merchant_id, dict(spec.collection_rates or {}))
         twin = _active_twin(session, spec)
         if twin is not None:
             who = f" for creator {spec.creator_ref}" if spec.kind == TARGETED else ""
@@ -178,6 +196,7 @@ def create_program(rt: runtime.Runtime, client_id: int, spec: ProgramSpec) -> di
             AffiliateProgramRate(program_id=program.id, product_id=product_id, rate_bps=rate)
             for product_id, rate in rates.items()
         )
+        collection_rates.write(session, program.id, dict(spec.collection_rates or {}))
         session.flush()
         body = program_body(session, program)
     logger.info(
@@ -190,8 +209,9 @@ def create_program(rt: runtime.Runtime, client_id: int, spec: ProgramSpec) -> di
 def update_program(
     rt: runtime.Runtime, client_id: int, program_id: int, changes: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Change a program: name, default rate, windows, product rates (merged: a null rate removes the product's
-    rate) or `status: ended`. A cut applies to existing links when their lock ends; a raise at once."""
+    """Change a program: name, default rate, windows, product and collection rates (merged: a null rate
+    removes the product's or collection's rate) or `status: ended`. A cut applies to existing links when
+    their lock ends; a raise at once."""
     _check_windows({name: changes.get(name) for name in _SETTINGS})
     with rt.db.session() as session:
         program = owned_program(session, client_id, program_id)
@@ -223,6 +243,9 @@ def _apply_changes(session: Session, program: AffiliateProgram, changes: Mapping
         )
         if rate is not None:
             session.add(AffiliateProgramRate(program_id=program.id, product_id=product_id, rate_bps=rate))
+    by_collection: Mapping[int, int | None] = changes.get("collection_rates") or {}
+    _check_collections(session, program.merchant_id, by_collection)
+    collection_rates.write(session, program.id, by_collection)
     if changes.get("name") is not None:
         program.name = changes["name"]
     for name in _SETTINGS:
@@ -252,6 +275,7 @@ def program_body(session: Session, program: AffiliateProgram) -> dict[str, Any]:
         "creator_ref": program.creator_ref,
         "default_rate_bps": program.default_rate_bps,
         "product_rates": [{"product_id": p, "rate_bps": r} for p, r in rates],
+        "collection_rates": collection_rates.listed(session, program.id),
         "attribution_window_seconds": program.attribution_window_seconds,
         "hold_seconds": program.hold_seconds,
         "rate_lock_seconds": program.rate_lock_seconds,
@@ -287,8 +311,9 @@ def _rate(program: AffiliateProgram, rate_bps: int) -> Rate:
 def current_rates(
     session: Session, merchant_id: int, creator_ref: str, product_ids: list[int]
 ) -> dict[int, Rate]:
-    """The rate in force now for `creator_ref` on each product of `merchant_id` that earns one: the creator's
-    targeted offer where it rates the product, else the open program's product rate or default rate."""
+    """The rate in force now for `creator_ref` on each product of `merchant_id` that earns one, in the order
+    of precedence the module states: the creator's targeted offer (its product rate, else its best collection
+    rate), else the open program's product rate, best collection rate or default rate."""
     programs = list(
         session.scalars(
             select(AffiliateProgram).where(
@@ -301,7 +326,28 @@ def current_rates(
     )
     if not programs or not product_ids:
         return {}
-    rated: dict[tuple[int, int], int] = {
+    program_ids = [p.id for p in programs]
+    rated = _product_rates(session, program_ids, product_ids)
+    by_collection = collection_rates.best(session, program_ids, product_ids)
+    ordered = [p for p in programs if p.kind == TARGETED] + [p for p in programs if p.kind == OPEN]
+    found: dict[int, Rate] = {}
+    for product_id in product_ids:
+        for program in ordered:
+            key = (program.id, product_id)
+            rate = rated.get(key, by_collection.get(key))
+            if rate is None and program.kind == OPEN:
+                rate = program.default_rate_bps
+            if rate is not None:
+                found[product_id] = _rate(program, rate)
+                break
+    return found
+
+
+def _product_rates(
+    session: Session, program_ids: list[int], product_ids: list[int]
+) -> dict[tuple[int, int], int]:
+    """(program id, product id) -> the program's rate of the product."""
+    return {
         (program_id, product_id): rate
         for program_id, product_id, rate in session.execute(
             select(
@@ -309,50 +355,32 @@ def current_rates(
                 AffiliateProgramRate.product_id,
                 AffiliateProgramRate.rate_bps,
             ).where(
-                AffiliateProgramRate.program_id.in_([p.id for p in programs]),
+                AffiliateProgramRate.program_id.in_(program_ids),
                 AffiliateProgramRate.product_id.in_(product_ids),
             )
         )
     }
-    targeted = [p for p in programs if p.kind == TARGETED]
-    open_ = [p for p in programs if p.kind == OPEN]
-    found: dict[int, Rate] = {}
-    for product_id in product_ids:
-        for program in targeted:
-            if (program.id, product_id) in rated:
-                found[product_id] = _rate(program, rated[(program.id, product_id)])
-                break
-        else:
-            for program in open_:
-                rate = rated.get((program.id, product_id), program.default_rate_bps)
-                if rate is not None:
-                    found[product_id] = _rate(program, rate)
-                    break
-    return found
 
 
 def program_rates(
     session: Session, program_id: int, creator_ref: str, product_ids: list[int]
 ) -> dict[int, Rate]:
-    """The rate each product earns under one program (a live session's): its product rate, else the open
-    program's default; nothing when the program has ended or is offered to another creator."""
+    """The rate each product earns under one program (a live session's): its product rate, else its best
+    collection rate, else the open program's default; nothing when the program has ended or is offered to
+    another creator."""
     program = session.get(AffiliateProgram, program_id)
     if program is None or program.status != ACTIVE or not product_ids:
         return {}
     if program.kind == TARGETED and program.creator_ref != creator_ref:
         return {}
-    rated: dict[int, int] = {
-        product_id: rate
-        for product_id, rate in session.execute(
-            select(AffiliateProgramRate.product_id, AffiliateProgramRate.rate_bps).where(
-                AffiliateProgramRate.program_id == program.id,
-                AffiliateProgramRate.product_id.in_(product_ids),
-            )
-        )
-    }
+    rated = _product_rates(session, [program.id], product_ids)
+    by_collection = collection_rates.best(session, [program.id], product_ids)
     found: dict[int, Rate] = {}
     for product_id in product_ids:
-        rate = rated.get(product_id, program.default_rate_bps if program.kind == OPEN else None)
+        key = (program.id, product_id)
+        rate = rated.get(key, by_collection.get(key))
+        if rate is None and program.kind == OPEN:
+            rate = program.default_rate_bps
         if rate is not None:
             found[product_id] = _rate(program, rate)
     return found

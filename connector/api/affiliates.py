@@ -52,10 +52,32 @@ class ProductRateChange(Body):
     rate_bps: int | None = Field(ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE + " Null removes it.")
 
 
+class CollectionRateIn(Body):
+    collection_id: int = Field(ge=1, le=MAX_ID, description="A collection of the program's merchant.")
+    rate_bps: int = Field(ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE)
+
+
+class CollectionRateChange(Body):
+    collection_id: int = Field(ge=1, le=MAX_ID, description="A collection of the program's merchant.")
+    rate_bps: int | None = Field(ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE + " Null removes it.")
+
+
 def _distinct(rates: list[Any] | None) -> list[Any] | None:
     if rates is not None and len({rate.product_id for rate in rates}) != len(rates):
         raise ValueError("each product may appear once")
     return rates
+
+
+def _distinct_collections(rates: list[Any] | None) -> list[Any] | None:
+    if rates is not None and len({rate.collection_id for rate in rates}) != len(rates):
+        raise ValueError("each collection may appear once")
+    return rates
+
+
+_COLLECTION_RATES = (
+    "Rates on every product of a store collection (`GET /v1/collections`): below a product's own rate, above "
+    "the default; a product in several earns the highest. An unknown collection is a 422 `collection_not_found`."
+)
 
 
 class _Windows(Body):
@@ -77,8 +99,10 @@ class _Windows(Body):
 
 
 class ProgramCreate(_Windows):
-    """An open program (a default rate, optional per-product rates) or a targeted offer to one creator (rates
-    for chosen products, winning over the open program's for that creator)."""
+    """An open program (a default rate, optional per-product and per-collection rates) or a targeted offer to
+    one creator (rates for chosen products or collections, winning over the open program's for that
+    creator). The rate of a product: the creator's targeted offer (product rate, else collection rate), else
+    the open program's product rate, else its collection rate, else its default."""
 
     merchant_id: int = Field(ge=1, le=MAX_ID)
     kind: Literal["open", "targeted"]
@@ -86,21 +110,30 @@ class ProgramCreate(_Windows):
     creator_ref: str | None = Field(default=None, min_length=1, max_length=255)
     default_rate_bps: int | None = Field(default=None, ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE)
     product_rates: list[ProductRateIn] | None = Field(default=None, max_length=MAX_RATES)
+    collection_rates: list[CollectionRateIn] | None = Field(
+        default=None, max_length=MAX_RATES, description=_COLLECTION_RATES
+    )
 
     _clean = field_validator("name", "creator_ref")(plain_text)
     _once = field_validator("product_rates")(_distinct)
+    _once_each = field_validator("collection_rates")(_distinct_collections)
 
 
 class ProgramUpdate(_Windows):
-    """Fields to change; `product_rates` are merged into the program's, `status: ended` ends it for good."""
+    """Fields to change; `product_rates` and `collection_rates` are merged into the program's, `status: ended`
+    ends it for good."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     default_rate_bps: int | None = Field(default=None, ge=-MAX_SECONDS, le=MAX_SECONDS, description=_RATE)
     product_rates: list[ProductRateChange] | None = Field(default=None, max_length=MAX_RATES)
+    collection_rates: list[CollectionRateChange] | None = Field(
+        default=None, max_length=MAX_RATES, description=_COLLECTION_RATES
+    )
     status: Literal["ended"] | None = None
 
     _clean = field_validator("name")(plain_text)
     _once = field_validator("product_rates")(_distinct)
+    _once_each = field_validator("collection_rates")(_distinct_collections)
 
 
 class LinkCreate(Body):
@@ -119,6 +152,10 @@ class LinkCreate(Body):
         return self
 
 
+EntryId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[\x21-\x7e]+$")]
+"""A commission entry's public id (visible ASCII)."""
+
+
 class PayoutCreate(Body):
     """A payout the platform made to a creator: the approved entries it paid, or every approved entry of the
     creator in the currency approved up to a time."""
@@ -128,9 +165,7 @@ class PayoutCreate(Body):
     )
     creator_ref: str = Field(min_length=1, max_length=255)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    entry_ids: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
-        default=None, min_length=1, max_length=MAX_PAYOUT_ENTRIES
-    )
+    entry_ids: list[EntryId] | None = Field(default=None, min_length=1, max_length=MAX_PAYOUT_ENTRIES)
     approved_up_to: Annotated[datetime | None, Field(strict=False)] = Field(
         default=None, description="ISO 8601; UTC when it has no offset."
     )
@@ -157,6 +192,13 @@ class ProductRateOut(BaseModel):
     rate_bps: int
 
 
+class CollectionRateOut(BaseModel):
+    collection_id: int
+    handle: str
+    title: str
+    rate_bps: int
+
+
 class ProgramOut(BaseModel):
     id: int
     merchant_id: int
@@ -165,6 +207,7 @@ class ProgramOut(BaseModel):
     creator_ref: str | None
     default_rate_bps: int | None
     product_rates: list[ProductRateOut]
+    collection_rates: list[CollectionRateOut]
     attribution_window_seconds: int
     hold_seconds: int
     rate_lock_seconds: int
@@ -204,7 +247,13 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
 
 
-_PROGRAM_CODES = ("invalid_request", "merchant_not_found", "product_not_found", "rate_out_of_range")
+_PROGRAM_CODES = (
+    "invalid_request",
+    "merchant_not_found",
+    "product_not_found",
+    "collection_not_found",
+    "rate_out_of_range",
+)
 
 
 @bp.post("/affiliate-programs")
@@ -227,6 +276,7 @@ def create_program() -> Response:
         creator_ref=body.creator_ref,
         default_rate_bps=body.default_rate_bps,
         product_rates={rate.product_id: rate.rate_bps for rate in body.product_rates or []},
+        collection_rates={rate.collection_id: rate.rate_bps for rate in body.collection_rates or []},
         attribution_window_seconds=body.attribution_window_seconds,
         hold_seconds=body.hold_seconds,
         rate_lock_seconds=body.rate_lock_seconds,
@@ -272,6 +322,8 @@ def update_program(program_id: int) -> Response:
     changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
     if body.product_rates is not None:
         changes["product_rates"] = {rate.product_id: rate.rate_bps for rate in body.product_rates}
+    if body.collection_rates is not None:
+        changes["collection_rates"] = {rate.collection_id: rate.rate_bps for rate in body.collection_rates}
     return _json(programs.update_program(api_runtime(), client.id, program_id, changes))
 
 

@@ -1,8 +1,10 @@
-"""Catalog reads of the Platform API: merchants, products, variants, with price and sellable stock.
+"""Catalog reads of the Platform API: merchants, products (with their tags and collections), variants, with
+price and sellable stock, and the merchants' collections.
 
 Every query is scoped to the calling client's merchants (`common.visible_merchants`): another client's record
-is a 404, never a 403. A page of products costs four queries whatever its size: the products, their
-variants, the stock levels at each merchant's selling location, and the units held by active reservations.
+is a 404, never a 403. A page of products costs six queries whatever its size: the products, their
+variants, the stock levels at each merchant's selling location, the units held by active reservations, and
+the products' tags and collections.
 Sellable stock is `connector.catalog.levels.sellable`: store quantity minus active reservations minus the
 merchant's buffer, never below zero, and null when the store does not track the variant's stock.
 """
@@ -33,11 +35,12 @@ from connector.api.common import (
     visible_merchants,
 )
 from connector.api.openapi import MAX_ID, doc
-from connector.catalog import levels
+from connector.catalog import groups, levels
 from connector.domain.catalog import ProductStatus
 from connector.domain.errors import NotFoundError
 from connector.infra import bulk_insert
 from connector.infra.models import Merchant, Product, Variant
+from connector.infra.models_groups import Collection as CollectionRow
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +104,23 @@ class VariantOut(_Out):
     updated_at: datetime
 
 
+class CollectionOut(_Out):
+    """A collection (or category) of a merchant's store."""
+
+    id: int = Field(description="Storelink's id: what a program's `collection_rates` name.")
+    merchant_id: int
+    external_id: str = Field(description="The store's id of the collection (or of the category path).")
+    handle: str = Field(description="The collection's URL name in the store: what a showcase rule names.")
+    title: str
+
+
+class CollectionPage(_Out):
+    data: list[CollectionOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
 class ProductOut(_Out):
-    """A product of a merchant's catalog, with its variants."""
+    """A product of a merchant's catalog, with its variants, tags and collections."""
 
     id: int
     merchant_id: int
@@ -116,6 +134,8 @@ class ProductOut(_Out):
     source_updated_at: datetime | None = Field(description="When the store last changed the product.")
     created_at: datetime
     updated_at: datetime
+    tags: list[str] = Field(description="The store's tags of the product, as spelled there, in order.")
+    collections: list[CollectionOut] = Field(description="The collections it is in, in the store's order.")
     variants: list[VariantOut]
 
 
@@ -131,6 +151,17 @@ class MerchantsQuery(PageQuery):
     """Merchants of the calling client, by id."""
 
 
+class CollectionsQuery(PageQuery):
+    """Collections of the calling client's merchants, by id."""
+
+    merchant_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Only this merchant's collections."
+    )
+    handle: str | None = Field(
+        default=None, min_length=1, max_length=255, description="Only collections with this handle."
+    )
+
+
 class ProductsQuery(PageQuery):
     """Products of the calling client's merchants, by id; the filters combine."""
 
@@ -144,6 +175,15 @@ class ProductsQuery(PageQuery):
     )
     sku: str | None = Field(
         default=None, min_length=1, max_length=255, description="Only products with a variant of this SKU."
+    )
+    tag: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Only products with this tag (however its case is spelled).",
+    )
+    collection_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Only products in this collection."
     )
 
     @field_validator("updated_since")
@@ -192,6 +232,7 @@ def _products(session: Session, products: Sequence[Product]) -> list[ProductOut]
     by_product: dict[int, list[VariantOut]] = {}
     for variant in variants:
         by_product.setdefault(variant.product_id, []).append(_variant(variant, stock[variant.id]))
+    grouped = groups.read(session, [product.id for product in products])
     return [
         ProductOut(
             id=product.id,
@@ -206,10 +247,22 @@ def _products(session: Session, products: Sequence[Product]) -> list[ProductOut]
             source_updated_at=product.source_updated_at,
             created_at=product.created_at,
             updated_at=product.updated_at,
+            tags=grouped[product.id].tags,
+            collections=[_collection(found) for found in grouped[product.id].collections],
             variants=by_product.get(product.id, []),
         )
         for product in products
     ]
+
+
+def _collection(found: groups.StoredCollection | CollectionRow) -> CollectionOut:
+    return CollectionOut(
+        id=found.id,
+        merchant_id=found.merchant_id,
+        external_id=found.external_id,
+        handle=found.handle,
+        title=found.title,
+    )
 
 
 def _shown_ref(store_ref: str) -> str:
@@ -301,6 +354,12 @@ def list_products() -> Response:
             query = query.where(Product.updated_at >= params.updated_since)
         if params.sku is not None:
             query = query.where(Product.id.in_(select(Variant.product_id).where(Variant.sku == params.sku)))
+        if params.tag is not None:
+            query = query.where(Product.id.in_(groups.tag_filter(None, params.tag)))
+        if params.collection_id is not None:
+            query = query.where(
+                Product.id.in_(groups.collection_filter(None, collection_id=params.collection_id))
+            )
         rows = session.scalars(query).all()
         page = _products(session, rows[: params.limit])
     next_cursor = encode_cursor("products", [page[-1].id]) if len(rows) > params.limit else None
@@ -323,6 +382,33 @@ def get_product(product_id: int) -> Response:
             raise NotFoundError(f"product {product_id} not found", code="product_not_found")
         (body,) = _products(session, [product])
     return json_response(body)
+
+
+@bp.get("/collections")
+@doc(summary="List collections", tags=[TAG], query=CollectionsQuery, responses={200: CollectionPage})
+def list_collections() -> Response:
+    """Collections of the calling client's merchants, by id, as the catalog sync found them in the stores
+    (a collection stays listed when its last product leaves it)."""
+    params = parse_query(CollectionsQuery)
+    after = decode_id_cursor("collections", params.cursor)
+    client = authenticate()
+    with api_runtime().db.session() as session:
+        query = (
+            select(CollectionRow)
+            .where(CollectionRow.merchant_id.in_(visible_merchants(session, client)))
+            .order_by(CollectionRow.id)
+            .limit(params.limit + 1)
+        )
+        if after is not None:
+            query = query.where(CollectionRow.id > after)
+        if params.merchant_id is not None:
+            query = query.where(CollectionRow.merchant_id == params.merchant_id)
+        if params.handle is not None:
+            query = query.where(CollectionRow.handle == params.handle.strip().lower())
+        rows = session.scalars(query).all()
+        page = [_collection(found) for found in rows[: params.limit]]
+    next_cursor = encode_cursor("collections", [page[-1].id]) if len(rows) > params.limit else None
+    return json_response(CollectionPage(data=page, next_cursor=next_cursor))
 
 
 @bp.get("/variants/<id:variant_id>")

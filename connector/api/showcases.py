@@ -49,9 +49,10 @@ TAG = "showcases"
 CACHE_SECONDS: Final = 2
 """The longest a reader may keep a showcase page: the bound on how old its stock may be."""
 _RULE = (
-    "A rule (null: none): `vendor`, `min_price_minor`, `max_price_minor`, `in_stock_only`, `sort` "
-    "(newest, best_selling, price_asc, price_desc), and for a creator `merchant_ids` (required). Products carry no "
-    "tags or collections, so those are refused (422 `invalid_rule`)."
+    "A rule (null: none): `vendor`, `min_price_minor`, `max_price_minor`, `in_stock_only`, `tag` (a store tag, "
+    "any case), `collection` (a store collection's handle or id), `sort` (newest, best_selling, price_asc, "
+    "price_desc), and for a creator `merchant_ids` (required). Tags and collections follow the catalog as it "
+    "syncs. Anything else is a 422 `invalid_rule`."
 )
 _PRODUCTS = f"At most {showcases.MAX_ITEMS} hand-placed products (else 422 `too_many_items`)."
 
@@ -348,7 +349,8 @@ def update_showcase(showcase_id: int) -> Response:
     operation_id="deleteShowcase",
 )
 def delete_showcase(showcase_id: int) -> Response:
-    """Delete the showcase and its hand-placed list."""
+    """Delete the showcase and its hand-placed list; a `showcase.deleted` event (with the products it last
+    showed, as `removed`) goes to the subscribed endpoints."""
     client = authenticate()
     showcases.delete_showcase(api_runtime(), client.id, showcase_id)
     return Response(status=204)

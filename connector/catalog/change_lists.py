@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connector.domain.catalog import Product, Variant
+from connector.catalog import groups
+from connector.domain.catalog import Product, Variant, clean_collections, clean_tags
 from connector.domain.money import Money
 from connector.infra import bulk_insert
 from connector.infra.models import Product as ProductRow
@@ -35,6 +36,8 @@ def product_fields(p: Product) -> Fields:
         "url": p.url,
         "media": list(p.media),
         "status": p.status.value,
+        "tags": list(clean_tags(p.tags)),
+        "collections": [c.title for c in clean_collections(p.collections)],
     }
 
 
@@ -57,12 +60,17 @@ def stored_products(session: Session, merchant_id: int, exts: Collection[str]) -
     if not exts:
         return {}
     dialect = session.get_bind().dialect.name
-    rows = session.execute(
-        select(ProductRow).where(
-            ProductRow.merchant_id == merchant_id,
-            bulk_insert.in_values(dialect, ProductRow.external_id, list(exts)),
+    rows = (
+        session.execute(
+            select(ProductRow).where(
+                ProductRow.merchant_id == merchant_id,
+                bulk_insert.in_values(dialect, ProductRow.external_id, list(exts)),
+            )
         )
-    ).scalars()
+        .scalars()
+        .all()
+    )
+    stored = groups.read(session, [r.id for r in rows])
     return {
         r.external_id: {
             "title": r.title,
@@ -71,6 +79,8 @@ def stored_products(session: Session, merchant_id: int, exts: Collection[str]) -
             "url": r.url,
             "media": list(r.media or ()),
             "status": r.status,
+            "tags": stored[r.id].tags,
+            "collections": [c.title for c in stored[r.id].collections],
         }
         for r in rows
     }

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from connector.catalog import change_lists, rows
+from connector.catalog import change_lists, groups, rows
 from connector.catalog.levels import sellable
 from connector.domain import event_types
 from connector.domain.catalog import Product, Variant
@@ -243,6 +243,7 @@ class CatalogSync:
             else ({}, {})
         )
         self._write_products(session, batch)
+        self._write_groups(session, batch)
         self._write_variants(session, batch)
         inventory_events = self._write_levels(session, batch)
         self._count_rows(batch)
@@ -300,6 +301,18 @@ class CatalogSync:
                 batch.changed_products[ext] = "created"
         if upd_p:
             rows.bulk_update(session, rows.PRODUCTS, upd_p)
+
+    def _write_groups(self, session: Session, batch: _Batch) -> None:
+        """Tags and collections of the products whose own fields changed (new ones: only those with some)."""
+        stored = batch.stored.products
+        regrouped = {
+            batch.product_ids[ext]: batch.products[ext]
+            for ext in batch.changed_products
+            if ext in stored or batch.products[ext].tags or batch.products[ext].collections
+        }
+        if regrouped:
+            fresh = {batch.product_ids[ext] for ext in batch.changed_products if ext not in stored}
+            groups.write(session, self.merchant_id, regrouped, fresh, batch.now)
 
     def _write_variants(self, session: Session, batch: _Batch) -> None:
         """Variants: insert new, update changed (a variant may move to another product)."""
@@ -419,6 +432,11 @@ class CatalogSync:
                 "title": p.title,
                 "status": p.status.value,
                 "url": p.url,
+                "tags": list(p.tags),
+                "collections": [
+                    {"external_id": c.external_id, "handle": c.handle, "title": c.title}
+                    for c in p.collections
+                ],
             },
             "variants": [
                 {

@@ -1,4 +1,5 @@
-"""`storelink programs`: merchants' affiliate programs for support: list them, show one with its rates.
+"""`storelink programs`: merchants' affiliate programs for support: list them, show one with its rates (per
+product and per store collection).
 
 Rates are in basis points (1000 = 10%); windows, holds and rate locks in days. An unknown merchant or program is
 a one-line error and exit status 1.
@@ -13,7 +14,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from connector.affiliates import program_reports
+from connector.affiliates import collection_rates, program_reports
 from connector.cli.commissions import row_dict
 from connector.cli.common import Context, _errors, _print_rows, console, pass_ctx
 from connector.merchants.records import get_merchant
@@ -75,11 +76,14 @@ def programs_list(obj: Context, merchant: str | None, status: str | None, as_jso
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def programs_show(obj: Context, program_id: int, as_json: bool) -> None:
-    """One program with its per-product rates."""
+    """One program with its per-product and per-collection rates (a product's own rate wins over its
+    collections'; of several collections, the highest rate)."""
     with _errors(), obj.rt.db.session() as session:
         program, rates = program_reports.program_detail(session, program_id, None)
+        by_collection = collection_rates.listed(session, program.id)
     if as_json:
-        click.echo(json.dumps(row_dict(program) | {"rates": [row_dict(rate) for rate in rates]}))
+        rows = {"rates": [row_dict(rate) for rate in rates], "collection_rates": by_collection}
+        click.echo(json.dumps(row_dict(program) | rows))
         return
     facts = Table("field", "value", show_header=False)
     for name, value in (
@@ -100,3 +104,7 @@ def programs_show(obj: Context, program_id: int, as_json: bool) -> None:
     for rate in rates:
         table.add_row(str(rate.product_id), rate.product_title, str(rate.rate_bps))
     console.print(table if rates else "no per-product rates", highlight=False)
+    groups = Table("collection", "handle", "title", "rate bps", title="collection rates")
+    for entry in by_collection:
+        groups.add_row(str(entry["collection_id"]), entry["handle"], entry["title"], str(entry["rate_bps"]))
+    console.print(groups if by_collection else "no per-collection rates", highlight=False)

@@ -29,6 +29,7 @@ COMMISSION_REVERSED: Final = "commission.reversed"
 COMMISSION_PAID: Final = "commission.paid"
 SHOWCASE_UPDATED: Final = "showcase.updated"
 SHOWCASE_ITEM_UPDATED: Final = "showcase.item_updated"
+SHOWCASE_DELETED: Final = "showcase.deleted"
 
 MERCHANT_UNINSTALLED: Final = "merchant.uninstalled"
 
@@ -51,6 +52,7 @@ ALL: Final[tuple[str, ...]] = (
     COMMISSION_PAID,
     SHOWCASE_UPDATED,
     SHOWCASE_ITEM_UPDATED,
+    SHOWCASE_DELETED,
     MERCHANT_UNINSTALLED,
 )
 """Every event type, in the order above."""

@@ -2,7 +2,8 @@
 
 The same arguments always give the same bytes. `price_shift` moves every price (and sale price) by that many
 minor units so a second sync sees changes, and `bad_rows` corrupts chosen rows (price "abc") so error
-reporting can be exercised. Rows are written one at a time; no feed is ever built in memory.
+reporting can be exercised. With `labels`, rows also carry a `product_type` (the product's category path, one
+of a few) and a `custom_label_0` (a tag: `even` or `odd` by product number). Rows are written one at a time; no feed is ever built in memory.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ COLUMNS: Final = (
     "size",
     "updated_at",
 )
+LABEL_COLUMNS: Final = ("product_type", "custom_label_0")
 BAD_PRICE: Final = "abc"
 
 _BRANDS: Final = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark")
 _COLORS: Final = ("Black", "White", "Red", "Blue", "Green", "Sand", "Navy")
 _SIZES: Final = ("XS", "S", "M", "L", "XL")
+_TYPES: Final = ("Apparel > Shirts", "Apparel > Outerwear", "Home > Kitchen", "Toys")
 _EPOCH: Final = datetime(2025, 1, 1, tzinfo=UTC)
 _SHOP: Final = "https://shop.example.com"
 
@@ -70,6 +73,7 @@ def feed_rows(
     changed_every: int = 1,
     bad_rows: Iterable[int] = (),
     currency: str = "USD",
+    labels: bool = False,
 ) -> Iterator[dict[str, str | int]]:
     """The feed's rows in order, one dict per row (quantity an int, everything else text)."""
     if rows < 0:
@@ -93,7 +97,7 @@ def feed_rows(
         size = _SIZES[position % len(_SIZES)]
         title = f"Sample product {product:06d}"
         slug = f"p-{product:06d}"
-        yield {
+        row: dict[str, str | int] = {
             "id": f"SKU-{index + 1:06d}",
             "item_group_id": f"P-{product:06d}",
             "title": title,
@@ -112,6 +116,10 @@ def feed_rows(
             "size": size,
             "updated_at": (_EPOCH + timedelta(seconds=index)).isoformat().replace("+00:00", "Z"),
         }
+        if labels:
+            row["product_type"] = _TYPES[product % len(_TYPES)]
+            row["custom_label_0"] = "odd" if product % 2 else "even"
+        yield row
 
 
 def write_feed(
@@ -125,10 +133,11 @@ def write_feed(
     changed_every: int = 1,
     bad_rows: Iterable[int] = (),
     currency: str = "USD",
+    labels: bool = False,
 ) -> Path:
     """Write a feed of `rows` variant rows (`variants_per_product` per item_group_id) and return its path.
 
-    `price_shift` applies to every `changed_every`-th row. `bad_rows` are 0-based data-row indexes whose price is written as "abc". The file appears atomically:
+    `price_shift` applies to every `changed_every`-th row; `labels` adds the tag and category columns. `bad_rows` are 0-based data-row indexes whose price is written as "abc". The file appears atomically:
     it is written beside `path` and renamed over it.
     """
     if fmt not in FORMATS:
@@ -144,14 +153,16 @@ def write_feed(
         changed_every=changed_every,
         bad_rows=bad_rows,
         currency=currency,
+        labels=labels,
     )
+    columns = COLUMNS + LABEL_COLUMNS if labels else COLUMNS
     try:
         with partial.open("w", encoding="utf-8", newline="") as out:
             if fmt in ("csv", "tsv"):
                 writer = csv.writer(out, "excel-tab" if fmt == "tsv" else "excel")
-                writer.writerow(COLUMNS)
+                writer.writerow(columns)
                 for record in records:
-                    writer.writerow([record[column] for column in COLUMNS])
+                    writer.writerow([record[column] for column in columns])
             elif fmt == "jsonl":
                 for record in records:
                     out.write(json.dumps(record, ensure_ascii=False))

@@ -4,7 +4,8 @@ Each showcase keeps the visible set it last announced (`showcases.snapshot`: pro
 currency, availability, in order). `refresh` recomputes the view, diffs it against that snapshot and returns
 at most two events: `showcase.updated` when the visible set or order changed (items added, removed, moved)
 and `showcase.item_updated` when price or availability of items still visible changed. A change of stock that
-leaves an item available (10 units to 9) is not an event.
+leaves an item available (10 units to 9) is not an event. `deleted` announces a showcase's end
+(`showcase.deleted`, with the items it last showed), in the transaction that deletes it.
 
 Catalog and stock changes reach showcases through an outbox subscriber (`install`, called by the composition
 roots): a committed transaction that published product, stock or order events for a merchant some showcase
@@ -98,7 +99,7 @@ def diff(
     added = [pid for pid in new_ids if pid not in before]
     removed = [pid for pid in old_ids if pid not in position]
     moved = _moved(old_ids, new_ids)
-    head = {"showcase_id": showcase.id, "handle": showcase.handle, "owner_kind": showcase.owner_kind}
+    head = _head(showcase)
     out: list[dict[str, Any]] = []
     if added or removed or moved:
         data = {
@@ -124,6 +125,10 @@ def diff(
         ]
         out.append({"type": event_types.SHOWCASE_ITEM_UPDATED, "data": {**head, "items": items}})
     return out
+
+
+def _head(showcase: Showcase) -> dict[str, Any]:
+    return {"showcase_id": showcase.id, "handle": showcase.handle, "owner_kind": showcase.owner_kind}
 
 
 def _event_merchant(session: Session, showcase: Showcase) -> int | None:
@@ -154,6 +159,21 @@ def refresh(session: Session, showcase: Showcase) -> int:
         session, [outbox.DomainEvent(e["type"], merchant_id, e["data"]) for e in found]
     )
     logger.info("showcase changed", extra={"showcase_id": showcase.id, "events": [e["type"] for e in found]})
+    return published
+
+
+def deleted(session: Session, showcase: Showcase) -> int:
+    """Publish `showcase.deleted` for `showcase` (deleted in the same transaction): who owned it and the
+    products it last showed."""
+    data = {
+        **_head(showcase),
+        "merchant_id": showcase.merchant_id,
+        "creator_ref": showcase.creator_ref,
+        "removed": [row[0] for row in showcase.snapshot or []],
+    }
+    event = outbox.DomainEvent(event_types.SHOWCASE_DELETED, _event_merchant(session, showcase), data)
+    published = outbox.publish(session, [event])
+    logger.info("showcase deletion announced", extra={"showcase_id": showcase.id})
     return published
 
 

@@ -6,13 +6,17 @@ A rule is a JSON object; every key is optional:
 - `min_price_minor`, `max_price_minor`: the product's current price (its cheapest live variant), inclusive,
   in the currency's minor units;
 - `in_stock_only`: only products with sellable stock (applied when the showcase is read, with live stock);
+- `tag`: only products with this tag, however its case is spelled (`Summer` matches `summer`);
+- `collection`: only products in the collection with this handle (or this store id) in the store;
 - `sort`: `newest` (default: first seen by Storelink, newest first), `best_selling` (units sold through
   Storelink's own orders, most first), `price_asc` or `price_desc`;
 - `merchant_ids`: a creator's showcase only, and required there: the merchants whose products it draws from
   (the creator sees only the products a program lets them promote).
 
-Products carry no tags or collections in Storelink's catalog, so a rule naming `tag` or `collection` is
-refused (`invalid_rule`) rather than silently matching nothing.
+Tags and collections are the store's, as the catalog sync last read them, so a rule follows them: a product
+tagged or put in the collection in the store joins the showcase after the next sync, one untagged or taken
+out leaves it. A tag or collection no product has yet is not an error: the rule matches nothing until one
+does.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Any, Final
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from connector.catalog import groups
+from connector.domain.catalog import MAX_COLLECTION_CHARS, MAX_TAG_CHARS, tag_key
 from connector.domain.errors import RefusedError
 from connector.infra.models import Order, OrderLine, Product, Variant
 
@@ -36,8 +42,16 @@ MAX_MERCHANTS: Final = 50
 MAX_PRICE: Final = 10**15
 NOT_SOLD: Final = ("rejected", "cancelled")
 """Order states whose lines do not count as sales for `best_selling`."""
-_KEYS: Final = {"vendor", "min_price_minor", "max_price_minor", "in_stock_only", "sort", "merchant_ids"}
-_UNSUPPORTED: Final = {"tag", "tags", "collection", "collections"}
+_KEYS: Final = {
+    "vendor",
+    "min_price_minor",
+    "max_price_minor",
+    "in_stock_only",
+    "sort",
+    "merchant_ids",
+    "tag",
+    "collection",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +62,12 @@ class Rule:
     in_stock_only: bool = False
     sort: str = "newest"
     merchant_ids: tuple[int, ...] = ()
+    tag: str | None = None
+    collection: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"sort": self.sort, "in_stock_only": self.in_stock_only}
-        for name in ("vendor", "min_price_minor", "max_price_minor"):
+        for name in ("vendor", "min_price_minor", "max_price_minor", "tag", "collection"):
             if getattr(self, name) is not None:
                 body[name] = getattr(self, name)
         if self.merchant_ids:
@@ -83,19 +99,33 @@ def _merchant_ids(raw: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(value))
 
 
+def _control(value: str) -> bool:
+    """Whether `value` holds a control character (no store spells a name with one)."""
+    return any(ch < " " or ch == "\x7f" for ch in value)
+
+
+def _name(raw: Mapping[str, Any], name: str, longest: int) -> str | None:
+    """A tag or collection named by a rule, trimmed: text of 1 to `longest` characters, no control ones."""
+    value = raw.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > longest or _control(value):
+        raise _bad(f"rule.{name} must be text of 1 to {longest} characters, without control characters")
+    if name == "tag" and not tag_key(value):
+        raise _bad("rule.tag must name a tag")
+    return value.strip()
+
+
 def parse(raw: Any) -> Rule:
     """The rule `raw` describes; a 422 `invalid_rule` naming what is wrong otherwise."""
     if not isinstance(raw, dict):
         raise _bad("rule must be a JSON object")
-    unsupported = sorted(_UNSUPPORTED & raw.keys())
-    if unsupported:
-        raise _bad(f"rule.{unsupported[0]} is not supported: products carry no tags or collections")
     unknown = sorted(raw.keys() - _KEYS)
     if unknown:
         raise _bad(f"rule.{unknown[0]} is not a rule field (known: {', '.join(sorted(_KEYS))})")
     vendor = raw.get("vendor")
-    if vendor is not None and (not isinstance(vendor, str) or not 0 < len(vendor) <= 255):
-        raise _bad("rule.vendor must be text of 1 to 255 characters")
+    if vendor is not None and (not isinstance(vendor, str) or not 0 < len(vendor) <= 255 or _control(vendor)):
+        raise _bad("rule.vendor must be text of 1 to 255 characters, without control characters")
     low, high = _price(raw, "min_price_minor"), _price(raw, "max_price_minor")
     if low is not None and high is not None and low > high:
         raise _bad("rule.min_price_minor is above rule.max_price_minor")
@@ -105,7 +135,16 @@ def parse(raw: Any) -> Rule:
     sort = raw.get("sort", "newest")
     if sort not in SORTS:
         raise _bad(f"rule.sort must be one of {', '.join(SORTS)}")
-    return Rule(vendor, low, high, in_stock, sort, _merchant_ids(raw))
+    return Rule(
+        vendor,
+        low,
+        high,
+        in_stock,
+        sort,
+        _merchant_ids(raw),
+        _name(raw, "tag", MAX_TAG_CHARS),
+        _name(raw, "collection", MAX_COLLECTION_CHARS),
+    )
 
 
 def _query(rule: Rule, merchant_ids: Sequence[int]) -> Select[Any]:
@@ -122,6 +161,10 @@ def _query(rule: Rule, merchant_ids: Sequence[int]) -> Select[Any]:
     )
     if rule.vendor is not None:
         query = query.where(Product.vendor == rule.vendor)
+    if rule.tag is not None:
+        query = query.where(Product.id.in_(groups.tag_filter(merchant_ids, rule.tag)))
+    if rule.collection is not None:
+        query = query.where(Product.id.in_(groups.collection_filter(merchant_ids, handle=rule.collection)))
     if rule.min_price_minor is not None:
         query = query.where(price.c.price >= rule.min_price_minor)
     if rule.max_price_minor is not None:

@@ -10,7 +10,8 @@ Limits: at most `MAX_ITEMS` hand-placed products (`too_many_items`), a rule adds
 `product_not_owned` (another merchant's product in a merchant's showcase), `not_in_program` (a product no
 program lets the creator promote), `invalid_rule`, `too_many_items`, `item_not_found`, `invalid_showcase`
 (422), `handle_taken` (409). Every write refreshes the showcase's announced view in its own transaction, so
-a hand edit that changes what viewers see sends `showcase.updated` at once.
+a hand edit that changes what viewers see sends `showcase.updated` at once; a deletion sends
+`showcase.deleted`.
 """
 
 from __future__ import annotations
@@ -329,8 +330,10 @@ def update_showcase(
 
 
 def delete_showcase(rt: runtime.Runtime, client_id: int, showcase_id: int) -> None:
+    """Delete the showcase and, in the same transaction, announce it (`showcase.deleted`)."""
     with rt.db.session() as session:
-        showcase = _owned(session, client_id, showcase_id)
+        showcase = _owned(session, client_id, showcase_id, lock=True)
+        events.deleted(session, showcase)
         session.delete(showcase)
     cache.invalidate(rt.redis, [showcase_id])
     logger.info("showcase deleted", extra={"showcase_id": showcase_id})

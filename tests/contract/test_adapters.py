@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from connector.domain import registry
-from connector.domain.catalog import InventoryLevel, Product
+from connector.domain.catalog import InventoryLevel, Product, clean_collections, clean_tags
 from connector.domain.errors import PermanentError, StorelinkError, ValidationError
 from connector.domain.money import Money
 from connector.domain.orders import ExternalOrderRef, Order, OrderLine
@@ -29,14 +29,16 @@ Factory = Callable[[pytest.FixtureRequest, Path], tuple[dict[str, Any], dict[str
 
 @pytest.fixture(scope="module")
 def shopify_shop() -> Iterator[shopify_sandbox.Server]:
-    """One emulated shop for the module: 10 products of 3 variants at its primary location."""
+    """One emulated shop for the module: 10 products of 3 variants at its primary location (tagged), three of
+    them in a collection."""
     with shopify_sandbox.serve() as server:
-        server.store.seed_catalog(10, 3)
+        products = server.store.seed_catalog(10, 3)
+        server.store.add_collection("Summer", products=[p.id for p in products[:3]])
         yield server
 
 
 def _feed(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    feed = write_feed(tmp_path / "feed.csv", 40, variants_per_product=4)
+    feed = write_feed(tmp_path / "feed.csv", 40, variants_per_product=4, labels=True)
     return {"url": str(feed)}, {}
 
 
@@ -73,6 +75,8 @@ def _walmart(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, 
 
 
 FACTORIES: dict[str, Factory] = {"feed": _feed, "shopify": _shopify, "walmart": _walmart}
+UNTAGGED: frozenset[str] = frozenset({"walmart"})
+"""Kinds whose store has no field for a product's tags (Walmart's item API has none)."""
 
 
 @pytest.fixture(params=registry.kinds())
@@ -135,6 +139,16 @@ def test_catalog_streams_valid_products(adapter):
             assert variant.quantity is None or variant.quantity >= 0
     assert adapter.iter_catalog_errors() == []
     assert set(adapter.catalog_skipped_refs()) == set()
+
+
+def test_catalog_groups_are_normalized(kind, adapter):
+    """Tags and collections come as `clean_tags` and `clean_collections` make them, from what the store has."""
+    products = list(adapter.iter_catalog(None))
+    for product in products:
+        assert product.tags == clean_tags(product.tags)
+        assert product.collections == clean_collections(product.collections)
+    assert any(product.collections for product in products)
+    assert any(product.tags for product in products) is (kind not in UNTAGGED)
 
 
 def test_content_hash_is_deterministic(adapter):

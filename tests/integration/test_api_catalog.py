@@ -235,7 +235,7 @@ def test_listing_costs_the_same_queries_whatever_the_page_size(rt: Runtime, http
         assert len(get_ok(http, "/v1/products", auth, limit=12)["data"]) == 12
     selects = [statement for statement in large if statement.lstrip().upper().startswith("SELECT")]
     assert len(large) == len(small)
-    assert len(selects) == 4  # products, their variants, levels, held stock (one query per page)
+    assert len(selects) == 6  # products, their variants, levels, held stock, tags, collections (per page)
 
 
 # --- filters and pagination ---------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_showcases_are_managed_from_the_command_line(
                 "--merchant",
                 merchant,
                 "--rule",
-                '{"tag": "x"}',
+                '{"tag": " "}',
             ),
             "[invalid_rule]",
         ),

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert, inspect, select
 
-from connector.infra import models_console, models_ops  # noqa: F401 (their tables join Base.metadata)
+from connector.infra import schema  # noqa: F401 (every models module's tables in Base.metadata)
 from connector.infra.db import make_engine
 from connector.infra.migrate import alembic_config, current_revision, upgrade
 from connector.infra.models import Base, Merchant

@@ -18,7 +18,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from connector.infra import export_signals, models_console, models_ops, runtime  # noqa: F401 (their tables join Base.metadata)
+from connector.infra import (
+    export_signals,
+    runtime,
+    schema,  # noqa: F401 (every models module's tables in Base.metadata)
+)
 from connector.infra.db import make_engine
 from connector.infra.models import (
     Base,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from connector.infra import models_console, models_ops  # noqa: F401 (their tables join Base.metadata)
+from connector.infra import schema  # noqa: F401 (every models module's tables in Base.metadata)
 from connector.infra.models import Base
 
 config = context.config

@@ -177,6 +177,21 @@ def _webhook_subscriptions(ctx: Context, info: GraphQLResolveInfo, args: dict[st
     return paginate(items, ctx, **_page_args(args))
 
 
+def _collections(ctx: Context, info: GraphQLResolveInfo, args: dict[str, Any]) -> Any:
+    filters: dict[str, Callable[[Any], Any]] = {
+        "title": lambda c: c.title,
+        "handle": lambda c: c.handle,
+        "updated_at": lambda c: c.updated_at,
+        "id": lambda c: c.legacy_resource_id,
+    }
+    items = _filtered(list(ctx.store.collections.values()), args.get("query"), filters)
+    return paginate(items, ctx, **_page_args(args))
+
+
+def _collection_by_handle(ctx: Context, info: GraphQLResolveInfo, args: dict[str, Any]) -> Any:
+    return next((c for c in ctx.store.collections.values() if c.handle == args["handle"]), None)
+
+
 def _by_id(kind: str, table: Callable[[Store], dict[int, Any]]) -> RootResolver:
     def resolve(ctx: Context, info: GraphQLResolveInfo, args: dict[str, Any]) -> Any:
         number = parse_gid(args["id"], kind)
@@ -220,6 +235,9 @@ QUERIES: Final[dict[str, RootResolver]] = {
     "products": _products,
     "product": _by_id("Product", lambda store: store.products),
     "productVariants": _product_variants,
+    "collections": _collections,
+    "collection": _by_id("Collection", lambda store: store.collections),
+    "collectionByHandle": _collection_by_handle,
     "productVariant": _by_id("ProductVariant", lambda store: store.variants),
     "inventoryItems": _inventory_items,
     "inventoryItem": _by_id("InventoryItem", lambda store: store.inventory_items),

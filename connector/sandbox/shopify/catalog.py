@@ -1,5 +1,11 @@
 """Catalog changes of the emulated shop: seeding a generated catalog, adding, updating and deleting products
-and their variants (each variant with its inventory item)."""
+and their variants (each variant with its inventory item), and custom collections with the products placed
+in them.
+
+Tags are a product field: changing them sends `products/update` (its REST body spells them as one
+comma-separated string). A product's place in a collection is not: adding a product to a collection or
+taking it out changes the collection (`collections/update`), not the product, whose `updatedAt` stays, so
+only a full read of the catalog sees it."""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from typing import Any, Final
 from connector.sandbox.shopify import payloads
 from connector.sandbox.shopify.models import (
     QUANTITY_NAMES,
+    Collection,
     InventoryItem,
     InventoryLevel,
     Location,
@@ -196,9 +203,65 @@ class CatalogMixin(StoreState):
             self._emit("products/update", payloads.product(product))
             return product
 
+    def add_collection(
+        self,
+        title: str,
+        *,
+        handle: str | None = None,
+        products: Iterable[int | str] = (),
+        notify: bool = True,
+    ) -> Collection:
+        """Create a custom collection holding `products` (ids or GIDs); sends collections/create."""
+        with self.lock:
+            when = self.now()
+            found = Collection(
+                legacy_resource_id=self.next_id("Collection"),
+                title=title,
+                handle=handle or re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-"),
+                created_at=when,
+                updated_at=when,
+            )
+            self.collections[found.legacy_resource_id] = found
+            self._place(found, products, when)
+            if notify:
+                self._emit("collections/create", payloads.collection(found))
+            return found
+
+    def collect(self, collection_id: int | str, products: Iterable[int | str]) -> Collection:
+        """Add products to a collection (those already in it stay where they are); sends collections/update."""
+        with self.lock:
+            found = self.collection(collection_id)
+            self._place(found, products, self.now())
+            self._emit("collections/update", payloads.collection(found))
+            return found
+
+    def uncollect(self, collection_id: int | str, products: Iterable[int | str]) -> Collection:
+        """Take products out of a collection; sends collections/update."""
+        with self.lock:
+            found = self.collection(collection_id)
+            leaving = {self.product(p).legacy_resource_id for p in products}
+            found.products = [p for p in found.products if p.legacy_resource_id not in leaving]
+            for product in self.products.values():
+                if product.legacy_resource_id in leaving:
+                    product.collections = [c for c in product.collections if c is not found]
+            found.updated_at = self.now()
+            self._emit("collections/update", payloads.collection(found))
+            return found
+
+    def _place(self, found: Collection, products: Iterable[int | str], when: datetime) -> None:
+        for product_id in products:
+            product = self.product(product_id)
+            if product not in found.products:
+                found.products.append(product)
+                product.collections.append(found)
+                product.collections.sort(key=lambda c: c.legacy_resource_id)
+        found.updated_at = when
+
     def delete_product(self, product_id: int | str) -> None:
         with self.lock:
             product = self.products.pop(number_of(product_id, "Product"))
+            for found in product.collections:
+                found.products.remove(product)
             for variant in product.variants:
                 self.variants.pop(variant.legacy_resource_id, None)
                 self.inventory_items.pop(variant.inventory_item.legacy_resource_id, None)

@@ -317,9 +317,17 @@ class Product(Record):
     created_at: datetime
     updated_at: datetime
     variants: list[ProductVariant] = field(default_factory=list)
+    collections: list[Collection] = field(default_factory=list)
+    """The collections the product is in, by id."""
 
     def gql_variants(self, ctx: Context, **args: Any) -> dict[str, Any]:
         return paginate(self.variants, ctx, **page_args(args))
+
+    def gql_collections(self, ctx: Context, **args: Any) -> dict[str, Any]:
+        return paginate(self.collections, ctx, **page_args(args))
+
+    def gql_in_collection(self, ctx: Context, **args: Any) -> bool:
+        return any(c.id == args.get("id") for c in self.collections)
 
     def gql_variants_count(self, ctx: Context, **_: Any) -> dict[str, Any]:
         return {"count": len(self.variants), "precision": "EXACT"}
@@ -379,6 +387,39 @@ class Product(Record):
 
     def gql_media(self, ctx: Context, **args: Any) -> dict[str, Any]:
         return paginate([], ctx, **page_args(args))
+
+    def gql_seo(self, ctx: Context, **_: Any) -> dict[str, Any]:
+        return {"title": None, "description": None}
+
+
+@dataclass(eq=False)
+class Collection(Record):
+    """A custom (manual) collection: the products placed in it, in the order they were added."""
+
+    typename: ClassVar[str] = "Collection"
+    legacy_resource_id: int
+    title: str
+    handle: str
+    created_at: datetime
+    updated_at: datetime
+    description_html: str = ""
+    sort_order: str = "MANUAL"
+    products: list[Product] = field(default_factory=list)
+
+    def gql_products(self, ctx: Context, **args: Any) -> dict[str, Any]:
+        return paginate(self.products, ctx, **page_args(args))
+
+    def gql_products_count(self, ctx: Context, **_: Any) -> dict[str, Any]:
+        return {"count": len(self.products), "precision": "EXACT"}
+
+    def gql_description(self, ctx: Context, **_: Any) -> str:
+        return self.description_html.replace("<p>", "").replace("</p>", "")
+
+    def gql_has_product(self, ctx: Context, **args: Any) -> bool:
+        return any(p.id == args.get("id") for p in self.products)
+
+    def gql_rule_set(self, ctx: Context, **_: Any) -> None:
+        return None
 
     def gql_seo(self, ctx: Context, **_: Any) -> dict[str, Any]:
         return {"title": None, "description": None}

@@ -6,7 +6,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from connector.sandbox.shopify.models import BulkOperation, InventoryLevel, Product, ProductVariant, rest_time
+from connector.sandbox.shopify.models import (
+    BulkOperation,
+    Collection,
+    InventoryLevel,
+    Product,
+    ProductVariant,
+    rest_time,
+)
 from connector.sandbox.shopify.order_models import LineItem, Order
 
 
@@ -98,6 +105,22 @@ def product(item: Product) -> dict[str, Any]:
         ],
         "has_variants_that_requires_components": False,
         "category": None,
+    }
+
+
+def collection(item: Collection) -> dict[str, Any]:
+    """A custom collection as `collections/create` and `collections/update` carry it."""
+    return {
+        "id": item.legacy_resource_id,
+        "handle": item.handle,
+        "title": item.title,
+        "updated_at": rest_time(item.updated_at),
+        "body_html": item.description_html,
+        "published_at": rest_time(item.created_at),
+        "sort_order": item.sort_order.lower(),
+        "template_suffix": None,
+        "published_scope": "web",
+        "admin_graphql_api_id": item.id,
     }
 
 

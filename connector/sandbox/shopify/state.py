@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from connector.sandbox.shopify.models import (
     BulkOperation,
+    Collection,
     InventoryItem,
     InventoryLevel,
     Location,
@@ -142,6 +143,7 @@ class StoreState:
                 "InventoryAdjustmentGroup": 30_000_000_001,
                 "Refund": 990_000_000_001,
                 "Fulfillment": 5_600_000_000_001,
+                "Collection": 841_000_000_001,
             }.items()
         }
         if large_ids:
@@ -165,6 +167,7 @@ class StoreState:
         self.orders: dict[int, Order] = {}
         self.subscriptions: dict[int, WebhookSubscription] = {}
         self.bulk_operations: dict[int, BulkOperation] = {}
+        self.collections: dict[int, Collection] = {}
         self.jobs: dict[str, Job] = {}
         self.idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self.listeners: list[Listener] = []
@@ -206,6 +209,9 @@ class StoreState:
     def variant(self, variant_id: int | str) -> ProductVariant:
         return self.variants[number_of(variant_id, "ProductVariant")]
 
+    def collection(self, collection_id: int | str) -> Collection:
+        return self.collections[number_of(collection_id, "Collection")]
+
     def order(self, order_id: int | str) -> Order:
         return self.orders[number_of(order_id, "Order")]
 
@@ -226,6 +232,7 @@ class StoreState:
             "Order": self.orders,
             "WebhookSubscription": self.subscriptions,
             "BulkOperation": self.bulk_operations,
+            "Collection": self.collections,
         }
         for kind, table in tables.items():
             number = parse_gid(value, kind)

@@ -110,6 +110,19 @@ class CatalogMixin(StoreState):
                 payload["statusChangeReasons"] = {"reasons": list(item.unpublished_reasons)}
         self._emit("OFFER_PUBLISHED" if published else "OFFER_UNPUBLISHED", payload)
 
+    def set_category(
+        self, sku: str, *, shelf: Sequence[str] | None = None, product_type: str | None = None
+    ) -> Item:
+        """Move an item to another shelf path or product type, as an item feed (MP_ITEM) would; Walmart sends
+        no notification for it."""
+        with self.lock:
+            item = self._require_item(sku)
+            if shelf is not None:
+                item.shelf = tuple(shelf)
+            if product_type is not None:
+                item.product_type = product_type
+            return item
+
     def items_page(
         self,
         position: int,
