@@ -1,0 +1,213 @@
+"""The demo's orders after the live sale: shoppers buying through creators' links in both stores (by click,
+some by code), every order pushed to its store by the workers, some fulfilled and one refunded in the
+emulated stores (their webhooks bring it back), and the commission approved once the Shopify program's hold
+is over, then one creator paid through `POST /v1/payouts`."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import func, select
+
+from connector.demo.stage import Link, Stage
+from connector.infra.models import CommissionEntry, Order, OrderLine
+
+logger = logging.getLogger(__name__)
+
+PUSH_TIMEOUT: Final = 180.0
+WEBHOOK_TIMEOUT: Final = 60.0
+APPROVAL_TIMEOUT: Final = 60.0
+QUANTITY: Final = {"shopify": 2, "walmart": 1}
+CODE_EVERY: Final = 4
+"""Every fourth linked order carries the link's code instead of a click."""
+FULFIL_EVERY: Final = 3
+ADDRESS: Final = {
+    "name": "Ada Buyer",
+    "line1": "1 Main Street",
+    "city": "New York",
+    "province_code": "NY",
+    "country_code": "US",
+    "postal_code": "10017",
+    "phone": "+1 212 555 0100",
+}
+PUSHED: Final = ("confirmed", "fulfilled", "refunded")
+
+
+def _variant(stage: Stage, product_id: int, cache: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    if product_id not in cache:
+        cache[product_id] = stage.platform.get(f"/v1/products/{product_id}")["variants"][0]
+    return cache[product_id]
+
+
+def _order_body(link: Link, variant: dict[str, Any], n: int) -> dict[str, Any]:
+    attribution = (
+        {"link_code": link.code}
+        if n % CODE_EVERY == CODE_EVERY - 1 or not link.click_ids
+        else {"click_ids": [link.click_ids[n % len(link.click_ids)]]}
+    )
+    return {
+        "lines": [
+            {
+                "variant_id": variant["id"],
+                "quantity": QUANTITY[link.merchant],
+                "unit_price_minor": variant["price"]["amount_minor"],
+            }
+        ],
+        "currency": variant["price"]["currency"],
+        "buyer": {"ref": f"shopper-{n}", "email": f"shopper-{n}@example.com"},
+        "shipping_address": ADDRESS,
+        "platform_order_id": f"app-order-{n}",
+        "attribution": attribution,
+    }
+
+
+def linked_orders(stage: Stage) -> str:
+    """`orders` checkouts, each for a product a creator links to, alternating the stores and the creators."""
+    links = [link for link in stage.links if link.product_id != _flash(stage)]
+    by_store = {name: [link for link in links if link.merchant == name] for name in QUANTITY}
+    stores = [name for name, found in by_store.items() if found]
+    if not stores:
+        raise LookupError("no creator links to a product in stock")
+    cache: dict[int, dict[str, Any]] = {}
+    made: Counter[str] = Counter()
+    for n in range(stage.sizes.orders):
+        store = stores[n % len(stores)]
+        link = by_store[store][(n // 2) % len(by_store[store])]
+        body = _order_body(link, _variant(stage, link.product_id, cache), n)
+        order = stage.platform.post("/v1/orders", body, **{"Idempotency-Key": f"linked-order-{n}"})
+        made[f"{store} by {order['attribution']['via']}" if order.get("attribution") else store] += 1
+    return ", ".join(f"{count} {what}" for what, count in sorted(made.items()))
+
+
+def _flash(stage: Stage) -> int:
+    return int(stage.facts["flash_variant"]["product_id"])
+
+
+def order_statuses(stage: Stage) -> dict[str, int]:
+    with stage.rt.db.session() as session:
+        rows = session.execute(select(Order.status, func.count()).group_by(Order.status)).tuples()
+        return dict(rows.all())
+
+
+def wait_for_pushes(stage: Stage) -> str:
+    """Until no order waits for its store: each confirmed (or refused) by the store it was pushed to."""
+
+    def settled() -> dict[str, int] | None:
+        counts = order_statuses(stage)
+        return None if counts.get("accepted") else counts
+
+    counts: dict[str, int] = stage.wait(settled, PUSH_TIMEOUT, "the orders' pushes to the stores")
+    shop, seller = stage.emulators.shopify.store, stage.emulators.walmart.store
+    return (
+        f"{counts.get('confirmed', 0)} confirmed, {counts.get('rejected', 0)} refused by the store; "
+        f"{len(shop.orders)} orders in the Shopify shop, {seller.fulfilment_orders_created} Multichannel "
+        "orders at Walmart"
+    )
+
+
+def _refund_target(stage: Stage) -> Order:
+    """A Shopify order a creator's link brought, of more than one unit: one unit of it is refunded."""
+    with stage.rt.db.session() as session:
+        found = session.scalars(
+            select(Order)
+            .join(OrderLine, OrderLine.order_id == Order.id)
+            .where(
+                Order.merchant_id == stage.merchants["shopify"],
+                Order.status == "confirmed",
+                Order.affiliate_creator_ref.is_not(None),
+                OrderLine.quantity > 1,
+            )
+            .order_by(Order.id)
+            .limit(1)
+        ).first()
+        if found is None:
+            raise LookupError("no confirmed Shopify order of a creator with more than one unit to refund")
+        session.expunge(found)
+        return found
+
+
+def fulfil_and_refund(stage: Stage) -> str:
+    """In the stores: every third Shopify order fulfilled, every third Multichannel order shipped, one unit of
+    a creator's Shopify order refunded. The stores' webhooks bring each change back to Storelink."""
+    target = _refund_target(stage)
+    shop, seller = stage.emulators.shopify.store, stage.emulators.walmart.store
+    refunded = shop.order(target.store_order_ref or "")
+    line = refunded.line_items[0]
+    shop.refund_order(refunded.legacy_resource_id, lines={line.legacy_resource_id: 1}, note="damaged")
+    fulfilled = 0
+    for n, order in enumerate(sorted(shop.orders.values(), key=lambda o: o.legacy_resource_id)):
+        if n % FULFIL_EVERY == 0 and order is not refunded:
+            shop.fulfill_order(order.legacy_resource_id, tracking_number=f"1Z{order.legacy_resource_id:016d}")
+            fulfilled += 1
+    shipped = 0
+    for n, (seller_order_id, fulfilment) in enumerate(sorted(seller.fulfilments.items())):
+        if n % FULFIL_EVERY == 0 and fulfilment.status == "ACCEPTED":
+            seller.ship_fulfilment(seller_order_id)
+            shipped += 1
+
+    def arrived() -> bool:
+        counts = order_statuses(stage)
+        with stage.rt.db.session() as session:
+            reversals = session.scalar(
+                select(func.count())
+                .select_from(CommissionEntry)
+                .where(CommissionEntry.order_id == target.id, CommissionEntry.kind == "reversal")
+            )
+        return (
+            counts.get("fulfilled", 0) >= fulfilled + shipped
+            and counts.get("refunded", 0) >= 1
+            and bool(reversals)
+        )
+
+    stage.wait(arrived, WEBHOOK_TIMEOUT, "the stores' fulfilment and refund webhooks")
+    stage.facts["refunded_order"] = target.public_id
+    return f"{fulfilled} Shopify orders fulfilled, {shipped} Walmart orders shipped, order {target.public_id} refunded 1 unit"
+
+
+def _approved(stage: Stage) -> dict[str, int] | None:
+    """Approved commission per creator once no Shopify entry is pending any more (its hold is over)."""
+    with stage.rt.db.session() as session:
+        pending = session.scalar(
+            select(func.count())
+            .select_from(CommissionEntry)
+            .where(
+                CommissionEntry.merchant_id == stage.merchants["shopify"], CommissionEntry.state == "pending"
+            )
+        )
+        if pending:
+            return None
+        rows = session.execute(
+            select(CommissionEntry.creator_ref, func.sum(CommissionEntry.amount_minor))
+            .where(CommissionEntry.state == "approved", CommissionEntry.currency == "USD")
+            .group_by(CommissionEntry.creator_ref)
+        ).tuples()
+        return {creator: int(total) for creator, total in rows.all()}
+
+
+def approve_and_pay(stage: Stage) -> str:
+    """The scheduler approves the Shopify program's commission once its hold is over (the Walmart program's
+    stays pending for 30 days); the platform then reports paying the creator with the most approved."""
+    approved: dict[str, int] = stage.wait(
+        lambda: _approved(stage), APPROVAL_TIMEOUT, "the approval of the commission whose hold is over"
+    )
+    payable = {creator: total for creator, total in approved.items() if total > 0}
+    if not payable:
+        raise LookupError("no approved commission to pay")
+    creator = max(payable, key=lambda ref: (payable[ref], ref))
+    payout = stage.platform.post(
+        "/v1/payouts",
+        {
+            "platform_payout_id": f"payout-{creator}-1",
+            "creator_ref": creator,
+            "currency": "USD",
+            "approved_up_to": datetime.now(UTC).isoformat(),
+        },
+    )
+    stage.facts["payouts"] = [payout]
+    return (
+        f"approved for {len(approved)} creators; {creator} paid {payout['total_minor'] / 100:,.2f} USD "
+        f"({payout['entry_count']} entries)"
+    )
