@@ -1,7 +1,7 @@
 """CLI composition root: `storelink` commands for running, operating and supporting the service.
 
 `main` is the command group; each module of this package holds one area's commands (`processes`: up, worker,
-scheduler; `demo`; `db`: db and keys; `merchants`; `resync`; `jobs`; `clients`; `webhooks`: webhooks,
+scheduler; `demo`; `sandbox`; `db`: db and keys; `merchants`; `resync`; `jobs`; `clients`; `webhooks`: webhooks,
 deliveries and replay; `inbound`; `commissions`; `programs`; `showcases`; `bench`), and they are wired onto
 `main` here, in one place.
 """
@@ -68,6 +68,7 @@ COMMANDS: dict[str, str] = {
     "worker": "processes:worker",
     "scheduler": "processes:scheduler",
     "demo": "demo:demo",
+    "sandbox": "sandbox:sandbox",
     "db": "db:db",
     "keys": "db:keys",
     "merchants": "merchants:merchants",
