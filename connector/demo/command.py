@@ -82,11 +82,13 @@ def _start(
         services.prepare_data_dir(data_dir)
         _log_to_file(stack, data_dir)
         redis_url = services.start_redis(stack, data_dir)
-        emulators = services.start_emulators(stack, sizes)
+        emulators = services.start_emulators(stack)
         web_port = port or preflight.free_loopback_port()
         env = services.service_env(data_dir, redis_url, web_port, emulators)
         rt = services.start_runtime(stack, env)
         up = services.start_up(stack, env, data_dir / "demo" / "logs" / "up.log")
+        services.seed_emulators(emulators, sizes)  # while `storelink up` starts
+        up.wait_ready()
         outcome.note(f"web {up.url}, Shopify {emulators.shopify.url}, Walmart {emulators.walmart.url}")
     return Stage(out, sizes, data_dir, rt, emulators, up, started)
 
@@ -143,6 +145,7 @@ def demo(
     Everything runs on this machine against the store emulators, in a data directory of its own (no
     DATABASE_URL, REDIS_URL or other setting is read)."""
     stack = obj._stack
+    logs.configure("CRITICAL", json_output=False)  # nothing on the terminal but the steps; a log file soon
     where = _data_dir(stack, data_dir)
     try:
         stage, figures = run(stack, console, _sizes(**sizes), where.path, port)

@@ -1,6 +1,6 @@
 """The demo's orders after the live sale: shoppers buying through creators' links in both stores (by click,
 some by code), every order pushed to its store by the workers, some fulfilled and one refunded in the
-emulated stores (their webhooks bring it back), and the commission approved once the Shopify program's hold
+emulated stores through their control endpoints (their webhooks bring it back), and the commission approved once the Shopify program's hold
 is over, then one creator paid through `POST /v1/payouts`."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import requests
 from sqlalchemy import func, select
 
+from connector.demo.api import TIMEOUT, ApiError
 from connector.demo.stage import Link, Stage
 from connector.infra.models import CommissionEntry, Order, OrderLine
 
@@ -129,23 +131,38 @@ def _refund_target(stage: Stage) -> Order:
         return found
 
 
+def _sandbox(base_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """A control endpoint of an emulated store (`/_sandbox`, as `storelink sandbox` lists them): GET, or POST
+    with a body."""
+    method = "GET" if body is None else "POST"
+    response = requests.request(method, f"{base_url}/_sandbox{path}", json=body, timeout=TIMEOUT)
+    if response.status_code not in (200, 201):
+        raise ApiError(method, f"/_sandbox{path}", response.status_code, response.text)
+    return response.json()
+
+
 def fulfil_and_refund(stage: Stage) -> str:
-    """In the stores: every third Shopify order fulfilled, every third Multichannel order shipped, one unit of
-    a creator's Shopify order refunded. The stores' webhooks bring each change back to Storelink."""
+    """In the stores, through their control endpoints: every third Shopify order fulfilled, every third
+    Multichannel order shipped, one unit of a creator's Shopify order refunded. The stores' webhooks bring
+    each change back to Storelink."""
     target = _refund_target(stage)
-    shop, seller = stage.emulators.shopify.store, stage.emulators.walmart.store
-    refunded = shop.order(target.store_order_ref or "")
-    line = refunded.line_items[0]
-    shop.refund_order(refunded.legacy_resource_id, lines={line.legacy_resource_id: 1}, note="damaged")
+    shop, seller = stage.emulators.shopify, stage.emulators.walmart
+    listed = _sandbox(shop.url, "/orders")["orders"]
+    refunded = next((order for order in listed if order["gid"] == target.store_order_ref), None)
+    if refunded is None:
+        raise LookupError(f"order {target.public_id} is not in the shop")
+    line = refunded["lines"][0]["id"]
+    _sandbox(shop.url, f"/orders/{refunded['id']}/refund", {"lines": {str(line): 1}, "note": "damaged"})
     fulfilled = 0
-    for n, order in enumerate(sorted(shop.orders.values(), key=lambda o: o.legacy_resource_id)):
-        if n % FULFIL_EVERY == 0 and order is not refunded:
-            shop.fulfill_order(order.legacy_resource_id, tracking_number=f"1Z{order.legacy_resource_id:016d}")
+    for n, order in enumerate(sorted(listed, key=lambda o: o["id"])):
+        if n % FULFIL_EVERY == 0 and order["id"] != refunded["id"]:
+            _sandbox(shop.url, f"/orders/{order['id']}/fulfil", {"tracking_number": f"1Z{order['id']:016d}"})
             fulfilled += 1
     shipped = 0
-    for n, (seller_order_id, fulfilment) in enumerate(sorted(seller.fulfilments.items())):
-        if n % FULFIL_EVERY == 0 and fulfilment.status == "ACCEPTED":
-            seller.ship_fulfilment(seller_order_id)
+    pushed = _sandbox(seller.url, "/fulfilments")["fulfilments"]
+    for n, fulfilment in enumerate(sorted(pushed, key=lambda f: f["seller_order_id"])):
+        if n % FULFIL_EVERY == 0 and fulfilment["status"] == "ACCEPTED":
+            _sandbox(seller.url, f"/fulfilments/{fulfilment['seller_order_id']}/ship", {})
             shipped += 1
 
     def arrived() -> bool:
@@ -164,7 +181,10 @@ def fulfil_and_refund(stage: Stage) -> str:
 
     stage.wait(arrived, WEBHOOK_TIMEOUT, "the stores' fulfilment and refund webhooks")
     stage.facts["refunded_order"] = target.public_id
-    return f"{fulfilled} Shopify orders fulfilled, {shipped} Walmart orders shipped, order {target.public_id} refunded 1 unit"
+    return (
+        f"{fulfilled} Shopify orders fulfilled, {shipped} Walmart orders shipped, "
+        f"1 unit of order {target.public_id} refunded"
+    )
 
 
 def _approved(stage: Stage) -> dict[str, int] | None:

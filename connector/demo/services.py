@@ -126,14 +126,23 @@ class Emulators:
     platform: platform.Server
 
 
-def start_emulators(stack: contextlib.ExitStack, sizes: Sizes) -> Emulators:
-    """The Shopify and Walmart emulators with their catalogs, and the platform's webhook receiver."""
+def start_emulators(stack: contextlib.ExitStack) -> Emulators:
+    """The Shopify and Walmart emulators and the platform's webhook receiver, listening (empty)."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the emulators' access logs
     shop = stack.enter_context(
         shopify_sandbox.serve(
             bulk_step_delay=0.0, maximum_available=SHOPIFY_BUCKET, restore_rate=SHOPIFY_RESTORE_RATE
         )
     )
+    seller = stack.enter_context(walmart_sandbox.serve(mcs_delay=0.2, feed_delay=0.2))
+    receiver = stack.enter_context(platform.serve())
+    return Emulators(shop, seller, receiver)
+
+
+def seed_emulators(emulators: Emulators, sizes: Sizes) -> None:
+    """The stores' catalogs (and the flash-sale hoodie), the seller's Multichannel channel, and the Admin
+    API's schema loaded before the first request needs it."""
+    shop, seller = emulators.shopify, emulators.walmart
     shop.store.seed_catalog(sizes.shopify_products, 3, available=(0, 60))
     shop.store.add_product(
         "Flash Sale Hoodie",
@@ -143,11 +152,8 @@ def start_emulators(stack: contextlib.ExitStack, sizes: Sizes) -> Emulators:
         notify=False,
     )
     shop.emulator.query("{ shop { name } }")  # the first document loads the schema
-    seller = stack.enter_context(walmart_sandbox.serve(mcs_delay=0.2, feed_delay=0.2))
     seller.store.seed_catalog(sizes.walmart_items, quantity=lambda i: 20 + i % 80)
     seller.store.add_channel(WALMART_CHANNEL)
-    receiver = stack.enter_context(platform.serve())
-    return Emulators(shop, seller, receiver)
 
 
 def service_env(data_dir: Path, redis_url: str, web_port: int, emulators: Emulators) -> dict[str, str]:
@@ -264,8 +270,8 @@ def last_word(log_path: Path) -> str:
 
 
 def start_up(stack: contextlib.ExitStack, env: dict[str, str], log_path: Path) -> UpProcess:
+    """`storelink up` started (not yet ready: `UpProcess.wait_ready`)."""
     up = UpProcess(child_env(env), int(env["WEB_PORT"]), log_path)
     stack.callback(up.stop)
     up.start()
-    up.wait_ready()
     return up

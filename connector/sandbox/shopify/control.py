@@ -21,7 +21,7 @@
                                            "seed"?}: answers of the next Admin API requests
     DELETE /_sandbox/faults                no more faults
 
-Order ids are numbers or GIDs (`gid://shopify/Order/...`)."""
+Ids in paths are the numbers (`legacyResourceId`) the listings give."""
 
 from __future__ import annotations
 
