@@ -156,4 +156,7 @@ def demo(
     if no_serve:
         click.echo(json.dumps(figures))
         return
-    serving.serve(stage, kept=not where.temporary)
+    try:
+        serving.serve(stage, kept=not where.temporary)
+    except services.ServiceError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,3 +164,33 @@ def _webhooks_and_showcases(conn: sqlite3.Connection, figures: dict[str, Any]) -
     assert figures["showcases"]["count"] == scalar(conn, "SELECT count(*) FROM showcases") == 2
     assert figures["showcases"]["items"] > 0
     assert figures["problems"] == 0
+
+
+def test_a_signal_in_the_middle_of_the_demo_stops_everything_it_started(tmp_path: Path) -> None:
+    data_dir, home = tmp_path / "demo", tmp_path / "home"
+    home.mkdir()
+    proc = subprocess.Popen(
+        [storelink_script(), "demo", "--no-serve", "--data-dir", str(data_dir), *SIZES],
+        env=newcomer_env(home),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 120
+    while not any(line.startswith("✓ 2.") for line in seen) and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line, "".join(seen)
+        seen.append(line)
+    started = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.is_running()]
+    assert any("connector.cli" in " ".join(p.cmdline()) for p in started)  # storelink up and its processes
+
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=60)
+
+    assert proc.returncode == 128 + signal.SIGTERM, "".join(seen) + rest
+    assert "Traceback" not in rest
+    assert [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert left_behind(data_dir) == []
