@@ -94,16 +94,22 @@ def _start(
 
 
 def run(
-    stack: contextlib.ExitStack, out: Console, sizes: Sizes, data_dir: Path, port: int | None
+    stack: contextlib.ExitStack,
+    out: Console,
+    sizes: Sizes,
+    data_dir: Path,
+    port: int | None,
+    *,
+    serve: bool,
 ) -> tuple[Stage, dict[str, Any]]:
     """Every step in order, then the figures read back (printed as tables); StepFailedError at the first
-    step that fails."""
+    step that fails. Unless the demo goes on serving, `storelink up` is stopped before the database is read."""
     stage = _start(stack, out, sizes, data_dir, port)
     for number, (title, action) in enumerate(STEPS, start=2):
         with step(out, number, title) as outcome:
             outcome.note(action(stage))
     with step(out, len(STEPS) + 2, "read the figures back"):
-        figures, tables = summary.collect(stage)
+        figures, tables = summary.collect(stage, freeze=not serve)
     for table in tables:
         out.print(table)
     return stage, figures
@@ -148,7 +154,7 @@ def demo(
     logs.configure("CRITICAL", json_output=False)  # nothing on the terminal but the steps; a log file soon
     where = _data_dir(stack, data_dir)
     try:
-        stage, figures = run(stack, console, _sizes(**sizes), where.path, port)
+        stage, figures = run(stack, console, _sizes(**sizes), where.path, port, serve=not no_serve)
     except StepFailedError as exc:
         kept = f" (logs kept in {where.path / 'demo' / 'logs'})" if where.temporary else ""
         where.temporary = False

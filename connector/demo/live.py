@@ -1,5 +1,6 @@
 """The demo's live sale: a live session of the Shopify brand with the flash-sale hoodie pinned (a flash price,
-limited units, a per-buyer limit), raced by a few hundred simulated buyers (each on a connection of its own) through `storelink up`'s web front; every third buyer comes through a creator's link."""
+limited units, a per-buyer limit), raced by a few hundred simulated buyers, each on a connection of its own,
+through `storelink up`'s web front; every third buyer comes through a creator's link (carries its click)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 def flash_sale(stage: Stage) -> str:
+    """Session, pin, start; the race; the end of the session (what was not sold goes back to stock)."""
     variant = stage.facts["flash_variant"]
     sizes = stage.sizes
     api = stage.platform
@@ -30,7 +32,6 @@ def flash_sale(stage: Stage) -> str:
         },
     )
     api.post(f"{path}/start", {})
-    flash_code = next(link.code for link in stage.links if link.product_id == variant["product_id"])
     clicks = tuple(
         click for link in stage.links if link.product_id == variant["product_id"] for click in link.click_ids
     )
@@ -47,7 +48,6 @@ def flash_sale(stage: Stage) -> str:
     )
     result = buyers.race(spec)
     api.post(f"{path}/end", {})
-    sold = api.get(f"{path}/pins/{pin['id']}")
     stage.facts["live"] = {
         "session_id": int(session["id"]),
         "pin_id": int(pin["id"]),
@@ -59,10 +59,9 @@ def flash_sale(stage: Stage) -> str:
         - result.statuses.get(buyers.ACCEPTED, 0)
         - result.statuses.get(buyers.REFUSED, 0),
         "rate": result.rate,
-        "flash_code": flash_code,
     }
     facts = stage.facts["live"]
-    logger.info("flash sale done", extra={**facts, "pin": sold})
+    logger.info("flash sale done", extra=facts)
     return (
         f"{sizes.buyers} buyers sent {facts['attempts']:,} purchase attempts ({facts['rate']:,.0f}/s): "
         f"{facts['accepted']} bought, {facts['refused']} refused (sold out or over the limit)"

@@ -111,22 +111,18 @@ def wait_for_pushes(stage: Stage) -> str:
 
 
 def _refund_target(stage: Stage) -> Order:
-    """A Shopify order a creator's link brought, of more than one unit: one unit of it is refunded."""
+    """The Shopify order to refund one unit of: a creator's order of more than one unit when there is one (it
+    keeps a commission, smaller), else any confirmed one."""
     with stage.rt.db.session() as session:
         found = session.scalars(
             select(Order)
             .join(OrderLine, OrderLine.order_id == Order.id)
-            .where(
-                Order.merchant_id == stage.merchants["shopify"],
-                Order.status == "confirmed",
-                Order.affiliate_creator_ref.is_not(None),
-                OrderLine.quantity > 1,
-            )
-            .order_by(Order.id)
+            .where(Order.merchant_id == stage.merchants["shopify"], Order.status == "confirmed")
+            .order_by((OrderLine.quantity > 1).desc(), Order.affiliate_creator_ref.is_(None), Order.id)
             .limit(1)
         ).first()
         if found is None:
-            raise LookupError("no confirmed Shopify order of a creator with more than one unit to refund")
+            raise LookupError("no confirmed Shopify order to refund")
         session.expunge(found)
         return found
 
@@ -176,7 +172,7 @@ def fulfil_and_refund(stage: Stage) -> str:
         return (
             counts.get("fulfilled", 0) >= fulfilled + shipped
             and counts.get("refunded", 0) >= 1
-            and bool(reversals)
+            and (bool(reversals) or target.affiliate_creator_ref is None)
         )
 
     stage.wait(arrived, WEBHOOK_TIMEOUT, "the stores' fulfilment and refund webhooks")
@@ -187,18 +183,37 @@ def fulfil_and_refund(stage: Stage) -> str:
     )
 
 
-def _approved(stage: Stage) -> dict[str, int] | None:
-    """Approved commission per creator once no Shopify entry is pending any more (its hold is over)."""
+def _approvable_pending(stage: Stage) -> int:
+    """Shopify entries still pending that the scheduler will approve once their hold is over: all but those
+    of an order cancelled or refused, or of a line refunded in full (its entries sum to nothing)."""
     with stage.rt.db.session() as session:
-        pending = session.scalar(
-            select(func.count())
-            .select_from(CommissionEntry)
-            .where(
-                CommissionEntry.merchant_id == stage.merchants["shopify"], CommissionEntry.state == "pending"
+        rows = session.execute(
+            select(
+                CommissionEntry.order_line_id,
+                CommissionEntry.attribution_ref,
+                CommissionEntry.state,
+                CommissionEntry.amount_minor,
+                Order.status,
             )
-        )
-        if pending:
-            return None
+            .join(Order, Order.id == CommissionEntry.order_id)
+            .where(CommissionEntry.merchant_id == stage.merchants["shopify"])
+        ).tuples()
+        groups: dict[tuple[int, str], list[tuple[str, int, str]]] = {}
+        for line_id, ref, state, amount, status in rows:
+            groups.setdefault((line_id, ref), []).append((state, amount, status))
+    waiting = 0
+    for entries in groups.values():
+        keeps_some = sum(amount for _, amount, _ in entries) != 0
+        if keeps_some and entries[0][2] not in ("cancelled", "rejected"):
+            waiting += sum(1 for state, _, _ in entries if state == "pending")
+    return waiting
+
+
+def _approved(stage: Stage) -> dict[str, int] | None:
+    """Approved commission per creator, once nothing approvable is pending any more."""
+    if _approvable_pending(stage):
+        return None
+    with stage.rt.db.session() as session:
         rows = session.execute(
             select(CommissionEntry.creator_ref, func.sum(CommissionEntry.amount_minor))
             .where(CommissionEntry.state == "approved", CommissionEntry.currency == "USD")

@@ -19,6 +19,8 @@ from connector.demo.creators import showcase_items
 from connector.demo.orders import PUSHED
 from connector.demo.stage import Stage
 from connector.infra.models import (
+    AffiliateClick,
+    AffiliateLink,
     AffiliatePayout,
     CommissionEntry,
     Delivery,
@@ -36,8 +38,9 @@ from connector.infra.models import (
 logger = logging.getLogger(__name__)
 
 SETTLE_TIMEOUT: Final = 120.0
-QUIET_POLLS: Final = 3
-"""Polls in a row with nothing pending before the webhooks count as settled."""
+QUIET_SECONDS: Final = 3.0
+"""How long nothing may be pending before the webhooks count as settled: longer than the scheduler's sweeps
+(2 s in the demo), whose jobs can raise events of their own."""
 STATES: Final = ("pending", "approved", "paid")
 
 
@@ -65,13 +68,17 @@ def _pending(stage: Stage) -> int:
 
 
 def wait_for_deliveries(stage: Stage) -> str:
-    """Until the stores' webhooks are applied and every event has reached the platform (several polls in a
-    row with nothing pending: an applied webhook can raise new events)."""
-    quiet = {"polls": 0}
+    """Until the stores' webhooks are applied and every event has reached the platform, and nothing new has
+    come for QUIET_SECONDS (an applied webhook, or a scheduled job, can raise new events)."""
+    quiet_since: list[float] = []
 
     def settled() -> bool:
-        quiet["polls"] = quiet["polls"] + 1 if _pending(stage) == 0 else 0
-        return quiet["polls"] >= QUIET_POLLS
+        if _pending(stage):
+            quiet_since.clear()
+            return False
+        if not quiet_since:
+            quiet_since.append(time.monotonic())
+        return time.monotonic() - quiet_since[0] >= QUIET_SECONDS
 
     stage.wait(settled, SETTLE_TIMEOUT, "the delivery of every webhook")
     received = stage.emulators.platform.receiver.received()
@@ -174,7 +181,7 @@ def _lines(stage: Stage) -> dict[int, Line]:
         return {row[0]: Line(*row[1:]) for row in rows}
 
 
-def _ledger(stage: Stage) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+def _ledger(stage: Stage, api_balanced: bool) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     """The JSON's commission figures (with `balanced` worked out), and the sums per creator and state."""
     with stage.rt.db.session() as session:
         entries = list(session.scalars(select(CommissionEntry)))
@@ -202,7 +209,7 @@ def _ledger(stage: Stage) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
         "lines": lines_balance,
         "states": states_balance,
         "payouts": payouts_balance,
-        "api": _api_balances(stage, per_creator),
+        "api": api_balanced,
     }
     if not all(checks.values()):
         logger.warning("commission ledger does not balance", extra={"checks": checks})
@@ -217,16 +224,24 @@ def _ledger(stage: Stage) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
     return figures, dict(per_creator)
 
 
-def _api_balances(stage: Stage, per_creator: dict[str, dict[str, int]]) -> bool:
+def _api_balances(stage: Stage) -> bool:
     """Each creator's balance as the Platform API reports it equals its unpaid entries in the ledger."""
-    for creator, sums in per_creator.items():
+    with stage.rt.db.session() as session:
+        unpaid = dict(
+            session.execute(
+                select(CommissionEntry.creator_ref, func.sum(CommissionEntry.amount_minor))
+                .where(CommissionEntry.state != "paid", CommissionEntry.currency == "USD")
+                .group_by(CommissionEntry.creator_ref)
+            )
+            .tuples()
+            .all()
+        )
+    for creator in stage.creators():
         earnings = stage.platform.get(f"/v1/creators/{creator}/earnings")
         usd = next((c for c in earnings["currencies"] if c["currency"] == "USD"), None)
         balance = usd["balance_minor"] if usd else 0
-        if balance != sums["pending"] + sums["approved"]:
-            logger.warning(
-                "creator balance differs", extra={"creator": creator, "api": balance, "ledger": sums}
-            )
+        if balance != int(unpaid.get(creator) or 0):
+            logger.warning("creator balance differs", extra={"creator": creator, "api": balance})
             return False
     return True
 
@@ -262,6 +277,27 @@ def _webhooks(stage: Stage) -> tuple[dict[str, int], dict[str, int], dict[str, i
     return outbound, dict(families), stores
 
 
+def _links(stage: Stage) -> dict[str, int]:
+    with stage.rt.db.session() as session:
+        links = session.scalar(select(func.count()).select_from(AffiliateLink))
+        clicks = session.scalar(select(func.count()).select_from(AffiliateClick))
+        via = dict(
+            session.execute(
+                select(Order.attributed_via, func.count())
+                .where(Order.attributed_via.is_not(None))
+                .group_by(Order.attributed_via)
+            )
+            .tuples()
+            .all()
+        )
+    return {
+        "links": int(links or 0),
+        "clicks": int(clicks or 0),
+        "click": via.get("click", 0),
+        "code": via.get("code", 0),
+    }
+
+
 def _problems(stage: Stage) -> dict[str, int]:
     with stage.rt.db.session() as session:
         merchants = session.scalar(
@@ -272,20 +308,19 @@ def _problems(stage: Stage) -> dict[str, int]:
     unverified = sum(1 for request in stage.emulators.platform.receiver.requests() if not request.verified)
     stage.facts["showcase_count"] = int(showcases or 0)
     return {
-        "merchants": int(merchants or 0),
-        "sync_runs_failed": int(runs or 0),
-        "unverified_requests": unverified,
+        "merchants with a problem": int(merchants or 0),
+        "failed syncs": int(runs or 0),
+        "unverified webhooks": unverified,
     }
 
 
-def _figures(stage: Stage) -> tuple[dict[str, Any], dict[str, Any]]:
+def _figures(stage: Stage, items: int, api_balanced: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """The figures of the JSON line, and the details the tables add to them."""
     orders, statuses = _orders(stage)
     live, in_store, over_limit = _live(stage)
-    commissions, per_creator = _ledger(stage)
+    commissions, per_creator = _ledger(stage, api_balanced)
     outbound, families, store_webhooks = _webhooks(stage)
     problems = _problems(stage)
-    items = sum(showcase_items(stage, showcase_id) for showcase_id in stage.showcases)
     figures: dict[str, Any] = {
         "demo": "storelink",
         "products_synced": _catalog(stage),
@@ -303,6 +338,7 @@ def _figures(stage: Stage) -> tuple[dict[str, Any], dict[str, Any]]:
         "seconds": round(time.monotonic() - stage.started, 1),
     }
     details = {
+        "links": _links(stage),
         "statuses": statuses,
         "in_store": in_store,
         "over_limit": over_limit,
@@ -317,68 +353,77 @@ def _money(minor: int) -> str:
     return f"{minor / 100:,.2f}"
 
 
+def _rows(figures: dict[str, Any], details: dict[str, Any], sale: dict[str, Any]) -> list[tuple[str, ...]]:
+    statuses, live, shows = details["statuses"], figures["live"], figures["showcases"]
+    hooks, inbound, links = figures["webhooks"], figures["store_webhooks"], details["links"]
+    problems = ", ".join(f"{what} {count}" for what, count in details["problems"].items())
+    return [
+        *(("catalog sync", f"{kind} products", f"{n:,}") for kind, n in figures["products_synced"].items()),
+        (
+            "creators",
+            "links / visits counted / orders by click, code",
+            "{links} / {clicks} / {click}, {code}".format(**links),
+        ),
+        (
+            "checkout",
+            "orders accepted / confirmed / rejected",
+            "{accepted} / {confirmed} / {rejected}".format(**figures["orders"]),
+        ),
+        (
+            "store webhooks",
+            "orders fulfilled / refunded",
+            f"{statuses.get('fulfilled', 0)} / {statuses.get('refunded', 0)}",
+        ),
+        (
+            "live sale",
+            "purchase attempts (bought / refused)",
+            f"{sale['attempts']:,} ({sale['accepted']} / {sale['refused']})",
+        ),
+        ("live sale", "units sold / allocation", f"{live['sold']} / {live['allocation']}"),
+        ("live sale", "units in the store's orders", str(details["in_store"])),
+        (
+            "live sale",
+            "oversold units / buyers over the limit",
+            f"{figures['oversold']} / {details['over_limit']}",
+        ),
+        ("showcases", "showcases / items shown", f"{shows['count']} / {shows['items']}"),
+        (
+            "platform webhooks",
+            "delivered / verified / failed",
+            "{delivered:,} / {verified:,} / {failed}".format(**hooks),
+        ),
+        (
+            "platform webhooks",
+            "events by kind",
+            ", ".join(f"{k} {v:,}" for k, v in sorted(details["families"].items())),
+        ),
+        (
+            "store webhooks",
+            "received / applied / not needed / failed",
+            "{received:,} / {applied:,} / {skipped:,} / {failed}".format(**inbound),
+        ),
+        ("problems", "raised", f"{figures['problems']} ({problems})"),
+    ]
+
+
 def _tables(figures: dict[str, Any], details: dict[str, Any], stage: Stage) -> list[Table]:
-    stores = Table("feature", "figure", "value", title="Storelink demo", title_justify="left")
-    synced = figures["products_synced"]
-    for kind, count in synced.items():
-        stores.add_row("catalog sync", f"{kind} products", f"{count:,}")
-    statuses = details["statuses"]
-    orders = figures["orders"]
-    stores.add_row(
-        "checkout",
-        "orders accepted / confirmed / rejected",
-        "{accepted} / {confirmed} / {rejected}".format(**orders),
-    )
-    stores.add_row(
-        "store webhooks",
-        "orders fulfilled / refunded",
-        f"{statuses.get('fulfilled', 0)} / {statuses.get('refunded', 0)}",
-    )
-    live = figures["live"]
-    stores.add_row("live sale", "units sold / allocation", f"{live['sold']} / {live['allocation']}")
-    stores.add_row("live sale", "units in the store's orders", str(details["in_store"]))
-    stores.add_row(
-        "live sale",
-        "oversold units / buyers over the limit",
-        f"{figures['oversold']} / {details['over_limit']}",
-    )
-    attempts = stage.facts["live"]
-    stores.add_row(
-        "live sale",
-        "purchase attempts (bought / refused)",
-        f"{attempts['attempts']:,} ({attempts['accepted']} / {attempts['refused']})",
-    )
-    shows = figures["showcases"]
-    stores.add_row("showcases", "showcases / items shown", f"{shows['count']} / {shows['items']}")
-    hooks, inbound = figures["webhooks"], figures["store_webhooks"]
-    stores.add_row(
-        "platform webhooks",
-        "delivered / verified / failed",
-        "{delivered:,} / {verified:,} / {failed}".format(**hooks),
-    )
-    stores.add_row(
-        "platform webhooks",
-        "events by kind",
-        ", ".join(f"{k} {v:,}" for k, v in sorted(details["families"].items())),
-    )
-    stores.add_row(
-        "store webhooks",
-        "received / applied / not needed / failed",
-        "{received:,} / {applied:,} / {skipped:,} / {failed}".format(**inbound),
-    )
-    problems = details["problems"]
-    stores.add_row(
-        "problems", "raised", f"{figures['problems']} ({', '.join(f'{k} {v}' for k, v in problems.items())})"
-    )
+    features = Table("feature", "figure", "value", title="Storelink demo", title_justify="left")
+    for row in _rows(figures, details, stage.facts["live"]):
+        features.add_row(*row)
     ledger = Table("creator", *STATES, "reversed", title="Commission by creator (USD)", title_justify="left")
     for creator, sums in sorted(details["per_creator"].items()):
         ledger.add_row(creator, *(_money(sums[state]) for state in (*STATES, "reversed")))
-    balanced = figures["commissions"]["balanced"]
-    ledger.caption = f"ledger balanced: {'yes' if balanced else 'NO'}"
-    return [stores, ledger]
+    ledger.caption = f"ledger balanced: {'yes' if figures['commissions']['balanced'] else 'NO'}"
+    return [features, ledger]
 
 
-def collect(stage: Stage) -> tuple[dict[str, Any], list[Table]]:
-    """The figures of the JSON line, and the summary tables showing them."""
-    figures, details = _figures(stage)
+def collect(stage: Stage, *, freeze: bool) -> tuple[dict[str, Any], list[Table]]:
+    """The figures of the JSON line, and the summary tables showing them. What the Platform API answers
+    (showcase items, creators' balances) is read first; with `freeze`, `storelink up` is then stopped, so
+    that the rest is read from a database nothing changes any more: the figures are what it keeps."""
+    items = sum(showcase_items(stage, showcase_id) for showcase_id in stage.showcases)
+    api_balanced = _api_balances(stage)
+    if freeze:
+        stage.up.stop()
+    figures, details = _figures(stage, items, api_balanced)
     return figures, _tables(figures, details, stage)
