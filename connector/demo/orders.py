@@ -176,7 +176,6 @@ def fulfil_and_refund(stage: Stage) -> str:
         )
 
     stage.wait(arrived, WEBHOOK_TIMEOUT, "the stores' fulfilment and refund webhooks")
-    stage.facts["refunded_order"] = target.public_id
     return (
         f"{fulfilled} Shopify orders fulfilled, {shipped} Walmart orders shipped, "
         f"1 unit of order {target.public_id} refunded"
@@ -241,7 +240,6 @@ def approve_and_pay(stage: Stage) -> str:
             "approved_up_to": datetime.now(UTC).isoformat(),
         },
     )
-    stage.facts["payouts"] = [payout]
     return (
         f"approved for {len(approved)} creators; {creator} paid {payout['total_minor'] / 100:,.2f} USD "
         f"({payout['entry_count']} entries)"

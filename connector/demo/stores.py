@@ -9,7 +9,6 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import select
 
 from connector.catalog import syncs
 from connector.demo.api import TIMEOUT, ApiError, PlatformApi
@@ -120,8 +119,3 @@ def wait_for_syncs(stage: Stage) -> str:
 
     done: dict[str, SyncRun] = stage.wait(finished, SYNC_TIMEOUT, "the catalog syncs")
     return ", ".join(f"{name} {run.created:,} variants" for name, run in done.items())
-
-
-def merchant_names(stage: Stage) -> dict[int, str]:
-    with stage.rt.db.session() as session:
-        return dict(session.execute(select(Merchant.id, Merchant.kind)).tuples().all())

@@ -298,15 +298,18 @@ def _links(stage: Stage) -> dict[str, int]:
     }
 
 
+def _showcases(stage: Stage) -> int:
+    with stage.rt.db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(Showcase)) or 0)
+
+
 def _problems(stage: Stage) -> dict[str, int]:
     with stage.rt.db.session() as session:
         merchants = session.scalar(
             select(func.count()).select_from(Merchant).where(Merchant.problem.is_not(None))
         )
         runs = session.scalar(select(func.count()).select_from(SyncRun).where(SyncRun.status == "failed"))
-        showcases = session.scalar(select(func.count()).select_from(Showcase))
     unverified = sum(1 for request in stage.emulators.platform.receiver.requests() if not request.verified)
-    stage.facts["showcase_count"] = int(showcases or 0)
     return {
         "merchants with a problem": int(merchants or 0),
         "failed syncs": int(runs or 0),
@@ -328,7 +331,7 @@ def _figures(stage: Stage, items: int, api_balanced: bool) -> tuple[dict[str, An
         "live": live,
         "oversold": max(0, max(live["sold"], in_store) - live["allocation"]),
         "commissions": commissions,
-        "showcases": {"count": stage.facts["showcase_count"], "items": items},
+        "showcases": {"count": _showcases(stage), "items": items},
         "webhooks": outbound,
         "store_webhooks": store_webhooks,
         "problems": sum(problems.values())

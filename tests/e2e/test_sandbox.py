@@ -5,10 +5,11 @@ stops on SIGTERM with exit code 128 + 15 and nothing left running."""
 from __future__ import annotations
 
 import base64
+import queue
 import re
-import select
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -25,16 +26,20 @@ READY = "Serving until Ctrl-C"
 
 
 def _read_until_ready(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """What the sandbox printed up to its ready line (read by a thread: a pipe's buffered reader and a
+    deadline do not mix)."""
     assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not select.select([proc.stdout], [], [], 0.5)[0]:
+        try:
+            seen.append(lines.get(timeout=0.5))
+        except queue.Empty:
             assert proc.poll() is None, "".join(seen)
             continue
-        line = proc.stdout.readline()
-        seen.append(line)
-        if READY in line:
+        if READY in seen[-1]:
             return "".join(seen)
     raise AssertionError("storelink sandbox did not get ready:\n" + "".join(seen))
 
