@@ -31,18 +31,26 @@ class SaleSpec:
     buyers: int
     attempts: int
     tag: str
+    click_ids: tuple[str, ...] = ()
+    """Clicks on creators' links: every `linked_every`-th buyer carries one (its attribution) in each order."""
+    linked_every: int = 0
+
+
+def _order(spec: SaleSpec, buyer: int) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "lines": [{"variant_id": spec.variant_id, "quantity": 1, "unit_price_minor": FLASH_PRICE_MINOR}],
+        "currency": "USD",
+        "buyer": {"ref": f"buyer-{buyer}"},
+        "live_session_id": spec.live_session_id,
+    }
+    if spec.click_ids and spec.linked_every and buyer % spec.linked_every == 0:
+        click = spec.click_ids[(buyer // spec.linked_every) % len(spec.click_ids)]
+        order["attribution"] = {"click_ids": [click]}
+    return order
 
 
 def _request(spec: SaleSpec, buyer: int, attempt: int) -> bytes:
-    body = json.dumps(
-        {
-            "lines": [{"variant_id": spec.variant_id, "quantity": 1, "unit_price_minor": FLASH_PRICE_MINOR}],
-            "currency": "USD",
-            "buyer": {"ref": f"buyer-{buyer}"},
-            "live_session_id": spec.live_session_id,
-        },
-        separators=(",", ":"),
-    ).encode()
+    body = json.dumps(_order(spec, buyer), separators=(",", ":")).encode()
     head = (
         f"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1:{spec.port}\r\nConnection: keep-alive\r\n"
         f"Authorization: Bearer {spec.auth}\r\nIdempotency-Key: {spec.tag}-{buyer}-{attempt}\r\n"
@@ -123,6 +131,12 @@ def load(spec: SaleSpec, *, processes: int = 2) -> LoadResult:
     """Every attempt of `spec`, sent by its buyers from `processes` processes started together; the rate is
     over the whole burst (first request sent to last answer read)."""
     return run_processes(_load_process, spec, processes)
+
+
+def race(spec: SaleSpec) -> LoadResult:
+    """Every attempt of `spec`, sent by its buyers from this process's event loop: for a sale whose outcome
+    is the point (the demo), not a rate measured apart from the sender's own work."""
+    return asyncio.run(_buyers(spec.port, _plan(spec, 0, 1)))
 
 
 # --- processes ----------------------------------------------------------------------------------------------------

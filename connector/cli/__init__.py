@@ -1,9 +1,9 @@
 """CLI composition root: `storelink` commands for running, operating and supporting the service.
 
 `main` is the command group; each module of this package holds one area's commands (`processes`: up, worker,
-scheduler; `demo`; `db`: db and keys; `merchants`; `resync`; `problems`; `jobs`; `clients`; `webhooks`: webhooks,
-deliveries and replay; `inbound`; `commissions`; `programs`; `showcases`; `users`: console users; `bench`), and
-they are wired onto `main` here, in one place.
+scheduler; `demo`; `sandbox`; `db`: db and keys; `merchants`; `resync`; `problems`; `jobs`; `clients`; `webhooks`:
+webhooks, deliveries and replay; `inbound`; `commissions`; `programs`; `showcases`; `users`: console users;
+`bench`), and they are wired onto `main` here, in one place.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ COMMANDS: dict[str, str] = {
     "worker": "processes:worker",
     "scheduler": "processes:scheduler",
     "demo": "demo:demo",
+    "sandbox": "sandbox:sandbox",
     "db": "db:db",
     "keys": "db:keys",
     "merchants": "merchants:merchants",

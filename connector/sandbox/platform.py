@@ -1,7 +1,21 @@
 """The platform's webhook receiver, emulated: verifies Standard Webhooks signatures, deduplicates on
 `webhook-id`, records what it received, and fails on request (status plans, latency, Retry-After, dropped
 connections). It also shows the requests it is answering right now, so a test can act in the middle of one.
-`serve()` runs it on 127.0.0.1 in a background thread for tests and the demo."""
+`serve()` runs it on 127.0.0.1 in a background thread for tests and the demo.
+
+Its control endpoints (under `/_sandbox` beside the webhook path; see `connector.sandbox.control`):
+
+    GET    /_sandbox               the webhook address, how many secrets it verifies with, these endpoints
+    GET    /_sandbox/events        the events received and verified, oldest first (`?type=order.confirmed`,
+                                   `?limit=50` for the last 50), with the counts of requests, unverified ones
+                                   and duplicates
+    DELETE /_sandbox/events        forget what was received
+    POST   /_sandbox/secrets       {"secret": "whsec_..."}: also verify with this endpoint secret (as
+                                   `storelink webhooks add` or `POST /v1/webhook-endpoints` printed it)
+    POST   /_sandbox/faults        {"next": [500, {"status": 503, "retry_after": 5}, {"latency": 3},
+                                   {"drop": true}], "default"?: 200 | {...}}: answers of the next deliveries,
+                                   then of every one
+    DELETE /_sandbox/faults        answer 200 again"""
 
 from __future__ import annotations
 
@@ -19,9 +33,19 @@ from flask import Flask, Response, request
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from connector.sandbox.control import ControlError, answer, body, control_app, fault, faults, mount
+
 logger = logging.getLogger(__name__)
 
 PATH = "/webhooks/storelink"
+CONTROL_ENDPOINTS = (
+    "GET /_sandbox",
+    "GET /_sandbox/events",
+    "DELETE /_sandbox/events",
+    "POST /_sandbox/secrets",
+    "POST /_sandbox/faults",
+    "DELETE /_sandbox/faults",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +123,17 @@ class PlatformReceiver:
     def set_default(self, fault: Fault | int) -> None:
         with self._lock:
             self._default = fault if isinstance(fault, Fault) else Fault(status=fault)
+
+    def secret_count(self) -> int:
+        with self._lock:
+            return len(self._secrets)
+
+    def forget(self) -> None:
+        """Forget what was received (faults and secrets stay)."""
+        with self._lock:
+            self._received.clear()
+            self._requests.clear()
+            self.duplicates = 0
 
     def reset(self) -> None:
         with self._lock:
@@ -202,12 +237,75 @@ class PlatformReceiver:
         )
 
 
+def control(receiver: PlatformReceiver) -> Flask:
+    """The receiver's control app (see the module docstring)."""
+    app = control_app("platform-sandbox")
+
+    @app.get("/")
+    def index() -> Response:
+        return answer(
+            {
+                "webhook_url": f"{request.host_url.rstrip('/')}{PATH}",
+                "secrets": receiver.secret_count(),
+                "endpoints": CONTROL_ENDPOINTS,
+            }
+        )
+
+    @app.get("/events")
+    def events() -> Response:
+        wanted = request.args.get("type")
+        received = [r for r in receiver.received() if wanted is None or r.type == wanted]
+        limit = request.args.get("limit", type=int)
+        if limit is not None and limit > 0:
+            received = received[-limit:]
+        requests = receiver.requests()
+        return answer(
+            {
+                "events": [{"webhook_id": r.webhook_id, "type": r.type, "data": r.data} for r in received],
+                "requests": len(requests),
+                "unverified": sum(1 for r in requests if not r.verified),
+                "duplicates": receiver.duplicates,
+            }
+        )
+
+    @app.delete("/events")
+    def forget() -> Response:
+        receiver.forget()
+        return answer({"events": []})
+
+    @app.post("/secrets")
+    def add_secret() -> Response:
+        secret = body().get("secret")
+        if not isinstance(secret, str) or not secret.startswith("whsec_"):
+            raise ControlError(400, "secret must be an endpoint secret (whsec_...)")
+        receiver.add_secret(secret)
+        return answer({"secrets": receiver.secret_count()}, 201)
+
+    @app.post("/faults")
+    def set_faults() -> Response:
+        document = body()
+        planned = faults(document, "next", Fault)
+        receiver.plan(*planned)
+        if "default" in document:
+            receiver.set_default(fault(document["default"], Fault))
+        return answer({"planned": len(planned)})
+
+    @app.delete("/faults")
+    def clear_faults() -> Response:
+        receiver.plan()
+        receiver.set_default(Fault())
+        return answer({"planned": 0})
+
+    return app
+
+
 class Server:
-    """A receiver served on 127.0.0.1 from a background thread."""
+    """A receiver served on 127.0.0.1 from a background thread, its control endpoints under `/_sandbox`."""
 
     def __init__(self, receiver: PlatformReceiver, port: int = 0):
         self.receiver = receiver
-        self._server: BaseWSGIServer = make_server("127.0.0.1", port, receiver.app, threaded=True)
+        served = mount(receiver.app, control(receiver))
+        self._server: BaseWSGIServer = make_server("127.0.0.1", port, served, threaded=True)
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}{PATH}"
         self._thread = threading.Thread(

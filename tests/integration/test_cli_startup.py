@@ -1,11 +1,10 @@
 """CLI start-up against a real database and Redis: bad keys, an unreachable database or Redis are one-line
-errors with nothing written; the SQLite file is private to its owner; the demo keeps to a directory of its own."""
+errors with nothing written; the SQLite file is private to its owner."""
 
 from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -80,23 +79,3 @@ def test_an_existing_world_readable_sqlite_file_is_narrowed(tmp_path: Path):
     path.chmod(0o644)
     make_engine(f"sqlite:///{path}").dispose()
     assert _mode(path) == 0o600
-
-
-def test_the_demo_keeps_to_a_directory_of_its_own(cli, settings, monkeypatch, tmp_path):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    out = cli("demo", "--rows", "40")
-    assert "first full sync" in out
-    assert _merchants(settings) == 0  # DATABASE_URL's database is untouched
-    assert not (settings.data_dir / "demo").exists()
-    assert list(scratch.iterdir()) == []  # its temporary directory and private Redis are gone
-
-
-def test_a_demo_run_again_in_the_same_directory_says_so(cli, settings, tmp_path):
-    kept = tmp_path / "demo-data"
-    first = cli("demo", "--rows", "40", "--data-dir", str(kept))
-    assert "first full sync" in first and f"DATA_DIR={kept}" in first
-    again = cli("demo", "--rows", "40", "--data-dir", str(kept))
-    assert "first full sync" not in again and "from an earlier run" in again
-    assert (kept / "storelink.db").exists() and _merchants(settings) == 0

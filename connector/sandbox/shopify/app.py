@@ -15,6 +15,8 @@ import orjson
 from flask import Flask, Response, redirect, request
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from connector.sandbox import control
+from connector.sandbox.shopify import control as shop_control
 from connector.sandbox.shopify.api import GraphQLEndpoint
 from connector.sandbox.shopify.bulk import BulkRunner
 from connector.sandbox.shopify.cost import LeakyBucket
@@ -155,12 +157,14 @@ class ShopifyEmulator:
 
 
 class Server:
-    """An emulator served on 127.0.0.1 from a background thread: `.url` is the shop's base URL."""
+    """An emulator served on 127.0.0.1 from a background thread: `.url` is the shop's base URL; its control
+    endpoints answer under `/_sandbox` (`connector.sandbox.shopify.control`)."""
 
     def __init__(self, emulator: ShopifyEmulator, port: int = 0):
         self.emulator = emulator
         self.store = emulator.store
-        self._server: BaseWSGIServer = make_server("127.0.0.1", port, emulator.app, threaded=True)
+        served = control.mount(emulator.app, shop_control.build(emulator))
+        self._server: BaseWSGIServer = make_server("127.0.0.1", port, served, threaded=True)
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self.graphql_url = f"{self.url}{GRAPHQL_PATH}"

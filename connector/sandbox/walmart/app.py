@@ -126,6 +126,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from connector.sandbox import control
+from connector.sandbox.walmart import control as seller_control
 from connector.sandbox.walmart.deliveries import WebhookSender
 from connector.sandbox.walmart.faults import FaultPlan
 from connector.sandbox.walmart.pipeline import install
@@ -246,13 +248,15 @@ class WalmartEmulator:
 
 
 class Server:
-    """An emulator served on 127.0.0.1 from a background thread: `.url` is the API base URL (no /v3)."""
+    """An emulator served on 127.0.0.1 from a background thread: `.url` is the API base URL (no /v3); its
+    control endpoints answer under `/_sandbox` (`connector.sandbox.walmart.control`)."""
 
     def __init__(self, emulator: WalmartEmulator, port: int = 0, *, tick: float = 0.05):
         self.emulator = emulator
         self.store = emulator.store
+        served = control.mount(emulator.app, seller_control.build(emulator))
         self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, emulator.app, threaded=True, request_handler=_Handler
+            "127.0.0.1", port, served, threaded=True, request_handler=_Handler
         )
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
