@@ -21,6 +21,7 @@ from connector.infra import problems, runtime
 from connector.infra.models import SyncRun
 from connector.merchants import connect
 from connector.merchants.records import create_merchant, get_merchant, list_merchants
+from connector.support import ops
 
 logger = logging.getLogger(__name__)
 
@@ -347,20 +348,6 @@ def _runs_table(runs: Any) -> Table:
             str(r.failed_rows),
             str(r.events_emitted),
             r.error or "",
-            _details(r.details),
+            ops.describe_details(r.details),
         )
     return table
-
-
-def _details(details: dict[str, Any] | None) -> str:
-    """What an inventory, orders or reconcile run counted, in one cell (`stock: drift 2, fixed 2; ...`)."""
-    parts = []
-    for name, value in (details or {}).items():
-        if isinstance(value, dict):
-            counted = ", ".join(f"{key.replace('_', ' ')} {count}" for key, count in value.items() if count)
-            parts.append(f"{name}: {counted or 'nothing'}")
-        elif isinstance(value, list):
-            parts.append(f"{name.replace('_', ' ')}: {', '.join(map(str, value)) or 'none'}")
-        elif isinstance(value, int) and value:
-            parts.append(f"{name.replace('_', ' ')} {value}")
-    return "; ".join(parts)

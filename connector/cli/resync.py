@@ -22,33 +22,6 @@ from connector.support import ops
 logger = logging.getLogger(__name__)
 
 
-COUNT_LABELS: dict[str, tuple[tuple[str, str], ...]] = {
-    "catalog": (
-        ("rows read", "rows_read"),
-        ("created", "created"),
-        ("updated", "updated"),
-        ("unchanged", "unchanged"),
-        ("deleted", "deleted"),
-        ("failed rows", "failed_rows"),
-        ("events", "events_emitted"),
-    ),
-    "inventory": (
-        ("variants compared", "rows_read"),
-        ("stock differences", "updated"),
-        ("same", "unchanged"),
-        ("not in the store", "failed_rows"),
-    ),
-    "orders": (
-        ("accepted orders", "rows_read"),
-        ("found in the store", "updated"),
-        ("pushed", "created"),
-        ("push under way", "unchanged"),
-        ("lookup failed", "failed_rows"),
-    ),
-}
-"""The row counters of each kind of run, as the summary names them."""
-
-
 def _summary(run: SyncRun) -> Table:
     """A finished run's summary table: status, attempts, the counters of its kind, time and error."""
     table = Table("run " + str(run.id), "", title="dry run (nothing written)" if run.dry_run else None)
@@ -59,8 +32,8 @@ def _summary(run: SyncRun) -> Table:
     rows: list[tuple[str, object]] = [("kind", run.kind), ("status", status), ("attempts", run.attempt)]
     if run.since is not None:
         rows.append(("orders since", f"{run.since:%Y-%m-%d %H:%M:%S} UTC"))
-    rows += [(label, getattr(run, column)) for label, column in COUNT_LABELS.get(run.kind, ())]
-    if run.kind not in COUNT_LABELS:
+    rows += ops.progress_of(run).labelled_counts
+    if run.kind not in ops.COUNT_LABELS:
         rows += [(part, _cell_of(value)) for part, value in (run.details or {}).items()]
     rows += [("seconds", f"{elapsed:.1f}"), ("error", run.error or "-")]
     for label, value in rows:

@@ -116,16 +116,19 @@ def merchant_page(kind: str) -> Response:
 
 @ebp.post("/<kind>/resync")
 def start_resync(kind: str) -> Response:
-    """Start a resync of the token's merchant; answers the run's progress document (201)."""
+    """Start a resync of the token's merchant; answers the run's progress document (201), or a 422 problem
+    when it cannot run (a kind its store cannot do, a bad `since`)."""
     _, merchant, embed = authenticate(kind)
     body = request.get_json(silent=True) or request.form
     run_kind = str(body.get("kind", "catalog"))
     dry_run = str(body.get("dry_run", "1")) not in ("0", "false", "False")
+    since = body.get("since")
+    rt = runtime()
     try:
-        run = resync.start(runtime(), merchant.id, run_kind, dry_run)
+        run_id = resync.start(rt, merchant.id, run_kind, dry_run, str(since) if since else None)
     except PermanentError as exc:
-        return problem(422, exc.code, exc.message)
-    response = jsonify(resync.progress(runtime(), run))
+        return _framed(problem(422, exc.code, exc.message), embed)
+    response = jsonify(resync.progress(rt, merchant.id, run_id))
     response.status_code = 201
     return _framed(response, embed)
 
@@ -133,5 +136,4 @@ def start_resync(kind: str) -> Response:
 @ebp.get("/<kind>/runs/<int:run_id>.json")
 def run_progress(kind: str, run_id: int) -> Response:
     _, merchant, embed = authenticate(kind)
-    rt = runtime()
-    return _framed(jsonify(resync.progress(rt, resync.merchant_run(rt, merchant.id, run_id))), embed)
+    return _framed(jsonify(resync.progress(runtime(), merchant.id, run_id)), embed)

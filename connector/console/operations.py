@@ -1,7 +1,8 @@
 """Support's pages of the running service, and the console's actions on work that failed: the queues (depth,
 workers alive, failed jobs and Retry), the platform's webhook endpoints with their deliveries and Replay, and a
 merchant's store webhooks as received with their replay. Each action is the CLI's (`storelink jobs retry`,
-`replay`, `inbound replay`), through the same functions.
+`replay`, `inbound replay`), through the same functions. The Webhooks page also lists the endpoints' problems
+from the problem list, open and cleared.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from sqlalchemy.orm import Session
 
 from connector.console.base import bp, page, require_merchant, require_support, runtime
 from connector.infra.models import DeliveryAttempt, InboundEvent
-from connector.support import failed_jobs
+from connector.support import failed_jobs, ops
 from webhooks.inbound import drain, scheduling
 from webhooks.outbound import delivery, endpoints
 
 logger = logging.getLogger(__name__)
 
 INBOUND_STATUSES = ("failed", "skipped", "processed")
+ENDPOINT_HISTORY = 20
 
 
 def inbound_events(session: Session, merchant_id: int, limit: int = 25) -> list[InboundEvent]:
@@ -145,7 +147,20 @@ def webhooks() -> Response:
         ):
             attempts.setdefault(attempt.delivery_id, []).append(attempt)
         hooks = endpoints.list_endpoints(db)
-    return page("webhooks.html", who=who, shown=status, endpoints=hooks, deliveries=listed, attempts=attempts)
+    rt = runtime()
+    showing = [p for p in ops.open_problems(None, rt=rt) if p.endpoint_id is not None]
+    cleared = [p for p in ops.problem_history(None, rt=rt) if p.endpoint_id is not None and not p.open]
+    return page(
+        "webhooks.html",
+        who=who,
+        shown=status,
+        endpoints=hooks,
+        deliveries=listed,
+        attempts=attempts,
+        problems=showing,
+        failing={p.endpoint_id for p in showing},
+        cleared=cleared[:ENDPOINT_HISTORY],
+    )
 
 
 @bp.post("/webhooks/deliveries/<int:delivery_id>/replay")

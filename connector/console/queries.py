@@ -17,7 +17,6 @@ from redis import Redis
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from connector.catalog import syncs
 from connector.infra.models import (
     Delivery,
     EventPayload,
@@ -86,10 +85,6 @@ def merchant_rows(session: Session, visible: Visible) -> list[MerchantRow]:
         )
         for m in merchants
     ]
-
-
-def runs(session: Session, merchant_id: int, limit: int = 20) -> list[SyncRun]:
-    return syncs.list_runs(session, merchant_id=merchant_id, limit=limit)
 
 
 def orders(session: Session, merchant_id: int, limit: int = 25) -> list[Order]:

@@ -1,17 +1,15 @@
 """The console's merchant pages: the merchants list (with its problem column) and one merchant's page, which
 the page embedded in a store's admin shows too.
 
-`problems_for` is the seam of the problem list: it answers the open problems of the given merchants, and the
-pages show whatever it answers; until the problem list lands it answers none.
+Problems come from the problem list (`connector.support.ops.open_problems`): a merchant user's pages show only
+its merchants' problems; support also sees the outbound endpoints' problems (a note on the merchants list, the
+list itself on the Webhooks page) and, on a merchant's page, the problems that cleared.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from flask import Response, abort
 
@@ -19,25 +17,12 @@ from connector.affiliates import reports
 from connector.console import charts, operations, queries, resync
 from connector.console.base import Principal, bp, page, principal, require_merchant, runtime
 from connector.infra.models import Merchant
+from connector.support import ops
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class ProblemView:
-    """One open problem of a merchant, as the console shows it."""
-
-    merchant_id: int
-    key: str
-    title: str
-    action: str
-    started_at: datetime | None = None
-    occurrences: int = 1
-
-
-def problems_for(merchant_ids: Sequence[int]) -> list[ProblemView]:
-    """The open problems of `merchant_ids` (the seam of the problem list): none until it lands."""
-    return []
+RUNS_SHOWN: Final = 20
+HISTORY_SHOWN: Final = 20
 
 
 def chart_panels(visible: queries.Visible) -> dict[str, Any]:
@@ -61,11 +46,20 @@ def merchants() -> Response:
     who = principal()
     with runtime().db.session() as db:
         rows = queries.merchant_rows(db, who.merchant_ids)
-    problems: dict[int, list[ProblemView]] = {}
-    for problem in problems_for([row.merchant.id for row in rows]):
-        problems.setdefault(problem.merchant_id, []).append(problem)
+    problems: dict[int, list[ops.ProblemView]] = {}
+    endpoint_problems = 0
+    for problem in ops.open_problems(who.merchant_ids, rt=runtime()):
+        if problem.merchant_id is None:
+            endpoint_problems += 1
+        else:
+            problems.setdefault(problem.merchant_id, []).append(problem)
     return page(
-        "merchants.html", who=who, rows=rows, problems=problems, charts=chart_panels(who.merchant_ids)
+        "merchants.html",
+        who=who,
+        rows=rows,
+        problems=problems,
+        endpoint_problems=endpoint_problems if who.is_support else 0,
+        charts=chart_panels(who.merchant_ids),
     )
 
 
@@ -79,7 +73,6 @@ def merchant_context(who: Principal, merchant_id: int) -> dict[str, Any]:
         context: dict[str, Any] = {
             "who": who,
             "merchant": merchant,
-            "runs": queries.runs(db, merchant_id),
             "orders": queries.orders(db, merchant_id),
             "showcases": queries.showcases(db, merchant_id),
             "live": queries.live_sessions(db, rt.redis, [merchant_id], limit=10),
@@ -88,8 +81,14 @@ def merchant_context(who: Principal, merchant_id: int) -> dict[str, Any]:
             ),
             "inbound": operations.inbound_events(db, merchant_id),
         }
-    context["problems"] = problems_for([merchant_id])
-    context["kinds"] = resync.offered_kinds()
+    context["runs"] = ops.recent_runs(merchant_id, RUNS_SHOWN, rt=rt)
+    context["problems"] = ops.open_problems([merchant_id], rt=rt)
+    context["cleared"] = (
+        [p for p in ops.problem_history([merchant_id], HISTORY_SHOWN, rt=rt) if not p.open]
+        if who.is_support
+        else []
+    )
+    context["kinds"] = resync.offered_kinds(merchant)
     context["charts"] = chart_panels([merchant_id])
     return context
 

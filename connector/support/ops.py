@@ -6,13 +6,16 @@ plain data, so that `storelink resync`, `storelink problems` and the console's p
 - `start_resync(merchant_id, kind, dry_run=False, since=None)`: records and queues a sync run (`catalog`,
   `inventory` or `orders`); returns its id (an active run of that kind and dry-run flag is returned instead).
 - `run_progress(run_id)`: a `RunProgress` (status, done of total, counts per kind, errors, change list).
+- `resync_refusals(merchant)`: why a resync of each kind the merchant's store cannot do would be refused.
 - `open_problems(merchant_ids=None)`, `problem_history(merchant_ids=None, limit=100)`: `ProblemView`s.
+
+`COUNT_LABELS` and `describe_details` name what a run counted, for the CLI's tables and the console's pages.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -28,11 +31,16 @@ from connector.infra.models import Merchant, SyncRun
 from connector.infra.problems import ProblemView
 
 __all__ = [
+    "COUNT_LABELS",
     "RESYNC_KINDS",
     "ProblemView",
     "RunProgress",
+    "check_resync",
+    "describe_details",
     "open_problems",
     "problem_history",
+    "recent_runs",
+    "resync_refusals",
     "run_progress",
     "start_resync",
 ]
@@ -42,6 +50,47 @@ logger = logging.getLogger(__name__)
 RESYNC_KINDS: Final = ("catalog", "inventory", "orders")
 NEEDS: Final = {"inventory": Capability.INVENTORY_READ, "orders": Capability.ORDER_PUSH}
 """What a merchant's store must be able to do for a resync of each kind."""
+
+COUNT_LABELS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "catalog": (
+        ("rows read", "rows_read"),
+        ("created", "created"),
+        ("updated", "updated"),
+        ("unchanged", "unchanged"),
+        ("deleted", "deleted"),
+        ("failed rows", "failed_rows"),
+        ("events", "events"),
+    ),
+    "inventory": (
+        ("variants compared", "rows_read"),
+        ("stock differences", "updated"),
+        ("same", "unchanged"),
+        ("not in the store", "failed_rows"),
+    ),
+    "orders": (
+        ("accepted orders", "rows_read"),
+        ("found in the store", "updated"),
+        ("pushed", "created"),
+        ("push under way", "unchanged"),
+        ("lookup failed", "failed_rows"),
+    ),
+}
+"""The row counters (`RunProgress.counts` keys) of each kind of run, as summaries name them; a kind not here
+(reconcile) is told by its `details`."""
+
+
+def describe_details(details: Mapping[str, Any] | None) -> str:
+    """What an inventory, orders or reconcile run counted, in one line (`stock: drift 2, fixed 2; ...`)."""
+    parts = []
+    for name, value in (details or {}).items():
+        if isinstance(value, dict):
+            counted = ", ".join(f"{key.replace('_', ' ')} {count}" for key, count in value.items() if count)
+            parts.append(f"{name}: {counted or 'nothing'}")
+        elif isinstance(value, list):
+            parts.append(f"{name.replace('_', ' ')}: {', '.join(map(str, value)) or 'none'}")
+        elif isinstance(value, int) and value:
+            parts.append(f"{name.replace('_', ' ')} {value}")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +133,29 @@ class RunProgress:
             return None
         return min(self.done / self.total, 1.0)
 
+    @property
+    def labelled_counts(self) -> list[tuple[str, int]]:
+        """The counters of the run's kind by their names (none for a kind told by its details)."""
+        return [(label, self.counts[key]) for label, key in COUNT_LABELS.get(self.kind, ())]
+
+    @property
+    def details_text(self) -> str:
+        return describe_details(self.details)
+
+    @property
+    def counted(self) -> str:
+        """What the run counted, in words: its details when its kind keeps them (inventory, orders,
+        reconcile), else its row counters that are not zero."""
+        return self.details_text or ", ".join(f"{label} {n}" for label, n in self.labelled_counts if n)
+
 
 def _rt(rt: runtime.Runtime | None) -> runtime.Runtime:
     return rt or runtime.current()
 
 
-def _check_kind(merchant: Merchant, kind: str, since: datetime | None) -> None:
+def check_resync(merchant: Merchant, kind: str, since: datetime | None = None) -> None:
+    """ValidationError when a resync of `kind` (from `since`) cannot run for the merchant: `bad_sync_kind`,
+    `since_needs_orders`, `bad_since`, or `resync_not_supported` (its store cannot do it)."""
     if kind not in RESYNC_KINDS:
         raise ValidationError(
             f"unknown resync kind {kind!r}; one of {', '.join(RESYNC_KINDS)}", code="bad_sync_kind"
@@ -122,13 +188,25 @@ def start_resync(
         merchant = session.get(Merchant, merchant_id)
         if merchant is None:
             raise NotFoundError(f"no merchant {merchant_id}", code="merchant_not_found")
-        _check_kind(merchant, kind, since)
+        check_resync(merchant, kind, since)
     run = syncs.request_sync(rt, merchant_id, kind=kind, full=True, dry_run=dry_run, since=since)
     logger.info(
         "resync started",
         extra={"merchant_id": merchant_id, "run_id": run.id, "kind": kind, "dry_run": dry_run},
     )
     return run.id
+
+
+def resync_refusals(merchant: Merchant) -> dict[str, str]:
+    """Why a resync of each kind the merchant's store cannot do would be refused (kind -> message); the kinds
+    it can do are absent."""
+    refused: dict[str, str] = {}
+    for kind in RESYNC_KINDS:
+        try:
+            check_resync(merchant, kind)
+        except ValidationError as exc:
+            refused[kind] = exc.message
+    return refused
 
 
 def progress_of(run: SyncRun) -> RunProgress:

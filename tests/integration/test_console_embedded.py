@@ -100,6 +100,30 @@ def test_a_session_token_in_the_header_starts_and_follows_a_resync(
     assert_problem(client.post("/console/embedded/shopify/resync", json={}), 401, "session_token_required")
 
 
+def test_a_refused_resync_is_a_problem_document_not_a_run(
+    rt: Runtime, client: FlaskClient, installed: int
+) -> None:
+    bearer = {"Authorization": f"Bearer {_token(rt)}"}
+    for body, code in (
+        ({"kind": "everything"}, "bad_sync_kind"),
+        ({"kind": "orders", "since": "soon"}, "bad_since"),
+        ({"kind": "catalog", "since": "2026-01-01T00:00"}, "since_needs_orders"),
+    ):
+        answer = client.post("/console/embedded/shopify/resync", json=body, headers=bearer)
+        assert_problem(answer, 422, code)
+        assert "frame-ancestors" in answer.headers["Content-Security-Policy"]
+    started = client.post(
+        "/console/embedded/shopify/resync",
+        json={"kind": "orders", "since": "2026-01-01T00:00"},
+        headers=bearer,
+    ).get_json()
+    assert (started["kind"], started["dry_run"], started["since"]) == (
+        "orders",
+        True,
+        "2026-01-01T00:00:00+00:00",
+    )
+
+
 @pytest.mark.parametrize(
     ("changes", "why"),
     [

@@ -114,23 +114,6 @@ def test_a_console_resync_is_the_clis_run_dry_run_first(
     assert ("updated", "SKU-000001", "99.00 USD") in {(d["op"], d["variant"], d["after"]) for d in diff}
 
 
-def test_a_resync_kind_the_runs_do_not_know_is_not_started(
-    rt: Runtime, client: FlaskClient, tmp_path: Path
-) -> None:
-    merchant_id = add_feed_merchant(rt, write_feed(tmp_path / "a.csv", 2), name="acme")
-    add_user(rt, "support@example.com")
-    sign_in(client, "support@example.com")
-    page = f"/console/merchants/{merchant_id}"
-    for kind in ("inventory", "orders"):
-        if kind in syncs.KINDS:
-            continue
-        answer = post(client, f"{page}/resync", {"kind": kind}, page=page)
-        assert answer.headers["Location"] == page
-        assert f"a {kind} resync cannot be started yet" in client.get(page).get_data(as_text=True)
-    with rt.db.session() as session:
-        assert syncs.list_runs(session, merchant_id=merchant_id) == []
-
-
 def test_a_one_time_link_signs_in_to_one_merchant_once(
     rt: Runtime, client: FlaskClient, tmp_path: Path
 ) -> None:

@@ -14,7 +14,8 @@
     }
     text(root.querySelector("[data-role=status], #run-status"), p.status);
     text(root.querySelector("[data-role=rows], #run-rows"),
-      p.rows_read + " rows" + (p.total ? " of ~" + p.total : "") + ", " + p.events + " events");
+      p.done + " " + p.unit + (p.total ? " of " + (p.estimated ? "~" : "") + p.total : "") +
+      (p.kind === "catalog" ? ", " + p.events + " events" : ""));
     text(root.querySelector("[data-role=waiting], #run-waiting"), p.waiting || "");
   }
 
@@ -63,7 +64,7 @@
 
   function cell(row, value) { var td = document.createElement("td"); td.textContent = value; row.appendChild(td); }
 
-  function embeddedRun(box, base, kind, dryRun) {
+  function embeddedRun(box, base, kind, dryRun, since) {
     box.textContent = "";
     var bar = document.createElement("progress"); bar.max = 100; box.appendChild(bar);
     ["status", "rows", "waiting"].forEach(function (role) {
@@ -71,7 +72,7 @@
     });
     embeddedFetch(base + "/resync", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ kind: kind, dry_run: dryRun ? "1" : "0" })
+      body: JSON.stringify({ kind: kind, dry_run: dryRun ? "1" : "0", since: since || "" })
     }).then(function (run) {
       if (!run.id) { text(box, run.detail || "the resync could not be started"); return; }
       function tick() {
@@ -86,21 +87,21 @@
 
   function embeddedResult(box, base, p) {
     if (p.error) { var e = document.createElement("p"); e.className = "flash error"; e.textContent = p.error; box.appendChild(e); }
-    if (!p.dry_run) { return; }
+    if (!p.dry_run && !p.changes) { return; }
     if (!p.diff.length) { var none = document.createElement("p"); none.textContent = "Nothing would change."; box.appendChild(none); return; }
     var table = document.createElement("table"); table.className = "grid";
     var head = document.createElement("tr");
-    ["change", "product", "variant", "field", "before", "after"].forEach(function (h) { cell(head, h); });
+    p.columns.forEach(function (c) { cell(head, c.label); });
     table.appendChild(head);
     p.diff.forEach(function (d) {
       var row = document.createElement("tr");
-      [d.op, d.product, d.variant, d.field, d.before, d.after].forEach(function (v) { cell(row, v); });
+      p.columns.forEach(function (c) { cell(row, d[c.key]); });
       table.appendChild(row);
     });
     box.appendChild(table);
-    if (p.status === "succeeded") {
+    if (p.dry_run && p.status === "succeeded") {
       var apply = document.createElement("button"); apply.className = "primary"; apply.textContent = "Apply: resync " + p.kind;
-      apply.addEventListener("click", function () { embeddedRun(box, base, p.kind, false); });
+      apply.addEventListener("click", function () { embeddedRun(box, base, p.kind, false, p.since); });
       box.appendChild(apply);
     }
   }
@@ -113,7 +114,8 @@
     if (box) {
       Array.prototype.forEach.call(document.querySelectorAll("[data-embedded-resync]"), function (button) {
         button.addEventListener("click", function () {
-          embeddedRun(box, box.getAttribute("data-base"), button.getAttribute("data-embedded-resync"), true);
+          var kind = button.getAttribute("data-embedded-resync"), since = document.getElementById("since-" + kind);
+          embeddedRun(box, box.getAttribute("data-base"), kind, true, since ? since.value : "");
         });
       });
     }
