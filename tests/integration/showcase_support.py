@@ -1,18 +1,25 @@
-"""Seeding and HTTP helpers shared by the showcase tests."""
+"""Seeding and HTTP helpers shared by the showcase tests, and the platform receiver they deliver to."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from connector.infra import runtime
 from connector.infra.models import EventPayload, Product
 from connector.merchants.records import create_merchant
+from connector.sandbox.platform import Server, serve
 from connector.showcases import cache
+from connector.showcases import events as showcase_event_subscribers
+from tests.helpers import ApiClient
+from webhooks.outbound import delivery, fanout
+from webhooks.outbound.endpoints import create_endpoint
 
 
 def feed_merchant(rt: runtime.Runtime, feed: Path, client_id: int, name: str = "brand") -> int:
@@ -73,3 +80,23 @@ def showcase_events(rt: runtime.Runtime, showcase_id: int) -> list[tuple[str, di
 def outlive_the_cache() -> None:
     """Wait out the bound on a cached page: a change no event announced shows after at most this long."""
     time.sleep(cache.CACHE_MS / 1000 + 0.05)
+
+
+@pytest.fixture
+def platform(rt: runtime.Runtime, api_client: ApiClient) -> Iterator[Server]:
+    """The platform's receiver, subscribed to the client's showcase events; events fan out and refresh."""
+    delivery.configure(delivery.DeliveryConfig(allow_private=True, timeout=5))
+    fanout.install()
+    showcase_event_subscribers.install()
+    with serve() as server:
+        with rt.db.session() as session:
+            created = create_endpoint(
+                session,
+                rt.secrets,
+                url=server.url,
+                event_types=["showcase.*"],
+                platform_client_id=api_client.id,
+                allow_private=True,
+            )
+        server.receiver.add_secret(created.secret)
+        yield server

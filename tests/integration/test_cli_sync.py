@@ -9,8 +9,7 @@ import json
 import shutil
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from connector.infra.models import Merchant
 from connector.infra.queue import BULK
 from connector.sandbox.feeds import write_feed
 from tests.helpers import drain, rewrite_feed
+from tests.integration.ops_support import resync_served
 
 
 def test_retrying_a_failed_sync_job_runs_the_sync_again(cli, rt, tmp_path: Path):
@@ -150,28 +150,6 @@ def test_tables_in_a_pipe_keep_each_row_on_one_line(cli, tmp_path: Path):
     listed = cli("merchants", "list")
     [row] = [line for line in listed.splitlines() if "acme" in line]
     assert str(feed) in row and "installed" in row
-
-
-def resync_served(cli: Callable[..., str], rt, *args: str, expect: int = 0) -> str:
-    """`storelink resync ...` while a real worker (in this thread; the command runs in another) serves it."""
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["out"] = cli("resync", *args, expect=expect)
-        except BaseException as exc:  # handed to the test's thread
-            outcome["error"] = exc
-
-    command = threading.Thread(target=run)
-    command.start()
-    deadline = time.monotonic() + 60
-    while command.is_alive() and time.monotonic() < deadline:
-        drain(rt)
-        command.join(0.1)
-    command.join(5)
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return str(outcome["out"])
 
 
 def test_a_sync_whose_every_row_is_bad_fails_and_keeps_the_catalog(cli, rt, tmp_path: Path):

@@ -4,7 +4,6 @@ collection in the store joins, one untagged or taken out leaves, each change ann
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,34 +12,13 @@ from flask.testing import FlaskClient
 
 from connector.infra import runtime
 from connector.sandbox.feeds import write_feed
-from connector.sandbox.platform import Server, serve
-from connector.showcases import events as showcase_events
+from connector.sandbox.platform import Server
 from tests.helpers import ApiClient, build_app, drain, rewrite_feed, sync_now
+from tests.integration import showcase_support
 from tests.integration.showcase_support import create, feed_merchant, product_ids, view
-from webhooks.outbound import delivery, fanout
-from webhooks.outbound.endpoints import create_endpoint
 
 Runtime = runtime.Runtime
-
-
-@pytest.fixture
-def platform(rt: Runtime, api_client: ApiClient) -> Iterator[Server]:
-    """The platform's receiver, subscribed to the client's showcase events; events fan out and refresh."""
-    delivery.configure(delivery.DeliveryConfig(allow_private=True, timeout=5))
-    fanout.install()
-    showcase_events.install()
-    with serve() as server:
-        with rt.db.session() as session:
-            created = create_endpoint(
-                session,
-                rt.secrets,
-                url=server.url,
-                event_types=["showcase.*"],
-                platform_client_id=api_client.id,
-                allow_private=True,
-            )
-        server.receiver.add_secret(created.secret)
-        yield server
+platform = showcase_support.platform  # the platform's receiver, subscribed to showcase events (a fixture)
 
 
 class Brand:

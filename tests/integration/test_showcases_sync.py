@@ -4,7 +4,6 @@ announced once per change, coalesced per showcase, and verified at the platform'
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,36 +15,15 @@ from connector.infra.models import Product, Variant
 from connector.merchants.records import create_merchant
 from connector.sandbox.feed_push import FeedPusher, new_secret
 from connector.sandbox.feeds import write_feed
-from connector.sandbox.platform import Server, serve
-from connector.showcases import events as showcase_events
+from connector.sandbox.platform import Server
 from tests.helpers import ApiClient, build_app, drain, rewrite_feed, sync_now
+from tests.integration import showcase_support
 from tests.integration.showcase_support import create, product_ids, view
 from tests.integration.showcase_support import showcase_events as stored_events
-from webhooks.outbound import delivery, fanout
-from webhooks.outbound.endpoints import create_endpoint
 
 Runtime = runtime.Runtime
+platform = showcase_support.platform  # the platform's receiver, subscribed to showcase events (a fixture)
 T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-
-
-@pytest.fixture
-def platform(rt: Runtime, api_client: ApiClient) -> Iterator[Server]:
-    """The platform's receiver, subscribed to the client's showcase events; events fan out and refresh."""
-    delivery.configure(delivery.DeliveryConfig(allow_private=True, timeout=5))
-    fanout.install()
-    showcase_events.install()
-    with serve() as server:
-        with rt.db.session() as session:
-            created = create_endpoint(
-                session,
-                rt.secrets,
-                url=server.url,
-                event_types=["showcase.*"],
-                platform_client_id=api_client.id,
-                allow_private=True,
-            )
-        server.receiver.add_secret(created.secret)
-        yield server
 
 
 class Brand:
