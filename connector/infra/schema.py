@@ -1,12 +1,11 @@
-"""The whole schema in one place: importing this module puts every table of every models module in
-`Base.metadata`, which migrations and the schema checks compare against."""
+"""The whole schema in one place: `metadata` holds every table of every models module (importing them here
+puts their tables in `Base.metadata`), for migrations and the schema checks to compare against."""
 
 from __future__ import annotations
 
-from connector.infra import models_console, models_groups, models_ops
+from connector.infra import models_console, models_groups, models_ops  # noqa: F401 (their tables join it)
 from connector.infra.models import Base
 
-__all__ = ["MODULES", "Base", "metadata"]
+__all__ = ["metadata"]
 
-MODULES = (models_console, models_groups, models_ops)  # the models modules beside connector.infra.models
 metadata = Base.metadata

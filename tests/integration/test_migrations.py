@@ -7,10 +7,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert, inspect, select
 
-from connector.infra import schema  # noqa: F401 (every models module's tables in Base.metadata)
+from connector.infra import schema
 from connector.infra.db import make_engine
 from connector.infra.migrate import alembic_config, current_revision, upgrade
-from connector.infra.models import Base, Merchant
+from connector.infra.models import Merchant
 
 UNUSED_TABLES = {"affiliate_links", "clicks", "commissions", "showcases", "showcase_items"}
 AFFILIATE_TABLES = {
@@ -54,7 +54,7 @@ def test_dropping_the_unused_tables_keeps_the_data_and_round_trips(database_url:
         with engine.connect() as conn:
             assert conn.scalar(select(Merchant.name)) == "kept"
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
+            assert compare_metadata(context, schema.metadata) == []
     finally:
         engine.dispose()
 
@@ -80,7 +80,7 @@ def test_the_affiliate_tables_come_and_go_with_their_migration_and_keep_the_orde
         with engine.connect() as conn:
             assert conn.scalar(select(Merchant.name)) == "kept"
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
+            assert compare_metadata(context, schema.metadata) == []
     finally:
         engine.dispose()
 
@@ -96,6 +96,6 @@ def test_the_showcase_tables_come_and_go_with_their_migration(database_url: str)
         assert set(inspect(engine).get_table_names()) >= {"showcases", "showcase_items"}
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
+            assert compare_metadata(context, schema.metadata) == []
     finally:
         engine.dispose()

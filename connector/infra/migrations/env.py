@@ -5,11 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from connector.infra import schema  # noqa: F401 (every models module's tables in Base.metadata)
-from connector.infra.models import Base
+from connector.infra.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_offline() -> None:
