@@ -109,3 +109,32 @@ def make_link(shop: Shop, creator: str, product_id: int, status: int | None = 20
     )
     result: dict[str, Any] = response.get_json()
     return result
+
+
+def buy_in_live_session(shop: Shop, variant_id: int, program_id: int | None = None) -> int:
+    """A live session of creator `host` (under `program_id` when given) with `variant_id` pinned at 500 minor
+    units, started, and two units bought in it: the order is attributed to the host. Returns the session id."""
+    body: dict[str, Any] = {"merchant_id": shop.merchant_id, "title": "Drop", "creator_ref": "host"}
+    if program_id is not None:
+        body["affiliate_program_id"] = program_id
+    made = shop.http().post("/v1/live-sessions", json=body, headers=shop.auth)
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["affiliate_program_id"] == program_id
+    session_id = int(made.get_json()["id"])
+    pin = shop.http().post(
+        f"/v1/live-sessions/{session_id}/pins",
+        json={"variant_id": variant_id, "flash_price_minor": 500, "allocation": 5},
+        headers=shop.auth,
+    )
+    assert pin.status_code == 201, pin.get_json()
+    assert shop.http().post(f"/v1/live-sessions/{session_id}/start", headers=shop.auth).status_code == 200
+    order = {
+        "lines": [{"variant_id": variant_id, "quantity": 2, "unit_price_minor": 500}],
+        "currency": "USD",
+        "buyer": {"ref": "buyer-1"},
+        "live_session_id": session_id,
+    }
+    bought = post_order(shop.http(), shop.auth, order)
+    assert bought.status_code == 201, bought.get_json()
+    assert bought.get_json()["attribution"] == {"creator_ref": "host", "via": "live"}
+    return session_id

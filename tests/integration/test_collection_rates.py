@@ -19,7 +19,13 @@ from connector.merchants.records import create_merchant
 from connector.orders import push
 from connector.sandbox.shopify.app import Server, serve
 from tests.helpers import assert_problem, drain, sync_now
-from tests.integration.affiliate_support import create_program, make_link, place_order, price_of
+from tests.integration.affiliate_support import (
+    buy_in_live_session,
+    create_program,
+    make_link,
+    place_order,
+    price_of,
+)
 from tests.integration.checkout_support import Shop, build_app, make_client
 
 Runtime = runtime.Runtime
@@ -203,29 +209,6 @@ def test_a_live_sessions_program_pays_its_collection_rate(rt: Runtime, shop: Sho
     program = create_program(
         shop, default_rate_bps=1000, collection_rates=[{"collection_id": groups["sale"], "rate_bps": 2500}]
     )
-    body = {"merchant_id": shop.merchant_id, "title": "Drop", "creator_ref": "host"}
-    made = shop.http().post(
-        "/v1/live-sessions", json={**body, "affiliate_program_id": program["id"]}, headers=shop.auth
-    )
-    assert made.status_code == 201, made.get_json()
-    session_id = made.get_json()["id"]
-    pin = shop.http().post(
-        f"/v1/live-sessions/{session_id}/pins",
-        json={"variant_id": second, "flash_price_minor": 500, "allocation": 5},
-        headers=shop.auth,
-    )
-    assert pin.status_code == 201, pin.get_json()
-    assert shop.http().post(f"/v1/live-sessions/{session_id}/start", headers=shop.auth).status_code == 200
-    order = {
-        "lines": [{"variant_id": second, "quantity": 2, "unit_price_minor": 500}],
-        "currency": "USD",
-        "buyer": {"ref": "buyer-1"},
-        "live_session_id": session_id,
-    }
-    bought = shop.http().post(
-        "/v1/orders", json=order, headers={**shop.auth, "Idempotency-Key": f"live-{session_id}"}
-    )
-    assert bought.status_code == 201, bought.get_json()
-    assert bought.get_json()["attribution"] == {"creator_ref": "host", "via": "live"}
+    buy_in_live_session(shop, second, program["id"])
     drain(rt)
     assert _earned(rt, "host") == {second: [(2500, commission(2 * 500, 2500))]}

@@ -18,6 +18,7 @@ from connector.infra.models import AffiliateClick, CommissionTransition, LiveSes
 from connector.sandbox.shopify.app import Server, serve
 from tests.helpers import drain
 from tests.integration.affiliate_support import (
+    buy_in_live_session,
     create_program,
     entries,
     make_link,
@@ -26,7 +27,7 @@ from tests.integration.affiliate_support import (
     product_of,
     shopify_shop,
 )
-from tests.integration.checkout_support import Shop, assert_problem, events_of, post_order
+from tests.integration.checkout_support import Shop, assert_problem, events_of
 
 Runtime = runtime.Runtime
 
@@ -191,7 +192,7 @@ def test_a_sale_in_a_creators_live_session_is_the_creators(rt: Runtime, shop: Sh
     program that pays the creator."""
     first = shop.variants[0]
     create_program(shop, default_rate_bps=1500)
-    session_body = {"merchant_id": shop.merchant_id, "title": "Drop", "creator_ref": "host"}
+    program_id = None
     if own_program:
         offer = create_program(
             shop,
@@ -200,27 +201,8 @@ def test_a_sale_in_a_creators_live_session_is_the_creators(rt: Runtime, shop: Sh
             creator_ref="host",
             product_rates=[{"product_id": product_of(rt, first), "rate_bps": 2000}],
         )
-        session_body["affiliate_program_id"] = offer["id"]
-    made = shop.http().post("/v1/live-sessions", json=session_body, headers=shop.auth)
-    assert made.status_code == 201, made.get_json()
-    assert made.get_json()["affiliate_program_id"] == (offer["id"] if own_program else None)
-    session_id = made.get_json()["id"]
-    pin = shop.http().post(
-        f"/v1/live-sessions/{session_id}/pins",
-        json={"variant_id": first, "flash_price_minor": 500, "allocation": 5},
-        headers=shop.auth,
-    )
-    assert pin.status_code == 201, pin.get_json()
-    assert shop.http().post(f"/v1/live-sessions/{session_id}/start", headers=shop.auth).status_code == 200
-    body = {
-        "lines": [{"variant_id": first, "quantity": 2, "unit_price_minor": 500}],
-        "currency": "USD",
-        "buyer": {"ref": "buyer-1"},
-        "live_session_id": session_id,
-    }
-    bought = post_order(shop.http(), shop.auth, body)
-    assert bought.status_code == 201, bought.get_json()
-    assert bought.get_json()["attribution"] == {"creator_ref": "host", "via": "live"}
+        program_id = offer["id"]
+    session_id = buy_in_live_session(shop, first, program_id)
     drain(rt)
     (entry,) = _entries(rt)
     assert (entry.creator_ref, entry.amount_minor, entry.attribution_ref) == (
