@@ -98,13 +98,18 @@ def test_a_worker_killed_mid_sync_is_replaced_and_the_run_completes(up, tmp_path
         deadline = time.monotonic() + 60
         while up.run(run_id).rows_read == 0:
             assert time.monotonic() < deadline, "the sync never started"
-            time.sleep(0.05)
+            time.sleep(0.005)
         busy = [w for w in up.workers() if w.status() != psutil.STATUS_ZOMBIE]
+        for worker in busy:  # held still first, so the run cannot end between this look and the kill
+            worker.send_signal(signal.SIGSTOP)
+        killed = up.run(run_id).status == "running"
         for worker in busy:  # no survivor finishes it by luck: every worker dies
-            worker.send_signal(signal.SIGKILL)
-        psutil.wait_procs(busy, timeout=10)
-        if up.run(run_id).status == "running":
+            worker.send_signal(signal.SIGKILL if killed else signal.SIGCONT)
+        if killed:
+            psutil.wait_procs(busy, timeout=10)
             break
+    else:
+        raise AssertionError("each of three runs ended before its workers could be stopped")
 
     final = up.wait_run(run_id)
     assert final.status == "succeeded", final.error
