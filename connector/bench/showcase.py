@@ -385,7 +385,7 @@ def run(
         "target_ratio": TARGET_RATIO,
         "stale_reads": stale_reads(ours, changer.sent, BOUND_S),
         "p99_ms": round(percentile([r[1] for r in ok], 99), 1),
-        "bare_p99_ms": round(percentile([r[1] for r in bare if r[2] == 200], 99), 1),
+        "baseline_p99_ms": round(percentile([r[1] for r in bare if r[2] == 200], 99), 1),
         "changes_sent": sum(len(v) for v in changer.sent.values()),
         "change_failures": changer.failures,
     }

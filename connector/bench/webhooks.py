@@ -520,6 +520,8 @@ def _summary(
         "accept_ratio": round(accept_ratio, 3),
         "accept_per_s": round(ours.rate),
         "baseline_accept_per_s": round(bare.rate),
+        "accept_p99_ms": round(percentile(ours.latencies_ms, 99), 1),
+        "baseline_p99_ms": round(percentile(bare.latencies_ms, 99), 1),
         "process_ratio": round(process_ratio, 3),
         "events_per_s": round(event_rate),
         "noop_jobs_per_s": round(noop_rate),
