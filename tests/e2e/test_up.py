@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from connector.infra import outbox
+from connector.infra.db import make_engine
 from connector.infra.models import EventPayload, Product, SyncRun, Variant
 from connector.sandbox.feeds import write_feed
 from tests.helpers import Up
@@ -102,7 +103,7 @@ def test_a_worker_killed_mid_sync_is_replaced_and_the_run_completes(up, tmp_path
         busy = [w for w in up.workers() if w.status() != psutil.STATUS_ZOMBIE]
         for worker in busy:  # held still first, so the run cannot end between this look and the kill
             worker.send_signal(signal.SIGSTOP)
-        killed = up.run(run_id).status == "running"
+        killed = _status(up, run_id) == "running"
         for worker in busy:  # no survivor finishes it by luck: every worker dies
             worker.send_signal(signal.SIGKILL if killed else signal.SIGCONT)
         if killed:
@@ -119,3 +120,13 @@ def test_a_worker_killed_mid_sync_is_replaced_and_the_run_completes(up, tmp_path
         types = dict(s.execute(select(EventPayload.type, func.count()).group_by(EventPayload.type)).all())
     # Batches written before the kill were not written again: one event per product, never two.
     assert types == {outbox.PRODUCT_UPDATED: ROWS // 4}
+
+
+def _status(up: Up, run_id: int) -> str | None:
+    """The run's status read without a transaction (a held worker may keep SQLite's write lock)."""
+    engine = make_engine(up.env["DATABASE_URL"], autocommit=True)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(select(SyncRun.status).where(SyncRun.id == run_id))
+    finally:
+        engine.dispose()
