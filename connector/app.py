@@ -10,6 +10,7 @@ from config.settings import Settings, get_settings
 from connector import api as platform_api
 from connector import console
 from connector.affiliates import ledger
+from connector.api import clicks
 from connector.infra import logs, runtime
 from connector.showcases import events as showcase_events
 from connector.web import context, health, install, metrics, problems
@@ -38,7 +39,6 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["storelink"] = rt
     problems.init_app(app)
-    context.init_app(app, settings.max_request_bytes)
     metrics.init_app(app)
     health.init_app(app)
     api.init_app(app)  # Platform API: /v1/webhook-endpoints
@@ -46,5 +46,9 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     receiver.init_app(app)  # store webhooks: /webhooks/<source>
     install.init_app(app)  # store installs: /<kind>/install, /<kind>/callback
     console.init_app(app, rt)  # the web console: /console (and / redirects there)
+    clicks.install(app)  # known links' redirects are answered ahead of Flask
+    context.init_app(
+        app, settings.max_request_bytes
+    )  # outermost: request ids, access log, metrics, size limit
     logger.debug("app created", extra={"database": rt.db.engine.dialect.name})
     return app

@@ -238,13 +238,20 @@ class _RecordChannel:
         self._local.held = held
         return held
 
+    def recall(self, redis: Redis, dedupe_key: str) -> str | None:
+        """The click id this thread recorded under `dedupe_key` within its window, if it did."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None or held.redis is not redis or held.pid != os.getpid():
+            return None
+        recalled = held.recorded.get(dedupe_key)
+        if recalled is not None and recalled[0] > time.monotonic():
+            return recalled[1]
+        return None
+
     def record(self, redis: Redis, keys: tuple[str, str], args: tuple[str, int, str]) -> Any:
-        """Run the record script (or recall its answer); a connection Redis dropped is reopened once."""
+        """Run the record script; a connection Redis dropped is reopened once."""
         held = self._held(redis)
         began = time.monotonic()
-        recalled = held.recorded.get(keys[0])
-        if recalled is not None and recalled[0] > began:
-            return recalled[1]
         try:
             found = self._evalsha(held.connection, keys, args)
         except (RedisConnectionError, RedisTimeoutError):
@@ -310,9 +317,12 @@ def record(
     """Count a `kind` of `visitor` (a visitor hash) on the link, once per dedupe window: one Redis round trip.
 
     While Redis is unreachable the click is written to the database at once (not deduplicated)."""
+    dedupe_key = f"{DEDUPE_PREFIX}{link_id}:{kind}:{visitor}"
+    recalled = _channel.recall(rt.redis, dedupe_key)
+    if recalled is not None:  # a repeat of a click this thread recorded: Redis would answer the same
+        return Recorded(recalled, False)
     at = at or datetime.now(UTC)
     click_id = signer.issue(link_id, kind, at)
-    dedupe_key = f"{DEDUPE_PREFIX}{link_id}:{kind}:{visitor}"
     try:
         found = _channel.record(
             rt.redis,

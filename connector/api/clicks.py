@@ -7,20 +7,28 @@ The redirect is the hot path: a cached link lookup, two HMACs and one Redis roun
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Annotated, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Flask, Response, request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from werkzeug.http import parse_cookie
+from werkzeug.urls import iri_to_uri
 
 from connector.affiliates import clicks, visitors
 from connector.api.common import api_runtime, as_utc, authenticate, json_response, parse_body, require_client
 from connector.api.openapi import doc
 from connector.domain.errors import NotFoundError
+from connector.infra.runtime import Runtime
+from connector.web import context
 from connector.web.context import quiet_access_log
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +49,10 @@ def _not_found(code: str) -> NotFoundError:
 # --- the public redirect -------------------------------------------------------------------------------------
 
 
-@public.get("/l/<string(maxlength=24):code>")
+ROUTE: Final = "/l/<string(maxlength=24):code>"
+
+
+@public.get(ROUTE)
 @doc(
     summary="Follow a creator's link",
     tags=[TAG],
@@ -55,50 +66,110 @@ def follow_link(code: str) -> Response:
     set the `sl_click` cookie. A visitor's repeat visits to a link within `AFFILIATE_CLICK_DEDUPE_SECONDS`
     count once and carry the same click id. Bots, link previews, prefetches and HEAD requests are
     redirected without a click id and not counted."""
-    # The hot path: headers are read from the WSGI environ and cookies parsed only when some were sent.
+    # A known link's visits are answered by `LinkRedirects` ahead of Flask; this route answers the rest (an
+    # unknown code: 404) and documents the redirect.
     rt = api_runtime()
     target = clicks.find_link(rt, code)
     if target is None:
         raise _not_found(code)
     quiet_access_log()  # each click is a row of its own; bots and previews would drown the log
+    return Response(status=302, headers=redirect_headers(rt, request.environ, target))
+
+
+def redirect_headers(
+    rt: Runtime, environ: WSGIEnvironment, target: clicks.LinkTarget
+) -> list[tuple[str, str]]:
+    """The redirect's headers for a visit (WSGI `environ`) to `target`'s link: its Location, and for a visit
+    that counts (recorded here) the click and visitor cookies. Headers are read from the environ directly, and
+    cookies parsed only when some were sent."""
     template = rt.settings.affiliate_landing_url
-    environ = request.environ
     headers = {name: environ.get(key, "") for name, key in _ENVIRON_KEYS}
     if not visitors.counted(environ["REQUEST_METHOD"], headers):
-        return _redirect(clicks.landing_url_without_click(template, target))
-    cookies = request.cookies if "HTTP_COOKIE" in environ else _NO_COOKIES
+        return _location(template, clicks.landing_url_without_click(template, target))
+    cookies: Mapping[str, str] = (
+        parse_cookie(environ["HTTP_COOKIE"]) if "HTTP_COOKIE" in environ else _NO_COOKIES
+    )
     visitor = visitors.browser_visitor(clicks.visitor_key(rt), headers, cookies, environ.get("REMOTE_ADDR"))
     recorded = clicks.record(rt, clicks.click_ids(rt), target.link_id, visitor)
-    response = _redirect(clicks.landing_url(template, target, recorded.click_id))
+    answer = _location(template, clicks.landing_url(template, target, recorded.click_id))
     secure = "; Secure" if environ.get("wsgi.url_scheme") == "https" else ""
     # Written by hand (the values are URL-safe).
-    response.headers.add(
-        "Set-Cookie",
-        f"{CLICK_COOKIE}={recorded.click_id}; Max-Age={target.window_seconds}; Path=/; HttpOnly{secure}; "
-        "SameSite=Lax",
-    )
-    if cookies.get(visitors.VISITOR_COOKIE) != visitor:
-        response.headers.add(
+    answer.append(
+        (
             "Set-Cookie",
-            f"{visitors.VISITOR_COOKIE}={visitor}; Max-Age={VISITOR_COOKIE_SECONDS}; Path=/; HttpOnly{secure}; "
+            f"{CLICK_COOKIE}={recorded.click_id}; Max-Age={target.window_seconds}; Path=/; HttpOnly{secure}; "
             "SameSite=Lax",
         )
-    return response
+    )
+    if cookies.get(visitors.VISITOR_COOKIE) != visitor:
+        answer.append(
+            (
+                "Set-Cookie",
+                f"{visitors.VISITOR_COOKIE}={visitor}; Max-Age={VISITOR_COOKIE_SECONDS}; Path=/; HttpOnly{secure}; "
+                "SameSite=Lax",
+            )
+        )
+    return answer
 
 
 _ENVIRON_KEYS: Final = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in visitors.HEADERS)
 _NO_COOKIES: Final[Mapping[str, str]] = MappingProxyType({})
+_SAMPLE: Final = {"product_id": 1, "variant_id": 1, "merchant_id": 1, "code": "Ab-1_", "click_id": "Ab-1_"}
 
 
-def _redirect(url: str) -> Response:
-    return Response(
-        status=302,
-        headers=[
-            ("Location", url),
-            ("Cache-Control", "no-store"),  # every visit must reach us to be counted
-            ("Referrer-Policy", "no-referrer"),
-        ],
-    )
+@functools.lru_cache(maxsize=8)
+def _plain(template: str) -> bool:
+    """Whether the landing URLs of `template` are URIs as they are (werkzeug's `iri_to_uri` would leave
+    them): the values put in are URL-safe, so one sample answers for all."""
+    sample = template.format(**_SAMPLE)
+    return iri_to_uri(sample) == sample
+
+
+def _location(template: str, url: str) -> list[tuple[str, str]]:
+    return [
+        ("Location", url if _plain(template) else iri_to_uri(url)),
+        ("Cache-Control", "no-store"),  # every visit must reach us to be counted
+        ("Referrer-Policy", "no-referrer"),
+    ]
+
+
+class LinkRedirects:
+    """WSGI middleware: answers `GET` and `HEAD /l/{code}` of a known link itself, ahead of Flask (no request
+    context, routing, session or response object: the redirect is the service's hottest path); everything
+    else, an unknown code included, goes on to the Flask app. It answers what `follow_link` would."""
+
+    def __init__(self, app: WSGIApplication, rt: Runtime) -> None:
+        self.app = app
+        self.rt = rt
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD")
+        if not path.startswith("/l/") or (method != "GET" and method != "HEAD"):
+            return self.app(environ, start_response)
+        try:
+            target = clicks.find_link(self.rt, path[3:])  # None for a code that is not a link's too
+            if target is None:
+                return self.app(environ, start_response)  # the Flask route answers 404
+            environ[context.ROUTE] = ROUTE
+            environ[context.ACCESS_LOG_LEVEL] = logging.DEBUG  # as quiet_access_log()
+            headers = redirect_headers(self.rt, environ, target)
+        except Exception:
+            # The database down, say: the Flask route tries again and answers its problem document if it fails
+            # too (a click recorded before the failure is found again by its dedupe key, not counted twice).
+            logger.debug("link redirect handed to the Flask route", exc_info=True)
+            return self.app(environ, start_response)
+        headers += _EMPTY_BODY
+        start_response("302 FOUND", headers)
+        return []
+
+
+_EMPTY_BODY: Final = (("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "0"))
+
+
+def install(app: Flask) -> None:
+    """Put `LinkRedirects` in front of the app's WSGI callable."""
+    app.wsgi_app = LinkRedirects(app.wsgi_app, app.extensions["storelink"])  # type: ignore[method-assign]
 
 
 # --- the platform's reports ----------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, g, redirect, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, Response, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from connector.console.base import Principal, bp, page, runtime
@@ -44,7 +44,21 @@ _LIMIT_KEY = "storelink:console:sign-in:"
 
 
 class _Sessions(SecureCookieSessionInterface):
-    """Flask's signed cookie session, `Secure` also when this request came over https."""
+    """Flask's signed cookie session, `Secure` also when this request came over https.
+
+    A request that does not carry the session cookie (every request outside /console, the cookie's path)
+    gets an empty session without the signer being built: Flask would build it, then find no cookie; and an
+    empty session nothing read or wrote is saved without work."""
+
+    def open_session(self, app: Flask, req: Request) -> SecureCookieSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in req.environ.get("HTTP_COOKIE", ""):
+            return self.session_class()
+        return super().open_session(app, req)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if not session and not session.modified and not session.accessed:
+            return  # Flask would neither set nor delete the cookie, nor vary on it
+        super().save_session(app, session, response)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure

@@ -5,6 +5,7 @@ batched flush, and resolving a click id for attribution."""
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from werkzeug.test import TestResponse
 
 from connector.affiliates import clicks
@@ -223,6 +225,55 @@ def test_an_unknown_code_is_a_404_problem(rt: runtime.Runtime, client: FlaskClie
     assert_problem(client.get("/l/" + "a" * 25), 404, "not_found")
     assert_problem(client.get("/l/bad%20code"), 404, "affiliate_link_not_found")
     assert clicks.buffered(rt) == 0
+
+
+def test_a_redirect_has_a_request_id_a_quiet_access_line_and_its_route_in_the_metrics(
+    rt: runtime.Runtime, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_link(rt, None, "seen-by-ops")
+    caplog.set_level(logging.DEBUG, logger="connector.web.context")
+
+    response = client.get("/l/seen-by-ops", headers={"User-Agent": BROWSER, "X-Request-Id": "visit-1"})
+
+    assert response.status_code == 302 and response.headers["X-Request-Id"] == "visit-1"
+    (line,) = [r for r in caplog.records if r.getMessage() == "request"]
+    assert line.levelno == logging.DEBUG  # a click is a row of its own: no access line at INFO
+    assert (line.method, line.path, line.status) == ("GET", "/l/seen-by-ops", 302)  # type: ignore[attr-defined]
+    text = client.get("/metrics").get_data(as_text=True)
+    route = 'endpoint="/l/<string(maxlength=24):code>",method="GET",status="302"'
+    assert f"storelink_http_requests_total{{{route}}}" in text
+
+
+def test_a_redirect_that_fails_is_a_problem_document(
+    rt: runtime.Runtime, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_link(rt, None, "db-down")
+
+    def unreachable(*_args: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("the database is unreachable"))
+
+    monkeypatch.setattr(clicks, "find_link", unreachable)
+
+    assert_problem(client.get("/l/db-down", headers={"User-Agent": BROWSER}), 500, "internal_error")
+    assert clicks.buffered(rt) == 0
+
+
+def test_a_landing_url_template_with_characters_outside_uris_is_sent_encoded(rt: runtime.Runtime) -> None:
+    _, product_id = add_link(rt, None, "iri")
+    custom = runtime.Runtime(
+        settings=rt.settings.model_copy(
+            update={"affiliate_landing_url": "https://shop.example/boutique/é/{product_id}?c={click_id}"}
+        ),
+        redis_url=rt.redis_url,
+    )
+    try:
+        client = build_app(custom).test_client()
+        location = client.get("/l/iri", headers={"User-Agent": BROWSER}).headers["Location"]
+        click_id = parse_qs(urlsplit(location).query)["c"][0]
+        assert location == f"https://shop.example/boutique/%C3%A9/{product_id}?c={click_id}"
+    finally:
+        custom.close()
+        runtime.install(rt)
 
 
 def test_the_landing_url_template_is_a_setting(rt: runtime.Runtime) -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
 from config.settings import load_settings
 from connector.app import create_app
 from connector.infra import runtime
+from connector.infra.logs import JsonFormatter
 from tests.helpers import add_feed_merchant, sync_now
 
 
@@ -53,6 +60,7 @@ def test_oversized_body_is_413(rt):
     response = client.post("/healthz", data=b"x" * 4096)
     assert response.status_code == 413
     assert response.get_json()["code"] == "request_entity_too_large"
+    assert response.headers["X-Request-Id"]
 
 
 def test_request_id_is_echoed_or_made(client):
@@ -76,3 +84,50 @@ def test_metrics_show_http_queue_and_sync_counts(rt, client, tmp_path):
     assert 'storelink_jobs{queue="bulk",state="finished"} 1.0' in text
     assert 'storelink_merchants{kind="feed",status="installed"} 1.0' in text
     assert 'storelink_http_requests_total{endpoint="/healthz",method="GET",status="200"}' in text
+
+
+class _JsonLines(logging.Handler):
+    """Log lines as the JSON formatter writes them when they are logged (the request id included)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def access_lines() -> Iterator[list[dict[str, object]]]:
+    handler = _JsonLines()
+    access = logging.getLogger("connector.web.context")
+    level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.DEBUG)
+    yield handler.lines
+    access.removeHandler(handler)
+    access.setLevel(level)
+
+
+def test_each_request_has_an_access_line_with_its_request_id(client, access_lines):
+    client.get("/v1/no-such-thing", headers={"X-Request-Id": "req-7"})
+    client.get("/healthz")  # health checks and scrapes are not logged
+
+    (line,) = [line for line in access_lines if line["msg"] == "request"]
+    assert line["level"] == "info" and line["request_id"] == "req-7"
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/v1/no-such-thing", 404)
+    assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+
+
+def test_metrics_count_requests_by_route(client):
+    client.get("/v1/no-such-thing")
+    client.post("/healthz", data=b"x")  # refused in routing: no route either
+    client.get("/healthz")
+
+    text = client.get("/metrics").get_data(as_text=True)
+
+    assert 'storelink_http_requests_total{endpoint="unmatched",method="GET",status="404"}' in text
+    assert 'storelink_http_requests_total{endpoint="unmatched",method="POST",status="405"}' in text
+    assert 'storelink_http_request_duration_seconds_count{endpoint="/healthz",method="GET"}' in text
+    assert 'endpoint="/metrics"' not in text
