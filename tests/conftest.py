@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -24,6 +24,7 @@ from cryptography.fernet import Fernet
 from redis import Redis
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
+from werkzeug.routing.rules import Rule
 from werkzeug.serving import BaseWSGIServer
 
 from config.settings import Settings, load_settings
@@ -145,6 +146,32 @@ def _quick_server_shutdown() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         for server in (socketserver.BaseServer, BaseWSGIServer):
             patch.setattr(server.serve_forever, "__defaults__", (SERVER_POLL_SECONDS,))
+        yield
+
+
+BuilderKey = tuple[str, bool, tuple[tuple[bool, str], ...], tuple[str, ...]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_url_builders() -> Iterator[None]:
+    """Each web app made in this process compiles the URL builders of its rules once per rule text instead of
+    once per app: werkzeug generates and compiles two Python functions per rule, most of the cost of
+    `create_app`, which hundreds of tests call. A builder reads everything else from the rule it is bound to;
+    a rule with a default for one of its own variables (baked into the code) is compiled as usual."""
+    compile_builder = Rule._compile_builder
+    builders: dict[BuilderKey, Callable[..., tuple[str, str]]] = {}
+
+    def shared(rule: Rule, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        defaults = rule.defaults or {}
+        if any(dynamic and data in defaults for dynamic, data in rule._trace):
+            return compile_builder(rule, append_unknown)
+        key = (rule.rule, append_unknown, tuple(rule._trace), tuple(map(str, defaults)))
+        if key not in builders:
+            builders[key] = compile_builder(rule, append_unknown)
+        return builders[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Rule, "_compile_builder", shared)
         yield
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from connector.bench import showcase
 from connector.bench.processes import Stack
 from connector.infra import runtime
 
 
+@pytest.mark.slow
 def test_a_tiny_showcase_read_run_stays_within_the_bound(rt: runtime.Runtime, tmp_path: Path) -> None:
     settings = rt.settings
     env = {
