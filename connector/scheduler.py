@@ -11,7 +11,10 @@ import threading
 from types import FrameType
 from typing import Any
 
-from rq.cron import CronScheduler
+from rq.cron import CronJob, CronScheduler
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.utils import now
 
 from config.settings import Settings
 from connector.affiliates import approval, clicks
@@ -38,6 +41,30 @@ class StorelinkCronScheduler(CronScheduler):
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested.set()
         super()._request_stop(signum, frame)
+
+    def enqueue_jobs(self) -> list[CronJob]:
+        """Enqueue the jobs that are due, except one whose last run still waits in its queue (workers busy
+        with a more urgent queue): its interval starts again instead, so busy workers find one sweep of each
+        kind waiting for them, not a pile of identical ones in front of the queue's other jobs."""
+        enqueue_time = now()
+        enqueued: list[CronJob] = []
+        for job in self._cron_jobs:
+            if not job.should_run():
+                continue
+            if not self._still_queued(job):
+                job.enqueue(self.connection)
+                enqueued.append(job)
+            job.set_enqueue_time(enqueue_time)
+        return enqueued
+
+    def _still_queued(self, job: CronJob) -> bool:
+        last = job.get_job_ids(self.connection, 0, 0)  # the newest
+        if not last:
+            return False
+        try:
+            return Job.fetch(last[0], connection=self.connection).get_status() == JobStatus.QUEUED
+        except NoSuchJobError:
+            return False
 
 
 def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) -> StorelinkCronScheduler:
