@@ -11,6 +11,7 @@ import threading
 from types import FrameType
 from typing import Any
 
+from rq import Queue
 from rq.cron import CronJob, CronScheduler
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -62,9 +63,13 @@ class StorelinkCronScheduler(CronScheduler):
         if not last:
             return False
         try:
-            return Job.fetch(last[0], connection=self.connection).get_status() == JobStatus.QUEUED
+            found = Job.fetch(last[0], connection=self.connection)
         except NoSuchJobError:
             return False
+        if found.get_status() != JobStatus.QUEUED:
+            return False
+        # Still in its queue's list: a job a worker took off it and lost before starting it stays "queued".
+        return Queue(found.origin, connection=self.connection).get_job_position(found.id) is not None
 
 
 def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) -> StorelinkCronScheduler:
