@@ -21,7 +21,7 @@ from config.settings import Settings
 from connector.affiliates import approval, clicks
 from connector.catalog import jobs
 from connector.infra import logs, runtime
-from connector.infra.queue import EVENTS
+from connector.infra.queue import EVENTS, ORDERS
 from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
 from connector.orders import push, reconcile, reconciliation
 from connector.showcases import events as showcase_events
@@ -78,7 +78,12 @@ def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) ->
     )
     # Sweeping is cheap and idempotent; it runs on the urgent events queue so a long sync never delays it.
     scheduler.register(jobs.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
-    scheduler.register(push.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
+    # The order push sweep takes over pushes of workers presumed dead: it goes to the front of the orders
+    # queue, which workers take before events, so a backlog of pushes never holds back their takeover.
+    push_sweep = scheduler.register(
+        push.sweep, ORDERS, interval=rt.settings.sweep_interval_seconds, job_timeout=120
+    )
+    push_sweep.job_options["at_front"] = True
     # Expired holds, holds released without their counter, confirmed holds the store caught up with, pins
     # whose countdown is over.
     scheduler.register(
