@@ -85,6 +85,16 @@ class Settings(BaseSettings):
         gt=0,
         description="A running sync whose heartbeat is older than this is presumed dead and taken over.",
     )
+    worker_lock_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description=(
+            "How long a drain of a merchant's store webhooks holds its Redis lock and wake-up flag unrenewed: "
+            "a worker lost mid-drain (killed, cut off from Redis) holds that merchant's webhooks back no "
+            "longer than this."
+        ),
+    )
     sync_batch_size: int = Field(
         default=1000,
         ge=1,

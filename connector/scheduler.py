@@ -11,13 +11,17 @@ import threading
 from types import FrameType
 from typing import Any
 
-from rq.cron import CronScheduler
+from rq import Queue
+from rq.cron import CronJob, CronScheduler
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.utils import now
 
 from config.settings import Settings
 from connector.affiliates import approval, clicks
 from connector.catalog import jobs
 from connector.infra import logs, runtime
-from connector.infra.queue import EVENTS
+from connector.infra.queue import EVENTS, ORDERS
 from connector.infra.reconnect import UNREACHABLE, RedisWatch, stop_on_signals
 from connector.orders import push, reconcile, reconciliation
 from connector.showcases import events as showcase_events
@@ -39,6 +43,34 @@ class StorelinkCronScheduler(CronScheduler):
         self.stop_requested.set()
         super()._request_stop(signum, frame)
 
+    def enqueue_jobs(self) -> list[CronJob]:
+        """Enqueue the jobs that are due, except one whose last run still waits in its queue (workers busy
+        with a more urgent queue): its interval starts again instead, so busy workers find one sweep of each
+        kind waiting for them, not a pile of identical ones in front of the queue's other jobs."""
+        enqueue_time = now()
+        enqueued: list[CronJob] = []
+        for job in self._cron_jobs:
+            if not job.should_run():
+                continue
+            if not self._still_queued(job):
+                job.enqueue(self.connection)
+                enqueued.append(job)
+            job.set_enqueue_time(enqueue_time)
+        return enqueued
+
+    def _still_queued(self, job: CronJob) -> bool:
+        last = job.get_job_ids(self.connection, 0, 0)  # the newest
+        if not last:
+            return False
+        try:
+            found = Job.fetch(last[0], connection=self.connection)
+        except NoSuchJobError:
+            return False
+        if found.get_status() != JobStatus.QUEUED:
+            return False
+        # Still in its queue's list: a job a worker took off it and lost before starting it stays "queued".
+        return Queue(found.origin, connection=self.connection).get_job_position(found.id) is not None
+
 
 def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) -> StorelinkCronScheduler:
     scheduler = StorelinkCronScheduler(
@@ -46,7 +78,12 @@ def build_scheduler(rt: runtime.Runtime, stop: threading.Event | None = None) ->
     )
     # Sweeping is cheap and idempotent; it runs on the urgent events queue so a long sync never delays it.
     scheduler.register(jobs.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
-    scheduler.register(push.sweep, EVENTS, interval=rt.settings.sweep_interval_seconds, job_timeout=120)
+    # The order push sweep takes over pushes of workers presumed dead: it goes to the front of the orders
+    # queue, which workers take before events, so a backlog of pushes never holds back their takeover.
+    push_sweep = scheduler.register(
+        push.sweep, ORDERS, interval=rt.settings.sweep_interval_seconds, job_timeout=120
+    )
+    push_sweep.job_options["at_front"] = True
     # Expired holds, holds released without their counter, confirmed holds the store caught up with, pins
     # whose countdown is over.
     scheduler.register(

@@ -201,7 +201,7 @@ def _process(
     from webhooks.inbound import scheduling
 
     for mid, _, _ in merchants:
-        scheduling.signal(rt.redis, mid)
+        scheduling.signal(rt.redis, mid, ttl=rt.settings.worker_lock_seconds)
     with rt.db.session() as session:
         pending = (
             session.scalar(

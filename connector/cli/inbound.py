@@ -110,5 +110,5 @@ def inbound_replay(
         )
     if replayed:
         scheduling.clear(rt.redis, merchant_id)  # a stale wake-up flag must not hold the replay back
-        scheduling.signal(rt.redis, merchant_id)
+        scheduling.signal(rt.redis, merchant_id, ttl=rt.settings.worker_lock_seconds)
     console.print(f"replayed {len(replayed)} inbound deliver{'y' if len(replayed) == 1 else 'ies'}")

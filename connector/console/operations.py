@@ -48,7 +48,7 @@ def inbound_replay(merchant_id: int) -> Response:
         replayed = drain.replay(db, merchant_id, statuses=(status,))
     if replayed:
         scheduling.clear(rt.redis, merchant_id)
-        scheduling.signal(rt.redis, merchant_id)
+        scheduling.signal(rt.redis, merchant_id, ttl=rt.settings.worker_lock_seconds)
     logger.info(
         "inbound deliveries replayed from the console",
         extra={"merchant_id": merchant_id, "count": len(replayed)},

@@ -84,8 +84,10 @@ class Queues:
         retry: Retry | None = None,
         timeout: int | None = None,
         dedupe: bool = True,
+        at_front: bool = False,
     ) -> Job | None:
-        """Enqueue `func(*args)` once: with `dedupe`, a live job with the same id makes this a no-op."""
+        """Enqueue `func(*args)` once: with `dedupe`, a live job with the same id makes this a no-op;
+        `at_front` puts it ahead of the queue's waiting jobs."""
         if not _JOB_ID.fullmatch(job_id):
             raise ValueError(f"job id {job_id!r} must match [A-Za-z0-9_-]+")
         if dedupe and self.is_live(job_id):
@@ -99,6 +101,7 @@ class Queues:
             job_timeout=timeout,
             failure_ttl=7 * 24 * 3600,
             result_ttl=3600,
+            at_front=at_front,
         )
 
     def depths(self) -> dict[str, int]:

@@ -83,7 +83,8 @@ def push_retry() -> Retry:
 
 
 def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> bool:
-    """Queue the push of one order (best effort: a failure here only delays it until the sweeper)."""
+    """Queue the push of one order (best effort: a failure here only delays it until the sweeper); a
+    takeover goes to the front of the queue."""
     try:
         job = rt.queues.enqueue(
             ORDERS,
@@ -93,6 +94,7 @@ def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> bo
             retry=push_retry(),
             timeout=queue.attempt_timeout(rt.settings),
             dedupe=not takeover,
+            at_front=takeover,  # it has waited its turn once: a backlog of new pushes does not hold it back
         )
     except Exception:
         logger.exception("order push enqueue failed; the sweeper will retry", extra={"order_id": order_id})

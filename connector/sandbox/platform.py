@@ -300,14 +300,15 @@ def control(receiver: PlatformReceiver) -> Flask:
 
 
 class Server:
-    """A receiver served on 127.0.0.1 from a background thread, its control endpoints under `/_sandbox`."""
+    """A receiver served on `host` (127.0.0.1 unless given) from a background thread, its control endpoints
+    under `/_sandbox`."""
 
-    def __init__(self, receiver: PlatformReceiver, port: int = 0):
+    def __init__(self, receiver: PlatformReceiver, port: int = 0, host: str = "127.0.0.1"):
         self.receiver = receiver
         served = mount(receiver.app, control(receiver))
-        self._server: BaseWSGIServer = make_server("127.0.0.1", port, served, threaded=True)
+        self._server: BaseWSGIServer = make_server(host, port, served, threaded=True)
         self.port = self._server.server_port
-        self.url = f"http://127.0.0.1:{self.port}{PATH}"
+        self.url = f"http://{host}:{self.port}{PATH}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="platform-receiver", daemon=True
         )
@@ -320,9 +321,9 @@ class Server:
 
 
 @contextmanager
-def serve(port: int = 0, secrets: Iterable[str] = ()) -> Iterator[Server]:
-    """Run a new receiver on 127.0.0.1:`port` (0 picks a free one) until the block ends."""
-    server = Server(PlatformReceiver(secrets), port)
+def serve(port: int = 0, secrets: Iterable[str] = (), host: str = "127.0.0.1") -> Iterator[Server]:
+    """Run a new receiver on `host`:`port` (0 picks a free one) until the block ends."""
+    server = Server(PlatformReceiver(secrets), port, host)
     try:
         yield server
     finally:

@@ -51,7 +51,8 @@ class Scheduled(Generic[OutgoingT]):
 
 
 class WebhookSender(ABC, Generic[OutgoingT, AttemptT]):
-    """Queues deliveries, applies faults and sends them (with retries) from one background thread."""
+    """Queues deliveries, applies faults and sends them (with retries) from one background thread (or more,
+    `set_senders`)."""
 
     def __init__(self, *, timeout: float, retry_delays: Sequence[float], thread_name: str):
         self.timeout = timeout
@@ -67,8 +68,18 @@ class WebhookSender(ABC, Generic[OutgoingT, AttemptT]):
         self._random: tuple[float, random.Random, tuple[WebhookFault, ...]] | None = None
         self._session = requests.Session()
         self._stopped = False
-        self._thread = threading.Thread(target=self._loop, name=thread_name, daemon=True)
-        self._thread.start()
+        self._thread_name = thread_name
+        self._threads: list[threading.Thread] = []
+        self.set_senders(1)
+
+    def set_senders(self, count: int) -> None:
+        """Send from `count` threads at once (one unless told, so deliveries go out in order), as a store
+        whose webhooks come from many machines; fewer than now is ignored."""
+        with self._lock:
+            while len(self._threads) < count:
+                thread = threading.Thread(target=self._loop, name=self._thread_name, daemon=True)
+                self._threads.append(thread)
+                thread.start()
 
     # --- what each emulator defines ----------------------------------------------------------------------
 
@@ -127,7 +138,8 @@ class WebhookSender(ABC, Generic[OutgoingT, AttemptT]):
         with self._lock:
             self._stopped = True
             self._lock.notify_all()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         self._session.close()
 
     # --- producing ---------------------------------------------------------------------------------------

@@ -451,6 +451,50 @@ def test_a_dispatcher_round_stops_at_the_first_failure_and_the_rest_go_one_by_on
     assert endpoint(outbound, endpoint_id).consecutive_failures == 0
 
 
+def test_a_dispatcher_round_out_of_time_on_a_healthy_endpoint_leaves_the_rest_to_its_next_round(
+    outbound: Runtime, platform: Server
+) -> None:
+    """A round sends only while its claim is young (half the lease margin); on a healthy endpoint what it
+    did not start is released and claimed again by the next round, not handed to one-delivery jobs."""
+    delivery.configure(
+        delivery.DeliveryConfig(
+            allow_private=True,
+            timeout=5,
+            lease_margin=timedelta(seconds=0.2),  # a round starts POSTs for 0.1 s
+            isolation=isolation.IsolationPolicy(concurrency=1),
+        )
+    )
+    add_endpoint(outbound, platform)
+    platform.receiver.set_default(Fault(latency=0.06))
+    publish(outbound, *["order.confirmed"] * 8)
+    drain(outbound)
+    rows = deliveries(outbound)
+    assert {(r.status, r.attempt_count) for r in rows} == {("succeeded", 1)}
+    assert len(platform.receiver.received()) == 8 and platform.receiver.duplicates == 0
+    ran = FinishedJobRegistry(queue=Queue("events", connection=outbound.redis)).get_job_ids()
+    assert not [job for job in ran if job.startswith("delivery-")]  # no one-delivery job
+    dispatched = [Job.fetch(job, connection=outbound.redis) for job in ran]
+    assert sum(job.return_value().get("released", 0) for job in dispatched) > 0  # rounds ran out of time
+
+
+def test_a_dispatcher_waiting_in_a_busy_queue_keeps_its_deliveries_after_its_flag_lapses(
+    outbound: Runtime, platform: Server
+) -> None:
+    """Workers busy with other queues leave the dispatcher job waiting longer than its flag lives: the
+    sweeper does not take its deliveries one by one, and new fan-outs enqueue no second dispatcher."""
+    endpoint_id, _ = add_endpoint(outbound, platform)
+    publish(outbound, *["order.confirmed"] * 3)
+    outbound.redis.delete(scheduling.dispatch_flag_key(endpoint_id))  # the flag lapses; the job still waits
+    assert scheduling.dispatching_endpoints(outbound.redis, [endpoint_id]) == {endpoint_id}
+    assert delivery.sweep_deliveries(outbound, grace=timedelta(0)) == 0
+    publish(outbound, "order.confirmed")
+    queue = Queue("events", connection=outbound.redis)
+    assert [j.func_name for j in queue.jobs] == [scheduling.DISPATCH_FUNC]
+    drain(outbound)
+    assert {(r.status, r.attempt_count) for r in deliveries(outbound)} == {("succeeded", 1)}
+    assert len(platform.receiver.received()) == 4 and platform.receiver.duplicates == 0
+
+
 def test_a_dispatcher_killed_mid_round_loses_nothing(outbound: Runtime, platform: Server) -> None:
     """Its claims hold until the lease runs out and its flag lapses; then the sweeper sends them."""
     endpoint_id, _ = add_endpoint(outbound, platform)

@@ -2,9 +2,9 @@
 
 One job takes up to `BATCH` pending deliveries of one merchant, parses them through the merchant's adapter,
 applies them (`connector.stock.store_events`) and marks them in the same transaction, so a worker killed in the
-middle leaves them pending and a later drain applies them once. A Redis lock per merchant keeps drains of
-one merchant in sequence (their order is the store's order); a job that finds the lock taken waits a
-moment for it, then asks again a little later. A batch that fails as a whole is retried one delivery at a time, so one poisoned delivery is
+middle leaves them pending and a later drain applies them once. A Redis lock per merchant, which lapses when
+not renewed for WORKER_LOCK_SECONDS, keeps drains of one merchant in sequence (their order is the store's
+order); a job that finds the lock taken waits a moment for it, then asks again a little later. A batch that fails as a whole is retried one delivery at a time, so one poisoned delivery is
 marked failed (support can replay it) and the others are applied.
 """
 
@@ -39,7 +39,6 @@ STATUSES: Final = (PENDING, PROCESSED, SKIPPED, FAILED)
 BATCH: Final = 500
 TIME_BUDGET: Final = 20.0
 """Seconds one job drains before it hands the rest to a fresh job (other merchants get a turn)."""
-LOCK_TTL: Final = 60
 LOCK_WAIT: Final = 3.0
 """Seconds a job waits for another drain of the same merchant, which is finishing, before asking again."""
 NOTE_CHARS: Final = 1000
@@ -76,10 +75,11 @@ def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, 
     more, and stops only when that read finds nothing. A delivery stored after the clear wakes a new job.
     """
     rt = runtime.current()
-    lock = rt.redis.lock(lock_key(merchant_id), timeout=LOCK_TTL, blocking_timeout=LOCK_WAIT)
+    ttl = rt.settings.worker_lock_seconds
+    lock = rt.redis.lock(lock_key(merchant_id), timeout=ttl, blocking_timeout=min(LOCK_WAIT, ttl))
     if not lock.acquire():
         scheduling.clear(rt.redis, merchant_id)
-        scheduling.signal(rt.redis, merchant_id, queue=queue, delay=1.0)
+        scheduling.signal(rt.redis, merchant_id, queue=queue, delay=1.0, ttl=ttl)
         return {"busy": 1}
     counts = DrainCounts()
     flag_cleared = False
@@ -96,9 +96,9 @@ def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, 
                     time.sleep(scheduling.SETTLE)  # see `scheduling.wake`
             elif time.monotonic() > deadline:
                 scheduling.clear(rt.redis, merchant_id)
-                scheduling.signal(rt.redis, merchant_id, queue=queue)
+                scheduling.signal(rt.redis, merchant_id, queue=queue, ttl=ttl)
                 break
-            lock.extend(LOCK_TTL, replace_ttl=True)
+            lock.extend(ttl, replace_ttl=True)
     finally:
         try:
             lock.release()
@@ -242,11 +242,15 @@ def _fail(rt: runtime.Runtime, delivery_id: int, exc: Exception, counts: DrainCo
 def sweep_inbound(
     rt: runtime.Runtime,
     *,
-    grace: timedelta = timedelta(seconds=30),
+    grace: timedelta | None = None,
     queue: str = scheduling.DEFAULT_QUEUE,
     now: datetime | None = None,
 ) -> int:
-    """Wake every merchant with a delivery pending for longer than `grace`; returns how many were woken."""
+    """Wake every merchant with a delivery pending for longer than `grace` (half of WORKER_LOCK_SECONDS unless
+    given); returns how many were woken."""
+    ttl = rt.settings.worker_lock_seconds
+    if grace is None:
+        grace = timedelta(seconds=ttl / 2)
     cutoff = (now or datetime.now(UTC)) - grace
     with rt.db.session() as session:
         merchant_ids = list(
@@ -260,7 +264,9 @@ def sweep_inbound(
                 .distinct()
             )
         )
-    woken = sum(1 for m in merchant_ids if m is not None and scheduling.signal(rt.redis, m, queue=queue))
+    woken = sum(
+        1 for m in merchant_ids if m is not None and scheduling.signal(rt.redis, m, queue=queue, ttl=ttl)
+    )
     if woken:
         logger.info("merchants with old pending deliveries woken", extra={"woken": woken})
     return woken

@@ -160,7 +160,7 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
         logger.info("inbound duplicate acknowledged", extra=log)
         return _answer({"status": "duplicate", "delivery_id": envelope.delivery_id})
     try:
-        scheduling.wake(rt.redis, target.merchant_id)
+        scheduling.wake(rt.redis, target.merchant_id, ttl=rt.settings.worker_lock_seconds)
     except Exception as exc:  # stored: the sweeper wakes the merchant (once Redis is back)
         _log_wake_failure(exc, log)
     logger.debug("inbound accepted", extra={**log, "topic": envelope.topic})

@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 JOB_FUNC: Final = "webhooks.inbound.drain.drain"
 DEFAULT_QUEUE: Final = EVENTS
 FLAG_TTL: Final = 60
-"""Seconds a wake-up flag lives: the longest a lost job can hold back a merchant's new deliveries."""
+"""Seconds a wake-up flag lives by default: the longest a lost job can hold back a merchant's new deliveries
+(callers with settings pass WORKER_LOCK_SECONDS)."""
 JOB_TIMEOUT: Final = 300
 
 
@@ -42,9 +43,17 @@ def _job_kwargs() -> dict[str, Any]:
     }
 
 
-def signal(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE, delay: float | None = None) -> bool:
-    """Make sure a drain job for `merchant_id` is queued; returns True when this call enqueued it."""
-    if not redis.set(flag_key(merchant_id), b"1", nx=True, ex=FLAG_TTL):
+def signal(
+    redis: Redis,
+    merchant_id: int,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    delay: float | None = None,
+    ttl: int = FLAG_TTL,
+) -> bool:
+    """Make sure a drain job for `merchant_id` is queued; returns True when this call enqueued it. The flag
+    lives `ttl` seconds unless cleared (WORKER_LOCK_SECONDS where the caller has settings)."""
+    if not redis.set(flag_key(merchant_id), b"1", nx=True, ex=ttl):
         return False
     target = Queue(queue, connection=redis)
     try:
@@ -68,7 +77,7 @@ _seen: dict[tuple[int, int], float] = {}
 """When this process last saw a flag set, by (Redis connection pool, merchant)."""
 
 
-def wake(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE) -> bool:
+def wake(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE, ttl: int = FLAG_TTL) -> bool:
     """`signal` for the receiver, which calls it after every stored delivery: a merchant whose flag this
     process saw set less than QUIET seconds ago is not asked about again.
 
@@ -81,7 +90,7 @@ def wake(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE) -> bool:
     seen = _seen.get(key)
     if seen is not None and now - seen < QUIET:
         return False
-    enqueued = signal(redis, merchant_id, queue=queue)
+    enqueued = signal(redis, merchant_id, queue=queue, ttl=ttl)
     if len(_seen) > 100_000:
         _seen.clear()
     _seen[key] = now  # set by this call or found set: either way a drain is due to read after now

@@ -14,9 +14,11 @@ Anything out of the ordinary goes to the one-delivery job, which knows how to pu
 endpoint disabled, failing (any failure since its last success, breaker open or cooling down), slow (its
 deliveries belong on the slow queue), or still with no free slot after a short wait. A round stops starting
 POSTs at the first answer that counts against the endpoint (so the breaker sees failures one by one) or
-that makes it slow (so its backlog moves to the slow queue instead of holding this worker). A round stops starting POSTs once its claim is half a lease
-margin old, and what it did not send is released to one-delivery jobs, so nothing claimed is sent after its
-lease could have run out. A dispatcher lost or killed mid-round leaves its deliveries pending under their
+that makes it slow (so its backlog moves to the slow queue instead of holding this worker); what it did not
+send then goes to one-delivery jobs. A round also stops starting POSTs once its claim is half a lease margin
+old, so nothing claimed is sent after its lease could have run out; on a healthy endpoint what it did not send
+is released (due again) and the next round claims it, so a slow machine makes smaller rounds, not a flood
+of one-delivery jobs. A dispatcher lost or killed mid-round leaves its deliveries pending under their
 lease; the sweeper enqueues them one by one once it has run out, and the receiver deduplicates on
 `webhook-id`.
 """
@@ -113,10 +115,11 @@ def _round(
         outcome = retry.classify(result.status_code, blocked=result.blocked)
         return outcome in _TROUBLE or (slow and not on_slow_queue)
 
+    started = time.monotonic()
     try:
         items = _claim(rt, endpoint_id, _now(), config)
         window = min(config.lease_margin.total_seconds() / 2, SEND_WINDOW_MAX)
-        results, unsent = _send(items, len(slots), time.monotonic() + window, config, stop_after)
+        results, unsent, troubled = _send(items, len(slots), time.monotonic() + window, config, stop_after)
     finally:
         for token in slots:
             isolation.release(rt.redis, endpoint_id, token)
@@ -124,8 +127,31 @@ def _round(
         counts.update(_record(rt, endpoint_id, results, queue, config, slow))
     if unsent:
         _release(rt, unsent)
-        counts["handed_over"] += _hand_over(rt, endpoint_id, [item.delivery_id for item in unsent], queue)
+        if troubled:  # a failing or slow endpoint: the one-delivery jobs know how to put deliveries off
+            counts["handed_over"] += _hand_over(rt, endpoint_id, [i.delivery_id for i in unsent], queue)
+        else:  # the window ran out on a healthy endpoint: the next round claims them again
+            counts["released"] += len(unsent)
+    _log_round(endpoint_id, len(items), len(results), len(unsent), troubled, time.monotonic() - started)
     return len(items)
+
+
+def _log_round(
+    endpoint_id: int, claimed: int, sent: int, unsent: int, troubled: bool, seconds: float
+) -> None:
+    """A round that stopped early is worth a line (INFO); a complete one only at DEBUG."""
+    stopped = ("trouble" if troubled else "window") if unsent else None
+    logger.log(
+        logging.INFO if stopped else logging.DEBUG,
+        "dispatcher round",
+        extra={
+            "endpoint_id": endpoint_id,
+            "claimed": claimed,
+            "sent": sent,
+            "unsent": unsent,
+            "stopped": stopped,
+            "duration_ms": int(seconds * 1000),
+        },
+    )
 
 
 def _ordinary(rt: runtime.Runtime, endpoint_id: int, queue: str, config: delivery.DeliveryConfig) -> bool:
@@ -246,9 +272,10 @@ def _send(
     deadline: float,
     config: delivery.DeliveryConfig,
     stop_after: Callable[[transport.SendResult], bool],
-) -> tuple[list[tuple[_Item, transport.SendResult]], list[_Item]]:
-    """POST the items with `concurrency` threads. Those not started by `deadline` (monotonic), or after an
-    answer for which `stop_after` is true, are returned unsent."""
+) -> tuple[list[tuple[_Item, transport.SendResult]], list[_Item], bool]:
+    """POST the items with `concurrency` threads. Those not started by `deadline` (monotonic; the first item
+    always is, so every round makes progress), or after an answer for which `stop_after` is true, are
+    returned unsent; the flag tells whether such an answer came."""
     pending = list(reversed(items))
     results: list[tuple[_Item, transport.SendResult]] = []
     unsent: list[_Item] = []
@@ -261,7 +288,8 @@ def _send(
                 if not pending:
                     return
                 item = pending.pop()
-                if troubled.is_set() or time.monotonic() > deadline:
+                late = time.monotonic() > deadline and len(pending) < len(items) - 1  # the first always goes
+                if troubled.is_set() or late:
                     unsent.append(item)
                     continue
             result = transport.post(
@@ -282,7 +310,7 @@ def _send(
     run()
     for thread in threads:
         thread.join()
-    return results, unsent
+    return results, unsent, troubled.is_set()
 
 
 def _release(rt: runtime.Runtime, items: list[_Item]) -> None:

@@ -6,7 +6,8 @@ job for a pending delivery is still alive. A job that moved its delivery to the 
 enqueues `delivery-<id>-<attempt>-deferred-<unix time>` after moving `next_attempt_at` to that time. Each
 delivery goes to its endpoint's queue (`isolation.routes`); the job's second argument is its home queue.
 First attempts of new deliveries are not enqueued one by one: the commit wakes their endpoint's
-dispatcher (`dispatch.dispatch`, at most one queued per endpoint), which claims and sends them in rounds.
+dispatcher (`dispatch.dispatch`, at most one queued per endpoint, however long it waits in a busy queue),
+which claims and sends them in rounds.
 Enqueue failures are logged, never raised: the database is the record and `delivery.sweep_deliveries`
 enqueues whatever was lost, through `enqueue_lost`, which also replaces jobs whose worker was killed.
 """
@@ -35,10 +36,13 @@ logger = logging.getLogger(__name__)
 JOB_FUNC = "webhooks.outbound.delivery.deliver"
 DISPATCH_FUNC = "webhooks.outbound.dispatch.dispatch"
 DISPATCH_FLAG_TTL = 15
-"""Seconds a dispatcher's wake-up flag lives unrenewed (every round renews it). While it is set the sweeper
-leaves the endpoint's due first attempts to the dispatcher; a lost one holds them back no longer than this
+"""Seconds a dispatcher's wake-up flag lives unrenewed (every round renews it). While it is set, or while
+the endpoint's last dispatcher job still waits in its queue, the sweeper leaves the endpoint's due first
+attempts to the dispatcher and fan-outs enqueue no other; a lost one holds them back no longer than this
 (its claimed deliveries are held by their lease, not by the flag)."""
 DISPATCH_JOB_TIMEOUT = 180
+DISPATCH_JOB_KEY_TTL = 7 * 24 * 3600
+"""Seconds the id of an endpoint's last dispatcher job is kept (how long a queued one can be waited for)."""
 DEFAULT_QUEUE = EVENTS
 JOB_TIMEOUT = 120
 MOVED_SUFFIX = "-moved"
@@ -238,13 +242,14 @@ def signal_dispatch(redis: Redis, endpoint_ids: list[int], *, queue: str = DEFAU
         for endpoint_id in ids:
             pipe.set(dispatch_flag_key(endpoint_id), b"1", nx=True, ex=DISPATCH_FLAG_TTL)
         woken = [e for e, was_set in zip(ids, pipe.execute(), strict=True) if was_set]
+    woken = [e for e in woken if e not in _queued_dispatchers(redis, woken)]  # one is on its way already
     if not woken:
         return 0
     targets = isolation.routes(redis, queue, woken)
     try:
         with redis.pipeline() as pipe:
             for endpoint_id in woken:
-                Queue(targets.get(endpoint_id, queue), connection=redis).enqueue(
+                job = Queue(targets.get(endpoint_id, queue), connection=redis).enqueue(
                     DISPATCH_FUNC,
                     endpoint_id,
                     queue,
@@ -254,6 +259,7 @@ def signal_dispatch(redis: Redis, endpoint_ids: list[int], *, queue: str = DEFAU
                     failure_ttl=7 * 24 * 3600,
                     retry=Retry(max=1, interval=30),
                 )
+                pipe.set(dispatch_job_key(endpoint_id), job.id, ex=DISPATCH_JOB_KEY_TTL)
             pipe.execute()
     except Exception:
         redis.delete(*(dispatch_flag_key(e) for e in woken))
@@ -261,15 +267,38 @@ def signal_dispatch(redis: Redis, endpoint_ids: list[int], *, queue: str = DEFAU
     return len(woken)
 
 
+def dispatch_job_key(endpoint_id: int) -> str:
+    return f"storelink:webhooks:dispatch-job:{endpoint_id}"
+
+
+def _queued_dispatchers(redis: Redis, endpoint_ids: list[int]) -> set[int]:
+    """Which of these endpoints' last dispatcher job still waits in its queue (it will run, however long
+    the queue: its flag may have lapsed meanwhile, yet it is not lost)."""
+    if not endpoint_ids:
+        return set()
+    with redis.pipeline(transaction=False) as pipe:
+        for endpoint_id in endpoint_ids:
+            pipe.get(dispatch_job_key(endpoint_id))
+        recorded = pipe.execute()
+    queued = set()
+    for endpoint_id, job_id_ in zip(endpoint_ids, recorded, strict=True):
+        job = _fetch(redis, job_id_.decode()) if job_id_ else None
+        if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED:
+            queued.add(endpoint_id)
+    return queued
+
+
 def dispatching_endpoints(redis: Redis, endpoint_ids: Iterable[int | None]) -> set[int]:
-    """Which of these endpoints have a dispatcher queued or working."""
+    """Which of these endpoints have a dispatcher queued or working: its flag is set, or its last job waits
+    in its queue."""
     ids = sorted({e for e in endpoint_ids if e is not None})
     if not ids:
         return set()
     with redis.pipeline(transaction=False) as pipe:
         for endpoint_id in ids:
             pipe.exists(dispatch_flag_key(endpoint_id))
-        return {e for e, flagged in zip(ids, pipe.execute(), strict=True) if flagged}
+        flagged = {e for e, found in zip(ids, pipe.execute(), strict=True) if found}
+    return flagged | _queued_dispatchers(redis, [e for e in ids if e not in flagged])
 
 
 def enqueue_after_commit(

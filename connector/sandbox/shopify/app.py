@@ -157,16 +157,16 @@ class ShopifyEmulator:
 
 
 class Server:
-    """An emulator served on 127.0.0.1 from a background thread: `.url` is the shop's base URL; its control
-    endpoints answer under `/_sandbox` (`connector.sandbox.shopify.control`)."""
+    """An emulator served on `host` (127.0.0.1 unless given) from a background thread: `.url` is the shop's
+    base URL; its control endpoints answer under `/_sandbox` (`connector.sandbox.shopify.control`)."""
 
-    def __init__(self, emulator: ShopifyEmulator, port: int = 0):
+    def __init__(self, emulator: ShopifyEmulator, port: int = 0, host: str = "127.0.0.1"):
         self.emulator = emulator
         self.store = emulator.store
         served = control.mount(emulator.app, shop_control.build(emulator))
-        self._server: BaseWSGIServer = make_server("127.0.0.1", port, served, threaded=True)
+        self._server: BaseWSGIServer = make_server(host, port, served, threaded=True)
         self.port = self._server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.graphql_url = f"{self.url}{GRAPHQL_PATH}"
         emulator.base_url = self.url
         self._thread = threading.Thread(
@@ -182,9 +182,11 @@ class Server:
 
 
 @contextmanager
-def serve(port: int = 0, emulator: ShopifyEmulator | None = None, **options: Any) -> Iterator[Server]:
-    """Run an emulator (a new one built from `options` unless given) on 127.0.0.1:`port` (0 picks a free one)."""
-    server = Server(emulator or ShopifyEmulator(**options), port)
+def serve(
+    port: int = 0, emulator: ShopifyEmulator | None = None, *, host: str = "127.0.0.1", **options: Any
+) -> Iterator[Server]:
+    """Run an emulator (a new one built from `options` unless given) on `host`:`port` (0 picks a free one)."""
+    server = Server(emulator or ShopifyEmulator(**options), port, host)
     try:
         yield server
     finally:
