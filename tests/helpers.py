@@ -25,7 +25,7 @@ from connector.app import create_app
 from connector.catalog import syncs
 from connector.infra import runtime
 from connector.infra.db import Database
-from connector.infra.models import EventPayload, SyncRun
+from connector.infra.models import EventPayload, InboundEvent, InventoryLevel, SyncRun, Variant
 from connector.live import sessions
 from connector.merchants import clients
 from connector.merchants.records import create_merchant
@@ -319,3 +319,83 @@ class ServedApp:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def shopify_stock_and_acknowledged(server: Any) -> tuple[dict[str, int], set[str]]:
+    """The Shopify emulator's (`connector.sandbox.shopify.Server`) stock at its primary location by inventory
+    item, and the ids of the webhooks it sent that were acknowledged with a 2xx."""
+    store = server.store
+    location = store.primary_location.legacy_resource_id
+    stock = {
+        f"gid://shopify/InventoryItem/{number}": item.levels[location].available
+        for number, item in store.inventory_items.items()
+    }
+    acknowledged = {
+        a.webhook_id for a in server.emulator.webhooks.attempts() if a.status and 200 <= a.status < 300
+    }
+    return stock, acknowledged
+
+
+def assert_store_webhooks_handled(
+    rt: runtime.Runtime, acknowledged: set[str], store_stock: dict[str, int]
+) -> None:
+    """Every acknowledged store webhook was stored once and applied, or skipped because a later read of the
+    store's stock (a reconciliation) already held a newer figure; either way the stored stock is the store's."""
+    with rt.db.session() as session:
+        inbound = session.execute(
+            select(InboundEvent.dedupe_key, InboundEvent.status, InboundEvent.error)
+        ).all()
+        stored_stock = dict(
+            session.execute(
+                select(Variant.inventory_item_ref, InventoryLevel.available).join(
+                    InventoryLevel, InventoryLevel.variant_id == Variant.id
+                )
+            ).all()
+        )
+    keys = [key for key, _, _ in inbound]
+    assert acknowledged and set(keys) >= acknowledged and len(keys) == len(set(keys))
+    assert {status for _, status, _ in inbound} <= {"processed", "skipped"}
+    assert "processed" in {status for _, status, _ in inbound}
+    assert all((note or "").startswith("stale: ") for _, status, note in inbound if status == "skipped")
+    assert stored_stock == store_stock
+
+
+def platform_client(rt: runtime.Runtime) -> tuple[int, dict[str, str]]:
+    """A new platform API client: its id and the Authorization header of its key."""
+    with rt.db.session() as session:
+        client, key = clients.create_client(session, "platform")
+        return client.id, {"Authorization": f"Bearer {key}"}
+
+
+def shopify_merchant(rt: runtime.Runtime, server: Any, client_id: int) -> int:
+    """A merchant `shop` connected to the Shopify emulator `server` (`connector.sandbox.shopify.Server`) with
+    an offline token, selling at its primary location, for the platform client `client_id`; its id."""
+    store, app_client = server.store, server.emulator.client
+    with rt.db.session() as session:
+        merchant = create_merchant(
+            session,
+            rt.secrets,
+            kind="shopify",
+            name="shop",
+            config={
+                "shop": store.shop.myshopify_domain,
+                "base_url": server.url,
+                "location": str(store.primary_location.legacy_resource_id),
+            },
+            credentials={
+                "access_token": "shpat_sandbox",
+                "client_id": app_client.client_id,
+                "client_secret": app_client.client_secret,
+            },
+            platform_client_id=client_id,
+        )
+        return merchant.id
+
+
+def variant_prices(rt: runtime.Runtime, merchant_id: int) -> list[tuple[int, int]]:
+    """The merchant's variants as (id, price in minor units)."""
+    with rt.db.session() as session:
+        rows = session.execute(
+            select(Variant.id, Variant.price_minor).where(Variant.merchant_id == merchant_id)
+        ).all()
+        return [(variant_id, price) for variant_id, price in rows]

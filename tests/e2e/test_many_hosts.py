@@ -50,10 +50,8 @@ from connector.infra.models import (
     Delivery,
     EventPayload,
     InboundEvent,
-    InventoryLevel,
     Order,
     SyncRun,
-    Variant,
 )
 from connector.infra.queue import QUEUE_NAMES
 from connector.orders import push
@@ -61,8 +59,15 @@ from connector.sandbox.faults import ApiFault
 from connector.sandbox.shopify import Server, serve
 from connector.worker import wire_outbound
 from tests import netns
-from tests.e2e.test_redis_outage import _platform_client, _shopify_merchant, _variants
-from tests.helpers import sync_now, wait_for
+from tests.helpers import (
+    assert_store_webhooks_handled,
+    platform_client,
+    shopify_merchant,
+    shopify_stock_and_acknowledged,
+    sync_now,
+    variant_prices,
+    wait_for,
+)
 from webhooks.outbound.endpoints import create_endpoint
 
 pytestmark = pytest.mark.slow
@@ -460,7 +465,7 @@ def _setup(rt: runtime.Runtime, h: Hosts, server: Server) -> tuple[int, dict[str
     """The schema, a platform client, the receiver's endpoint and the shop, synced once; (merchant, auth)."""
     upgrade(rt.db.engine)
     server.store.seed_catalog(10, 2, available=(100_000, 100_000))
-    client_id, auth = _platform_client(rt)
+    client_id, auth = platform_client(rt)
     _start_receiver(h)
     with rt.db.session() as session:
         endpoint = create_endpoint(
@@ -472,7 +477,7 @@ def _setup(rt: runtime.Runtime, h: Hosts, server: Server) -> tuple[int, dict[str
         )
     added = requests.post(f"{h.platform_url}/_sandbox/secrets", json={"secret": endpoint.secret}, timeout=10)
     assert added.status_code == 201, added.text
-    merchant_id = _shopify_merchant(rt, server, client_id)
+    merchant_id = shopify_merchant(rt, server, client_id)
     wire_outbound(h.settings)  # the first sync's events, published here, get their deliveries too
     assert sync_now(rt, merchant_id).status == "succeeded"
     return merchant_id, auth
@@ -499,7 +504,7 @@ def test_workers_on_many_hosts_take_over_a_cut_off_host_and_do_everything_once(h
         server.emulator.webhooks.subscribe("inventory_levels/update", f"{h.web_url}/webhooks/shopify")
         server.emulator.webhooks.set_senders(SENDERS)
         server.emulator.faults.set_random(1.0, [ApiFault(latency=0.1)])
-        load = Load(h.web_url, auth, _variants(rt, merchant_id), server)
+        load = Load(h.web_url, auth, variant_prices(rt, merchant_id), server)
         started = time.monotonic()
         load.start()
         wait_for(lambda: len(load.accepted) >= ORDERS // 5, 60, "a fifth of the orders accepted")
@@ -524,14 +529,7 @@ def test_workers_on_many_hosts_take_over_a_cut_off_host_and_do_everything_once(h
         )
         alive = {host: [p.poll() for p in procs] for host, procs in h.procs.items()}
         store_orders = [o.source_identifier for o in server.store.orders.values()]
-        location = server.store.primary_location.legacy_resource_id
-        store_stock = {
-            f"gid://shopify/InventoryItem/{number}": item.levels[location].available
-            for number, item in server.store.inventory_items.items()
-        }
-        acknowledged = {
-            a.webhook_id for a in server.emulator.webhooks.attempts() if a.status and 200 <= a.status < 300
-        }
+        store_stock, acknowledged = shopify_stock_and_acknowledged(server)
         received = _received(h)
         for procs in h.procs.values():
             for proc in procs:
@@ -561,23 +559,9 @@ def _check(
     assert len(load.accepted) == ORDERS
     assert sorted(store_orders) == sorted(push.push_key(public_id) for public_id in load.accepted.values())
     assert len(acknowledged) >= WEBHOOKS
+    assert_store_webhooks_handled(rt, acknowledged, store_stock)
     with rt.db.session() as session:
-        inbound = session.execute(
-            select(InboundEvent.dedupe_key, InboundEvent.status, InboundEvent.error)
-        ).all()
-        stored_stock = dict(
-            session.execute(
-                select(Variant.inventory_item_ref, InventoryLevel.available).join(
-                    InventoryLevel, InventoryLevel.variant_id == Variant.id
-                )
-            ).all()
-        )
         published = set(session.scalars(select(EventPayload.id).where(_subscribed())))
         runs = dict(session.execute(select(SyncRun.status, func.count()).group_by(SyncRun.status)).all())
-    keys = [key for key, _, _ in inbound]
-    assert set(keys) >= acknowledged and len(keys) == len(set(keys))
-    assert {status for _, status, _ in inbound} <= {"processed", "skipped"}
-    assert all((note or "").startswith("stale: ") for _, status, note in inbound if status == "skipped")
-    assert stored_stock == store_stock
     assert set(received) == published and len(received) == len(published)
     assert set(runs) <= {"succeeded"}, runs

@@ -27,18 +27,24 @@ from connector.infra.models import (
     Delivery,
     EventPayload,
     InboundEvent,
-    InventoryLevel,
     Order,
-    Variant,
 )
 from connector.infra.queue import QUEUE_NAMES
-from connector.merchants import clients
-from connector.merchants.records import create_merchant
 from connector.orders import push
 from connector.sandbox import platform
 from connector.sandbox.shopify import Server, serve
 from connector.worker import wire_outbound
-from tests.helpers import Up, free_port, sync_now, wait_for
+from tests.helpers import (
+    Up,
+    assert_store_webhooks_handled,
+    free_port,
+    platform_client,
+    shopify_merchant,
+    shopify_stock_and_acknowledged,
+    sync_now,
+    variant_prices,
+    wait_for,
+)
 from webhooks.outbound.endpoints import create_endpoint
 
 pytestmark = pytest.mark.slow
@@ -144,13 +150,13 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
     with serve(bulk_step_delay=0.0) as server, platform.serve() as receiver_server:
         receiver = receiver_server.receiver
         server.store.seed_catalog(4, 2, available=(100_000, 100_000))
-        client_id, auth = _platform_client(rt)
+        client_id, auth = platform_client(rt)
         with rt.db.session() as session:
             endpoint = create_endpoint(
                 session, rt.secrets, url=receiver_server.url, event_types=["*"], allow_private=True
             )
         receiver.add_secret(endpoint.secret)
-        merchant_id = _shopify_merchant(rt, server, client_id)
+        merchant_id = shopify_merchant(rt, server, client_id)
         wire_outbound(settings)  # the catalog's events, published here, get their deliveries too
         assert sync_now(rt, merchant_id).status == "succeeded"
         up = Up(settings, tmp_path, WEBHOOK_ALLOW_PRIVATE_URLS="true")
@@ -159,7 +165,7 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
             up.wait_ready()
             server.emulator.webhooks.subscribe("inventory_levels/update", f"{up.url}/webhooks/shopify")
             processes = _supervised(up)
-            load = Load(up.url, auth, _variants(rt, merchant_id), server)
+            load = Load(up.url, auth, variant_prices(rt, merchant_id), server)
             load.start()
             wait_for(lambda: len(load.accepted) >= 10, 60, "orders accepted before the outage")
 
@@ -187,43 +193,21 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
                 load.stop.set()
             up.stop()
         store_orders = [o.source_identifier for o in server.store.orders.values()]
-        location = server.store.primary_location.legacy_resource_id
-        store_stock = {
-            f"gid://shopify/InventoryItem/{number}": item.levels[location].available
-            for number, item in server.store.inventory_items.items()
-        }
-        acknowledged = {
-            a.webhook_id for a in server.emulator.webhooks.attempts() if a.status and 200 <= a.status < 300
-        }
+        store_stock, acknowledged = shopify_stock_and_acknowledged(server)
 
     assert load.unexpected == []
     assert load.refused > 0  # the API did notice the outage
     assert sorted(store_orders) == sorted(push.push_key(public_id) for public_id in load.accepted)
     with rt.db.session() as session:
         statuses = dict(session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
-        inbound = session.execute(
-            select(InboundEvent.dedupe_key, InboundEvent.status, InboundEvent.error)
-        ).all()
-        stored_stock = dict(
-            session.execute(
-                select(Variant.inventory_item_ref, InventoryLevel.available).join(
-                    InventoryLevel, InventoryLevel.variant_id == Variant.id
-                )
-            ).all()
-        )
         published = set(session.scalars(select(EventPayload.id)))
         deliveries = dict(
             session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
         )
     assert statuses == {"confirmed": len(load.accepted)}
-    assert acknowledged and {key for key, _, _ in inbound} >= acknowledged
-    assert len(inbound) == len({key for key, _, _ in inbound})
-    # Each delivery is applied, or skipped because a later read of the store's stock (the scheduled
-    # reconciliation after the outage) already holds a newer figure; either way the stock ends as the store's.
-    assert {status for _, status, _ in inbound} <= {"processed", "skipped"}
-    assert "processed" in {status for _, status, _ in inbound}
-    assert all((note or "").startswith("stale: ") for _, status, note in inbound if status == "skipped")
-    assert stored_stock == store_stock
+    assert_store_webhooks_handled(
+        rt, acknowledged, store_stock
+    )  # stale ones skipped after the reconciliation
     assert deliveries == {"succeeded": len(published)}
     assert {r.webhook_id for r in receiver.received()} == published
     assert len(receiver.received()) == len(published)
@@ -238,43 +222,6 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
 def _supervised(up: Up) -> set[int]:
     """The pids of the processes `storelink up` runs (web, workers, scheduler)."""
     return {p.pid for p in psutil.Process(up.proc.pid).children()}
-
-
-def _platform_client(rt: runtime.Runtime) -> tuple[int, dict[str, str]]:
-    with rt.db.session() as session:
-        client, key = clients.create_client(session, "platform")
-        return client.id, {"Authorization": f"Bearer {key}"}
-
-
-def _shopify_merchant(rt: runtime.Runtime, server: Server, client_id: int) -> int:
-    store, app_client = server.store, server.emulator.client
-    with rt.db.session() as session:
-        merchant = create_merchant(
-            session,
-            rt.secrets,
-            kind="shopify",
-            name="shop",
-            config={
-                "shop": store.shop.myshopify_domain,
-                "base_url": server.url,
-                "location": str(store.primary_location.legacy_resource_id),
-            },
-            credentials={
-                "access_token": "shpat_sandbox",
-                "client_id": app_client.client_id,
-                "client_secret": app_client.client_secret,
-            },
-            platform_client_id=client_id,
-        )
-        return merchant.id
-
-
-def _variants(rt: runtime.Runtime, merchant_id: int) -> list[tuple[int, int]]:
-    with rt.db.session() as session:
-        rows = session.execute(
-            select(Variant.id, Variant.price_minor).where(Variant.merchant_id == merchant_id)
-        ).all()
-        return [(variant_id, price) for variant_id, price in rows]
 
 
 def _all_done(rt: runtime.Runtime, accepted: list[str]) -> bool:

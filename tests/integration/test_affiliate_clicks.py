@@ -5,9 +5,11 @@ batched flush, and resolving a click id for attribution."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -260,37 +262,30 @@ def test_a_redirect_that_fails_is_a_problem_document(
 
 def test_a_landing_url_template_with_characters_outside_uris_is_sent_encoded(rt: runtime.Runtime) -> None:
     _, product_id = add_link(rt, None, "iri")
-    custom = runtime.Runtime(
-        settings=rt.settings.model_copy(
-            update={"affiliate_landing_url": "https://shop.example/boutique/é/{product_id}?c={click_id}"}
-        ),
-        redis_url=rt.redis_url,
-    )
-    try:
-        client = build_app(custom).test_client()
+    with _landing(rt, "https://shop.example/boutique/é/{product_id}?c={click_id}") as client:
         location = client.get("/l/iri", headers={"User-Agent": BROWSER}).headers["Location"]
         click_id = parse_qs(urlsplit(location).query)["c"][0]
         assert location == f"https://shop.example/boutique/%C3%A9/{product_id}?c={click_id}"
-    finally:
-        custom.close()
-        runtime.install(rt)
 
 
 def test_the_landing_url_template_is_a_setting(rt: runtime.Runtime) -> None:
     _, product_id = add_link(rt, None, "tmpl")
-    custom = runtime.Runtime(
-        settings=rt.settings.model_copy(
-            update={"affiliate_landing_url": "https://shop.example/p/{product_id}/{code}?c={click_id}&src=sl"}
-        ),
-        redis_url=rt.redis_url,
-    )
-    try:
-        client = build_app(custom).test_client()
+    with _landing(rt, "https://shop.example/p/{product_id}/{code}?c={click_id}&src=sl") as client:
         location = client.get("/l/tmpl", headers={"User-Agent": BROWSER}).headers["Location"]
         click_id = parse_qs(urlsplit(location).query)["c"][0]
         assert location == f"https://shop.example/p/{product_id}/tmpl?c={click_id}&src=sl"
         bot = client.get("/l/tmpl", headers={"User-Agent": "Googlebot/2.1"}).headers["Location"]
         assert bot == f"https://shop.example/p/{product_id}/tmpl?src=sl"
+
+
+@contextlib.contextmanager
+def _landing(rt: runtime.Runtime, template: str) -> Iterator[FlaskClient]:
+    """A test client of the app with `template` as its landing URL; `rt` is the current runtime again after."""
+    custom = runtime.Runtime(
+        settings=rt.settings.model_copy(update={"affiliate_landing_url": template}), redis_url=rt.redis_url
+    )
+    try:
+        yield build_app(custom).test_client()
     finally:
         custom.close()
         runtime.install(rt)
