@@ -242,7 +242,8 @@ def signal_dispatch(redis: Redis, endpoint_ids: list[int], *, queue: str = DEFAU
         for endpoint_id in ids:
             pipe.set(dispatch_flag_key(endpoint_id), b"1", nx=True, ex=DISPATCH_FLAG_TTL)
         woken = [e for e, was_set in zip(ids, pipe.execute(), strict=True) if was_set]
-    woken = [e for e in woken if e not in _queued_dispatchers(redis, woken)]  # one is on its way already
+    on_the_way = _queued_dispatchers(redis, woken)  # their last dispatcher job still waits: it will run
+    woken = [e for e in woken if e not in on_the_way]
     if not woken:
         return 0
     targets = isolation.routes(redis, queue, woken)
