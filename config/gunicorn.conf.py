@@ -9,6 +9,10 @@ _settings = get_settings()
 bind = os.environ.get("GUNICORN_BIND", f"{_settings.web_host}:{_settings.web_port}")
 workers = _settings.web_workers
 worker_class = "sync"
+# The app is loaded once, in the master, and the workers are forked from it: a worker starts (and is replaced)
+# without importing the application again, and shares the master's loaded code. `post_fork` hands each worker
+# the runtime without the master's connections.
+preload_app = True
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
@@ -21,3 +25,9 @@ loglevel = _settings.log_level.lower()
 # No control socket: gunicorn's default path ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl) is one for every
 # instance on the machine, so a second instance would take it over. Manage the server with signals instead.
 control_socket_disable = True
+
+
+def post_fork(server: object, worker: object) -> None:
+    from connector.infra import runtime
+
+    runtime.after_fork()

@@ -163,6 +163,13 @@ class Database:
         if "autocommit_engine" in self.__dict__:
             self.autocommit_engine.dispose()
 
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connections without closing them (they stay the parent's)."""
+        self._held = _Held()
+        self.engine.dispose(close=False)
+        if "autocommit_engine" in self.__dict__:
+            self.autocommit_engine.dispose(close=False)
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"

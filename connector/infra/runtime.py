@@ -41,6 +41,16 @@ class Runtime:
     def secrets(self) -> SecretBox:
         return SecretBox.from_settings(self.settings)
 
+    def after_fork(self) -> None:
+        """Adopt this runtime in a process forked from the one that built it (gunicorn's workers, forked from
+        the master that loaded the app): the parent's database and Redis connections are left to the parent,
+        and new ones are made on first use."""
+        if "db" in self.__dict__:
+            self.db.after_fork()
+        if "redis" in self.__dict__:
+            self.redis.connection_pool.reset()
+        self.pid = os.getpid()
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()
@@ -56,6 +66,12 @@ def install(runtime: Runtime) -> Runtime:
     global _current
     _current = runtime
     return runtime
+
+
+def after_fork() -> None:
+    """In a process just forked: the installed runtime, if any, becomes this process's (`Runtime.after_fork`)."""
+    if _current is not None:
+        _current.after_fork()
 
 
 def current() -> Runtime:

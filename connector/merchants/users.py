@@ -35,7 +35,7 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 _EMAIL = re.compile(r"[^@\s]{1,200}@[^@\s]{1,118}\.[^@\s]{1,}")
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("storelink: no such user")  # verified when the email is unknown, to take as long
+_dummy_hashes: dict[PasswordHasher, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +117,21 @@ def remove_user(session: Session, email: str) -> None:
     logger.info("console user removed", extra={"user_id": user.id})
 
 
+def _dummy_hash() -> str:
+    """A hash with the current hasher's parameters, verified when the email is unknown so that the answer takes
+    as long as for a wrong password; made on first use, not when every process imports this module."""
+    if _hasher not in _dummy_hashes:
+        _dummy_hashes[_hasher] = _hasher.hash("storelink: no such user")
+    return _dummy_hashes[_hasher]
+
+
 def authenticate(session: Session, email: str, password: str) -> ConsoleUser | None:
     """The user whose email and password these are, else None (as slow for an unknown email as a wrong
     password). A hash made with older parameters is replaced."""
     address = normalize_email(email)
     user = session.scalar(select(ConsoleUser).where(ConsoleUser.email == address)) if address else None
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password[:MAX_PASSWORD])
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
         return None
     if user is None:
