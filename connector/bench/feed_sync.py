@@ -20,7 +20,7 @@ from rich.table import Table
 from connector.bench.databases import drop_schema, fresh_url
 from connector.bench.processes import in_process
 
-TARGET_RATIO = 2.0
+TARGET_RATIO = 1.5
 TARGET_RSS_MB = 300
 
 

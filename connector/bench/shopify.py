@@ -35,9 +35,9 @@ from connector.infra.models import Order, OrderLine, Product, Variant
 
 logger = logging.getLogger(__name__)
 
-TARGET_UTILIZATION = 0.9
-TARGET_THROTTLED = 5
-TARGET_BULK_RATIO = 3.0
+TARGET_UTILIZATION = 0.95
+TARGET_THROTTLED = 2
+TARGET_BULK_RATIO = 1.8
 SHOP = "storelink-demo.myshopify.com"
 TOKEN = "shpat_sandbox"  # noqa: S105 (the emulator's fixed sandbox token)
 

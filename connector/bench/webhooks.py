@@ -40,9 +40,9 @@ from connector.bench.load import flood, http_request, percentile
 from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
 from connector.domain.event_types import INVENTORY_UPDATED
 
-TARGET_ACCEPT_RATIO = 0.7
+TARGET_ACCEPT_RATIO = 0.85
 TARGET_PROCESS_RATIO = 2.0
-TARGET_P99_MS = 1000.0
+TARGET_P99_MS = 500.0
 BARE_QUEUE = "bench:bare:webhooks"
 NOOP_QUEUE = "bulk"
 

@@ -277,7 +277,8 @@ class RateLedger(Protocol):
 
     def take(self, cost: float) -> float | None:
         """Reserve `cost` points; seconds to wait before sending (0 when they are there), or None while the
-        ledger has not yet learned the store's bucket (the caller paces on its own)."""
+        ledger has not yet learned the store's bucket and this request is the one sent to learn it (the caller
+        paces on its own; other callers wait for that request's answer)."""
         ...
 
     def report(self, refund: float, maximum: float, restore_rate: float, available: float) -> None:

@@ -6,11 +6,16 @@ first reserves its cost in one ledger (a Lua script on Redis's clock: refill, su
 to wait when the bucket is in debt), so reservations queue in order; after the answer the unused part of the
 reservation is given back and the ledger is lowered to what the store reported when that is less. Nothing in
 it matters beyond a few minutes: it expires, and a lost ledger is learned again from the next answer.
+
+While nobody knows the bucket (before the first answer, or after the ledger expired), one request at a time
+goes out to learn it (the probe) and the others wait for its answer instead of all meeting an empty bucket
+at once; a probe that never reports (its worker died) hands over to the next after PROBE_SECONDS.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -21,9 +26,13 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 TTL_SECONDS: Final = 600
+PROBE_SECONDS: Final = 5.0
+"""How long the one request learning an unknown bucket has before another may go instead."""
+PROBE_POLL_SECONDS: Final = 0.05
+"""How often a request waiting for the probe's answer looks at the ledger again."""
 
 _SCRIPT: Final = """
-local key, op = KEYS[1], ARGV[1]
+local key, probe, op = KEYS[1], KEYS[2], ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local b = redis.call('HMGET', key, 'available', 'at', 'max', 'rate')
@@ -32,7 +41,10 @@ if available ~= nil then
   available = math.min(max, available + rate * math.max(0, now - at))
 end
 if op == 'take' then
-  if available == nil or rate <= 0 then return nil end
+  if available == nil or rate <= 0 then
+    if redis.call('SET', probe, '1', 'NX', 'PX', ARGV[4]) then return nil end
+    return 'probe'
+  end
   available = available - tonumber(ARGV[2])
   redis.call('HSET', key, 'available', tostring(available), 'at', tostring(now))
   redis.call('EXPIRE', key, ARGV[3])
@@ -47,6 +59,7 @@ else
 end
 redis.call('HSET', key, 'available', tostring(available), 'at', tostring(now), 'max', tostring(new_max), 'rate', tostring(new_rate))
 redis.call('EXPIRE', key, ARGV[6])
+redis.call('DEL', probe)
 return tostring(available)
 """
 
@@ -54,25 +67,38 @@ return tostring(available)
 class RedisRateLedger:
     """The `connector.domain.ports.RateLedger` of one store (`name`, e.g. `shopify:acme.myshopify.com`)."""
 
-    def __init__(self, connection: Callable[[], Redis], name: str) -> None:
+    def __init__(
+        self, connection: Callable[[], Redis], name: str, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._connection = connection
         self.key = f"storelink:rate:{name}"
+        self._probe_key = f"{self.key}:probe"
+        self._sleep = sleep
         self._script: tuple[Redis, Script] | None = None
 
     def _run(self, *args: str | float) -> bytes | None:
         redis = self._connection()
         if self._script is None or self._script[0] is not redis:
             self._script = (redis, redis.register_script(_SCRIPT))
-        result = self._script[1](keys=[self.key], args=list(args))
+        result = self._script[1](keys=[self.key, self._probe_key], args=list(args))
         return result if isinstance(result, bytes) or result is None else str(result).encode()
 
     def take(self, cost: float) -> float | None:
-        try:
-            answer = self._run("take", cost, TTL_SECONDS)
-        except (RedisError, RuntimeError):  # RuntimeError: this process has no Redis configured
-            logger.warning("shared rate ledger unavailable; pacing alone", extra={"ledger": self.key})
-            return None
-        return None if answer is None else float(answer)
+        """Reserve `cost` points: the seconds to wait before sending (0 when they are there), or None when the
+        bucket is unknown and this request is the one to learn it (or Redis is unreachable)."""
+        waiting = False
+        while True:
+            try:
+                answer = self._run("take", cost, TTL_SECONDS, int(PROBE_SECONDS * 1000))
+            except (RedisError, RuntimeError):  # RuntimeError: this process has no Redis configured
+                logger.warning("shared rate ledger unavailable; pacing alone", extra={"ledger": self.key})
+                return None
+            if answer != b"probe":
+                return None if answer is None else float(answer)
+            if not waiting:
+                logger.debug("waiting for the store's first answer", extra={"ledger": self.key})
+                waiting = True
+            self._sleep(PROBE_POLL_SECONDS)
 
     def report(self, refund: float, maximum: float, restore_rate: float, available: float) -> None:
         try:
@@ -82,4 +108,4 @@ class RedisRateLedger:
 
     def forget(self) -> None:
         """Drop the ledger (it is learned again from the store's next answer)."""
-        self._connection().delete(self.key)
+        self._connection().delete(self.key, self._probe_key)

@@ -4,6 +4,7 @@ pace through it against the emulator's cost bucket."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from redis import Redis
 
 from adapters.shopify.client import ShopifyClient
 from connector.domain.ports import HttpOptions
+from connector.infra import rate_limits
 from connector.infra.rate_limits import RedisRateLedger
 from connector.sandbox.shopify import Server, serve
 
@@ -37,6 +39,36 @@ def test_reservations_queue_behind_each_other_and_refunds_return_points(redis: R
     assert low is not None and 0.3 < low <= 0.4  # behind the reservation still in debt
     ledger.forget()
     assert ledger.take(1) is None
+
+
+def test_while_the_bucket_is_unknown_one_request_learns_it_and_the_others_wait_for_its_answer(redis: Redis):
+    probe = RedisRateLedger(lambda: redis, "shopify:ledger-probe")
+    slept: list[float] = []
+
+    def answer_arrives(seconds: float) -> None:  # the probe's answer comes while the second request waits
+        slept.append(seconds)
+        if len(slept) == 3:
+            probe.report(10, maximum=100, restore_rate=50, available=40)
+
+    waiting = RedisRateLedger(lambda: redis, "shopify:ledger-probe", sleep=answer_arrives)
+    assert probe.take(10) is None  # the first request goes out to learn the bucket
+    assert waiting.take(20) == 0  # the second waited for the answer, then reserved from what it said
+    assert len(slept) == 3
+    assert waiting.take(30) is not None  # known now: reservations, no second probe
+    probe.forget()
+
+
+def test_a_probe_that_never_answers_hands_over(redis: Redis, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(rate_limits, "PROBE_SECONDS", 0.2)
+    lost = RedisRateLedger(lambda: redis, "shopify:ledger-lost")
+    assert lost.take(10) is None  # its worker dies before the answer
+    slept: list[float] = []
+    waiting = RedisRateLedger(
+        lambda: redis, "shopify:ledger-lost", sleep=lambda s: (slept.append(s), time.sleep(s))
+    )
+    assert waiting.take(10) is None  # after the probe's time it is the next to learn the bucket
+    assert 0.1 <= sum(slept) <= 1.0
+    lost.forget()
 
 
 class _Throttles:
@@ -85,6 +117,7 @@ def test_workers_sharing_the_ledger_do_not_overdraw_the_shop(shop: Server, redis
     for thread in threads:
         thread.join(60)
     assert errors == []
-    # Before the first answer nobody knows the bucket (it starts empty here): at most those first requests
-    # are refused; every later one waited in the shared ledger for its points.
+    # Before the first answer nobody knows the bucket (it starts empty here): one request goes to learn it
+    # (and is refused), the others wait for its answer; a first request of its kind may still be refused when
+    # its guessed cost was too low. Every later one waited in the ledger for its points.
     assert throttles.count <= 4
