@@ -5,11 +5,12 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, select
 
 from connector.infra import schema
 from connector.infra.db import make_engine
-from connector.infra.migrate import alembic_config, current_revision, upgrade
+from connector.infra.migrate import HEAD_REVISION, alembic_config, current_revision, upgrade
 from connector.infra.models import Merchant
 
 UNUSED_TABLES = {"affiliate_links", "clicks", "commissions", "showcases", "showcase_items"}
@@ -29,6 +30,29 @@ def _downgrade(engine, revision: str) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
+
+
+def test_the_head_revision_is_the_newest_migration():
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == HEAD_REVISION
+
+
+def test_a_database_at_head_is_known_without_running_alembic_and_one_behind_is_upgraded(
+    database_url: str, monkeypatch
+):
+    engine = make_engine(database_url)
+    runs: list[str] = []
+    monkeypatch.setattr(command, "upgrade", lambda _cfg, revision: runs.append(revision))
+    try:
+        upgrade(engine)  # the test's database is at head
+        assert runs == []
+        _downgrade(engine, "0012")
+        upgrade(engine)
+        assert runs == ["head"]
+        monkeypatch.undo()
+        upgrade(engine)
+        assert current_revision(engine) == HEAD_REVISION
+    finally:
+        engine.dispose()
 
 
 def test_dropping_the_unused_tables_keeps_the_data_and_round_trips(database_url: str):
