@@ -22,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2 import profiles as argon2_profiles
 from cryptography.fernet import Fernet
 from redis import Redis
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 from werkzeug.routing.rules import Rule
 from werkzeug.serving import BaseWSGIServer
@@ -261,9 +261,11 @@ def postgres_template() -> Iterator[tuple[str, str]]:
 
 
 FINGERPRINT = """
-SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' '
-       || coalesce(column_default, '')
-  FROM information_schema.columns WHERE table_schema = 'public'
+SELECT 'column', c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
+       || a.attnotnull::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL SELECT 'index', indexdef FROM pg_indexes WHERE schemaname = 'public'
 UNION ALL SELECT 'constraint', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
   FROM pg_constraint WHERE connamespace = 'public'::regnamespace
@@ -278,6 +280,21 @@ UNION ALL SELECT 'revision', version_num FROM alembic_version
 """
 """Everything of a database a test could change besides its rows: equal to the template's, the database is
 reused once its rows are deleted."""
+
+USED_TABLES = """
+SELECT quote_ident(relname) FROM pg_class
+ WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND pg_relation_size(oid) > 0
+"""
+"""Tables that may hold rows: a table copied empty from the template has no page until a row is written."""
+
+USED_SEQUENCES = """
+SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL
+"""
+"""Sequences read since they were made or last restarted."""
+
+
+def _fingerprint(conn: Connection) -> list[tuple[str, str]]:
+    return sorted((str(kind), str(value)) for kind, value in conn.execute(text(FINGERPRINT)))
 
 
 class PostgresDatabases:
@@ -301,7 +318,7 @@ class PostgresDatabases:
         engine = self._engine(name)
         try:
             with engine.connect() as conn:
-                return sorted((str(kind), str(value)) for kind, value in conn.execute(text(FINGERPRINT)))
+                return _fingerprint(conn)
         finally:
             engine.dispose()
 
@@ -329,19 +346,17 @@ class PostgresDatabases:
         return new
 
     def _empty(self, name: str) -> bool:
-        """Empty `name` for reuse; False when its schema is no longer the template's (or it cannot be)."""
-        if self._fingerprint(name) != self._template_print:
-            return False
+        """Empty `name` for reuse; False when its schema is no longer the template's (or it cannot be).
+        Only tables that ever held a row (their file has a page) are emptied, and only sequences that were
+        used are restarted: a test touches a few of them."""
         engine = self._engine(name)
         try:
             with engine.connect() as conn:
+                if _fingerprint(conn) != self._template_print:
+                    return False
                 conn.execute(text("SET lock_timeout = '5s'"))
-                tables = conn.scalars(
-                    text("SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'")
-                ).all()
-                sequences = conn.scalars(
-                    text("SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'")
-                ).all()
+                tables = conn.scalars(text(USED_TABLES)).all()
+                sequences = conn.scalars(text(USED_SEQUENCES)).all()
                 statements = ["SET LOCAL session_replication_role = replica"]  # rows in any order
                 statements += [f"DELETE FROM {table}" for table in tables if table != "alembic_version"]
                 statements += [f"ALTER SEQUENCE {sequence} RESTART" for sequence in sequences]
