@@ -36,6 +36,7 @@ from flask import Flask, Response, request
 from rich.console import Console
 from rich.table import Table
 
+from connector.bench.latency_stages import STAGES, stage_latencies
 from connector.bench.load import flood, http_request, percentile
 from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
 from connector.domain.event_types import INVENTORY_UPDATED
@@ -318,7 +319,9 @@ def _latency(
         platform.send("stop")
         arrived, by_quantity, duplicates = platform.recv()
         stack.stop()
-    return _latencies(sent, failures, arrived, by_quantity, duplicates, measured_from=start + warmup)
+    result = _latencies(sent, failures, arrived, by_quantity, duplicates, measured_from=start + warmup)
+    result["stages"] = stage_latencies(rt, sent, by_quantity, arrived, measured_from=start + warmup)
+    return result
 
 
 def _send_store_webhooks(
@@ -500,6 +503,13 @@ def _summary(
         f"p99 < {TARGET_P99_MS:.0f}",
     )
     console.print(table)
+    stages = Table(title=f"(c) where the time goes at {rate}/s (ms)")
+    for col in ("stage", "p50", "p99"):
+        stages.add_column(col, justify="left" if col == "stage" else "right")
+    for name, label in STAGES:
+        figures = latency["stages"][name]
+        stages.add_row(label, f"{figures['p50_ms']:.0f}", f"{figures['p99_ms']:.0f}")
+    console.print(stages)
     console.print(
         f"(a) {ours.ok:,} accepted, {ours.failed:,} refused; baseline {bare.ok:,} / {bare.failed:,}. "
         f"(b) {processed['done']:,} events in {processed['drain_seconds']:.2f} s; "
@@ -529,6 +539,7 @@ def _summary(
         "p99_ms": round(latency["p99_ms"], 1),
         "latency_rate_per_s": rate,
         "latency_lost": latency["lost"],
+        "latency_stages_ms": latency["stages"],
         "target_accept_ratio": TARGET_ACCEPT_RATIO,
         "target_process_ratio": TARGET_PROCESS_RATIO,
         "target_p99_ms": TARGET_P99_MS,
