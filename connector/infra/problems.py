@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 MERCHANT: Final = "merchant"
 ENDPOINT: Final = "endpoint"
+_CLEARED: Final = "storelink.problems_cleared"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,7 @@ def raise_problem(
     already)."""
     cause = _cause(key)
     open_key = _open_key(cause, merchant_id, endpoint_id)
+    _cleared_in(session).discard(open_key)
     now = now or datetime.now(UTC)
     builder = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     insert = builder(Problem).values(
@@ -214,6 +216,16 @@ def raise_problem(
     return True
 
 
+def _cleared_in(session: Session) -> set[str]:
+    """The open keys cleared in `session`'s current transaction and not sighted since."""
+    transaction = session.get_transaction()
+    kept = session.info.get(_CLEARED)
+    if kept is None or kept[0] is not transaction:
+        kept = session.info[_CLEARED] = (transaction, set())
+    cleared: set[str] = kept[1]
+    return cleared
+
+
 def clear_problems(
     session: Session,
     keys: Iterable[str],
@@ -223,10 +235,20 @@ def clear_problems(
     now: datetime | None = None,
 ) -> int:
     """The causes `keys` are gone: their open problems are cleared (kept as history) and their quiet
-    sightings forgotten, in `session`'s transaction. Returns the problems cleared."""
-    open_keys = [_open_key(_cause(key), merchant_id, endpoint_id) for key in keys]
+    sightings forgotten, in `session`'s transaction. Returns the problems cleared.
+
+    A cause this session already cleared, and has not seen since, is not cleared again: recording a round
+    of a hundred successful deliveries to one endpoint clears its failing problem once, not a hundred
+    times (each time two statements and a flush)."""
+    cleared_here = _cleared_in(session)
+    open_keys = [
+        key
+        for key in (_open_key(_cause(k), merchant_id, endpoint_id) for k in keys)
+        if key not in cleared_here
+    ]
     if not open_keys:
         return 0
+    cleared_here.update(open_keys)
     session.execute(delete(Problem).where(Problem.open_key.in_(open_keys), Problem.raised_at.is_(None)))
     cleared = session.execute(
         update(Problem)

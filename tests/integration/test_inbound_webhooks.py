@@ -292,10 +292,31 @@ def test_deliveries_stored_while_a_drain_works_are_its_own_and_queue_no_second_j
     monkeypatch.setattr(inbound_drain, "drain_batch", drain_batch_with_a_delivery_arriving)
     drain(store.rt)
     assert store.stock("SKU-000006") == 2
-    assert batches == [1, 1, 0]  # its last read, after letting go of the flag, found nothing
+    assert batches == [1, 1]  # its read after letting go of the flag (the second delivery) is its last
     assert not store.rt.redis.exists(scheduling.flag_key(store.merchant_id))
     store.push([("SKU-000006", 3)], at=T0 + timedelta(minutes=2))
     assert queue.count == 1  # the next delivery wakes a new job
+
+
+def test_a_delivery_stored_after_the_drain_let_go_of_its_flag_wakes_the_next_job(store: Store, monkeypatch):
+    store.push([("SKU-000006", 1)], at=T0)
+    queue = Queue(EVENTS, connection=store.rt.redis)
+    batches = []
+    original = inbound_drain.drain_batch
+
+    def drain_batch_with_a_late_delivery(*args, **kwargs):
+        taken = original(*args, **kwargs)
+        batches.append(taken)
+        if len(batches) == 2:  # the drain's last read is done: the flag is down, so this one queues a job
+            assert store.push([("SKU-000006", 2)], at=T0 + timedelta(minutes=1)).json["status"] == "accepted"
+            assert queue.count == 1
+        return taken
+
+    monkeypatch.setattr(inbound_drain, "drain_batch", drain_batch_with_a_late_delivery)
+    drain(store.rt)  # the burst worker runs the first job, then the one the late delivery queued
+    assert batches == [1, 0, 1, 0]
+    assert store.stock("SKU-000006") == 2
+    assert queue.count == 0
 
 
 def test_intake_survives_the_database_dropping_its_kept_connection(store: Store):

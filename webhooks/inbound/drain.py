@@ -71,8 +71,10 @@ def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, 
     """RQ job: apply `merchant_id`'s pending deliveries; returns the counts (for logs and tests).
 
     The wake-up flag stays set while the job drains, so deliveries stored meanwhile queue no second job
-    (which would only wait for this one's lock); once caught up, the job clears the flag and reads once
-    more, and stops only when that read finds nothing. A delivery stored after the clear wakes a new job.
+    (which would only wait for this one's lock); once caught up, the job clears the flag, reads once more
+    (what that read finds was stored before the clear, perhaps unannounced) and stops. A delivery stored
+    after the clear wakes a new job, which queues behind the jobs already waiting: under a steady stream a
+    drain does not keep its worker while other merchants' drains and the dispatchers wait.
     """
     rt = runtime.current()
     ttl = rt.settings.worker_lock_seconds
@@ -88,12 +90,11 @@ def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, 
         while True:
             taken = drain_batch(rt, merchant_id, counts)
             if taken < BATCH:
-                if flag_cleared and not taken:
+                if flag_cleared:  # its read after letting go of the flag is its last: see `drain`
                     break
-                if not flag_cleared:
-                    scheduling.clear(rt.redis, merchant_id)
-                    flag_cleared = True
-                    time.sleep(scheduling.SETTLE)  # see `scheduling.wake`
+                scheduling.clear(rt.redis, merchant_id)
+                flag_cleared = True
+                time.sleep(scheduling.SETTLE)  # see `scheduling.wake`
             elif time.monotonic() > deadline:
                 scheduling.clear(rt.redis, merchant_id)
                 scheduling.signal(rt.redis, merchant_id, queue=queue, ttl=ttl)

@@ -7,8 +7,9 @@ to `ROUND` due first attempts of the endpoint in one statement (each under the s
 attempt), signs them, sends them concurrently over the process's pooled connections with no more in flight
 than the endpoint's cap, and records every attempt in one transaction with the same rules as
 `delivery.deliver` (`delivery.apply_result`). The flag stays set while it works, so deliveries made
-meanwhile are found by its next round; once caught up it clears the flag and looks once more, and a
-delivery made after that wakes a new dispatcher.
+meanwhile are found by its next round; once caught up it clears the flag, sends what one more round finds
+and stops, and a delivery made after the clear wakes a new dispatcher (which queues behind the jobs already
+waiting, so a steady stream to one endpoint does not hold a worker from the drains).
 
 Anything out of the ordinary goes to the one-delivery job, which knows how to put a delivery off: an
 endpoint disabled, failing (any failure since its last success, breaker open or cooling down), slow (its
@@ -77,13 +78,13 @@ def dispatch(endpoint_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[st
             rt.redis.delete(scheduling.dispatch_flag_key(endpoint_id))
             counts["handed_over"] += _hand_over(rt, endpoint_id, _due_ids(rt, endpoint_id, config), queue)
             break
+        released = counts["released"]
         taken = _round(rt, endpoint_id, queue, config, counts)
-        if taken < ROUND:
-            if flag_cleared and not taken:
+        if taken < ROUND and counts["released"] == released:  # caught up
+            if flag_cleared:  # the round after letting go of the flag is the last
                 break
-            if not flag_cleared:
-                rt.redis.delete(scheduling.dispatch_flag_key(endpoint_id))
-                flag_cleared = True
+            rt.redis.delete(scheduling.dispatch_flag_key(endpoint_id))
+            flag_cleared = True
         elif time.monotonic() > deadline:
             rt.redis.delete(scheduling.dispatch_flag_key(endpoint_id))
             scheduling.signal_dispatch(rt.redis, [endpoint_id], queue=queue)
