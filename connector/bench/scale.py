@@ -46,6 +46,7 @@ class Sizes:
     """What one run measures; `full()` is the bench's, `quick()` a small one for tests."""
 
     sync_variants: tuple[int, ...]
+    sync_rounds: int
     merchants: int
     flood_seconds: float
     flood_requests: int
@@ -57,11 +58,11 @@ class Sizes:
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls((10_000, 100_000, 1_000_000), 1000, 5.0, 20_000, 100, 2_000, 100_000, 5.0, 30)
+        return cls((10_000, 100_000, 1_000_000), 3, 1000, 5.0, 20_000, 100, 2_000, 100_000, 5.0, 30)
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls((300, 1_000, 3_000), 20, 1.0, 2_000, 10, 100, 1_000, 10.0, 5)
+        return cls((300, 1_000, 3_000), 1, 20, 1.0, 2_000, 10, 100, 1_000, 10.0, 5)
 
 
 def run(*, database_url: str | None, console: Console, quick: bool = False) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def run(*, database_url: str | None, console: Console, quick: bool = False) -> d
     with tempfile.TemporaryDirectory(prefix="storelink-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "logs").mkdir()
-        curve = sync_curve(database_url, workdir, sizes.sync_variants, say)
+        curve = sync_curve(database_url, workdir, sizes.sync_variants, say, sizes.sync_rounds)
         with service_environment(
             database_url,
             workdir,
