@@ -173,6 +173,17 @@ def bench_showcase(items: int, share: float, seconds: float, readers: int, datab
     click.echo(json.dumps(result))
 
 
+@click.command("scale")
+@click.option("--quick", is_flag=True, help="Small sizes throughout (seconds, for tests); not the targets'.")
+@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+def bench_scale(quick: bool, database_url: str) -> None:
+    """Cost as work grows: sync of 10k to 1M variants, 1,000 merchants' webhooks, 100 endpoints, fairness."""
+    from connector.bench.scale import run
+
+    result = run(database_url=database_url or None, console=console, quick=quick)
+    click.echo(json.dumps(result))
+
+
 COMMANDS: tuple[click.Command, ...] = (
     bench_feed_sync,
     bench_webhooks,
@@ -180,4 +191,5 @@ COMMANDS: tuple[click.Command, ...] = (
     bench_flash_sale,
     bench_clicks,
     bench_showcase,
+    bench_scale,
 )

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from connector.catalog import change_lists, groups, rows
 from connector.catalog.levels import sellable
+from connector.catalog.statistics import Analyzer
 from connector.domain import event_types
 from connector.domain.catalog import Product, Variant
 from connector.domain.errors import PermanentError
@@ -115,6 +116,7 @@ class CatalogSync:
         self.counts = SyncCounts()
         self._seen_products: set[str] = set()
         self._seen_variants: set[str] = set()
+        self._analyzer = Analyzer(db)
         with db.session() as session:
             merchant = session.get(Merchant, merchant_id)
             if merchant is None:
@@ -203,6 +205,7 @@ class CatalogSync:
     def _flush(self, batch: list[Product]) -> None:
         with self._writes() as session:
             self.counts.events_emitted += self._apply(session, rows.merge(batch))
+        self._analyzer.created(self.counts.created)
 
     @contextmanager
     def _writes(self) -> Iterator[Session]:
