@@ -24,6 +24,9 @@ def _run(runner: Runner, database_url: str) -> tuple[Result, dict[str, Any]]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "database_url", ["postgresql"], indirect=True
+)  # the bench's database (about a minute)
 def test_the_quick_scale_bench_prints_the_curve_and_consistent_figures(
     runner: Runner, database_url: str
 ) -> None:
