@@ -246,10 +246,12 @@ def persist(
     lines: Sequence[AcceptedLine],
     variant_merchants: dict[int, int],
     expires_at: datetime,
+    events: Sequence[outbox.DomainEvent] = (),
 ) -> dict[str, Any]:
-    """Write the order, its lines, its holds and `order.accepted` in the caller's transaction (Core inserts:
-    this is the purchase path's write, kept short as it holds the write lock), and queue the push for after
-    the commit. Returns the order's answer, which is stored with it for idempotent replays."""
+    """Write the order, its lines, its holds and `order.accepted` (with the caller's `events`, in one publish:
+    one subscriber pass) in the caller's transaction (Core inserts: this is the purchase path's write, kept
+    short as it holds the write lock), and queue the push for after the commit. Returns the order's answer,
+    which is stored with it for idempotent replays."""
     now = datetime.now(UTC)
     subtotal = sum(line.request.quantity * line.request.unit_price_minor for line in lines)
     order = Order(  # transient: the values of the row, and what `order_body` reads
@@ -290,6 +292,6 @@ def persist(
     holds.add_order_holds(
         session, order_id, new_holds, buyer_ref=request.buyer_ref, expires_at=expires_at, now=now
     )
-    outbox.publish(session, [_accepted(order, line_values)])
+    outbox.publish(session, [_accepted(order, line_values), *events])
     push.request_push(session, order_id)
     return body

@@ -4,7 +4,8 @@ One Lua call (`connector.stock.counters.buy_from_pins`) checks that each pin is 
 limit and the allocation together, and sets the request's idempotency mark, so a refusal (sold out, over the
 limit) touches no database; an accepted purchase then writes in one short transaction: the allocation rows
 (`connector.stock.holds.take_from_allocation`), the order (`connector.orders.accept.persist`) and the pins'
-`live.pin_updated`, `live.stock_low` and `live.sold_out` events.
+`live.pin_updated`, `live.stock_low` and `live.sold_out` events (published with `order.accepted`, in one
+publish).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,9 +111,9 @@ def _pins(rt: runtime.Runtime, client_id: int, request: OrderRequest) -> tuple[s
 
 
 def _write(
-    rt: runtime.Runtime,
     session: Session,
     *,
+    rt: runtime.Runtime,
     client_id: int,
     key: str,
     digest: str,
@@ -121,7 +123,8 @@ def _write(
     outcome: Outcome,
     expires_at: datetime,
 ) -> dict[str, Any]:
-    """The purchase's transaction, after Redis took the units: the allocations, the order, the pin events."""
+    """The purchase's write, after Redis took the units: the allocations, the order, the pin events (in a
+    transaction shared with concurrent purchases of this process: `connector.infra.group_commit`)."""
     remaining: dict[int, int] = {}
     for pin_line in sorted(lines, key=lambda item: item.pin_id):
         left = holds.take_from_allocation(session, pin_line.pin_id, pin_line.quantity)
@@ -131,6 +134,9 @@ def _write(
     gens = {counters.pin_key(line.pin_id): gen for line, gen in zip(lines, outcome.gens, strict=True)}
     if not counters.same_generations(rt.redis, gens):
         raise AgainError()
+    crossings: list[outbox.DomainEvent] = []
+    for pin in pins.values():
+        crossings += _crossings(session, pin, remaining[pin.pin_id])
     creator = next(iter(pins.values())).creator_ref
     if creator:  # the session's creator sold it, whatever link the buyer came through
         request = replace(request, attribution=Attribution(via=LIVE, creator_ref=creator))
@@ -147,12 +153,8 @@ def _write(
         ],
         variant_merchants={vid: pin.merchant_id for vid, pin in pins.items()},
         expires_at=expires_at,
+        events=crossings,
     )
-    crossings: list[outbox.DomainEvent] = []
-    for pin in pins.values():
-        crossings += _crossings(session, pin, remaining[pin.pin_id])
-    if crossings:
-        outbox.publish(session, crossings)
     return body
 
 
@@ -198,10 +200,10 @@ def create_live(rt: runtime.Runtime, client_id: int, key: str, digest: str, requ
             raise _refusal(outcome, request, lines)
         taken = counters.pin_holds(lines)
         try:
-            with rt.db.session() as session:
-                body = _write(
-                    rt,
-                    session,
+            body = rt.group_commit.run(
+                partial(
+                    _write,
+                    rt=rt,
                     client_id=client_id,
                     key=key,
                     digest=digest,
@@ -211,6 +213,7 @@ def create_live(rt: runtime.Runtime, client_id: int, key: str, digest: str, requ
                     outcome=outcome,
                     expires_at=expires_at,
                 )
+            )
         except AgainError as again:
             _give_back(rt, taken, mark, token)
             rebuild_after(rt, again)
