@@ -87,10 +87,9 @@ class GroupCommit:
             return
         values: list[Any] = []
         try:
-            with self.db.session() as session:
-                with outbox.deferred(session):
-                    for write in batch:
-                        values.append(write.fn(session))
+            with self.db.session() as session, outbox.deferred(session):
+                for write in batch:
+                    values.append(write.fn(session))
         except Exception:
             logger.info("group commit rolled back; its writes run alone", extra={"writes": len(batch)})
             for write in batch:

@@ -14,8 +14,8 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import update

@@ -94,7 +94,9 @@ def _run(shop: Shop, session_id: int, gate: Gate, buyers: list[str]) -> dict[str
 
     def buy(buyer: str) -> Callable[[], None]:
         def run() -> None:
-            answers[buyer] = post_order(shop.http(), shop.auth, _body(shop, session_id, buyer), key=f"k-{buyer}")
+            answers[buyer] = post_order(
+                shop.http(), shop.auth, _body(shop, session_id, buyer), key=f"k-{buyer}"
+            )
 
         return run
 
@@ -163,13 +165,18 @@ def test_a_purchase_whose_write_fails_in_a_batch_fails_alone(
     assert statuses.pop("b2") == 500
     assert set(statuses.values()) == {201}
     stored = _orders(shop.rt)
-    assert sorted(stored) == sorted(answer.get_json()["id"] for answer in answers.values() if answer.status_code == 201)
+    assert sorted(stored) == sorted(
+        answer.get_json()["id"] for answer in answers.values() if answer.status_code == 201
+    )
     assert order_count(shop.rt) == WAITING  # the gate and the four others; nothing of b2's
     assert counter(shop.rt, counters.pin_key(pin_id)) == 10 - WAITING  # b2's unit went back to the pin
     with shop.rt.db.session() as session:
         allocation = session.get(Reservation, counters.allocation_id(pin_id))
         assert allocation is not None and allocation.quantity == 10 - WAITING
-        assert len(session.scalars(select(Reservation).where(Reservation.order_id.is_not(None))).all()) == WAITING
+        assert (
+            len(session.scalars(select(Reservation).where(Reservation.order_id.is_not(None))).all())
+            == WAITING
+        )
     assert len(events_of(shop.rt, "order.accepted")) == WAITING
 
     monkeypatch.undo()
