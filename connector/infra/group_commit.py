@@ -9,8 +9,9 @@ if run in a session of its own.
 
 A write that raises, or a commit that fails, rolls the batch back: each of its writes then runs again alone,
 in a transaction of its own, and gets its own result or error, so one write never fails or half-writes
-another. Writes must be safe to run again after a rollback (their effects outside the database happen
-after the commit, in the session's `after_commit` hooks).
+another. Writes must be safe to run again after a rollback (their effects outside the database happen after
+the commit, in the session's `after_commit` hooks). On SQLite a transaction waits for its turn on a file
+lock first (`connector.infra.db.Database.writer_turn`).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class GroupCommit:
             return
         values: list[Any] = []
         try:
-            with self.db.session() as session, outbox.deferred(session):
+            with self.db.writer_turn(), self.db.session() as session, outbox.deferred(session):
                 for write in batch:
                     values.append(write.fn(session))
         except Exception:
@@ -104,7 +105,7 @@ class GroupCommit:
 
     def _alone(self, write: _Write[Any]) -> None:
         try:
-            with self.db.session() as session:
+            with self.db.writer_turn(), self.db.session() as session:
                 write.value = write.fn(session)
         except BaseException as exc:
             write.error = exc
