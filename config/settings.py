@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         ge=1,
         le=256,
         description=(
-            "Request threads per gunicorn worker (gthread): concurrent purchases in one worker commit "
+            "Request threads per gunicorn worker (gthread); concurrent live purchases in one worker commit "
             "together (group commit)."
         ),
     )
