@@ -1,11 +1,12 @@
 """Group commit: concurrent writes of one process committed together, in one transaction.
 
-A request thread hands its write (a function of a session) to `GroupCommit.run` and gets its result once the
-transaction holding it has committed: a result means the write is durable. The first waiting thread leads:
-it takes the writes queued so far (its own among them), runs them one after the other in one transaction
-with their events published together (`connector.infra.outbox.deferred`), commits once, and wakes their
-threads; whoever queued meanwhile makes the next batch. Alone, a write is led by its own thread at once, as
-if run in a session of its own.
+A request thread hands its write (an item and the function that writes a list of such items in a session,
+returning one result per item) to `GroupCommit.run` and gets its result once the transaction holding it has
+committed: a result means the write is durable. The first waiting thread leads: it takes the writes queued so
+far (its own among them), writes each kind's items with one call (a few statements for all of them) in one
+transaction with their events published together (`connector.infra.outbox.deferred`), commits once, and
+wakes their threads; whoever queued meanwhile makes the next batch. Alone, a write is led by its own thread
+at once, as if run in a session of its own.
 
 A write that raises, or a commit that fails, rolls the batch back: each of its writes then runs again alone,
 in a transaction of its own, and gets its own result or error, so one write never fails or half-writes
@@ -28,17 +29,20 @@ from connector.infra.db import Database
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+WriteMany = Callable[[Session, list[ItemT]], list[ResultT]]
 MAX_BATCH: Final = 64
 
 
-class _Write(Generic[T]):
-    __slots__ = ("done", "error", "fn", "value")
+class _Write(Generic[ItemT, ResultT]):
+    __slots__ = ("done", "error", "item", "value", "write_many")
 
-    def __init__(self, fn: Callable[[Session], T]):
-        self.fn = fn
+    def __init__(self, item: ItemT, write_many: WriteMany[ItemT, ResultT]):
+        self.item = item
+        self.write_many = write_many
         self.done = False
-        self.value: T | None = None
+        self.value: ResultT | None = None
         self.error: BaseException | None = None
 
 
@@ -49,13 +53,13 @@ class GroupCommit:
         self.db = db
         self.max_batch = max_batch
         self._cond = threading.Condition()
-        self._queue: list[_Write[Any]] = []
+        self._queue: list[_Write[Any, Any]] = []
         self._leading = False
 
-    def run(self, fn: Callable[[Session], T]) -> T:
-        """Run `fn(session)` in a transaction, possibly shared with other threads' writes; returns its result
-        after the commit, or raises its error (nothing of it was written then)."""
-        write = _Write(fn)
+    def run(self, item: ItemT, write_many: WriteMany[ItemT, ResultT]) -> ResultT:
+        """Write `item` (`write_many(session, [item, ...])`) in a transaction, possibly with other threads'
+        items; returns its result after the commit, or raises its error (nothing of it was written then)."""
+        write = _Write(item, write_many)
         with self._cond:
             self._queue.append(write)
             while not write.done and self._leading:
@@ -82,15 +86,19 @@ class GroupCommit:
             raise write.error
         return write.value  # type: ignore[return-value]
 
-    def _commit(self, batch: list[_Write[Any]]) -> None:
+    def _commit(self, batch: list[_Write[Any, Any]]) -> None:
         if len(batch) == 1:
             self._alone(batch[0])
             return
-        values: list[Any] = []
+        kinds: dict[WriteMany[Any, Any], list[_Write[Any, Any]]] = {}
+        for write in batch:
+            kinds.setdefault(write.write_many, []).append(write)
+        values: list[tuple[_Write[Any, Any], Any]] = []
         try:
             with self.db.writer_turn(), self.db.session() as session, outbox.deferred(session):
-                for write in batch:
-                    values.append(write.fn(session))
+                for write_many, writes in kinds.items():
+                    results = write_many(session, [write.item for write in writes])
+                    values += zip(writes, results, strict=True)
         except Exception:
             logger.info("group commit rolled back; its writes run alone", extra={"writes": len(batch)})
             for write in batch:
@@ -100,13 +108,13 @@ class GroupCommit:
             for write in batch:
                 write.error, write.done = exc, True
             raise
-        for write, value in zip(batch, values, strict=True):
+        for write, value in values:
             write.value, write.done = value, True
 
-    def _alone(self, write: _Write[Any]) -> None:
+    def _alone(self, write: _Write[Any, Any]) -> None:
         try:
             with self.db.writer_turn(), self.db.session() as session:
-                write.value = write.fn(session)
+                (write.value,) = write.write_many(session, [write.item])
         except BaseException as exc:
             write.error = exc
         finally:

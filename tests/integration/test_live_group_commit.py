@@ -64,16 +64,16 @@ class Gate:
         self.inside = threading.Event()
         self.open = threading.Event()
         self.batches: list[int] = []
-        persist = live_checkout.persist
+        persist_many = live_checkout.persist_many
 
-        def gated_persist(session: Any, **kwargs: Any) -> dict[str, Any]:
-            buyer = kwargs["request"].buyer.get("ref")
-            if buyer == "gate":
+        def gated_persist_many(session: Any, news: list[Any]) -> list[dict[str, Any]]:
+            buyers = {new.request.buyer.get("ref") for new in news}
+            if "gate" in buyers:
                 self.inside.set()
                 assert self.open.wait(30)
-            if buyer == fail_for:
+            if fail_for in buyers:
                 raise RuntimeError("the write of this purchase fails")
-            return persist(session, **kwargs)
+            return persist_many(session, news)
 
         commit = GroupCommit._commit
 
@@ -81,7 +81,7 @@ class Gate:
             self.batches.append(len(batch))
             commit(group, batch)
 
-        monkeypatch.setattr(live_checkout, "persist", gated_persist)
+        monkeypatch.setattr(live_checkout, "persist_many", gated_persist_many)
         monkeypatch.setattr(GroupCommit, "_commit", counted_commit)
 
     def queued(self) -> int:
