@@ -8,7 +8,10 @@ _settings = get_settings()
 
 bind = os.environ.get("GUNICORN_BIND", f"{_settings.web_host}:{_settings.web_port}")
 workers = _settings.web_workers
-worker_class = "sync"
+# Threads: a request waiting on Redis or the database leaves the worker to the others, and concurrent purchases
+# in one worker share one transaction and its commit (`connector.infra.group_commit`).
+worker_class = "gthread"
+threads = _settings.web_threads
 # The app is loaded once, in the master, and the workers are forked from it: a worker starts (and is replaced)
 # without importing the application again, and shares the master's loaded code. `post_fork` hands each worker
 # the runtime without the master's connections.

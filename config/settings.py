@@ -59,6 +59,15 @@ class Settings(BaseSettings):
         default=8000, ge=1, le=65535, description="Port `storelink up` binds the web app to."
     )
     web_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes.")
+    web_threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description=(
+            "Request threads per gunicorn worker (gthread); concurrent live purchases in one worker commit "
+            "together (group commit)."
+        ),
+    )
     worker_queues: str = Field(
         default="orders,events,sync,bulk",
         description="Queues a worker listens on, most urgent first, comma-separated.",

@@ -11,7 +11,7 @@ The baseline, measured in the same run with the same gunicorn settings and the s
 endpoint that parses the same JSON body and runs only the same Lua purchase script against a pin counter of
 its own. It runs before the sale and again after it (the machine is shared: the two bracket whatever else it
 was doing), and the figure is the ratio of Storelink's purchase requests per second to the baseline's over
-both runs (target at least 0.5); p99 latency is shown.
+both runs (target at least 0.8), and Storelink's p99 latency against the baseline's (target at most twice it).
 
 The workers start when the burst is over (`push_during_sale=False`, the default): the store emulator shares
 the machine's cores with everything else here, where in production the store is somebody else's servers.
@@ -41,7 +41,8 @@ from connector.infra import runtime
 
 logger = logging.getLogger(__name__)
 
-TARGET_RATIO: Final = 0.5
+TARGET_RATIO: Final = 0.8
+TARGET_P99_FACTOR: Final = 2.0
 BARE_PIN: Final = 900_000_001
 """The baseline's pin counter id (no such pin exists in the database)."""
 PUSH_WORKERS: Final = 2
@@ -372,7 +373,7 @@ def report(result: SaleResult, *, backend: str, console: Console) -> dict[str, A
         "p50 / p99 ms",
         f"{percentile(bare.latencies_ms, 50):.0f} / {bare_p99:.0f}",
         f"{percentile(ours.latencies_ms, 50):.0f} / {p99:.0f}",
-        "",
+        f"p99 <= {TARGET_P99_FACTOR:g} x baseline",
     )
     table.add_row(
         "201 / 409 / other",
@@ -396,6 +397,7 @@ def report(result: SaleResult, *, backend: str, console: Console) -> dict[str, A
         and result.oversold == 0
         and result.tally["buyers_over_limit"] == 0
         and result.ratio >= TARGET_RATIO
+        and p99 <= TARGET_P99_FACTOR * bare_p99
         and not other
     )
     return {
@@ -420,6 +422,7 @@ def report(result: SaleResult, *, backend: str, console: Console) -> dict[str, A
         "baseline_p99_ms": round(bare_p99, 1),
         "push_seconds": round(result.push_seconds, 1),
         "target_ratio": TARGET_RATIO,
+        "target_p99_ms": round(TARGET_P99_FACTOR * bare_p99, 1),
         "target_confirmed": result.allocation,
         "target_oversold": 0,
         "meets_targets": meets,

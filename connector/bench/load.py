@@ -1,8 +1,8 @@
 """HTTP load for benchmarks: closed-loop request floods and paced sends over raw loopback sockets.
 
-Requests are prepared as bytes before the clock starts, each on a fresh connection (`Connection: close`,
-as gunicorn's sync workers answer). A flood runs in its own processes so that the measuring process's
-GIL is not part of what is measured.
+Requests are prepared as bytes before the clock starts, each on a fresh connection (`Connection: close`: one
+request per connection, whatever gunicorn's worker class). A flood runs in its own processes so that the
+measuring process's GIL is not part of what is measured.
 """
 
 from __future__ import annotations

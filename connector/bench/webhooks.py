@@ -478,7 +478,7 @@ def _summary(
     process_ratio = event_rate / noop_rate
     backend = "PostgreSQL" if database_url else "SQLite"
 
-    table = Table(title=f"webhooks ({backend}, gunicorn sync workers, 2 job workers)")
+    table = Table(title=f"webhooks ({backend}, gunicorn gthread workers, 2 job workers)")
     for col in ("measure", "baseline", "storelink", "ratio", "target"):
         table.add_column(col, justify="left" if col == "measure" else "right")
     table.add_row(

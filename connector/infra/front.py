@@ -1,7 +1,7 @@
 """The buffering front of `storelink up`: takes each HTTP request in whole before gunicorn sees it.
 
-gunicorn's sync workers serve one request at a time and read its body as the client sends it, so a client that
-sends slowly would hold a whole worker. The front (asyncio, one process) reads the request head and body of
+gunicorn's workers serve a request on one of their few threads and read its body as the client sends it, so a
+client that sends slowly would hold a thread. The front (asyncio, one process) reads the request head and body of
 every connection itself, bounded (64 KB of head, MAX_REQUEST_BYTES of body, at most MAX_CONNECTIONS at once, a
 minute to send it all), and only then hands the request to gunicorn on a private loopback port, reading its
 answer in whole too before sending it on. One request per connection: answers carry `Connection: close`.

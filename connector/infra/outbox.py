@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 Subscriber = Callable[[Session, Sequence[dict[str, Any]]], None]
 _subscribers: list[Subscriber] = []
+_DEFERRED = "outbox.deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,8 @@ def unsubscribe(subscriber: Subscriber) -> None:
 
 
 def publish(session: Session, events: Sequence[DomainEvent]) -> int:
-    """Store `events` in the session's transaction: they exist if and only if the change that caused them does."""
+    """Store `events` in the session's transaction: they exist if and only if the change that caused them does.
+    Inside `deferred(session)` they are stored with the block's other events when it ends."""
     if not events:
         return 0
     rows = [
@@ -63,7 +66,32 @@ def publish(session: Session, events: Sequence[DomainEvent]) -> int:
         }
         for e in events
     ]
+    waiting = session.info.get(_DEFERRED)
+    if waiting is not None:
+        waiting.extend(rows)
+    else:
+        _store(session, rows)
+    return len(rows)
+
+
+def _store(session: Session, rows: list[dict[str, Any]]) -> None:
     bulk_insert.insert_many(session.connection(), EventPayload.__table__, rows)  # type: ignore[arg-type]
     for subscriber in _subscribers:
         subscriber(session, rows)
-    return len(rows)
+
+
+@contextmanager
+def deferred(session: Session) -> Iterator[None]:
+    """The events published in `session` inside the block are stored together when it ends without error,
+    still in the transaction: one insert and one subscriber pass for a batch of changes (a group commit)."""
+    if _DEFERRED in session.info:  # already inside a deferring block: its end stores them
+        yield
+        return
+    rows: list[dict[str, Any]] = []
+    session.info[_DEFERRED] = rows
+    try:
+        yield
+    finally:
+        session.info.pop(_DEFERRED, None)
+    if rows:
+        _store(session, rows)

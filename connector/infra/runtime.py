@@ -1,4 +1,5 @@
-"""The process's wiring: settings, database, Redis, queues and secret box, built once per process."""
+"""The process's wiring: settings, database (and its group commit), Redis, queues and secret box, built once per
+process."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from redis import Redis
 from config.settings import Settings, get_settings
 from connector.infra.crypto import SecretBox
 from connector.infra.db import Database
+from connector.infra.group_commit import GroupCommit
 from connector.infra.queue import Queues, connect
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,11 @@ class Runtime:
     @cached_property
     def db(self) -> Database:
         return Database.from_settings(self.settings)
+
+    @cached_property
+    def group_commit(self) -> GroupCommit:
+        """The process's batching of concurrent purchase writes into one transaction (`connector.infra.group_commit`)."""
+        return GroupCommit(self.db)
 
     @cached_property
     def redis(self) -> Redis:
@@ -47,6 +54,7 @@ class Runtime:
         and new ones are made on first use."""
         if "db" in self.__dict__:
             self.db.after_fork()
+        self.__dict__.pop("group_commit", None)  # its lock may have been held in the parent
         if "redis" in self.__dict__:
             self.redis.connection_pool.reset()
         self.pid = os.getpid()

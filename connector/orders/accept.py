@@ -157,42 +157,54 @@ def _line_values(lines: Sequence[AcceptedLine]) -> list[dict[str, Any]]:
     ]
 
 
-def _insert_order(
-    session: Session, order: Order, body: dict[str, Any], line_values: list[dict[str, Any]]
-) -> int:
+def _insert_orders(
+    session: Session,
+    orders: Sequence[Order],
+    bodies: Sequence[dict[str, Any]],
+    lines: Sequence[list[dict[str, Any]]],
+) -> list[int]:
+    """Insert the orders (one statement, their ids in their order) and all their lines (one more)."""
     conn = session.connection()
-    order_id: int = conn.execute(
-        insert(Order.__table__)  # type: ignore[arg-type]
-        .values(
-            public_id=order.public_id,
-            merchant_id=order.merchant_id,
-            platform_client_id=order.platform_client_id,
-            platform_order_id=order.platform_order_id,
-            idempotency_key=order.idempotency_key,
-            request_hash=order.request_hash,
-            status=order.status,
-            currency=order.currency,
-            subtotal_minor=order.subtotal_minor,
-            total_minor=order.total_minor,
-            buyer=order.buyer,
-            shipping_address=order.shipping_address,
-            live_session_id=order.live_session_id,
-            attributed_via=order.attributed_via,
-            affiliate_link_id=order.affiliate_link_id,
-            affiliate_program_id=order.affiliate_program_id,
-            affiliate_creator_ref=order.affiliate_creator_ref,
-            click_id=order.click_id,
-            response_body=body,
-            created_at=order.created_at,
-            updated_at=order.updated_at,
-        )
-        .returning(Order.id)
-    ).scalar_one()
+    order_ids: list[int] = list(
+        conn.execute(
+            insert(Order.__table__).returning(Order.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+            [
+                {
+                    "public_id": order.public_id,
+                    "merchant_id": order.merchant_id,
+                    "platform_client_id": order.platform_client_id,
+                    "platform_order_id": order.platform_order_id,
+                    "idempotency_key": order.idempotency_key,
+                    "request_hash": order.request_hash,
+                    "status": order.status,
+                    "currency": order.currency,
+                    "subtotal_minor": order.subtotal_minor,
+                    "total_minor": order.total_minor,
+                    "buyer": order.buyer,
+                    "shipping_address": order.shipping_address,
+                    "live_session_id": order.live_session_id,
+                    "attributed_via": order.attributed_via,
+                    "affiliate_link_id": order.affiliate_link_id,
+                    "affiliate_program_id": order.affiliate_program_id,
+                    "affiliate_creator_ref": order.affiliate_creator_ref,
+                    "click_id": order.click_id,
+                    "response_body": body,
+                    "created_at": order.created_at,
+                    "updated_at": order.updated_at,
+                }
+                for order, body in zip(orders, bodies, strict=True)
+            ],
+        ).scalars()
+    )
     conn.execute(
         insert(OrderLine.__table__),  # type: ignore[arg-type]
-        [{**values, "order_id": order_id} for values in line_values],
+        [
+            {**values, "order_id": order_id}
+            for order_id, line_values in zip(order_ids, lines, strict=True)
+            for values in line_values
+        ],
     )
-    return order_id
+    return order_ids
 
 
 def _accepted(order: Order, line_values: list[dict[str, Any]]) -> outbox.DomainEvent:
@@ -235,6 +247,91 @@ def _attribution_columns(attribution: Attribution | None) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """An accepted order to write: the request, its key, and what the checkout took for it."""
+
+    client_id: int
+    key: str
+    digest: str
+    request: OrderRequest
+    merchant_id: int
+    lines: Sequence[AcceptedLine]
+    variant_merchants: dict[int, int]
+    expires_at: datetime
+    events: Sequence[outbox.DomainEvent] = ()
+    """Published with its `order.accepted`."""
+
+
+def _transient(new: NewOrder, now: datetime) -> Order:
+    """The order's row values (transient: what `order_body` reads too)."""
+    subtotal = sum(line.request.quantity * line.request.unit_price_minor for line in new.lines)
+    return Order(
+        public_id="ord_" + secrets.token_hex(10),
+        merchant_id=new.merchant_id,
+        platform_client_id=new.client_id,
+        platform_order_id=new.request.platform_order_id,
+        idempotency_key=new.key,
+        request_hash=new.digest,
+        status=OrderStatus.ACCEPTED.value,
+        currency=new.request.currency,
+        subtotal_minor=subtotal,
+        total_minor=subtotal,
+        buyer=dict(new.request.buyer),
+        shipping_address=dict(new.request.shipping_address),
+        live_session_id=new.request.live_session_id,
+        store_order_ref=None,
+        **_attribution_columns(new.request.attribution),
+        store_order_name=None,
+        rejection_reason=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def persist_many(session: Session, news: Sequence[NewOrder]) -> list[dict[str, Any]]:
+    """Write the orders, their lines, their holds and their `order.accepted` (with each order's `events`) in
+    the caller's transaction, a few statements for all of them (Core inserts: this is the purchase path's
+    write, kept short as it holds the write lock), and queue their pushes for after the commit. Returns each
+    order's answer, which is stored with it for idempotent replays."""
+    now = datetime.now(UTC)
+    orders = [_transient(new, now) for new in news]
+    lines = [_line_values(new.lines) for new in news]
+    bodies = [
+        order_body(order, [OrderLine(**values) for values in line_values], new.expires_at)
+        for order, line_values, new in zip(orders, lines, news, strict=True)
+    ]
+    order_ids = _insert_orders(session, orders, bodies, lines)
+    holds.add_holds(
+        session,
+        [
+            holds.OrderHold(
+                order_id,
+                holds.NewHold(
+                    line.reservation_id,
+                    new.variant_merchants[line.request.variant_id],
+                    line.request.variant_id,
+                    line.request.quantity,
+                    line.live_pin_id,
+                ),
+                new.request.buyer_ref,
+                new.expires_at,
+            )
+            for order_id, new in zip(order_ids, news, strict=True)
+            for line in new.lines
+            if line.reservation_id is not None
+        ],
+        now=now,
+    )
+    events: list[outbox.DomainEvent] = []
+    for order, line_values, new in zip(orders, lines, news, strict=True):
+        events += [_accepted(order, line_values), *new.events]
+    outbox.publish(session, events)
+    for order_id in order_ids:
+        push.request_push(session, order_id)
+    return bodies
+
+
 def persist(
     session: Session,
     *,
@@ -247,49 +344,9 @@ def persist(
     variant_merchants: dict[int, int],
     expires_at: datetime,
 ) -> dict[str, Any]:
-    """Write the order, its lines, its holds and `order.accepted` in the caller's transaction (Core inserts:
-    this is the purchase path's write, kept short as it holds the write lock), and queue the push for after
-    the commit. Returns the order's answer, which is stored with it for idempotent replays."""
-    now = datetime.now(UTC)
-    subtotal = sum(line.request.quantity * line.request.unit_price_minor for line in lines)
-    order = Order(  # transient: the values of the row, and what `order_body` reads
-        public_id="ord_" + secrets.token_hex(10),
-        merchant_id=merchant_id,
-        platform_client_id=client_id,
-        platform_order_id=request.platform_order_id,
-        idempotency_key=key,
-        request_hash=digest,
-        status=OrderStatus.ACCEPTED.value,
-        currency=request.currency,
-        subtotal_minor=subtotal,
-        total_minor=subtotal,
-        buyer=dict(request.buyer),
-        shipping_address=dict(request.shipping_address),
-        live_session_id=request.live_session_id,
-        store_order_ref=None,
-        **_attribution_columns(request.attribution),
-        store_order_name=None,
-        rejection_reason=None,
-        created_at=now,
-        updated_at=now,
+    """`persist_many` of one order."""
+    (body,) = persist_many(
+        session,
+        [NewOrder(client_id, key, digest, request, merchant_id, lines, variant_merchants, expires_at)],
     )
-    line_values = _line_values(lines)
-    body = order_body(order, [OrderLine(**values) for values in line_values], expires_at)
-    order_id = _insert_order(session, order, body, line_values)
-    new_holds = [
-        holds.NewHold(
-            line.reservation_id,
-            variant_merchants[line.request.variant_id],
-            line.request.variant_id,
-            line.request.quantity,
-            line.live_pin_id,
-        )
-        for line in lines
-        if line.reservation_id is not None
-    ]
-    holds.add_order_holds(
-        session, order_id, new_holds, buyer_ref=request.buyer_ref, expires_at=expires_at, now=now
-    )
-    outbox.publish(session, [_accepted(order, line_values)])
-    push.request_push(session, order_id)
     return body

@@ -2,9 +2,11 @@
 
 One Lua call (`connector.stock.counters.buy_from_pins`) checks that each pin is on sale, the price, the buyer's
 limit and the allocation together, and sets the request's idempotency mark, so a refusal (sold out, over the
-limit) touches no database; an accepted purchase then writes in one short transaction: the allocation rows
-(`connector.stock.holds.take_from_allocation`), the order (`connector.orders.accept.persist`) and the pins'
-`live.pin_updated`, `live.stock_low` and `live.sold_out` events.
+limit) touches no database; an accepted purchase then writes in one short transaction, shared with the
+purchases of the same web process waiting meanwhile (`connector.infra.group_commit`; a 201 only once it
+committed): the allocation rows (`connector.stock.holds.take_from_allocation`, one update per pin), the orders
+(`connector.orders.accept.persist_many`) and the pins' `live.pin_updated`, `live.stock_low` and
+`live.sold_out` events.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,8 +35,9 @@ from connector.orders.accept import (
     AcceptedLine,
     AgainError,
     Answer,
+    NewOrder,
     OrderRequest,
-    persist,
+    persist_many,
     rebuild_after,
     replay,
     takes_no_orders,
@@ -108,52 +111,77 @@ def _pins(rt: runtime.Runtime, client_id: int, request: OrderRequest) -> tuple[s
     return buyer, pins
 
 
-def _write(
-    rt: runtime.Runtime,
-    session: Session,
-    *,
-    client_id: int,
-    key: str,
-    digest: str,
-    request: OrderRequest,
-    pins: dict[int, PinInfo],
-    lines: Sequence[PinLine],
-    outcome: Outcome,
-    expires_at: datetime,
-) -> dict[str, Any]:
-    """The purchase's transaction, after Redis took the units: the allocations, the order, the pin events."""
-    remaining: dict[int, int] = {}
-    for pin_line in sorted(lines, key=lambda item: item.pin_id):
-        left = holds.take_from_allocation(session, pin_line.pin_id, pin_line.quantity)
-        if left is None:  # the database disagrees with the counter: rebuild it from the database
-            raise AgainError(pins=[pin_line.pin_id], force=True)
-        remaining[pin_line.pin_id] = left
-    gens = {counters.pin_key(line.pin_id): gen for line, gen in zip(lines, outcome.gens, strict=True)}
-    if not counters.same_generations(rt.redis, gens):
+@dataclass(frozen=True, slots=True)
+class _Purchase:
+    """An accepted purchase to write: Redis took its units."""
+
+    rt: runtime.Runtime
+    client_id: int
+    key: str
+    digest: str
+    request: OrderRequest
+    pins: dict[int, PinInfo]
+    lines: Sequence[PinLine]
+    outcome: Outcome
+    expires_at: datetime
+
+
+def _take(session: Session, purchases: Sequence[_Purchase]) -> list[dict[int, int]]:
+    """Take the purchases' units out of their pins' allocations (one update per pin); what each pin has left
+    after each purchase, in their order. The counters' generations must be those the purchases were made
+    against (checked under the allocation rows' lock)."""
+    totals: dict[int, int] = {}
+    gens: dict[str, str] = {}
+    for purchase in purchases:
+        for line, gen in zip(purchase.lines, purchase.outcome.gens, strict=True):
+            totals[line.pin_id] = totals.get(line.pin_id, 0) + line.quantity
+            if gens.setdefault(counters.pin_key(line.pin_id), gen) != gen:
+                raise AgainError()  # a counter rebuilt between two of them: each again, alone
+    left: dict[int, int] = {}
+    for pin_id in sorted(totals):
+        taken = holds.take_from_allocation(session, pin_id, totals[pin_id])
+        if taken is None:  # the database disagrees with the counter: rebuild it from the database
+            raise AgainError(pins=[pin_id], force=True)
+        left[pin_id] = taken
+    if not counters.same_generations(purchases[0].rt.redis, gens):
         raise AgainError()
-    creator = next(iter(pins.values())).creator_ref
-    if creator:  # the session's creator sold it, whatever link the buyer came through
-        request = replace(request, attribution=Attribution(via=LIVE, creator_ref=creator))
-    body = persist(
-        session,
-        client_id=client_id,
-        key=key,
-        digest=digest,
-        request=request,
-        merchant_id=next(iter(pins.values())).merchant_id,
-        lines=[
-            AcceptedLine(req, line.reservation_id, line.pin_id)
-            for req, line in zip(request.lines, lines, strict=True)
-        ],
-        variant_merchants={vid: pin.merchant_id for vid, pin in pins.items()},
-        expires_at=expires_at,
-    )
-    crossings: list[outbox.DomainEvent] = []
-    for pin in pins.values():
-        crossings += _crossings(session, pin, remaining[pin.pin_id])
-    if crossings:
-        outbox.publish(session, crossings)
-    return body
+    after: list[dict[int, int]] = []
+    for purchase in reversed(purchases):
+        after.append({line.pin_id: left[line.pin_id] for line in purchase.lines})
+        for line in purchase.lines:
+            left[line.pin_id] += line.quantity
+    return after[::-1]
+
+
+def _write(session: Session, purchases: list[_Purchase]) -> list[dict[str, Any]]:
+    """The purchases' write (a `connector.infra.group_commit` write): the allocations, the orders, the pin
+    events, a few statements for all of them."""
+    news: list[NewOrder] = []
+    for purchase, remaining in zip(purchases, _take(session, purchases), strict=True):
+        pins, request = purchase.pins, purchase.request
+        crossings: list[outbox.DomainEvent] = []
+        for pin in pins.values():
+            crossings += _crossings(session, pin, remaining[pin.pin_id])
+        creator = next(iter(pins.values())).creator_ref
+        if creator:  # the session's creator sold it, whatever link the buyer came through
+            request = replace(request, attribution=Attribution(via=LIVE, creator_ref=creator))
+        news.append(
+            NewOrder(
+                client_id=purchase.client_id,
+                key=purchase.key,
+                digest=purchase.digest,
+                request=request,
+                merchant_id=next(iter(pins.values())).merchant_id,
+                lines=[
+                    AcceptedLine(req, line.reservation_id, line.pin_id)
+                    for req, line in zip(request.lines, purchase.lines, strict=True)
+                ],
+                variant_merchants={vid: pin.merchant_id for vid, pin in pins.items()},
+                expires_at=purchase.expires_at,
+                events=crossings,
+            )
+        )
+    return persist_many(session, news)
 
 
 def _give_back(rt: runtime.Runtime, taken: Sequence[Hold], mark: str, token: str) -> None:
@@ -198,19 +226,9 @@ def create_live(rt: runtime.Runtime, client_id: int, key: str, digest: str, requ
             raise _refusal(outcome, request, lines)
         taken = counters.pin_holds(lines)
         try:
-            with rt.db.session() as session:
-                body = _write(
-                    rt,
-                    session,
-                    client_id=client_id,
-                    key=key,
-                    digest=digest,
-                    request=request,
-                    pins=pins,
-                    lines=lines,
-                    outcome=outcome,
-                    expires_at=expires_at,
-                )
+            body = rt.group_commit.run(
+                _Purchase(rt, client_id, key, digest, request, pins, lines, outcome, expires_at), _write
+            )
         except AgainError as again:
             _give_back(rt, taken, mark, token)
             rebuild_after(rt, again)

@@ -82,9 +82,9 @@ def push_retry() -> Retry:
     return jittered_retry(PUSH_RETRY_BASE)
 
 
-def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> bool:
+def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False, new: bool = False) -> bool:
     """Queue the push of one order (best effort: a failure here only delays it until the sweeper); a
-    takeover goes to the front of the queue."""
+    takeover goes to the front of the queue; a `new` order (just committed) has no job to dedupe against."""
     try:
         job = rt.queues.enqueue(
             ORDERS,
@@ -93,7 +93,7 @@ def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> bo
             job_id=job_id(order_id),
             retry=push_retry(),
             timeout=queue.attempt_timeout(rt.settings),
-            dedupe=not takeover,
+            dedupe=not (takeover or new),
             at_front=takeover,  # it has waited its turn once: a backlog of new pushes does not hold it back
         )
     except Exception:
@@ -103,10 +103,11 @@ def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> bo
 
 
 def request_push(session: Session, order_id: int) -> None:
-    """Queue the push of `order_id` once `session`'s transaction commits (nothing is queued on rollback)."""
+    """Queue the push of the new order `order_id` once `session`'s transaction commits (nothing is queued on
+    rollback). The order was just written, so no job of it can be live: no dedupe lookup first."""
 
     def _after_commit(_session: Session) -> None:
-        enqueue(runtime.current(), order_id)
+        enqueue(runtime.current(), order_id, new=True)
 
     event.listen(session, "after_commit", _after_commit, once=True)
 

@@ -139,36 +139,38 @@ class NewHold:
     live_pin_id: int | None = None
 
 
-def add_order_holds(
-    session: Session,
-    order_id: int,
-    holds: Sequence[NewHold],
-    *,
-    buyer_ref: str | None,
-    expires_at: datetime,
-    now: datetime,
-) -> None:
-    """Write an order's active holds in the caller's transaction (one Core insert: the purchase path)."""
-    if not holds:
+@dataclass(frozen=True, slots=True)
+class OrderHold:
+    """One active hold of an order, for `add_holds`."""
+
+    order_id: int
+    hold: NewHold
+    buyer_ref: str | None
+    expires_at: datetime
+
+
+def add_holds(session: Session, rows: Sequence[OrderHold], *, now: datetime) -> None:
+    """Write the active holds of several orders in the caller's transaction (one Core insert)."""
+    if not rows:
         return
     session.connection().execute(
         insert(Reservation.__table__),  # type: ignore[arg-type]
         [
             {
-                "id": hold.reservation_id,
-                "merchant_id": hold.merchant_id,
-                "variant_id": hold.variant_id,
-                "order_id": order_id,
-                "live_pin_id": hold.live_pin_id,
-                "buyer_ref": buyer_ref,
-                "quantity": hold.quantity,
+                "id": row.hold.reservation_id,
+                "merchant_id": row.hold.merchant_id,
+                "variant_id": row.hold.variant_id,
+                "order_id": row.order_id,
+                "live_pin_id": row.hold.live_pin_id,
+                "buyer_ref": row.buyer_ref,
+                "quantity": row.hold.quantity,
                 "state": ACTIVE,
-                "expires_at": expires_at,
+                "expires_at": row.expires_at,
                 "settled_at": None,
                 "created_at": now,
                 "updated_at": now,
             }
-            for hold in holds
+            for row in rows
         ],
     )
 
