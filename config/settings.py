@@ -60,12 +60,13 @@ class Settings(BaseSettings):
     )
     web_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes.")
     web_threads: int = Field(
-        default=8,
+        default=4,
         ge=1,
         le=256,
         description=(
             "Request threads per gunicorn worker (gthread); concurrent live purchases in one worker commit "
-            "together (group commit)."
+            "together (group commit). More threads batch more purchases but lengthen the tail of CPU-bound "
+            "reads such as showcases."
         ),
     )
     worker_queues: str = Field(
