@@ -462,6 +462,16 @@ def run(
     return _summary(console, database_url, rate, accepted, processed, latency)
 
 
+def _stages_table(rate: int, stages: dict[str, dict[str, float]]) -> Table:
+    """Where the store-to-platform time goes, p50 and p99 of each stage."""
+    table = Table(title=f"(c) where the time goes at {rate}/s (ms)")
+    for col in ("stage", "p50", "p99"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for name, label in STAGES:
+        table.add_row(label, f"{stages[name]['p50_ms']:.0f}", f"{stages[name]['p99_ms']:.0f}")
+    return table
+
+
 def _summary(
     console: Console,
     database_url: str | None,
@@ -503,13 +513,7 @@ def _summary(
         f"p99 < {TARGET_P99_MS:.0f}",
     )
     console.print(table)
-    stages = Table(title=f"(c) where the time goes at {rate}/s (ms)")
-    for col in ("stage", "p50", "p99"):
-        stages.add_column(col, justify="left" if col == "stage" else "right")
-    for name, label in STAGES:
-        figures = latency["stages"][name]
-        stages.add_row(label, f"{figures['p50_ms']:.0f}", f"{figures['p99_ms']:.0f}")
-    console.print(stages)
+    console.print(_stages_table(rate, latency["stages"]))
     console.print(
         f"(a) {ours.ok:,} accepted, {ours.failed:,} refused; baseline {bare.ok:,} / {bare.failed:,}. "
         f"(b) {processed['done']:,} events in {processed['drain_seconds']:.2f} s; "
