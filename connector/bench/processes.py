@@ -35,6 +35,25 @@ def in_process(target: Any, *args: Any) -> dict[str, Any]:
 
 
 @contextmanager
+def piped_process(target: Any, what: str) -> Iterator[Any]:
+    """`target(conn)` in a spawned process of its own (a service the bench talks to over a pipe, such as the
+    platform's receiver); yields this end of the pipe once the process has sent its first message, and
+    joins the process (killing it if it does not end) on leaving."""
+    context = mp.get_context("spawn")
+    parent, child = context.Pipe()
+    proc = context.Process(target=target, args=(child,), daemon=True)
+    proc.start()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError(f"{what} did not start")
+        yield parent
+    finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+
+
+@contextmanager
 def service_environment(
     database_url: str | None,
     workdir: Path,

@@ -10,7 +10,6 @@ its own, as the platform is another service, so checking the signatures is not c
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from connector.bench.processes import piped_process
 from connector.domain.event_types import INVENTORY_UPDATED
 
 logger = logging.getLogger(__name__)
@@ -39,19 +39,11 @@ def receiver_process(conn: Any) -> None:
 
 @contextmanager
 def _receiver() -> Iterator[tuple[Any, str]]:
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    proc = context.Process(target=receiver_process, args=(child,), daemon=True)
-    proc.start()
-    try:
-        if not parent.poll(60):
-            raise RuntimeError("the platform receiver did not start")
-        yield parent, parent.recv()
-    finally:
-        parent.send(None)
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.kill()
+    with piped_process(receiver_process, "the platform receiver") as parent:
+        try:
+            yield parent, parent.recv()
+        finally:
+            parent.send(None)
 
 
 def _disable_endpoints(rt: Any) -> None:

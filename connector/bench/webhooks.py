@@ -25,8 +25,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,14 @@ from rich.table import Table
 
 from connector.bench.latency_stages import STAGES, stage_latencies
 from connector.bench.load import flood, http_request, percentile
-from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
+from connector.bench.processes import (
+    Stack,
+    free_port,
+    piped_process,
+    service_environment,
+    start_gunicorn,
+    worker_argv,
+)
 from connector.domain.event_types import INVENTORY_UPDATED
 
 TARGET_ACCEPT_RATIO = 0.85
@@ -265,31 +270,13 @@ def platform_process(conn: Any) -> None:
                 return
 
 
-@contextmanager
-def _platform() -> Iterator[Any]:
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    proc = context.Process(target=platform_process, args=(child,), daemon=True)
-    proc.start()
-    try:
-        if not parent.poll(60):
-            raise RuntimeError("the platform receiver did not start")
-        yield parent
-    finally:
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.kill()
-
-
 def _latency(
     stack: Stack, rt: Any, spec: dict[str, Any], rate: int, seconds: float, console: Console
 ) -> dict[str, Any]:
     from connector.sandbox.feed_push import FeedPusher
     from webhooks.outbound import endpoints
 
-    with _platform() as platform:
+    with piped_process(platform_process, "the platform receiver") as platform:
         platform_url = platform.recv()
         with rt.db.session() as session:
             created = endpoints.create_endpoint(
