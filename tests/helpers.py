@@ -36,6 +36,14 @@ from webhooks.inbound import receiver
 # change: they run on SQLite only, where every other test runs on both backends.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
+# For end-to-end tests of real processes (each costs tens of seconds): one backend each. PostgreSQL, production's,
+# where the test is about workers of several processes contending for the same rows; SQLite otherwise. What
+# differs between the backends below the processes (locking, conflicts, SQL) is tested in-process on both.
+# Where TEST_DATABASE_URL is not set, PostgreSQL's share runs on SQLite.
+ON_POSTGRESQL = pytest.mark.parametrize(
+    "database_url", ["postgresql" if os.environ.get("TEST_DATABASE_URL") else "sqlite"], indirect=True
+)
+
 
 class ApiClient(NamedTuple):
     """A platform client of the Platform API: its id and the Authorization header of its key."""

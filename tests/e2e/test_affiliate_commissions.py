@@ -24,9 +24,9 @@ from connector.affiliates.amounts import commission
 from connector.infra.models import AffiliateClick, CommissionEntry, Merchant, Order, Variant
 from connector.sandbox import platform as platform_receiver
 from connector.sandbox.shopify import Server, serve
-from tests.helpers import Up, wait_for
+from tests.helpers import ON_POSTGRESQL, Up, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ON_POSTGRESQL]
 
 SHOP = "storelink-demo.myshopify.com"
 HOLD_SECONDS = 3

@@ -16,11 +16,11 @@ from config.settings import Settings
 from connector.infra import outbox, runtime
 from connector.infra.models import Delivery, DeliveryAttempt, EventPayload
 from connector.sandbox.platform import Fault, serve
-from tests.helpers import Up, wait_for
+from tests.helpers import ON_POSTGRESQL, Up, wait_for
 from webhooks.outbound import fanout
 from webhooks.outbound.endpoints import create_endpoint
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ON_POSTGRESQL]
 
 EVENTS = 40
 LATENCY = 0.1  # every POST takes this long at the platform...

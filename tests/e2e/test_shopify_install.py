@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from config.settings import Settings
 from connector.infra.models import Merchant, Product, SyncRun, Variant
 from connector.sandbox.shopify import Server, serve
-from tests.helpers import Up
+from tests.helpers import ON_POSTGRESQL, Up
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ON_POSTGRESQL]
 
 SHOP = "storelink-demo.myshopify.com"
 PRODUCTS, VARIANTS_EACH = 5_000, 3

@@ -16,9 +16,9 @@ from connector.infra.models import EventPayload, Order
 from connector.orders import push
 from connector.sandbox.shopify.app import serve
 from connector.sandbox.shopify.faults import ApiFault
-from tests.helpers import Processes, process_env, push_through_killed_workers
+from tests.helpers import ON_POSTGRESQL, Processes, process_env, push_through_killed_workers
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, ON_POSTGRESQL]
 
 ORDERS = 120
 HTTP_TIMEOUT = 1.0

@@ -18,11 +18,12 @@ from connector.infra import outbox
 from connector.infra.db import make_engine
 from connector.infra.models import EventPayload, Product, SyncRun, Variant
 from connector.sandbox.feeds import write_feed
-from tests.helpers import Up
+from tests.helpers import ON_POSTGRESQL, SQLITE_ONLY, Up
 
 pytestmark = pytest.mark.slow
 
-ROWS = 20_000
+ROWS = 5_000
+KILL_ROWS = 20_000  # a first sync long enough to be caught mid-run on a busy machine
 
 
 @pytest.fixture
@@ -47,6 +48,7 @@ def _count(up: Up, model: type) -> int:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
+@SQLITE_ONLY
 def test_feed_merchant_syncs_through_the_real_worker(up, tmp_path):
     feed = write_feed(tmp_path / "feed.csv", ROWS, variants_per_product=4)
 
@@ -74,6 +76,7 @@ def test_feed_merchant_syncs_through_the_real_worker(up, tmp_path):
     assert listing[0]["name"] == "shop" and listing[0]["last_sync"] == "succeeded"
 
 
+@SQLITE_ONLY
 def test_flushing_redis_mid_sync_loses_nothing(up, redis, tmp_path):
     feed = write_feed(tmp_path / "feed.csv", ROWS, variants_per_product=4)
     up.cli("merchants", "add", "feed", "--name", "shop", "--url", str(feed), "--no-sync")
@@ -91,8 +94,9 @@ def test_flushing_redis_mid_sync_loses_nothing(up, redis, tmp_path):
     assert _count(up, Variant) == ROWS
 
 
+@ON_POSTGRESQL
 def test_a_worker_killed_mid_sync_is_replaced_and_the_run_completes(up, tmp_path):
-    feed = write_feed(tmp_path / "feed.csv", ROWS, variants_per_product=4)
+    feed = write_feed(tmp_path / "feed.csv", KILL_ROWS, variants_per_product=4)
     up.cli("merchants", "add", "feed", "--name", "shop", "--url", str(feed), "--no-sync")
     for _ in range(3):  # a run that ended before the workers died proves nothing: resync and kill again
         run_id = int(up.cli("resync", "shop", "--no-wait").stdout.split("run ")[1].split()[0])
@@ -115,11 +119,11 @@ def test_a_worker_killed_mid_sync_is_replaced_and_the_run_completes(up, tmp_path
     final = up.wait_run(run_id)
     assert final.status == "succeeded", final.error
     assert final.attempt >= 2  # taken over after the stale heartbeat
-    assert _count(up, Variant) == ROWS
+    assert _count(up, Variant) == KILL_ROWS
     with up.db.session() as s:
         types = dict(s.execute(select(EventPayload.type, func.count()).group_by(EventPayload.type)).all())
     # Batches written before the kill were not written again: one event per product, never two.
-    assert types == {outbox.PRODUCT_UPDATED: ROWS // 4}
+    assert types == {outbox.PRODUCT_UPDATED: KILL_ROWS // 4}
 
 
 def _status(up: Up, run_id: int) -> str | None:

@@ -89,6 +89,7 @@ def _redis_children(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
     return [child for child in children if "redis-server" in " ".join(child.cmdline())]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_command_ended_by_a_signal_stops_its_private_redis(
     settings: Settings, redis, tmp_path: Path, signum: int

@@ -20,9 +20,9 @@ from connector.infra.store_adapters import build_adapter
 from connector.merchants import connect
 from connector.orders import push
 from connector.sandbox.walmart import ApiFault, serve
-from tests.helpers import Processes, process_env, push_through_killed_workers, sync_now
+from tests.helpers import SQLITE_ONLY, Processes, process_env, push_through_killed_workers, sync_now
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SQLITE_ONLY]
 
 ORDERS = 120
 HTTP_TIMEOUT = 1.0

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from connector.infra import runtime
 from connector.infra.models import InventoryLevel, Merchant, Product, SyncRun, Variant
 from connector.sandbox.walmart import RateLimit, serve
-from tests.helpers import drain
+from tests.helpers import SQLITE_ONLY, drain
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SQLITE_ONLY]
 
 ITEMS = 20_000
 

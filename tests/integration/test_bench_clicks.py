@@ -11,9 +11,11 @@ import pytest
 
 from connector.bench import clicks
 from connector.infra import runtime
+from tests.helpers import SQLITE_ONLY
 
 
 @pytest.mark.slow
+@SQLITE_ONLY  # the benchmark, end to end, on one backend (each takes half a minute)
 def test_a_tiny_click_run_records_exactly_the_deduplicated_clicks(
     rt: runtime.Runtime, tmp_path: Path
 ) -> None:

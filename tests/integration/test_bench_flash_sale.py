@@ -11,9 +11,11 @@ import pytest
 
 from connector.bench import flash_sale
 from connector.infra import runtime
+from tests.helpers import ON_POSTGRESQL
 
 
 @pytest.mark.slow
+@ON_POSTGRESQL  # the benchmark, end to end, on one backend (each takes half a minute)
 def test_a_tiny_flash_sale_sells_the_allocation_exactly(rt: runtime.Runtime, tmp_path: Path) -> None:
     settings = rt.settings
     env = {

@@ -11,9 +11,11 @@ import pytest
 from connector.bench import showcase
 from connector.bench.processes import Stack
 from connector.infra import runtime
+from tests.helpers import ON_POSTGRESQL
 
 
 @pytest.mark.slow
+@ON_POSTGRESQL  # the benchmark, end to end, on one backend (each takes half a minute)
 def test_a_tiny_showcase_read_run_stays_within_the_bound(rt: runtime.Runtime, tmp_path: Path) -> None:
     settings = rt.settings
     env = {
