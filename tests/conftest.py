@@ -293,8 +293,11 @@ SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public' A
 """Sequences read since they were made or last restarted."""
 
 
-def _fingerprint(conn: Connection) -> list[tuple[str, str]]:
-    return sorted((str(kind), str(value)) for kind, value in conn.execute(text(FINGERPRINT)))
+def _fingerprint(conn: Connection) -> str:
+    """FINGERPRINT's rows in order, digested by the server (thousands of rows need not cross the wire)."""
+    rows = f"SELECT kind || ' ' || coalesce(value, '(null)') AS row FROM ({FINGERPRINT}) f(kind, value)"
+    digest = f"SELECT md5(string_agg(row, E'\\n' ORDER BY row)) FROM ({rows}) r"
+    return str(conn.scalar(text(digest)))
 
 
 class PostgresDatabases:
@@ -314,7 +317,7 @@ class PostgresDatabases:
             _with_database(self._admin_url, name), isolation_level="AUTOCOMMIT", poolclass=NullPool
         )
 
-    def _fingerprint(self, name: str) -> list[tuple[str, str]]:
+    def _fingerprint(self, name: str) -> str:
         engine = self._engine(name)
         try:
             with engine.connect() as conn:
