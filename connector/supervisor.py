@@ -3,20 +3,32 @@
 A process that exits is restarted after a pause that doubles with each exit in a row (1 s up to a minute) and
 starts over once the process has stayed up a while, so a process that keeps failing while a dependency is
 away is retried for as long as it takes without flooding the log. Only a process that never stayed up since
-`storelink up` started (a configuration error rather than an outage) makes the supervisor give up."""
+`storelink up` started (a configuration error rather than an outage) makes the supervisor give up.
+
+The job workers and the scheduler are `storelink` commands forked from one fork server (multiprocessing's
+`forkserver`) that imported their modules once: each starts without importing anything and shares the server's
+pages, instead of every one of them paying the imports (about a CPU-second each). Such a process runs in a
+session of its own, as one started by `Popen(start_new_session=True)` does, and `ps` shows it as `storelink
+worker`. The web server is a command of its own (gunicorn loads the app once and forks its workers)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from multiprocessing import forkserver
+from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Protocol
+
+import setproctitle
 
 from connector.infra.queue import WEBHOOKS
 
@@ -40,11 +52,102 @@ def worker_processes(
     return processes
 
 
+# What the fork server imports before it forks anything: everything `storelink worker` and `scheduler` run.
+FORK_PRELOAD = ("connector.cli", "connector.cli.processes", "connector.worker", "connector.scheduler")
+# Signals that end `storelink up` (its own and the CLI's), held while a fork's pid is not yet known.
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
+
+
+class Running(Protocol):
+    """What the supervisor needs of a started process (a `Popen` or a `Forked`)."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+def run_command(args: list[str], env: dict[str, str]) -> None:
+    """The body of a forked process: `storelink ARGS` with environment `env`, in a session of its own."""
+    os.setsid()
+    setproctitle.setproctitle(" ".join(["storelink", *args]))  # first: it takes the environment's memory
+    os.environ.clear()
+    os.environ.update(env)
+    from connector.cli import main
+
+    main(args=args, prog_name="storelink")  # exits with the command's status
+
+
+class Forked:
+    """A `storelink` command running in a process forked from the fork server, with Popen's poll and wait
+    (its status is negative for a signal, as Popen's is)."""
+
+    def __init__(self, process: BaseProcess) -> None:
+        self._process = process
+        assert process.pid is not None
+        self.pid: int = process.pid
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        code = self._process.exitcode
+        if code is None:
+            raise subprocess.TimeoutExpired(f"storelink (pid {self.pid})", timeout or 0.0)
+        return code
+
+
+class CommandForks:
+    """Starts `storelink` commands as processes forked from a fork server that imported FORK_PRELOAD with
+    `env` as its environment (what those modules read at import, such as the metrics' folder, is `env`'s)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+        self._context = multiprocessing.get_context("forkserver")
+
+    def ensure_server(self) -> None:
+        self._context.set_forkserver_preload(list(FORK_PRELOAD))
+        with _environment(self.env):  # the server is spawned with this process's environment
+            forkserver.ensure_running()
+
+    def start(self, args: list[str]) -> Forked:
+        """Fork `storelink ARGS` (the first start waits for the server's imports)."""
+        self.ensure_server()
+        process = self._context.Process(target=run_command, args=(args, self.env), name="storelink")
+        process.start()
+        return Forked(process)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold HELD_SIGNALS until the block ends: a handler that ends the process runs after it, not in it."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @dataclass
 class Child:
     name: str
-    argv: list[str]
-    process: subprocess.Popen[bytes] | None = None
+    argv: list[str]  # the command line, or the `storelink` arguments of a forked command
+    forked: bool = False
+    process: Running | None = None
     started_at: float = 0.0
     exits: int = 0  # exits in a row, each before the process had been up HEALTHY_AFTER seconds
     ever_healthy: bool = False
@@ -66,12 +169,26 @@ class Supervisor:
         self.env = dict(env)
         self.children: list[Child] = []
         self._stopping = False
+        self._forks = CommandForks(self.env)
 
     def add(self, name: str, argv: list[str]) -> None:
+        """Run command line `argv`."""
         self.children.append(Child(name, argv))
 
+    def add_command(self, name: str, args: list[str]) -> None:
+        """Run `storelink ARGS`, forked from the fork server."""
+        self.children.append(Child(name, args, forked=True))
+
     def _start(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.argv, env=self.env, start_new_session=True)
+        if child.forked:
+            # The server is started first (it and its children would inherit held signals); then an ending
+            # signal waits until the fork is recorded, so that `stop` knows of it (the first fork waits for
+            # the server's imports, a second or two).
+            self._forks.ensure_server()
+            with _signals_held():
+                child.process = self._forks.start(child.argv)
+        else:
+            child.process = subprocess.Popen(child.argv, env=self.env, start_new_session=True)
         child.started_at = time.monotonic()
         child.restart_at = None
         logger.info("process started", extra={"proc": child.name, "pid": child.process.pid})
@@ -138,6 +255,11 @@ class Supervisor:
                 proc.wait()
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+def _signal_group(proc: Running, sig: int) -> None:
+    """Signal `proc` and what it started (its session's group); `proc` alone if it has no group yet (a
+    forked process that has not reached its `setsid`)."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            os.kill(proc.pid, sig)

@@ -222,6 +222,7 @@ class Up:
 
     def __init__(self, settings: Settings, tmp_path: Path, *, workers: int = 2, **overrides: str):
         self.port = free_port()
+        self.processes = 3 + workers  # web, front, the workers and the scheduler
         self.env = process_env(
             settings,
             tmp_path,
@@ -250,16 +251,18 @@ class Up:
         self.db = Database(settings.database_url)
 
     def wait_ready(self, timeout: float = 60) -> None:
+        """Wait for the web app's readiness and every process of `up` to have started."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "storelink up exited"
             try:
-                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
+                ready = requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
             except requests.RequestException:
-                pass
+                ready = False
+            if ready and len(self.supervised()) == self.processes:
+                return
             time.sleep(0.2)
-        raise AssertionError("storelink up never became ready")
+        raise AssertionError(f"storelink up never became ready with its {self.processes} processes")
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -289,11 +292,24 @@ class Up:
         raise AssertionError(f"run {run_id} did not finish: {self.run(run_id).status}")
 
     def workers(self) -> list[psutil.Process]:
+        """The job workers: forked from up's fork server, titled `storelink worker`, then by RQ."""
         return [
             p
             for p in psutil.Process(self.proc.pid).children(recursive=True)
-            if "worker" in p.cmdline() and "connector.cli" in " ".join(p.cmdline())
+            if " ".join(p.cmdline()).startswith(("storelink worker", "rq:worker:"))
         ]
+
+    def supervised(self) -> set[int]:
+        """The pids of the processes `storelink up` runs: web and front (its children), the workers and the
+        scheduler (children of its fork server)."""
+        pids = set()
+        for child in psutil.Process(self.proc.pid).children():
+            command = " ".join(child.cmdline())
+            if "multiprocessing.forkserver" in command:
+                pids |= {forked.pid for forked in child.children()}
+            elif "multiprocessing.resource_tracker" not in command:
+                pids.add(child.pid)
+        return pids
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -116,9 +116,9 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
     front = [sys.executable, "-m", "connector.infra.front", "--host", host, "--port", str(port)]
     sup.add("front", [*front, "--upstream-port", str(web_port)])
     for i in range(worker_count):
-        sup.add(f"worker.{i + 1}", [sys.executable, "-m", "connector.cli", "worker"])
+        sup.add_command(f"worker.{i + 1}", ["worker"])
     if not no_scheduler:
-        sup.add("scheduler", [sys.executable, "-m", "connector.cli", "scheduler"])
+        sup.add_command("scheduler", ["scheduler"])
     err.print(f"storelink up: web on http://{bind}, {worker_count} worker(s), Redis {url}", highlight=False)
     if sup.run():
         raise click.ClickException("a process kept crashing; stopped everything (see the log above)")

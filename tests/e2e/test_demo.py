@@ -59,12 +59,21 @@ def scalar(conn: sqlite3.Connection, query: str, *args: Any) -> Any:
     return conn.execute(query, args).fetchone()[0]
 
 
+# Titles of the processes `storelink up` forks (their command line and environment are their fork server's).
+FORKED_TITLES = ("storelink ", "rq:worker:")
+
+
 def left_behind(data_dir: Path) -> list[str]:
     """Descendants of this test process still running for the demo's data directory."""
     found = []
     for proc in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if str(data_dir) in " ".join(proc.cmdline()) or proc.environ().get("DATA_DIR") == str(data_dir):
+            command = " ".join(proc.cmdline())
+            if (
+                str(data_dir) in command
+                or command.startswith(FORKED_TITLES)
+                or proc.environ().get("DATA_DIR") == str(data_dir)
+            ):
                 found.append(f"{proc.pid}: {' '.join(proc.cmdline())[:120]}")
     return found
 

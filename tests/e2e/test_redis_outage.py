@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 from redis import Redis
@@ -35,6 +34,7 @@ from connector.sandbox import platform
 from connector.sandbox.shopify import Server, serve
 from connector.worker import wire_outbound
 from tests.helpers import (
+    SQLITE_ONLY,
     Up,
     assert_store_webhooks_handled,
     free_port,
@@ -47,7 +47,7 @@ from tests.helpers import (
 )
 from webhooks.outbound.endpoints import create_endpoint
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SQLITE_ONLY]
 
 OUTAGE = 30.0
 
@@ -164,7 +164,7 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
         try:
             up.wait_ready()
             server.emulator.webhooks.subscribe("inventory_levels/update", f"{up.url}/webhooks/shopify")
-            processes = _supervised(up)
+            processes = up.supervised()
             load = Load(up.url, auth, variant_prices(rt, merchant_id), server)
             load.start()
             wait_for(lambda: len(load.accepted) >= 10, 60, "orders accepted before the outage")
@@ -187,7 +187,7 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
             except AssertionError:
                 _diagnose(rt, private_redis.url, tmp_path)
                 raise
-            assert _supervised(up) == processes  # web, workers and scheduler waited; none was restarted
+            assert up.supervised() == processes  # web, workers and scheduler waited; none was restarted
         finally:
             if load is not None:
                 load.stop.set()
@@ -217,11 +217,6 @@ def test_up_rides_out_a_redis_outage_and_processes_everything_once(
     assert "Redis reachable again" in log
     rt.close()
     runtime._current = None
-
-
-def _supervised(up: Up) -> set[int]:
-    """The pids of the processes `storelink up` runs (web, workers, scheduler)."""
-    return {p.pid for p in psutil.Process(up.proc.pid).children()}
 
 
 def _all_done(rt: runtime.Runtime, accepted: list[str]) -> bool:
