@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
@@ -68,12 +69,18 @@ class Running(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
-def run_command(args: list[str], env: dict[str, str]) -> None:
-    """The body of a forked process: `storelink ARGS` with environment `env`, in a session of its own."""
+def run_command(args: list[str], env: dict[str, str], log: str | None = None) -> None:
+    """The body of a forked process: `storelink ARGS` with environment `env`, in a session of its own, its
+    output appended to file `log` if given."""
     os.setsid()
     setproctitle.setproctitle(" ".join(["storelink", *args]))  # first: it takes the environment's memory
     os.environ.clear()
     os.environ.update(env)
+    if log is not None:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, sys.stdout.fileno())
+        os.dup2(fd, sys.stderr.fileno())
+        os.close(fd)
     from connector.cli import main
 
     main(args=args, prog_name="storelink")  # exits with the command's status
@@ -90,6 +97,13 @@ class Forked:
 
     def poll(self) -> int | None:
         return self._process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self._process.exitcode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
     def wait(self, timeout: float | None = None) -> int:
         self._process.join(timeout)
@@ -112,10 +126,12 @@ class CommandForks:
         with _environment(self.env):  # the server is spawned with this process's environment
             forkserver.ensure_running()
 
-    def start(self, args: list[str]) -> Forked:
-        """Fork `storelink ARGS` (the first start waits for the server's imports)."""
+    def start(self, args: list[str], log: Path | None = None) -> Forked:
+        """Fork `storelink ARGS`, its output appended to `log` if given (the first start waits for the
+        server's imports)."""
         self.ensure_server()
-        process = self._context.Process(target=run_command, args=(args, self.env), name="storelink")
+        target_args = (args, self.env, None if log is None else str(log))
+        process = self._context.Process(target=run_command, args=target_args, name="storelink")
         process.start()
         return Forked(process)
 

@@ -29,6 +29,7 @@ from connector.infra.models import EventPayload, InboundEvent, InventoryLevel, S
 from connector.live import sessions
 from connector.merchants import clients
 from connector.merchants.records import create_merchant
+from connector.supervisor import CommandForks, Forked
 from connector.worker import build_worker
 from webhooks.inbound import receiver
 
@@ -145,21 +146,18 @@ def process_env(settings: Settings, tmp_path: Path, **overrides: str) -> dict[st
 
 
 class Processes:
-    """`storelink` subprocesses started by a test, each logging to a file in `log_dir`, all stopped at the end."""
+    """`storelink` processes started by a test, each logging to a file in `log_dir`, all stopped at the end.
+    They are forked from a fork server that imported their modules once (as `storelink up` forks its workers),
+    so a test starting and killing a dozen workers does not pay a dozen imports."""
 
     def __init__(self, env: dict[str, str], log_dir: Path):
         self.env = env
         self.log_dir = log_dir
-        self.started: list[subprocess.Popen[bytes]] = []
+        self.started: list[Forked] = []
+        self._forks = CommandForks(env)
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with (self.log_dir / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "connector.cli", *args],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+    def start(self, name: str, *args: str) -> Forked:
+        proc = self._forks.start(list(args), log=self.log_dir / f"{name}.log")
         self.started.append(proc)
         return proc
 
