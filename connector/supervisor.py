@@ -53,8 +53,15 @@ def worker_processes(
     return processes
 
 
-# What the fork server imports before it forks anything: everything `storelink worker` and `scheduler` run.
-FORK_PRELOAD = ("connector.cli", "connector.cli.processes", "connector.worker", "connector.scheduler")
+# What the fork server imports before it forks anything: `connector.infra.fork_server` (it ignores the signals that
+# end `up`), then everything `storelink worker` and `scheduler` run.
+FORK_PRELOAD = (
+    "connector.infra.fork_server",
+    "connector.cli",
+    "connector.cli.processes",
+    "connector.worker",
+    "connector.scheduler",
+)
 # Signals that end `storelink up` (its own and the CLI's), held while a fork's pid is not yet known.
 HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
 
@@ -73,6 +80,9 @@ def run_command(args: list[str], env: dict[str, str], log: str | None = None) ->
     """The body of a forked process: `storelink ARGS` with environment `env`, in a session of its own, its
     output appended to file `log` if given."""
     os.setsid()
+    # The server ignores the ending signals (connector.infra.fork_server); a command starts with the defaults.
+    for sig in HELD_SIGNALS:
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
     setproctitle.setproctitle(" ".join(["storelink", *args]))  # first: it takes the environment's memory
     os.environ.clear()
     os.environ.update(env)
