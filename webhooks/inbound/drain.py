@@ -204,11 +204,11 @@ def _parse(rt: runtime.Runtime, merchants: dict[int, Merchant], rows: list[Any])
     return list(works.values())
 
 
-def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limit: int = BATCH) -> int:
+def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limit: int | None = None) -> int:
     """Apply one batch of the pending deliveries of `merchant_id`'s shard, whichever merchants they belong
     to, in one transaction; returns how many deliveries it took."""
     with rt.db.session() as session:
-        rows = _pending(session, scheduling.shard(merchant_id), limit)
+        rows = _pending(session, scheduling.shard(merchant_id), limit or BATCH)
         owners = {row.merchant_id for row in rows}
         merchants = {m.id: m for m in session.scalars(select(Merchant).where(Merchant.id.in_(owners)))}
     if not rows:
