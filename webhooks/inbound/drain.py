@@ -33,10 +33,10 @@ from connector.catalog import syncs
 from connector.domain.errors import PermanentError, RetryableError
 from connector.domain.ports import InventoryTotals
 from connector.domain.store_events import StoreEvent
-from connector.infra import export_signals, runtime
+from connector.infra import export_signals, outbox, runtime
 from connector.infra.models import InboundEvent, Merchant
 from connector.infra.store_adapters import build_adapter
-from connector.stock import store_events, store_orders
+from connector.stock import inventory_events, store_events, store_orders
 from webhooks.inbound import scheduling
 
 logger = logging.getLogger(__name__)
@@ -272,29 +272,14 @@ def _apply(rt: runtime.Runtime, works: list[_Work], counts: DrainCounts) -> None
     with rt.db.session() as session:
         wanted = [work.merchant_id for work in works]
         merchants = {m.id: m for m in session.scalars(select(Merchant).where(Merchant.id.in_(wanted)))}
+        events = {work.merchant_id: [e for _, found in work.parsed for e in found] for work in works}
         now = datetime.now(UTC)
-        for work in works:
-            merchant = merchants.get(work.merchant_id)
-            if merchant is None:
-                continue
-            applied = store_events.apply(session, merchant, work.parsed, stock=work.stock, secrets=rt.secrets)
-            for delivery_id in work.ids:
-                if delivery_id in work.refused:
-                    status, note = FAILED, work.refused[delivery_id]
-                else:
-                    status, note = applied.results.get(delivery_id, (SKIPPED, "no events"))
-                marks.append(
-                    {"event_id": delivery_id, "new_status": status, "note": note[:NOTE_CHARS], "now": now}
-                )
-            after.append(
-                _After(
-                    merchant.id,
-                    merchant.kind,
-                    applied.read_store_orders,
-                    applied.bulk_finished,
-                    list(applied.runs),
-                )
-            )
+        # One read of the batch's variants, levels and holds, one write of its levels, one store of its events.
+        with outbox.deferred(session), inventory_events.batched(session, events):
+            for work in works:
+                merchant = merchants.get(work.merchant_id)
+                if merchant is not None:
+                    after.append(_apply_one(rt, session, merchant, work, marks, now))
         if marks:
             session.connection().execute(_mark, marks)
     for mark in marks:
@@ -306,6 +291,27 @@ def _apply(rt: runtime.Runtime, works: list[_Work], counts: DrainCounts) -> None
             counts.skipped += 1
     for done in after:
         _after_commit(rt, done)
+
+
+def _apply_one(
+    rt: runtime.Runtime,
+    session: Session,
+    merchant: Merchant,
+    work: _Work,
+    marks: list[dict[str, Any]],
+    now: datetime,
+) -> _After:
+    """Apply one merchant's share of the batch in `session`; its marks are added to `marks`."""
+    applied = store_events.apply(session, merchant, work.parsed, stock=work.stock, secrets=rt.secrets)
+    for delivery_id in work.ids:
+        if delivery_id in work.refused:
+            status, note = FAILED, work.refused[delivery_id]
+        else:
+            status, note = applied.results.get(delivery_id, (SKIPPED, "no events"))
+        marks.append({"event_id": delivery_id, "new_status": status, "note": note[:NOTE_CHARS], "now": now})
+    return _After(
+        merchant.id, merchant.kind, applied.read_store_orders, applied.bulk_finished, list(applied.runs)
+    )
 
 
 def _after_commit(rt: runtime.Runtime, done: _After) -> None:
