@@ -20,6 +20,7 @@ from typing import Final
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connector.domain import registry
 from connector.domain.errors import PermanentError
@@ -67,7 +68,8 @@ class _Merchants:
             entry = self._entries.get(key)
         if entry is not None and entry.expires > now:
             return entry
-        with rt.db.session() as session:
+        # One statement on the autocommit engine: a merchant seen for the first time costs one round trip.
+        with Session(rt.db.autocommit_engine, expire_on_commit=False) as session:
             query = select(Merchant).where(Merchant.kind == source)
             if merchant_id is not None:
                 query = query.where(Merchant.id == merchant_id)
