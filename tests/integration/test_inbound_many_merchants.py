@@ -23,7 +23,7 @@ from webhooks.inbound import drain as inbound_drain
 from webhooks.inbound import receiver, scheduling
 
 T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-MERCHANTS = 3 * scheduling.SHARDS
+MERCHANTS = max(12, 3 * scheduling.SHARDS)
 """More merchants than shards, so that each drain job has several."""
 
 

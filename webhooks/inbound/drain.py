@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import orjson
 from redis.exceptions import LockError, RedisError
 from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -181,24 +183,47 @@ class _Work:
     stock: InventoryTotals | None = None
 
 
+_ADAPTERS: Final = 4096
+"""How many merchants' adapters a worker process keeps between batches (`_adapter`)."""
+_adapters: OrderedDict[tuple[Any, ...], tuple[Any, InventoryTotals | None]] = OrderedDict()
+
+
+def _adapter(rt: runtime.Runtime, merchant: Merchant) -> tuple[Any, InventoryTotals | None]:
+    """The merchant's adapter (and its stock totals port, if any), built again only when what it is built
+    from changed (its kind, store, configuration or credentials: a rotation stores a new ciphertext)."""
+    key = (
+        id(rt),
+        merchant.id,
+        merchant.kind,
+        merchant.store_ref,
+        merchant.credentials_encrypted,
+        orjson.dumps(merchant.config, option=orjson.OPT_SORT_KEYS),
+    )
+    found = _adapters.get(key)
+    if found is not None:
+        _adapters.move_to_end(key)
+        return found
+    adapter = build_adapter(merchant, rt.secrets, rt.settings)
+    found = _adapters[key] = (adapter, adapter if isinstance(adapter, InventoryTotals) else None)
+    while len(_adapters) > _ADAPTERS:
+        _adapters.popitem(last=False)
+    return found
+
+
 def _parse(rt: runtime.Runtime, merchants: dict[int, Merchant], rows: list[Any]) -> list[_Work]:
-    """The batch's rows by merchant, each parsed through its merchant's adapter (built once per merchant)."""
+    """The batch's rows by merchant, each parsed through its merchant's adapter."""
     works: dict[int, _Work] = {}
-    adapters: dict[int, Any] = {}
     for row in rows:
         merchant = merchants.get(row.merchant_id)
         if merchant is None:  # deleted since the read: its deliveries went with it
             continue
+        adapter, stock = _adapter(rt, merchant)
         work = works.get(row.merchant_id)
         if work is None:
-            adapter = adapters[row.merchant_id] = build_adapter(merchant, rt.secrets, rt.settings)
-            stock = adapter if isinstance(adapter, InventoryTotals) else None
             work = works[row.merchant_id] = _Work(row.merchant_id, stock=stock)
         work.ids.append(row.id)
         try:
-            work.parsed.append(
-                (row.id, adapters[row.merchant_id].parse_webhook(row.topic, row.headers, row.raw_body))
-            )
+            work.parsed.append((row.id, adapter.parse_webhook(row.topic, row.headers, row.raw_body)))
         except PermanentError as exc:
             work.refused[row.id] = f"{exc.code}: {exc.message}"
     return list(works.values())

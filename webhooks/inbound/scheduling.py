@@ -33,7 +33,7 @@ FLAG_TTL: Final = 60
 """Seconds a wake-up flag lives by default: the longest a lost job can hold back a merchant's new deliveries
 (callers with settings pass WORKER_LOCK_SECONDS)."""
 JOB_TIMEOUT: Final = 300
-SHARDS: Final = 8
+SHARDS: Final = 2
 """How many drain jobs may run at once across all merchants (each drains the merchants of one shard)."""
 
 
