@@ -85,7 +85,7 @@ def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, 
     (which would only wait for this one's lock); once caught up, the job clears the flag, reads once more
     (what that read finds was stored before the clear, perhaps unannounced) and stops. A delivery stored
     after the clear wakes a new job, which queues behind the jobs already waiting: under a steady stream a
-    drain does not keep its worker while other merchants' drains and the dispatchers wait.
+    drain does not keep its worker while the other shard's drain and the dispatchers wait.
     """
     rt = runtime.current()
     ttl = rt.settings.worker_lock_seconds

@@ -3,7 +3,7 @@
 The raw body is read before anything parses it, the merchant's adapter verifies it (401 and nothing stored
 when it fails), its envelope gives the delivery id, topic and store time (400 when malformed, logged as
 rejected, nothing stored), the delivery is stored once per merchant (a repeat is acknowledged as a
-duplicate) and the merchant's drain job is woken. The answer
+duplicate) and the drain job of the merchant's shard is woken. The answer
 is fast: processing happens in `webhooks.inbound.drain`. A failure to wake the job does not fail the
 request, because the delivery is already stored and the sweeper wakes its merchant.
 """
