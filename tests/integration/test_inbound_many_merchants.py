@@ -174,3 +174,30 @@ def test_a_drain_killed_mid_batch_leaves_the_batch_pending_and_it_is_applied_onc
         assert stores.statuses()[mid] == [("processed", "stock updated")]
         assert stores.stock(mid) == mid
         assert event_counts(stores.rt, mid)["inventory.updated"] == 1  # applied once
+
+
+def test_a_web_process_reads_the_merchants_of_a_flood_by_pages_and_still_knows_a_new_one(
+    stores: Stores, tmp_path: Path
+):
+    from sqlalchemy import event
+
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if "FROM merchants" in statement:
+            reads.append(statement)
+
+    engine = stores.rt.db.autocommit_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for mid in stores.ids:
+            stores.push(mid, [("SKU-000001", 1)], T0)
+        pages = {mid // receiver.PAGE for mid in stores.ids}
+        assert len(reads) == len(pages) < MERCHANTS  # not one read per merchant
+        ((newcomer, secret, _),) = make_merchants(stores.rt, tmp_path, 1, "late")  # after its page was read
+        stores.pushers[newcomer] = FeedPusher(f"/webhooks/feed/{newcomer}", secret)
+        stores.push(newcomer, [("SKU-000001", 7)], T0)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    drain(stores.rt)
+    assert stores.stock(newcomer) == 7
