@@ -213,17 +213,19 @@ def _adapter(rt: runtime.Runtime, merchant: Merchant) -> tuple[Any, InventoryTot
 def _parse(rt: runtime.Runtime, merchants: dict[int, Merchant], rows: list[Any]) -> list[_Work]:
     """The batch's rows by merchant, each parsed through its merchant's adapter."""
     works: dict[int, _Work] = {}
+    adapters: dict[int, Any] = {}
     for row in rows:
         merchant = merchants.get(row.merchant_id)
         if merchant is None:  # deleted since the read: its deliveries went with it
             continue
-        adapter, stock = _adapter(rt, merchant)
         work = works.get(row.merchant_id)
         if work is None:
+            adapters[row.merchant_id], stock = _adapter(rt, merchant)
             work = works[row.merchant_id] = _Work(row.merchant_id, stock=stock)
         work.ids.append(row.id)
         try:
-            work.parsed.append((row.id, adapter.parse_webhook(row.topic, row.headers, row.raw_body)))
+            parsed = adapters[row.merchant_id].parse_webhook(row.topic, row.headers, row.raw_body)
+            work.parsed.append((row.id, parsed))
         except PermanentError as exc:
             work.refused[row.id] = f"{exc.code}: {exc.message}"
     return list(works.values())
