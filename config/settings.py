@@ -100,9 +100,9 @@ class Settings(BaseSettings):
         ge=1,
         le=3600,
         description=(
-            "How long a drain of a merchant's store webhooks holds its Redis lock and wake-up flag unrenewed: "
-            "a worker lost mid-drain (killed, cut off from Redis) holds that merchant's webhooks back no "
-            "longer than this."
+            "How long a drain of store webhooks holds its shard's Redis lock and wake-up flag unrenewed: "
+            "a worker lost mid-drain (killed, cut off from Redis) holds the webhooks of that shard's "
+            "merchants back no longer than this."
         ),
     )
     sync_batch_size: int = Field(

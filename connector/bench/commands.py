@@ -176,11 +176,18 @@ def bench_showcase(items: int, share: float, seconds: float, readers: int, datab
 @click.command("scale")
 @click.option("--quick", is_flag=True, help="Small sizes throughout (seconds, for tests); not the targets'.")
 @click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
-def bench_scale(quick: bool, database_url: str) -> None:
+@click.option(
+    "--only",
+    type=click.Choice(["all", "intake"]),
+    default="all",
+    show_default=True,
+    help="Measure every part, or the webhook intake over many merchants alone.",
+)
+def bench_scale(quick: bool, database_url: str, only: str) -> None:
     """Cost as work grows: sync of 10k to 1M variants, 1,000 merchants' webhooks, 100 endpoints, fairness."""
     from connector.bench.scale import run
 
-    result = run(database_url=database_url or None, console=console, quick=quick)
+    result = run(database_url=database_url or None, console=console, quick=quick, only=only)
     click.echo(json.dumps(result))
 
 

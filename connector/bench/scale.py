@@ -65,7 +65,10 @@ class Sizes:
         return cls((300, 1_000, 3_000), 1, 20, 1.0, 2_000, 10, 100, 1_000, 10.0, 5)
 
 
-def run(*, database_url: str | None, console: Console, quick: bool = False) -> dict[str, Any]:
+def run(
+    *, database_url: str | None, console: Console, quick: bool = False, only: str = "all"
+) -> dict[str, Any]:
+    """Measure every part (`only="all"`) or the webhook intake alone (`only="intake"`)."""
     sizes = Sizes.quick() if quick else Sizes.full()
     began = time.perf_counter()
 
@@ -73,10 +76,12 @@ def run(*, database_url: str | None, console: Console, quick: bool = False) -> d
         console.print(f"[{time.perf_counter() - began:6.1f} s] {text}", highlight=False)
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the emulators' access lines
+    backend = "PostgreSQL" if database_url else "SQLite"
     with tempfile.TemporaryDirectory(prefix="storelink-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "logs").mkdir()
-        curve = sync_curve(database_url, workdir, sizes.sync_variants, say, sizes.sync_rounds)
+        if only == "all":
+            curve = sync_curve(database_url, workdir, sizes.sync_variants, say, sizes.sync_rounds)
         with service_environment(
             database_url,
             workdir,
@@ -95,6 +100,9 @@ def run(*, database_url: str | None, console: Console, quick: bool = False) -> d
                     count=sizes.flood_requests,
                     say=say,
                 )
+                if only == "intake":
+                    report_intake(console, backend, spread)
+                    return intake_figures(backend, quick, spread)
                 fan = fanout(
                     rt,
                     spread["merchant_id"],
@@ -113,7 +121,6 @@ def run(*, database_url: str | None, console: Console, quick: bool = False) -> d
                 )
             finally:
                 stack.stop()
-    backend = "PostgreSQL" if database_url else "SQLite"
     report(console, backend, curve, spread, fan, fair)
     return figures(backend, quick, curve, spread, fan, fair)
 
@@ -149,19 +156,7 @@ def figures(
             }
             for p in curve
         ],
-        "intake": {
-            key: {
-                "merchants": spread[key]["merchants"],
-                "accepted": spread[key]["accepted"],
-                "accepted_per_s": round(spread[key]["accepted_per_s"], 1),
-                "stored": spread[key]["stored"],
-                "processed": spread[key]["processed"],
-                "processed_per_s": round(spread[key]["processed_per_s"], 1),
-            }
-            for key in ("one", "many")
-        },
-        "intake_accept_ratio": round(spread["accept_ratio"], 3),
-        "intake_process_ratio": round(spread["process_ratio"], 3),
+        **_intake_part(spread),
         "fanout": {
             key: {
                 "endpoints": fan[key]["endpoints"],
@@ -185,6 +180,42 @@ def figures(
         "targets": dict(TARGETS),
     }
     result["meets_targets"] = meets(result)
+    return result
+
+
+def _intake_part(spread: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "intake": {
+            key: {
+                "merchants": spread[key]["merchants"],
+                "accepted": spread[key]["accepted"],
+                "accepted_per_s": round(spread[key]["accepted_per_s"], 1),
+                "stored": spread[key]["stored"],
+                "processed": spread[key]["processed"],
+                "processed_per_s": round(spread[key]["processed_per_s"], 1),
+                "drain_seconds": round(spread[key]["drain_seconds"], 3),
+            }
+            for key in ("one", "many")
+        },
+        "intake_accept_ratio": round(spread["accept_ratio"], 3),
+        "intake_process_ratio": round(spread["process_ratio"], 3),
+    }
+
+
+def intake_figures(backend: str, quick: bool, spread: dict[str, Any]) -> dict[str, Any]:
+    """The JSON line of `--only intake`: the intake figures, met when every delivery was processed and the
+    ratio reaches its target."""
+    result = {
+        "bench": "scale",
+        "only": "intake",
+        "database": backend.lower(),
+        "quick": quick,
+        "merchants_1000_ratio": round(spread["ratio"], 3),
+        **_intake_part(spread),
+        "targets": {"merchants_1000_ratio": TARGETS["merchants_1000_ratio"]},
+    }
+    whole = all(i["processed"] == i["stored"] for i in result["intake"].values())
+    result["meets_targets"] = whole and result["merchants_1000_ratio"] >= TARGETS["merchants_1000_ratio"]
     return result
 
 
@@ -218,6 +249,45 @@ def chart(curve: list[dict[str, Any]], width: int = 40) -> list[str]:
     ]
 
 
+def _intake_rows(table: Table, spread: dict[str, Any]) -> None:
+    one, many = spread["one"], spread["many"]
+    table.add_row(
+        f"webhooks accepted/s: 1 vs {many['merchants']:,} merchants",
+        f"{one['accepted_per_s']:,.0f}",
+        f"{many['accepted_per_s']:,.0f}",
+        f"{spread['accept_ratio']:.2f}",
+        f">= {TARGETS['merchants_1000_ratio']}",
+    )
+    table.add_row(
+        f"webhooks processed/s: 1 vs {many['merchants']:,} merchants",
+        f"{one['processed_per_s']:,.0f}",
+        f"{many['processed_per_s']:,.0f}",
+        f"{spread['process_ratio']:.2f}",
+        f">= {TARGETS['merchants_1000_ratio']}",
+    )
+
+
+def _table(backend: str) -> Table:
+    table = Table(title=f"scale ({backend}): spread, fan-out and fairness")
+    for col in ("measure", "reference", "scaled", "ratio", "target"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    return table
+
+
+def report_intake(console: Console, backend: str, spread: dict[str, Any]) -> None:
+    """The intake comparison alone (`--only intake`)."""
+    table = _table(backend)
+    _intake_rows(table, spread)
+    console.print(table)
+    one, many = spread["one"], spread["many"]
+    console.print(
+        f"intake: {one['accepted']:,} / {many['accepted']:,} accepted, {one['processed']:,} / "
+        f"{many['processed']:,} processed, drained in {one['drain_seconds']:.2f} / "
+        f"{many['drain_seconds']:.2f} s.",
+        highlight=False,
+    )
+
+
 def report(
     console: Console,
     backend: str,
@@ -245,23 +315,8 @@ def report(
     one, many = spread["one"], spread["many"]
     fo, fm = fan["one"], fan["many"]
     base, during = fair["baseline"], fair["during"]
-    table = Table(title=f"scale ({backend}): spread, fan-out and fairness")
-    for col in ("measure", "reference", "scaled", "ratio", "target"):
-        table.add_column(col, justify="left" if col == "measure" else "right")
-    table.add_row(
-        f"webhooks accepted/s: 1 vs {many['merchants']:,} merchants",
-        f"{one['accepted_per_s']:,.0f}",
-        f"{many['accepted_per_s']:,.0f}",
-        f"{spread['accept_ratio']:.2f}",
-        f">= {TARGETS['merchants_1000_ratio']}",
-    )
-    table.add_row(
-        f"webhooks processed/s: 1 vs {many['merchants']:,} merchants",
-        f"{one['processed_per_s']:,.0f}",
-        f"{many['processed_per_s']:,.0f}",
-        f"{spread['process_ratio']:.2f}",
-        f">= {TARGETS['merchants_1000_ratio']}",
-    )
+    table = _table(backend)
+    _intake_rows(table, spread)
     table.add_row(
         f"CPU ms per delivery: 1 vs {fm['endpoints']} endpoints",
         f"{fo['cpu_ms_per_delivery']:.3f}",

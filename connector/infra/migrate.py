@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION: Final = "0013"
+HEAD_REVISION: Final = "0014"
 """The newest revision in `migrations/versions` (a test checks it against Alembic's own reading)."""
 
 

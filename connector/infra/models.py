@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -539,6 +540,13 @@ class InboundEvent(Base):
     __table_args__ = (
         UniqueConstraint("source", "dedupe_key", "merchant_id"),
         Index("ix_inbound_events_merchant_status", "merchant_id", "status"),
+        # The drain's read: the pending deliveries of many merchants at once.
+        Index(
+            "ix_inbound_events_pending",
+            "merchant_id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(40))

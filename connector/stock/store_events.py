@@ -1,7 +1,8 @@
 """Store events applied to stored state: newer wins, duplicates are harmless, and changes become domain events.
 
 `apply` takes the parsed events of many inbound deliveries of one merchant and applies them in one
-transaction, in order of the store's own time. A change older than (or as old as) what is stored is
+transaction, in order of the store's own time (the drain calls it for each merchant of a batch in one
+transaction; `connector.stock.inventory_events.batched` then reads and writes the levels of all of them at once). A change older than (or as old as) what is stored is
 skipped, so a late or repeated delivery never overwrites newer state. Bursts for one variant are
 coalesced: one `inventory.updated` per variant and batch, from the stock before the batch to the stock after.
 
@@ -37,35 +38,41 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connector.catalog import syncs
-from connector.catalog.levels import reserved_by_variant, sellable
 from connector.domain import event_types, registry
 from connector.domain.errors import PermanentError
 from connector.domain.ports import Capability, InventoryTotals
 from connector.domain.store_events import PRIVACY_KINDS, StoreEvent, StoreEventKind
-from connector.infra import bulk_insert, outbox
+from connector.infra import outbox
 from connector.infra.crypto import SecretBox
-from connector.infra.models import InventoryLevel, Merchant, Order, SyncRun
+from connector.infra.models import Merchant, Order, SyncRun
 from connector.infra.models import Product as ProductRow
 from connector.infra.models import Variant as VariantRow
 from connector.merchants import privacy
 from connector.stock import holds
+from connector.stock.inventory_events import (
+    DEFAULT_LOCATION as DEFAULT_LOCATION,
+)
+from connector.stock.inventory_events import (
+    DELETED,
+    PROCESSED,
+    SKIPPED,
+    apply_inventory,
+    flush_batch,
+)
+from connector.stock.inventory_events import stale as _stale
 
 logger = logging.getLogger(__name__)
 
-PROCESSED, SKIPPED = "processed", "skipped"
-DELETED = "deleted"
 ORDER_EVENTS = {
     StoreEventKind.ORDER_FULFILLED: ("fulfilled", event_types.ORDER_FULFILLED),
     StoreEventKind.ORDER_CANCELLED: ("cancelled", event_types.ORDER_CANCELLED),
     StoreEventKind.ORDER_REFUNDED: ("refunded", event_types.ORDER_REFUNDED),
 }
 FINAL_ORDER_STATES = frozenset({"cancelled", "rejected"})
-DEFAULT_LOCATION = "default"
-"""The home location of a merchant that sells stock summed over every location."""
 _AFTER_UNINSTALL = PRIVACY_KINDS | {StoreEventKind.APP_UNINSTALLED}
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -119,7 +126,9 @@ def apply(
     published: list[outbox.DomainEvent] = []
     inventory = [(d, e) for _, _, d, e in ordered if e.kind is StoreEventKind.INVENTORY_CHANGED]
     if inventory:
-        published += _inventory(session, merchant, inventory, done, stock)
+        published += apply_inventory(session, merchant, inventory, done, stock)
+        if len(inventory) < len(ordered):  # what follows reads the levels as this batch leaves them
+            flush_batch(session)
     for _, _, delivery, event in ordered:
         if event.kind is StoreEventKind.PRODUCT_DELETED:
             published += _product_deleted(session, merchant, delivery, event, done)
@@ -140,257 +149,6 @@ def apply(
             done.note(delivery, PROCESSED, f"bulk operation {event.data.get('status') or 'ended'}")
     done.events_published = outbox.publish(session, published)
     return done
-
-
-def _stale(incoming: datetime | None, stored: datetime | None) -> bool:
-    return incoming is not None and stored is not None and incoming <= stored
-
-
-_level_update = (
-    update(InventoryLevel)
-    .where(InventoryLevel.id == bindparam("level_id"))
-    .values(
-        available=bindparam("new_available"),
-        source_updated_at=bindparam("new_source_updated_at"),
-        version=InventoryLevel.version + 1,
-        updated_at=bindparam("now"),
-    )
-)
-
-
-@dataclass
-class _Variants:
-    """The merchant's variants an inventory batch names, by variant external id and by inventory item."""
-
-    by_ref: dict[str, tuple[int, int, bool, str, str]] = field(default_factory=dict)
-    by_item: dict[str, tuple[int, int, bool, str, str]] = field(default_factory=dict)
-
-    def find(self, event: StoreEvent) -> tuple[int, int, bool, str, str] | None:
-        item = event.data.get("inventory_item_ref")
-        return self.by_item.get(item) if isinstance(item, str) else self.by_ref.get(event.external_id)
-
-
-def _variants(session: Session, merchant: Merchant, changes: list[tuple[int, StoreEvent]]) -> _Variants:
-    dialect = session.get_bind().dialect.name
-    items = sorted({i for _, e in changes if isinstance(i := e.data.get("inventory_item_ref"), str)})
-    refs = sorted(
-        {e.external_id for _, e in changes if not isinstance(e.data.get("inventory_item_ref"), str)}
-    )
-    columns = (
-        VariantRow.id,
-        VariantRow.product_id,
-        VariantRow.inventory_tracked,
-        VariantRow.status,
-        VariantRow.external_id,
-    )
-    found = _Variants()
-    if refs:
-        query = select(*columns).where(
-            VariantRow.merchant_id == merchant.id,
-            bulk_insert.in_values(dialect, VariantRow.external_id, refs),
-        )
-        for vid, pid, tracked, status, ext in session.execute(query):
-            found.by_ref[ext] = (vid, pid, tracked, status, ext)
-    if items:
-        by_item = select(*columns, VariantRow.inventory_item_ref).where(
-            VariantRow.merchant_id == merchant.id,
-            bulk_insert.in_values(dialect, VariantRow.inventory_item_ref, items),
-        )
-        for vid, pid, tracked, status, ext, item in session.execute(by_item):
-            if item is None:
-                continue
-            known = found.by_item.get(item)
-            if known is None or known[3] == DELETED:  # a live variant wins over a deleted one
-                found.by_item[item] = (vid, pid, tracked, status, ext)
-    return found
-
-
-@dataclass
-class _LevelPass:
-    """One batch of stock events against the stored levels of the variants they name: `levels` maps
-    (variant id, location) to [level id or None, available, store time]; `touched` what the batch sets;
-    `summed` the levels whose figure is the store's total over locations (inventory item, deliveries)."""
-
-    home: str
-    summing: bool
-    levels: dict[tuple[int, str], list[Any]]
-    before: dict[tuple[int, str], int | None] = field(default_factory=dict)
-    touched: dict[tuple[int, str], tuple[int | None, datetime | None]] = field(default_factory=dict)
-    summed: dict[tuple[int, str], tuple[str, list[int]]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.before = {key: value[1] for key, value in self.levels.items()}
-
-
-def _stored_levels(session: Session, dialect: str, ids: list[int]) -> dict[tuple[int, str], list[Any]]:
-    return {
-        (vid, loc): [lid, available, seen]
-        for lid, vid, loc, available, seen in session.execute(
-            select(
-                InventoryLevel.id,
-                InventoryLevel.variant_id,
-                InventoryLevel.location_ref,
-                InventoryLevel.available,
-                InventoryLevel.source_updated_at,
-            ).where(bulk_insert.in_values(dialect, InventoryLevel.variant_id, ids))
-        )
-    }
-
-
-def _take(
-    run: _LevelPass, merchant: Merchant, variants: _Variants, delivery: int, event: StoreEvent, done: Applied
-) -> None:
-    """Take one stock event into the pass, or note why it is skipped."""
-    item = event.data.get("inventory_item_ref")
-    name = item if isinstance(item, str) else event.external_id
-    found = variants.find(event)
-    if found is None:
-        unknown = (
-            f"no variant with inventory item {name}" if isinstance(item, str) else f"unknown variant {name}"
-        )
-        done.note(delivery, SKIPPED, unknown)
-        return
-    quantity = event.data["available"] if "available" in event.data else event.data.get("quantity")
-    if quantity is None:
-        done.note(delivery, SKIPPED, f"stock of {name} is not tracked")
-        return
-    assert isinstance(quantity, int)
-    location = str(event.data.get("location_ref") or event.data.get("location") or run.home)
-    total = False
-    if location != run.home:
-        if merchant.location_ref is not None:
-            done.note(delivery, SKIPPED, f"stock at {location}, not at {run.home}")
-            return
-        if run.summing and isinstance(item, str):
-            location, total = run.home, True
-    key = (found[0], location)
-    level = run.levels.get(key)
-    if level is not None and _stale(event.occurred_at, level[2]):
-        done.note(delivery, SKIPPED, f"stale: {name} has newer stock")
-        return
-    if level is None:
-        run.levels[key] = level = [None, quantity, event.occurred_at]
-    else:
-        level[1], level[2] = quantity, event.occurred_at or level[2]
-    run.touched[key] = (quantity, level[2])
-    if total:
-        assert isinstance(item, str)
-        run.summed.setdefault(key, (item, []))[1].append(delivery)
-    else:
-        for earlier in run.summed.pop(key, ("", []))[1]:  # a direct figure newer than summed ones stands
-            done.note(earlier, PROCESSED, "stock updated")
-        done.note(delivery, PROCESSED, "stock updated")
-
-
-def _sum_over_locations(run: _LevelPass, stock: InventoryTotals, done: Applied) -> None:
-    """Levels of a merchant selling from every location take the store's total of each inventory item."""
-    totals = stock.inventory_totals(sorted({item for item, _ in run.summed.values()}))
-    for key, (item, deliveries) in run.summed.items():
-        amount = totals.get(item)
-        note = "stock updated (summed over locations)"
-        if amount is None:
-            del run.touched[key]
-            run.levels[key][1] = run.before.get(key)
-            note = f"stock of {item} is not tracked or not found in the store"
-        else:
-            run.touched[key] = (amount, run.touched[key][1])
-        for delivery in deliveries:
-            done.note(delivery, PROCESSED if amount is not None else SKIPPED, note)
-
-
-def _write_levels(session: Session, merchant: Merchant, run: _LevelPass, now: datetime) -> None:
-    inserts = [
-        {
-            "merchant_id": merchant.id,
-            "variant_id": vid,
-            "location_ref": loc,
-            "available": quantity,
-            "source_updated_at": seen,
-            "version": 1,
-            "updated_at": now,
-        }
-        for (vid, loc), (quantity, seen) in run.touched.items()
-        if run.levels[(vid, loc)][0] is None
-    ]
-    updates = [
-        {"level_id": run.levels[key][0], "new_available": quantity, "new_source_updated_at": seen, "now": now}
-        for key, (quantity, seen) in run.touched.items()
-        if run.levels[key][0] is not None
-    ]
-    if inserts:
-        bulk_insert.insert_many(session.connection(), InventoryLevel.__table__, inserts)  # type: ignore[arg-type]
-    if updates:
-        session.connection().execute(_level_update, updates)
-
-
-def _sellable_changes(
-    session: Session, merchant: Merchant, variants: _Variants, run: _LevelPass, now: datetime
-) -> list[outbox.DomainEvent]:
-    """`inventory.updated` for each tracked, live variant whose sellable stock at home changed."""
-    home_changes = [
-        (vid, q) for (vid, loc), (q, _) in run.touched.items() if loc == run.home and q is not None
-    ]
-    if not home_changes:
-        return []
-    held = reserved_by_variant(session, [vid for vid, _ in home_changes], session.get_bind().dialect.name)
-    by_id = {v[0]: v for v in (*variants.by_ref.values(), *variants.by_item.values())}
-    published = []
-    for vid, quantity in home_changes:
-        _, pid, tracked, status, ext = by_id[vid]
-        if not tracked or status == DELETED:
-            continue
-        was = run.before.get((vid, run.home))
-        old = sellable(was, held.get(vid, 0), merchant.inventory_buffer) if was is not None else None
-        new = sellable(quantity, held.get(vid, 0), merchant.inventory_buffer)
-        if old == new:
-            continue
-        data = {
-            "variant_id": vid,
-            "external_id": ext,
-            "product_id": pid,
-            "location": run.home,
-            "available": quantity,
-            "sellable": new,
-            "previous_sellable": old,
-        }
-        published.append(outbox.DomainEvent(event_types.INVENTORY_UPDATED, merchant.id, data, now))
-    return published
-
-
-def _inventory(
-    session: Session,
-    merchant: Merchant,
-    changes: list[tuple[int, StoreEvent]],
-    done: Applied,
-    stock: InventoryTotals | None,
-) -> list[outbox.DomainEvent]:
-    variants = _variants(session, merchant, changes)
-    ids = sorted({v[0] for v in (*variants.by_ref.values(), *variants.by_item.values())})
-    run = _LevelPass(
-        home=merchant.location_ref or DEFAULT_LOCATION,
-        summing=merchant.location_ref is None and stock is not None,
-        levels=_stored_levels(session, session.get_bind().dialect.name, ids),
-    )
-    for delivery, event in changes:
-        _take(run, merchant, variants, delivery, event, done)
-    if run.summed:
-        assert stock is not None
-        _sum_over_locations(run, stock, done)
-    if not run.touched:
-        return []
-    now = datetime.now(UTC)
-    _write_levels(session, merchant, run, now)
-    published = _sellable_changes(session, merchant, variants, run, now)
-    logger.debug(
-        "inventory applied",
-        extra={
-            "merchant_id": merchant.id,
-            "levels": len(run.touched),
-            "summed": len(run.summed),
-            "events": len(published),
-        },
-    )
-    return published
 
 
 def _product_deleted(

@@ -1,24 +1,33 @@
-"""The drain job: a merchant's pending deliveries applied in batches, in store-time order; sweep and replay.
+"""The drain job: pending deliveries of many merchants applied in batches, in store-time order; sweep, replay.
 
-One job takes up to `BATCH` pending deliveries of one merchant, parses them through the merchant's adapter,
-applies them (`connector.stock.store_events`) and marks them in the same transaction, so a worker killed in the
-middle leaves them pending and a later drain applies them once. A Redis lock per merchant, which lapses when
-not renewed for WORKER_LOCK_SECONDS, keeps drains of one merchant in sequence (their order is the store's
-order); a job that finds the lock taken waits a moment for it, then asks again a little later. A batch that fails as a whole is retried one delivery at a time, so one poisoned delivery is
-marked failed (support can replay it) and the others are applied.
+Merchants are spread over `scheduling.SHARDS` shards and one job drains a shard: one query takes up to `BATCH`
+pending deliveries of the shard's merchants (a prefix of each merchant's store-time order, the oldest of every
+merchant first), each merchant's are parsed through its adapter and applied
+(`connector.stock.store_events`), and all are marked in one transaction, so a worker killed in the middle
+leaves them pending and a later drain applies them once. What intake costs per job (a lock, a pause, a
+transaction per batch) is the same for one merchant as for a thousand.
+
+A Redis lock per shard, which lapses when not renewed for WORKER_LOCK_SECONDS, keeps the drains of a merchant
+in sequence (their order is the store's order): every drain of a merchant holds its shard's lock. A job that
+finds the lock taken waits a moment for it, then asks again a little later. A batch that fails as a whole is
+retried merchant by merchant, and a merchant's deliveries that fail together one delivery at a time, so one
+poisoned delivery is marked failed (support can replay it) and the others, its merchant's and the other
+merchants', are applied.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import orjson
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -26,10 +35,10 @@ from connector.catalog import syncs
 from connector.domain.errors import PermanentError, RetryableError
 from connector.domain.ports import InventoryTotals
 from connector.domain.store_events import StoreEvent
-from connector.infra import export_signals, runtime
+from connector.infra import export_signals, outbox, runtime
 from connector.infra.models import InboundEvent, Merchant
 from connector.infra.store_adapters import build_adapter
-from connector.stock import store_events, store_orders
+from connector.stock import inventory_events, store_events, store_orders
 from webhooks.inbound import scheduling
 
 logger = logging.getLogger(__name__)
@@ -38,7 +47,7 @@ PENDING, PROCESSED, SKIPPED, FAILED = "pending", "processed", "skipped", "failed
 STATUSES: Final = (PENDING, PROCESSED, SKIPPED, FAILED)
 BATCH: Final = 500
 TIME_BUDGET: Final = 20.0
-"""Seconds one job drains before it hands the rest to a fresh job (other merchants get a turn)."""
+"""Seconds one job drains before it hands the rest to a fresh job (other jobs on its queue get a turn)."""
 LOCK_WAIT: Final = 3.0
 """Seconds a job waits for another drain of the same merchant, which is finishing, before asking again."""
 NOTE_CHARS: Final = 1000
@@ -48,7 +57,8 @@ _TRANSIENT = (RetryableError, OperationalError, InterfaceError, RedisError)
 
 
 def lock_key(merchant_id: int) -> str:
-    return f"storelink:inbound:lock:{merchant_id}"
+    """The lock of `merchant_id`'s shard, held by whichever job drains it."""
+    return f"storelink:inbound:lock:shard:{scheduling.shard(merchant_id)}"
 
 
 @dataclass
@@ -68,13 +78,14 @@ class DrainCounts:
 
 
 def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, int]:
-    """RQ job: apply `merchant_id`'s pending deliveries; returns the counts (for logs and tests).
+    """RQ job: apply the pending deliveries of `merchant_id`'s shard (`merchant_id`'s and those of the other
+    merchants of its shard); returns the counts (for logs and tests).
 
     The wake-up flag stays set while the job drains, so deliveries stored meanwhile queue no second job
     (which would only wait for this one's lock); once caught up, the job clears the flag, reads once more
     (what that read finds was stored before the clear, perhaps unannounced) and stops. A delivery stored
     after the clear wakes a new job, which queues behind the jobs already waiting: under a steady stream a
-    drain does not keep its worker while other merchants' drains and the dispatchers wait.
+    drain does not keep its worker while the other shard's drain and the dispatchers wait.
     """
     rt = runtime.current()
     ttl = rt.settings.worker_lock_seconds
@@ -104,9 +115,11 @@ def drain(merchant_id: int, queue: str = scheduling.DEFAULT_QUEUE) -> dict[str, 
         try:
             lock.release()
         except LockError:  # expired while we worked: another drain may run now, and that is safe
-            logger.warning("drain lock expired before release", extra={"merchant_id": merchant_id})
+            logger.warning(
+                "drain lock expired before release", extra={"shard": scheduling.shard(merchant_id)}
+            )
     if counts.batches:
-        logger.info("inbound drained", extra={"merchant_id": merchant_id, **counts.as_dict()})
+        logger.info("inbound drained", extra={"shard": scheduling.shard(merchant_id), **counts.as_dict()})
     return counts.as_dict()
 
 
@@ -115,99 +128,187 @@ _mark = (
     .where(InboundEvent.id == bindparam("event_id"), InboundEvent.status == PENDING)
     .values(status=bindparam("new_status"), error=bindparam("note"), processed_at=bindparam("now"))
 )
+_is_pending = InboundEvent.status == literal_column(f"'{PENDING}'")
+"""A literal, so that SQLite too reads pending deliveries through the partial index of pending ones."""
 
 
-def _pending(session: Session, merchant: Merchant, limit: int) -> list[Any]:
-    """The merchant's stored deliveries still to apply, oldest store time first (only its store's own: the
-    core keeps other records of its own in the same table under other sources)."""
+def _pending(session: Session, shard: int, limit: int) -> list[Any]:
+    """Up to `limit` stored deliveries still to apply, of the merchants of `shard` (only each merchant's own
+    store's: the core keeps other records of its own in the same table under other sources).
+
+    Each merchant's deliveries are numbered in store-time order and the batch takes the lowest numbers first,
+    so it holds a prefix of every merchant's queue (its order is kept across batches) and one merchant's
+    backlog does not hold back the others: each of them has its oldest delivery in the batch before any
+    merchant has its second."""
     store_time = func.coalesce(InboundEvent.triggered_at, InboundEvent.received_at)
+    place = (
+        func.row_number()
+        .over(partition_by=InboundEvent.merchant_id, order_by=(store_time, InboundEvent.id))
+        .label("place")
+    )
+    queued = (
+        select(InboundEvent.id, place)
+        .join(Merchant, Merchant.id == InboundEvent.merchant_id)
+        .where(
+            _is_pending,
+            InboundEvent.merchant_id % scheduling.SHARDS == shard,
+            InboundEvent.source == Merchant.kind,
+        )
+        .subquery()
+    )
     return list(
         session.execute(
-            select(InboundEvent.id, InboundEvent.topic, InboundEvent.headers, InboundEvent.raw_body)
-            .where(
-                InboundEvent.merchant_id == merchant.id,
-                InboundEvent.source == merchant.kind,
-                InboundEvent.status == PENDING,
+            select(
+                InboundEvent.id,
+                InboundEvent.merchant_id,
+                InboundEvent.topic,
+                InboundEvent.headers,
+                InboundEvent.raw_body,
             )
-            .order_by(store_time, InboundEvent.id)
+            .join(queued, queued.c.id == InboundEvent.id)
+            .order_by(queued.c.place, InboundEvent.id)
             .limit(limit)
         )
     )
 
 
-def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limit: int = BATCH) -> int:
-    """Apply one batch; returns how many deliveries it took."""
+@dataclass
+class _Work:
+    """One merchant's share of a batch: its deliveries in store-time order, parsed or refused."""
+
+    merchant_id: int
+    ids: list[int] = field(default_factory=list)
+    parsed: list[tuple[int, Sequence[StoreEvent]]] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)
+    stock: InventoryTotals | None = None
+
+
+_ADAPTERS: Final = 4096
+"""How many merchants' adapters a worker process keeps between batches (`_adapter`)."""
+_adapters: OrderedDict[tuple[Any, ...], tuple[Any, InventoryTotals | None]] = OrderedDict()
+
+
+def _adapter(rt: runtime.Runtime, merchant: Merchant) -> tuple[Any, InventoryTotals | None]:
+    """The merchant's adapter (and its stock totals port, if any), built again only when what it is built
+    from changed (its kind, store, configuration or credentials: a rotation stores a new ciphertext)."""
+    key = (
+        id(rt),
+        merchant.id,
+        merchant.kind,
+        merchant.store_ref,
+        merchant.credentials_encrypted,
+        orjson.dumps(merchant.config, option=orjson.OPT_SORT_KEYS),
+    )
+    found = _adapters.get(key)
+    if found is not None:
+        _adapters.move_to_end(key)
+        return found
+    adapter = build_adapter(merchant, rt.secrets, rt.settings)
+    found = _adapters[key] = (adapter, adapter if isinstance(adapter, InventoryTotals) else None)
+    while len(_adapters) > _ADAPTERS:
+        _adapters.popitem(last=False)
+    return found
+
+
+def _parse(rt: runtime.Runtime, merchants: dict[int, Merchant], rows: list[Any]) -> list[_Work]:
+    """The batch's rows by merchant, each parsed through its merchant's adapter."""
+    works: dict[int, _Work] = {}
+    adapters: dict[int, Any] = {}
+    for row in rows:
+        merchant = merchants.get(row.merchant_id)
+        if merchant is None:  # deleted since the read: its deliveries went with it
+            continue
+        work = works.get(row.merchant_id)
+        if work is None:
+            adapters[row.merchant_id], stock = _adapter(rt, merchant)
+            work = works[row.merchant_id] = _Work(row.merchant_id, stock=stock)
+        work.ids.append(row.id)
+        try:
+            parsed = adapters[row.merchant_id].parse_webhook(row.topic, row.headers, row.raw_body)
+            work.parsed.append((row.id, parsed))
+        except PermanentError as exc:
+            work.refused[row.id] = f"{exc.code}: {exc.message}"
+    return list(works.values())
+
+
+def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limit: int | None = None) -> int:
+    """Apply one batch of the pending deliveries of `merchant_id`'s shard, whichever merchants they belong
+    to, in one transaction; returns how many deliveries it took."""
     with rt.db.session() as session:
-        merchant = session.get(Merchant, merchant_id)
-        rows = _pending(session, merchant, limit) if merchant is not None else []
-        ids = [row.id for row in rows]
-    if merchant is None or not rows:
+        rows = _pending(session, scheduling.shard(merchant_id), limit or BATCH)
+        owners = {row.merchant_id for row in rows}
+        merchants = {m.id: m for m in session.scalars(select(Merchant).where(Merchant.id.in_(owners)))}
+    if not rows:
         return 0
     counts.batches += 1
-    adapter = build_adapter(merchant, rt.secrets, rt.settings)
-    stock = adapter if isinstance(adapter, InventoryTotals) else None
-    parsed: list[tuple[int, Sequence[StoreEvent]]] = []
-    refused: dict[int, str] = {}
-    for row in rows:
-        try:
-            parsed.append((row.id, adapter.parse_webhook(row.topic, row.headers, row.raw_body)))
-        except PermanentError as exc:
-            refused[row.id] = f"{exc.code}: {exc.message}"
+    works = _parse(rt, merchants, rows)
     try:
-        _apply(rt, merchant_id, ids, parsed, refused, counts, stock)
+        _apply(rt, works, counts)
     except _TRANSIENT:
         raise  # nothing was written: the job's retry (or the sweeper) drains the same batch again
     except Exception:
         logger.exception(
-            "inbound batch failed; applying its deliveries one at a time",
-            extra={"merchant_id": merchant_id, "deliveries": len(rows)},
+            "inbound batch failed; applying it merchant by merchant",
+            extra={"shard": scheduling.shard(merchant_id), "deliveries": len(rows), "merchants": len(works)},
         )
-        for one in parsed:
-            try:
-                _apply(rt, merchant_id, [one[0]], [one], {}, counts, stock)
-            except _TRANSIENT:
-                raise
-            except Exception as exc:
-                _fail(rt, one[0], exc, counts)
-        if refused:
-            _apply(rt, merchant_id, list(refused), [], refused, counts)
+        for work in works:
+            _apply_alone(rt, work, counts)
     return len(rows)
 
 
-def _apply(
-    rt: runtime.Runtime,
-    merchant_id: int,
-    ids: list[int],
-    parsed: list[tuple[int, Sequence[StoreEvent]]],
-    refused: dict[int, str],
-    counts: DrainCounts,
-    stock: InventoryTotals | None = None,
-) -> None:
-    with rt.db.session() as session:
-        merchant = session.get(Merchant, merchant_id)
-        if merchant is None:
-            return
-        applied = store_events.apply(session, merchant, parsed, stock=stock, secrets=rt.secrets)
-        now = datetime.now(UTC)
-        marks = []
-        for delivery_id in ids:
-            if delivery_id in refused:
-                status, note = FAILED, refused[delivery_id]
-            else:
-                status, note = applied.results.get(delivery_id, (SKIPPED, "no events"))
-            marks.append(
-                {"event_id": delivery_id, "new_status": status, "note": note[:NOTE_CHARS], "now": now}
-            )
-        session.connection().execute(_mark, marks)
-        runs = list(applied.runs)
-        kind = merchant.kind
-    if applied.read_store_orders:
-        store_orders.request_poll(rt, kind, merchant_id)
-    for operation in applied.bulk_finished:
+def _apply_alone(rt: runtime.Runtime, work: _Work, counts: DrainCounts) -> None:
+    """One merchant's deliveries in a transaction of their own; if that fails, one delivery at a time, so a
+    poisoned delivery is marked failed and the others are applied."""
+    try:
+        _apply(rt, [work], counts)
+        return
+    except _TRANSIENT:
+        raise
+    except Exception:
+        logger.exception(
+            "inbound deliveries failed; applying them one at a time",
+            extra={"merchant_id": work.merchant_id, "deliveries": len(work.ids)},
+        )
+    for one in work.parsed:
         try:
-            export_signals.notify(rt.redis, merchant_id, operation)
-        except RedisError:  # the waiting sync finds the end at its next status poll
-            logger.warning("bulk signal not sent", extra={"merchant_id": merchant_id, "operation": operation})
+            _apply(rt, [_Work(work.merchant_id, [one[0]], [one], stock=work.stock)], counts)
+        except _TRANSIENT:
+            raise
+        except Exception as exc:
+            _fail(rt, one[0], exc, counts)
+    if work.refused:
+        _apply(rt, [_Work(work.merchant_id, list(work.refused), refused=work.refused)], counts)
+
+
+@dataclass
+class _After:
+    """What one merchant's applied deliveries ask for once their transaction committed."""
+
+    merchant_id: int
+    kind: str
+    read_store_orders: bool
+    bulk_finished: list[str]
+    runs: list[Any]
+
+
+def _apply(rt: runtime.Runtime, works: list[_Work], counts: DrainCounts) -> None:
+    """Apply and mark the deliveries of `works` (of one or several merchants) in one transaction, then do
+    what they ask for after commit (sync runs, store order polls, bulk export signals)."""
+    marks: list[dict[str, Any]] = []
+    after: list[_After] = []
+    with rt.db.session() as session:
+        wanted = [work.merchant_id for work in works]
+        merchants = {m.id: m for m in session.scalars(select(Merchant).where(Merchant.id.in_(wanted)))}
+        events = {work.merchant_id: [e for _, found in work.parsed for e in found] for work in works}
+        now = datetime.now(UTC)
+        # One read of the batch's variants, levels and holds, one write of its levels, one store of its events.
+        with outbox.deferred(session), inventory_events.batched(session, events):
+            for work in works:
+                merchant = merchants.get(work.merchant_id)
+                if merchant is not None:
+                    after.append(_apply_one(rt, session, merchant, work, marks, now))
+        if marks:
+            session.connection().execute(_mark, marks)
     for mark in marks:
         if mark["new_status"] == PROCESSED:
             counts.processed += 1
@@ -215,7 +316,42 @@ def _apply(
             counts.failed += 1
         else:
             counts.skipped += 1
-    for run in runs:
+    for done in after:
+        _after_commit(rt, done)
+
+
+def _apply_one(
+    rt: runtime.Runtime,
+    session: Session,
+    merchant: Merchant,
+    work: _Work,
+    marks: list[dict[str, Any]],
+    now: datetime,
+) -> _After:
+    """Apply one merchant's share of the batch in `session`; its marks are added to `marks`."""
+    applied = store_events.apply(session, merchant, work.parsed, stock=work.stock, secrets=rt.secrets)
+    for delivery_id in work.ids:
+        if delivery_id in work.refused:
+            status, note = FAILED, work.refused[delivery_id]
+        else:
+            status, note = applied.results.get(delivery_id, (SKIPPED, "no events"))
+        marks.append({"event_id": delivery_id, "new_status": status, "note": note[:NOTE_CHARS], "now": now})
+    return _After(
+        merchant.id, merchant.kind, applied.read_store_orders, applied.bulk_finished, list(applied.runs)
+    )
+
+
+def _after_commit(rt: runtime.Runtime, done: _After) -> None:
+    if done.read_store_orders:
+        store_orders.request_poll(rt, done.kind, done.merchant_id)
+    for operation in done.bulk_finished:
+        try:
+            export_signals.notify(rt.redis, done.merchant_id, operation)
+        except RedisError:  # the waiting sync finds the end at its next status poll
+            logger.warning(
+                "bulk signal not sent", extra={"merchant_id": done.merchant_id, "operation": operation}
+            )
+    for run in done.runs:
         syncs.enqueue_run(rt, run)
 
 
@@ -247,8 +383,8 @@ def sweep_inbound(
     queue: str = scheduling.DEFAULT_QUEUE,
     now: datetime | None = None,
 ) -> int:
-    """Wake every merchant with a delivery pending for longer than `grace` (half of WORKER_LOCK_SECONDS unless
-    given); returns how many were woken."""
+    """Wake the shard of every merchant with a delivery pending for longer than `grace` (half of
+    WORKER_LOCK_SECONDS unless given); returns how many drain jobs that queued."""
     ttl = rt.settings.worker_lock_seconds
     if grace is None:
         grace = timedelta(seconds=ttl / 2)
@@ -265,16 +401,17 @@ def sweep_inbound(
                 .distinct()
             )
         )
-    woken = sum(
-        1 for m in merchant_ids if m is not None and scheduling.signal(rt.redis, m, queue=queue, ttl=ttl)
-    )
+    one_per_shard = {scheduling.shard(m): m for m in merchant_ids if m is not None}
+    woken = sum(1 for m in one_per_shard.values() if scheduling.signal(rt.redis, m, queue=queue, ttl=ttl))
     if woken:
-        logger.info("merchants with old pending deliveries woken", extra={"woken": woken})
+        logger.info(
+            "shards with old pending deliveries woken", extra={"woken": woken, "merchants": len(merchant_ids)}
+        )
     return woken
 
 
 def sweep() -> int:
-    """Periodic job (the scheduler's): wake merchants whose drain job was lost."""
+    """Periodic job (the scheduler's): wake the shards whose drain job was lost."""
     return sweep_inbound(runtime.current())
 
 
@@ -311,7 +448,7 @@ def replay(
     limit: int = 100_000,
 ) -> list[int]:
     """Set stored deliveries of a merchant back to pending (received in [since, until), with one of
-    `statuses`); the caller signals the merchant after commit. Applying them again is harmless: changes
+    `statuses`); the caller signals the merchant (its shard) after commit. Applying them again is harmless: changes
     the stored state already has are skipped as stale."""
     unknown = sorted(set(statuses) - set(STATUSES) - {PENDING})
     if unknown:

@@ -3,7 +3,7 @@
 The raw body is read before anything parses it, the merchant's adapter verifies it (401 and nothing stored
 when it fails), its envelope gives the delivery id, topic and store time (400 when malformed, logged as
 rejected, nothing stored), the delivery is stored once per merchant (a repeat is acknowledged as a
-duplicate) and the merchant's drain job is woken. The answer
+duplicate) and the drain job of the merchant's shard is woken. The answer
 is fast: processing happens in `webhooks.inbound.drain`. A failure to wake the job does not fail the
 request, because the delivery is already stored and the sweeper wakes its merchant.
 """
@@ -20,6 +20,7 @@ from typing import Final
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connector.domain import registry
 from connector.domain.errors import PermanentError
@@ -40,6 +41,9 @@ bp = Blueprint("inbound_webhooks", __name__)
 
 CACHE_SECONDS: Final = 5.0
 """How long a process reuses a merchant's adapter (and so its webhook secret) between lookups."""
+PAGE: Final = 256
+"""Merchants addressed by id are read by pages of this many ids: a flood spread over a thousand merchants
+costs a web process a few reads, not one per merchant (each adapter is still built on first use)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +53,24 @@ class _Target:
     expires: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Page:
+    rows: dict[int, Merchant]
+    expires: float
+
+
 class _Merchants:
     """Per-process cache of (source, merchant address) -> adapter, so a burst costs one lookup."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, int | None, str | None], _Target | None] = {}
+        self._pages: dict[tuple[str, int], _Page] = {}
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._pages.clear()
 
     def get(self, rt: Runtime, source: str, merchant_id: int | None, store_ref: str | None) -> _Target | None:
         key = (source, merchant_id, store_ref)
@@ -67,23 +79,51 @@ class _Merchants:
             entry = self._entries.get(key)
         if entry is not None and entry.expires > now:
             return entry
-        with rt.db.session() as session:
-            query = select(Merchant).where(Merchant.kind == source)
-            if merchant_id is not None:
-                query = query.where(Merchant.id == merchant_id)
-            else:
-                query = query.where(Merchant.store_ref == store_ref)
-            merchant = session.scalars(query).first()
-            if merchant is None:
-                return None
-            target = _Target(
-                merchant.id, build_adapter(merchant, rt.secrets, rt.settings), now + CACHE_SECONDS
-            )
+        merchant = None
+        if merchant_id is not None:
+            merchant = self._page(rt, source, merchant_id, now).rows.get(merchant_id)
+        if merchant is None:  # not addressed by id, or created since its page was read
+            merchant = self._lookup(rt, source, merchant_id, store_ref)
+        if merchant is None:
+            return None
+        target = _Target(merchant.id, build_adapter(merchant, rt.secrets, rt.settings), now + CACHE_SECONDS)
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
             self._entries[key] = target
         return target
+
+    def _page(self, rt: Runtime, source: str, merchant_id: int, now: float) -> _Page:
+        """The merchants of `source` whose ids share `merchant_id`'s page, read in one statement at most
+        every CACHE_SECONDS."""
+        first = merchant_id - merchant_id % PAGE
+        with self._lock:
+            page = self._pages.get((source, first))
+        if page is not None and page.expires > now:
+            return page
+        with Session(rt.db.autocommit_engine, expire_on_commit=False) as session:
+            rows = session.scalars(
+                select(Merchant).where(
+                    Merchant.kind == source, Merchant.id >= first, Merchant.id < first + PAGE
+                )
+            )
+            page = _Page({m.id: m for m in rows}, now + CACHE_SECONDS)
+        with self._lock:
+            if len(self._pages) > 1_000:
+                self._pages.clear()
+            self._pages[(source, first)] = page
+        return page
+
+    @staticmethod
+    def _lookup(rt: Runtime, source: str, merchant_id: int | None, store_ref: str | None) -> Merchant | None:
+        """One merchant, in one statement on the autocommit engine (one round trip)."""
+        query = select(Merchant).where(Merchant.kind == source)
+        if merchant_id is not None:
+            query = query.where(Merchant.id == merchant_id)
+        else:
+            query = query.where(Merchant.store_ref == store_ref)
+        with Session(rt.db.autocommit_engine, expire_on_commit=False) as session:
+            return session.scalars(query).first()
 
 
 merchants = _Merchants()

@@ -1,11 +1,16 @@
-"""Waking a merchant's drain job: at most one queued per merchant, however many deliveries arrive.
+"""Waking the drain jobs: merchants are spread over SHARDS shards, at most one drain job queued per shard.
 
-The receiver calls `signal` after storing a delivery. A short-lived flag (`SET NX`) means "a drain job for
-this merchant is queued or draining"; only the request that sets it enqueues, so a burst of a thousand
-deliveries costs one job. The job keeps the flag while it drains, clears it once caught up and then reads
-once more, so a delivery stored after its last read wakes a new job.
-The flag expires, and the sweeper signals merchants with old pending deliveries, so a lost job (Redis
-flushed, worker killed) delays processing but never strands it.
+A drain job takes the pending deliveries of every merchant of its shard (merchant id modulo SHARDS), so
+the jobs, locks and pauses intake costs grow with the number of shards, not with the number of merchants:
+a burst spread over a thousand merchants costs at most SHARDS jobs, as a burst for one merchant costs one.
+The receiver calls `wake` after storing a delivery. A short-lived flag per shard (`SET NX`) means "a drain
+job for this shard is queued or draining"; only the request that sets it enqueues. The job keeps the flag
+while it drains, clears it once caught up and then reads once more, so a delivery stored after its last read
+wakes a new job. The flag expires, and the sweeper signals merchants with old pending deliveries, so a lost
+job (Redis flushed, worker killed) delays processing but never strands it.
+
+Every process must use the same SHARDS: a merchant's deliveries are applied in order because every drain of
+that merchant holds its shard's lock.
 """
 
 from __future__ import annotations
@@ -28,10 +33,18 @@ FLAG_TTL: Final = 60
 """Seconds a wake-up flag lives by default: the longest a lost job can hold back a merchant's new deliveries
 (callers with settings pass WORKER_LOCK_SECONDS)."""
 JOB_TIMEOUT: Final = 300
+SHARDS: Final = 2
+"""How many drain jobs may run at once across all merchants (each drains the merchants of one shard)."""
+
+
+def shard(merchant_id: int) -> int:
+    """The shard whose drain job applies `merchant_id`'s deliveries."""
+    return merchant_id % SHARDS
 
 
 def flag_key(merchant_id: int) -> str:
-    return f"storelink:inbound:wake:{merchant_id}"
+    """The wake-up flag of `merchant_id`'s shard (shared by every merchant of that shard)."""
+    return f"storelink:inbound:wake:shard:{shard(merchant_id)}"
 
 
 def _job_kwargs() -> dict[str, Any]:
@@ -51,8 +64,8 @@ def signal(
     delay: float | None = None,
     ttl: int = FLAG_TTL,
 ) -> bool:
-    """Make sure a drain job for `merchant_id` is queued; returns True when this call enqueued it. The flag
-    lives `ttl` seconds unless cleared (WORKER_LOCK_SECONDS where the caller has settings)."""
+    """Make sure a drain job for `merchant_id`'s shard is queued; returns True when this call enqueued it.
+    The flag lives `ttl` seconds unless cleared (WORKER_LOCK_SECONDS where the caller has settings)."""
     if not redis.set(flag_key(merchant_id), b"1", nx=True, ex=ttl):
         return False
     target = Queue(queue, connection=redis)
@@ -68,25 +81,25 @@ def signal(
 
 
 QUIET: Final = 0.02
-"""Seconds after seeing a merchant's flag set during which a web process does not look again (`wake`)."""
+"""Seconds after seeing a shard's flag set during which a web process does not look again (`wake`)."""
 SETTLE: Final = 0.05
 """Seconds a drain job waits between clearing its flag and its last read; more than QUIET, so that read sees
 every delivery whose wake-up was skipped because the flag had been seen set."""
 
 _seen: dict[tuple[int, int], float] = {}
-"""When this process last saw a flag set, by (Redis connection pool, merchant)."""
+"""When this process last saw a flag set, by (Redis connection pool, shard)."""
 
 
 def wake(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE, ttl: int = FLAG_TTL) -> bool:
-    """`signal` for the receiver, which calls it after every stored delivery: a merchant whose flag this
-    process saw set less than QUIET seconds ago is not asked about again.
+    """`signal` for the receiver, which calls it after every stored delivery: a shard whose flag this
+    process saw set less than QUIET seconds ago is not asked about again (whichever of its merchants).
 
     Why that loses nothing: the flag was set (seen) at t0 and the delivery stored at t1 < t0 + QUIET. A drain
     that clears the flag after t0 reads once more no sooner than SETTLE later, after t1, so it sees the
     delivery; a flag cleared before t0 and seen set at t0 belongs to a drain that has yet to clear it.
     """
     now = time.monotonic()
-    key = (id(redis.connection_pool), merchant_id)
+    key = (id(redis.connection_pool), shard(merchant_id))
     seen = _seen.get(key)
     if seen is not None and now - seen < QUIET:
         return False
@@ -98,5 +111,6 @@ def wake(redis: Redis, merchant_id: int, *, queue: str = DEFAULT_QUEUE, ttl: int
 
 
 def clear(redis: Redis, merchant_id: int) -> None:
-    """Called by the drain job before it reads: deliveries stored from now on wake a new job."""
+    """Called by the drain job before its last read: deliveries stored from now on in `merchant_id`'s shard
+    wake a new job."""
     redis.delete(flag_key(merchant_id))
