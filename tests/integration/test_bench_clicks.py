@@ -15,6 +15,7 @@ from tests.helpers import SQLITE_ONLY
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("benchmarks")  # one at a time: each runs servers and load processes
 @SQLITE_ONLY  # the benchmark, end to end, on one backend (each takes half a minute)
 def test_a_tiny_click_run_records_exactly_the_deduplicated_clicks(
     rt: runtime.Runtime, tmp_path: Path

@@ -24,6 +24,7 @@ def _run(runner: Runner, database_url: str) -> tuple[Result, dict[str, Any]]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("benchmarks")  # one at a time: each runs servers and load processes
 @pytest.mark.parametrize(
     "database_url", ["postgresql"], indirect=True
 )  # the bench's database (about a minute)

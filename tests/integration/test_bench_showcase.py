@@ -15,6 +15,7 @@ from tests.helpers import ON_POSTGRESQL
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("benchmarks")  # one at a time: each runs servers and load processes
 @ON_POSTGRESQL  # the benchmark, end to end, on one backend (each takes half a minute)
 def test_a_tiny_showcase_read_run_stays_within_the_bound(rt: runtime.Runtime, tmp_path: Path) -> None:
     settings = rt.settings
