@@ -78,8 +78,14 @@ def _release_local_redis(url: str) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow tests (processes, servers) first: with several workers the long ones start at once instead of
-    leaving one worker busy at the end while the others wait."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    leaving one worker busy at the end while the others wait. Of them, a group that runs in one test process
+    (`xdist_group`, the benchmarks' tests, one after another) starts first: it is the longest chain."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("xdist_group") is None,
+            item.get_closest_marker("slow") is None,
+        )
+    )
 
 
 PR_SET_CHILD_SUBREAPER = 36
