@@ -5,11 +5,14 @@ starts over once the process has stayed up a while, so a process that keeps fail
 away is retried for as long as it takes without flooding the log. Only a process that never stayed up since
 `storelink up` started (a configuration error rather than an outage) makes the supervisor give up.
 
-The job workers and the scheduler are `storelink` commands forked from one fork server (multiprocessing's
-`forkserver`) that imported their modules once: each starts without importing anything and shares the server's
-pages, instead of every one of them paying the imports (about a CPU-second each). Such a process runs in a
-session of its own, as one started by `Popen(start_new_session=True)` does, and `ps` shows it as `storelink
-worker`. The web server is a command of its own (gunicorn loads the app once and forks its workers)."""
+Every process `storelink up` runs is a `storelink` command forked from one fork server (multiprocessing's
+`forkserver`) that imported their modules once: the web server (`storelink web`: gunicorn's master, which
+creates the app and forks gunicorn's workers from it), the buffering front (`storelink front`), the job
+workers and the scheduler. Each starts without importing anything and shares the server's pages, instead of
+every one of them paying the imports (one to two CPU-seconds each). Such a process runs in a session of its
+own, as one started by `Popen(start_new_session=True)` does, with `up`'s environment and its own command in
+`sys.argv`; `ps` shows it as `storelink worker` (or as gunicorn and RQ retitle it: `gunicorn: master [...]`,
+`rq:worker:...`). Stopping one signals its session's process group: gunicorn's workers go with their master."""
 
 from __future__ import annotations
 
@@ -54,13 +57,19 @@ def worker_processes(
 
 
 # What the fork server imports before it forks anything: `connector.infra.fork_server` (it ignores the signals that
-# end `up`), then everything `storelink worker` and `scheduler` run.
+# end `up`), then everything `storelink worker`, `scheduler`, `web` (the app, gunicorn and the worker class and
+# logger its configuration names) and `front` run.
 FORK_PRELOAD = (
     "connector.infra.fork_server",
     "connector.cli",
     "connector.cli.processes",
     "connector.worker",
     "connector.scheduler",
+    "connector.app",
+    "connector.web.server",
+    "gunicorn.glogging",
+    "gunicorn.workers.gthread",
+    "connector.infra.front",
 )
 # Signals that end `storelink up` (its own and the CLI's), held while a fork's pid is not yet known.
 HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
@@ -86,6 +95,9 @@ def run_command(args: list[str], env: dict[str, str], log: str | None = None) ->
     setproctitle.setproctitle(" ".join(["storelink", *args]))  # first: it takes the environment's memory
     os.environ.clear()
     os.environ.update(env)
+    # As `storelink ARGS` run the way `up` was (the fork has `up`'s own argv): what reads it (gunicorn, to
+    # re-execute itself) finds this command.
+    sys.argv = [sys.argv[0], *args]
     if log is not None:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, sys.stdout.fileno())

@@ -297,17 +297,17 @@ class Up:
             if " ".join(p.cmdline()).startswith(("storelink worker", "rq:worker:"))
         ]
 
-    def supervised(self) -> set[int]:
-        """The pids of the processes `storelink up` runs: web and front (its children), the workers and the
-        scheduler (children of its fork server)."""
-        pids = set()
+    def forked(self) -> list[psutil.Process]:
+        """The processes `storelink up` forked from its fork server: web (gunicorn's master, titled `gunicorn:
+        master [...]` once it runs), front, the workers and the scheduler."""
         for child in psutil.Process(self.proc.pid).children():
-            command = " ".join(child.cmdline())
-            if "multiprocessing.forkserver" in command:
-                pids |= {forked.pid for forked in child.children()}
-            elif "multiprocessing.resource_tracker" not in command:
-                pids.add(child.pid)
-        return pids
+            if "multiprocessing.forkserver" in " ".join(child.cmdline()):
+                return child.children()
+        return []
+
+    def supervised(self) -> set[int]:
+        """The pids of the processes `storelink up` runs (all forked from its fork server)."""
+        return {forked.pid for forked in self.forked()}
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -1,9 +1,9 @@
 """CLI composition root: `storelink` commands for running, operating and supporting the service.
 
 `main` is the command group; each module of this package holds one area's commands (`processes`: up, worker,
-scheduler; `demo`; `sandbox`; `db`: db and keys; `merchants`; `resync`; `problems`; `jobs`; `clients`; `webhooks`:
-webhooks, deliveries and replay; `inbound`; `commissions`; `programs`; `showcases`; `users`: console users;
-`bench`), and they are wired onto `main` here, in one place.
+scheduler, and the hidden web and front that `up` runs; `demo`; `sandbox`; `db`: db and keys; `merchants`;
+`resync`; `problems`; `jobs`; `clients`; `webhooks`: webhooks, deliveries and replay; `inbound`; `commissions`;
+`programs`; `showcases`; `users`: console users; `bench`), and they are wired onto `main` here, in one place.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ COMMANDS: dict[str, str] = {
     "up": "processes:up",
     "worker": "processes:worker",
     "scheduler": "processes:scheduler",
+    "web": "processes:web",
+    "front": "processes:front",
     "demo": "demo:demo",
     "sandbox": "sandbox:sandbox",
     "db": "db:db",

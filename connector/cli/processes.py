@@ -1,15 +1,13 @@
-"""`storelink up`, `worker` and `scheduler`: the service's long-running processes."""
+"""`storelink up`, `worker` and `scheduler`: the service's long-running processes, and the hidden `web` and
+`front` that `up` runs."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
-from pathlib import Path
 
 import click
 
-import config
 from config.settings import Settings
 from connector.cli.common import Context, _startup_errors, err, pass_ctx, resolve_cli_redis, run_file
 from connector.cli.db import _seal_config_secrets
@@ -64,9 +62,26 @@ def _up_redis(obj: Context, settings: Settings) -> str:
     return url
 
 
-def gunicorn_command(settings: Settings, bind: str) -> list[str]:
-    conf = Path(config.__file__).parent / "gunicorn.conf.py"
-    return [sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", bind, "connector.app:create_app()"]
+@click.command(hidden=True)
+@click.option(
+    "--bind", default=None, help="HOST:PORT to listen on (default: config/gunicorn.conf.py's bind)."
+)
+def web(bind: str | None) -> None:
+    """Run the web app under gunicorn with config/gunicorn.conf.py (as the Procfile's `web` does)."""
+    from connector.web.server import WebServer
+
+    WebServer(bind).run()
+
+
+@click.command(hidden=True)
+@click.option("--host", required=True, help="Address to listen on.")
+@click.option("--port", required=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--upstream-port", required=True, type=click.IntRange(1, 65535), help="gunicorn's port.")
+def front(host: str, port: int, upstream_port: int) -> None:
+    """Run the buffering front of `storelink up` (`connector.infra.front`) before gunicorn on 127.0.0.1."""
+    from connector.infra import front as buffering_front
+
+    buffering_front.run(host, port, upstream_port)
 
 
 @click.command()
@@ -111,10 +126,9 @@ def up(obj: Context, host: str | None, port: int | None, worker_count: int, no_s
     sup = Supervisor(env=env)
     # gunicorn listens on a private loopback port behind the buffering front (`connector.infra.front`), which
     # takes each request in whole first: a client sending slowly never holds a gunicorn worker.
-    web_port = preflight.free_loopback_port()
-    sup.add("web", gunicorn_command(settings, f"127.0.0.1:{web_port}"))
-    front = [sys.executable, "-m", "connector.infra.front", "--host", host, "--port", str(port)]
-    sup.add("front", [*front, "--upstream-port", str(web_port)])
+    web_port = str(preflight.free_loopback_port())
+    sup.add_command("web", ["web", "--bind", f"127.0.0.1:{web_port}"])
+    sup.add_command("front", ["front", "--host", host, "--port", str(port), "--upstream-port", web_port])
     for i in range(worker_count):
         sup.add_command(f"worker.{i + 1}", ["worker"])
     if not no_scheduler:

@@ -179,15 +179,21 @@ async def serve(host: str, port: int, upstream: tuple[str, int], max_body: int) 
         await stop.wait()
 
 
+def run(host: str, port: int, upstream_port: int) -> None:
+    """Serve on `host:port` in front of gunicorn on 127.0.0.1:`upstream_port` until SIGTERM, SIGINT or SIGHUP
+    (`storelink front`, which `storelink up` runs)."""
+    settings = load_settings()
+    logs.configure(settings.log_level, settings.log_json)
+    asyncio.run(serve(host, port, ("127.0.0.1", upstream_port), settings.max_request_bytes))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream-port", type=int, required=True, help="gunicorn's port on 127.0.0.1")
     args = parser.parse_args()
-    settings = load_settings()
-    logs.configure(settings.log_level, settings.log_json)
-    asyncio.run(serve(args.host, args.port, ("127.0.0.1", args.upstream_port), settings.max_request_bytes))
+    run(args.host, args.port, args.upstream_port)
 
 
 if __name__ == "__main__":

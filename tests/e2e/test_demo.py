@@ -59,8 +59,9 @@ def scalar(conn: sqlite3.Connection, query: str, *args: Any) -> Any:
     return conn.execute(query, args).fetchone()[0]
 
 
-# Titles of the processes `storelink up` forks (their command line and environment are their fork server's).
-FORKED_TITLES = ("storelink ", "rq:worker:")
+# Titles of the processes `storelink up` forks and of gunicorn's workers (their command line and environment
+# are their fork server's).
+FORKED_TITLES = ("storelink ", "rq:worker:", "gunicorn: ")
 
 
 def left_behind(data_dir: Path) -> list[str]:

@@ -1,6 +1,7 @@
 """End to end: how `storelink up` and other commands start and stop. A command that cannot start says why in
 one line and exits non-zero; a command ended by a signal stops the private Redis it started and removes its
-temporary folder; `up` creates no control socket shared with other gunicorn instances."""
+temporary folder; `up` forks gunicorn and the front from its fork server, restarts a killed web server, and
+creates no control socket shared with other gunicorn instances."""
 
 from __future__ import annotations
 
@@ -74,11 +75,43 @@ def test_a_second_up_on_the_same_data_dir_exits_with_a_message(up: Up):
     assert requests.get(f"{up.url}/healthz", timeout=10).status_code == 200  # the first one is untouched
 
 
+MASTER = "gunicorn: master [connector.app:create_app()]"  # the title of gunicorn's master process
+
+
+def _forked(up: Up) -> dict[str, int]:
+    """The processes forked from `up`'s fork server, by title up to its first space-separated option."""
+    return {" ".join(p.cmdline()).split(" --")[0].strip(): p.pid for p in up.forked()}
+
+
 @SQLITE_ONLY
-def test_up_creates_no_shared_gunicorn_control_socket(up: Up, tmp_path: Path):
+def test_up_forks_gunicorn_and_the_front_and_restarts_a_killed_web_server(up: Up, tmp_path: Path):
+    """gunicorn's master (which forks its own workers) and the front are forked from the fork server, as the
+    job workers are: `up` starts no other interpreter. A gunicorn master killed outright is restarted with its
+    workers, on the same port behind the front. gunicorn creates no control socket shared with other instances."""
     assert requests.get(f"{up.url}/healthz", timeout=10).status_code == 200
+    forked = _forked(up)
+    assert set(forked) >= {MASTER, "storelink front", "storelink scheduler"}
+    assert len(forked) == up.processes
+    others = [" ".join(p.cmdline()) for p in psutil.Process(up.proc.pid).children()]
+    assert len(others) == 2 and all("multiprocessing" in command for command in others), others
+    master = psutil.Process(forked[MASTER])
+    workers = master.children()
+    assert workers and all(" ".join(w.cmdline()).startswith("gunicorn: worker") for w in workers)
     assert not (tmp_path / "xdg" / "gunicorn.ctl").exists()
     assert not (tmp_path / ".gunicorn").exists()
+
+    master.kill()
+    _, alive = psutil.wait_procs(workers, timeout=15)  # the master's process group goes with it
+    assert not alive
+
+    def web_back() -> bool:
+        restarted = _forked(up).get(MASTER, master.pid) != master.pid
+        with contextlib.suppress(requests.RequestException):
+            return restarted and requests.get(f"{up.url}/readyz", timeout=2).status_code == 200
+        return False
+
+    wait_for(web_back, 60, "a new gunicorn master answering behind the front")
+    assert up.proc.poll() is None
 
 
 def _redis_children(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
