@@ -135,27 +135,28 @@ def figures(
 ) -> dict[str, Any]:
     """The JSON line: each figure is computed from the printed ones."""
     small, large = curve[0], curve[-1]
+    points = [
+        {
+            "variants": p["variants"],
+            "rows": p["rows"],
+            "created": p["created"],
+            "seconds": round(p["seconds"], 3),
+            "us_per_variant": round(p["us_per_variant"], 2),
+            "peak_rss_mb": round(p["peak_rss_mb"], 1),
+        }
+        for p in curve
+    ]
     result = {
         "bench": "scale",
         "database": backend.lower(),
         "quick": quick,
         "per_variant_ratio_1m_vs_10k": round(large["us_per_variant"] / small["us_per_variant"], 3),
-        "peak_rss_mb": round(max(p["peak_rss_mb"] for p in curve)),
+        "peak_rss_mb": round(max(p["peak_rss_mb"] for p in points)),  # of the points as printed
         "merchants_1000_ratio": round(spread["ratio"], 3),
         "fanout_100_cpu_ratio": round(fan["ratio"], 3),
         "fairness_p99_ms": round(fair["during"]["p99_ms"], 1),
         "baseline_p99_ms": round(fair["baseline"]["p99_ms"], 1),
-        "curve": [
-            {
-                "variants": p["variants"],
-                "rows": p["rows"],
-                "created": p["created"],
-                "seconds": round(p["seconds"], 3),
-                "us_per_variant": round(p["us_per_variant"], 2),
-                "peak_rss_mb": round(p["peak_rss_mb"], 1),
-            }
-            for p in curve
-        ],
+        "curve": points,
         **_intake_part(spread),
         "fanout": {
             key: {
