@@ -181,6 +181,8 @@ class _Work:
     parsed: list[tuple[int, Sequence[StoreEvent]]] = field(default_factory=list)
     refused: dict[int, str] = field(default_factory=dict)
     stock: InventoryTotals | None = None
+    adapter: Any = None
+    """The merchant's adapter, which parses its deliveries (`_parse`)."""
 
 
 _ADAPTERS: Final = 4096
@@ -213,19 +215,17 @@ def _adapter(rt: runtime.Runtime, merchant: Merchant) -> tuple[Any, InventoryTot
 def _parse(rt: runtime.Runtime, merchants: dict[int, Merchant], rows: list[Any]) -> list[_Work]:
     """The batch's rows by merchant, each parsed through its merchant's adapter."""
     works: dict[int, _Work] = {}
-    adapters: dict[int, Any] = {}
     for row in rows:
         merchant = merchants.get(row.merchant_id)
         if merchant is None:  # deleted since the read: its deliveries went with it
             continue
         work = works.get(row.merchant_id)
         if work is None:
-            adapters[row.merchant_id], stock = _adapter(rt, merchant)
-            work = works[row.merchant_id] = _Work(row.merchant_id, stock=stock)
+            adapter, stock = _adapter(rt, merchant)
+            work = works[row.merchant_id] = _Work(row.merchant_id, stock=stock, adapter=adapter)
         work.ids.append(row.id)
         try:
-            parsed = adapters[row.merchant_id].parse_webhook(row.topic, row.headers, row.raw_body)
-            work.parsed.append((row.id, parsed))
+            work.parsed.append((row.id, work.adapter.parse_webhook(row.topic, row.headers, row.raw_body)))
         except PermanentError as exc:
             work.refused[row.id] = f"{exc.code}: {exc.message}"
     return list(works.values())
