@@ -34,6 +34,7 @@ from typing import Protocol
 
 import setproctitle
 
+from connector.cli import EXIT_SIGNALS, main
 from connector.infra.queue import WEBHOOKS
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ FORK_PRELOAD = (
     "connector.infra.front",
 )
 # Signals that end `storelink up` (its own and the CLI's), held while a fork's pid is not yet known.
-HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
+# `connector.infra.fork_server` ignores the same ones in the fork server (a copy: it imports nothing first).
+HELD_SIGNALS = {signal.SIGINT, *EXIT_SIGNALS}
 
 
 class Running(Protocol):
@@ -103,8 +105,6 @@ def run_command(args: list[str], env: dict[str, str], log: str | None = None) ->
         os.dup2(fd, sys.stdout.fileno())
         os.dup2(fd, sys.stderr.fileno())
         os.close(fd)
-    from connector.cli import main
-
     main(args=args, prog_name="storelink")  # exits with the command's status
 
 

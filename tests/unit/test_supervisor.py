@@ -95,3 +95,18 @@ def test_a_process_that_never_stays_up_is_given_up_on(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "never stayed up" in log
     assert _runs(tmp_path) == 6
+
+
+def test_the_fork_server_ignores_the_signals_up_holds_around_a_fork() -> None:
+    """`connector.infra.fork_server` keeps its own list (it imports nothing before ignoring them): it is the
+    supervisor's, and importing it ignores each of them. Checked in a process of its own, since the import
+    would ignore them here too."""
+    check = (
+        "import signal\n"
+        "from connector.infra import fork_server\n"
+        "from connector.supervisor import HELD_SIGNALS\n"
+        "assert set(fork_server.ENDING_SIGNALS) == HELD_SIGNALS, (fork_server.ENDING_SIGNALS, HELD_SIGNALS)\n"
+        "assert all(signal.getsignal(s) == signal.SIG_IGN for s in HELD_SIGNALS)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
