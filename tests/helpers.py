@@ -292,9 +292,7 @@ class Up:
     def workers(self) -> list[psutil.Process]:
         """The job workers: forked from up's fork server, titled `storelink worker`, then by RQ."""
         return [
-            p
-            for p in psutil.Process(self.proc.pid).children(recursive=True)
-            if " ".join(p.cmdline()).startswith(("storelink worker", "rq:worker:"))
+            p for p in self.forked() if " ".join(p.cmdline()).startswith(("storelink worker", "rq:worker:"))
         ]
 
     def forked(self) -> list[psutil.Process]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rq import Queue
 from rq.job import Job
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from connector.app import create_app
 from connector.bench.scale_intake import make_merchants
@@ -179,8 +179,6 @@ def test_a_drain_killed_mid_batch_leaves_the_batch_pending_and_it_is_applied_onc
 def test_a_web_process_reads_the_merchants_of_a_flood_by_pages_and_still_knows_a_new_one(
     stores: Stores, tmp_path: Path
 ):
-    from sqlalchemy import event
-
     reads: list[str] = []
 
     def count(conn, cursor, statement, parameters, context, executemany):
