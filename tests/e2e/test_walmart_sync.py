@@ -17,13 +17,13 @@ from tests.helpers import SQLITE_ONLY, drain
 
 pytestmark = [pytest.mark.slow, SQLITE_ONLY]
 
-ITEMS = 20_000
+ITEMS = 5_000
 
 
 def test_first_full_sync_reads_every_item_across_cursor_pages(
     cli: Callable[..., str], rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Walmart's listing allows about 200 calls a minute; the 400 pages here come at the emulator's pace.
+    # Walmart's listing allows about 200 calls a minute; the 100 pages here come at the emulator's pace.
     with serve(rate_limits={"list_inventories": RateLimit(1000)}) as server:
         server.store.seed_catalog(ITEMS, unpublished_every=7, quantity=lambda n: n % 40)
         monkeypatch.setenv("WALMART_CLIENT_SECRET", server.emulator.client_secret)

@@ -139,7 +139,7 @@ def test_catalog_sync_stores_inventory_item_refs(shop: Shop):
     assert {location for _, location in levels.values()} == {home}
 
 
-CHANGES = 800  # stock changes over 40 items: 20 each, delivered shuffled, 3 in 10 twice
+CHANGES = 400  # stock changes over 40 items: 10 each, delivered shuffled, 3 in 10 twice
 
 
 def test_shuffled_and_duplicated_stock_webhooks_leave_the_newest_level(shop: Shop):
