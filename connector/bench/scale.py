@@ -62,7 +62,7 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls((300, 1_000, 3_000), 1, 20, 1.0, 2_000, 10, 100, 1_000, 10.0, 5)
+        return cls((500, 2_000), 1, 20, 1.0, 2_000, 10, 100, 1_000, 10.0, 5)
 
 
 def run(
