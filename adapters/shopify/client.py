@@ -306,7 +306,7 @@ class ShopifyClient:
             # Charged: the actual cost (a THROTTLED request costs nothing); the rest of the reservation returns,
             # and a request that cost more than was reserved (a first guess too low) takes the difference.
             charged = _number(cost.get("actualQueryCost"))
-            self.ledger.report(reserved - (charged or 0.0), maximum, rate, available)
+            self.ledger.report(reserved - (charged or 0.0), maximum, rate, available, reserved=reserved)
         now = self._clock()
         others = self._others_rate(maximum, available, rate, _number(cost.get("actualQueryCost")) or 0.0, now)
         share = max(rate - others, rate * MIN_SHARE) / rate if rate > 0 else 1.0

@@ -281,9 +281,13 @@ class RateLedger(Protocol):
         paces on its own; other callers wait for that request's answer)."""
         ...
 
-    def report(self, refund: float, maximum: float, restore_rate: float, available: float) -> None:
-        """What the store said after a request: points to give back (reserved but not charged) and its
-        bucket as reported; the ledger never counts more points than the store reported."""
+    def report(
+        self, refund: float, maximum: float, restore_rate: float, available: float, *, reserved: float
+    ) -> None:
+        """What the store said after a request that reserved `reserved` points (0 when `take` answered None):
+        points to give back (reserved but not charged) and its bucket as reported. The request's reservation
+        is no longer in flight; the ledger never counts more points than the store reported less the
+        reservations still in flight (taken, not yet reported: the store may not have charged them yet)."""
         ...
 
 

@@ -25,20 +25,62 @@ def test_reservations_queue_behind_each_other_and_refunds_return_points(redis: R
     # tells every expected wait from the one a wrong ledger would give (0.2 s apart or more).
     ledger = RedisRateLedger(lambda: redis, "shopify:ledger-unit")
     assert ledger.take(10) is None  # nothing learned yet: the caller paces on its own
-    ledger.report(0, maximum=100, restore_rate=50, available=30)
+    ledger.report(0, maximum=100, restore_rate=50, available=30, reserved=0)
     assert ledger.take(20) == 0
     wait = ledger.take(20)  # 10 points short at 50 a second
     assert wait is not None and 0.1 < wait <= 0.2
     third = ledger.take(20)  # queued behind the second: 30 short
     assert third is not None and 0.5 < third <= 0.6
-    ledger.report(40, maximum=100, restore_rate=50, available=100)  # two reservations were not charged
+    for _ in range(2):  # two reservations were not charged
+        ledger.report(20, maximum=100, restore_rate=50, available=100, reserved=20)
     again = ledger.take(20)
     assert again is not None and 0.1 < again <= 0.2
-    ledger.report(0, maximum=100, restore_rate=50, available=0)  # the store says less: the store wins
+    # The third is charged and the store says less: the store wins, less the reservation still in flight.
+    ledger.report(0, maximum=100, restore_rate=50, available=0, reserved=20)
     low = ledger.take(10)
-    assert low is not None and 0.3 < low <= 0.4  # behind the reservation still in debt
+    assert low is not None and 0.5 < low <= 0.6  # behind the 20 points still in flight and in debt
     ledger.forget()
     assert ledger.take(1) is None
+
+
+def test_a_report_does_not_hand_out_the_points_of_reservations_still_in_flight(redis: Redis) -> None:
+    ledger = RedisRateLedger(lambda: redis, "shopify:ledger-flight")
+    assert ledger.take(10) is None
+    ledger.report(0, maximum=100, restore_rate=50, available=40, reserved=0)
+    assert ledger.take(20) == 0  # the first request
+    assert ledger.take(20) == 0  # the second: nothing left once both are charged; it is still on its way
+    # The first is answered: it cost 10 (10 points return), and the store, which spent points the ledger did not
+    # know of (e.g. a request whose cost was guessed too low), says 10 are left. It has not seen the second.
+    ledger.report(10, maximum=100, restore_rate=50, available=10, reserved=20)
+    wait = ledger.take(20)  # the second's 20 still come off the store's 10: 30 short, not 10
+    assert wait is not None and 0.5 < wait <= 0.6
+    ledger.forget()
+
+
+def test_a_reservation_in_flight_keeps_the_ledger_below_the_maximum(redis: Redis) -> None:
+    ledger = RedisRateLedger(lambda: redis, "shopify:ledger-full")
+    assert ledger.take(10) is None
+    ledger.report(0, maximum=100, restore_rate=50, available=100, reserved=0)
+    # On its way: the store stays full meanwhile and gains nothing from its refill.
+    assert ledger.take(40) == 0
+    time.sleep(0.3)
+    wait = ledger.take(100)  # 60 left once the first is charged, however long it took to arrive
+    assert wait == pytest.approx(0.8)
+    ledger.forget()
+
+
+def test_a_reservation_that_never_reports_stops_counting(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rate_limits, "IN_FLIGHT_SECONDS", 0.2)
+    ledger = RedisRateLedger(lambda: redis, "shopify:ledger-gone")
+    assert ledger.take(10) is None
+    ledger.report(0, maximum=100, restore_rate=50, available=100, reserved=0)
+    assert ledger.take(40) == 0  # its worker dies before the request is sent
+    time.sleep(0.5)
+    wait = ledger.take(100)  # refilled past the 60 a reservation in flight would leave (0.8 s short)
+    assert wait is not None and wait <= 0.4
+    ledger.forget()
 
 
 def test_while_the_bucket_is_unknown_one_request_learns_it_and_the_others_wait_for_its_answer(redis: Redis):
@@ -48,7 +90,7 @@ def test_while_the_bucket_is_unknown_one_request_learns_it_and_the_others_wait_f
     def answer_arrives(seconds: float) -> None:  # the probe's answer comes while the second request waits
         slept.append(seconds)
         if len(slept) == 3:
-            probe.report(10, maximum=100, restore_rate=50, available=40)
+            probe.report(10, maximum=100, restore_rate=50, available=40, reserved=0)
 
     waiting = RedisRateLedger(lambda: redis, "shopify:ledger-probe", sleep=answer_arrives)
     assert probe.take(10) is None  # the first request goes out to learn the bucket
