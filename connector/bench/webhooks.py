@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.bench.latency_stages import STAGES, stage_latencies
-from connector.bench.load import flood, http_request, percentile
+from connector.bench.load import flood, percentile
 from connector.bench.processes import (
     Stack,
     free_port,
@@ -44,6 +44,7 @@ from connector.bench.processes import (
     start_gunicorn,
     worker_argv,
 )
+from connector.bench.signed_pushes import build_requests
 from connector.domain.event_types import INVENTORY_UPDATED
 
 TARGET_ACCEPT_RATIO = 0.85
@@ -94,27 +95,6 @@ def noop() -> None:
 # --- set-up ------------------------------------------------------------------------------------------------
 
 
-def _build_requests(spec: dict[str, Any], index: int) -> list[bytes]:
-    """Process `index`'s share of signed inventory deliveries: one item each, store time increasing."""
-    from connector.sandbox.feed_push import FeedPusher
-
-    port, count = spec["port"], spec["count"]
-    merchants = spec["merchants"]  # [(merchant id, secret, [variant refs])]
-    pushers = [FeedPusher(f"/webhooks/feed/{mid}", secret) for mid, secret, _ in merchants]
-    base = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=index)
-    out = []
-    for n in range(count):
-        slot = n % len(merchants)
-        refs = merchants[slot][2]
-        delivery = pushers[slot].inventory(
-            [(refs[(n // len(merchants)) % len(refs)], 1000 + n)],
-            at=base + timedelta(milliseconds=n),
-            webhook_id=f"msg_{spec['tag']}_{index}_{n}",
-        )
-        out.append(http_request(pushers[slot].url, delivery.headers, delivery.body, port))
-    return out
-
-
 def _workers(
     stack: Stack, name: str, queues: str, *, burst: bool, count: int = 2
 ) -> list[subprocess.Popen[bytes]]:
@@ -156,7 +136,7 @@ def _accept(
             port = free_port()
             start_gunicorn(stack, "bare" if name == "bare" else "web", app, port, extra)
             console.print(f"(a) round {round_no + 1}: flooding the {name} receiver…")
-            build = functools.partial(_build_requests, {**spec, "port": port, "tag": f"{name}{round_no}"})
+            build = functools.partial(build_requests, {**spec, "port": port, "tag": f"{name}{round_no}"})
             result = flood(build, port, seconds=seconds)
             stack.stop()
             if name not in best or result.rate > best[name].rate:
