@@ -19,7 +19,6 @@ import functools
 import hashlib
 import hmac
 import json
-import logging
 import os
 import subprocess
 import tempfile
@@ -36,6 +35,7 @@ from rich.table import Table
 
 from connector.bench.latency_stages import STAGES, stage_latencies
 from connector.bench.load import flood, percentile
+from connector.bench.platform_receivers import latency_receiver
 from connector.bench.processes import (
     Stack,
     free_port,
@@ -225,38 +225,13 @@ def _process(
     }
 
 
-def platform_process(conn: Any) -> None:
-    """The platform's receiver in a process of its own (as the platform is another service), driven over a
-    pipe: it sends its URL, takes `("secret", s)`, answers `"count"` and, on `"stop"`, sends what arrived."""
-    from connector.sandbox.platform import serve
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the receiver's own access log
-    with serve() as platform:
-        conn.send(platform.url)
-        while True:
-            command = conn.recv()
-            if command == "count":
-                conn.send(len(platform.receiver.received()))
-            elif isinstance(command, tuple) and command[0] == "secret":
-                platform.receiver.set_secrets([command[1]])
-                conn.send("ok")
-            else:
-                arrived: dict[str, float] = {}
-                for req in platform.receiver.requests():
-                    if req.webhook_id and req.status == 200 and req.webhook_id not in arrived:
-                        arrived[req.webhook_id] = req.at
-                received = {int(r.data["available"]): r.webhook_id for r in platform.receiver.received()}
-                conn.send((arrived, received, platform.receiver.duplicates))
-                return
-
-
 def _latency(
     stack: Stack, rt: Any, spec: dict[str, Any], rate: int, seconds: float, console: Console
 ) -> dict[str, Any]:
     from connector.sandbox.feed_push import FeedPusher
     from webhooks.outbound import endpoints
 
-    with piped_process(platform_process, "the platform receiver") as platform:
+    with piped_process(latency_receiver, "the platform receiver") as platform:
         platform_url = platform.recv()
         with rt.db.session() as session:
             created = endpoints.create_endpoint(
