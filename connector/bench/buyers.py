@@ -1,5 +1,9 @@
 """The flash-sale benchmark's buyers: purchase attempts sent from load processes of their own (asyncio, one
-kept-alive connection per buyer), each answer timed and counted."""
+kept-alive connection per buyer), each answer timed and counted.
+
+The load processes run `_load_process`, so this module imports only the standard library and light modules
+of the project (the warm-up requests, sent from the bench process, are `connector.bench.flash_sale.warm`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Final
-
-import requests
 
 from connector.bench.load import LoadResult, run_processes
 
@@ -137,24 +139,3 @@ def race(spec: SaleSpec) -> LoadResult:
     """Every attempt of `spec`, sent by its buyers from this process's event loop: for a sale whose outcome
     is the point (the demo), not a rate measured apart from the sender's own work."""
     return asyncio.run(_buyers(spec.port, _plan(spec, 0, 1)))
-
-
-# --- processes ----------------------------------------------------------------------------------------------------
-
-
-def warm(spec: SaleSpec, count: int = 40) -> None:
-    """Requests every gunicorn worker answers before the clock starts (imports, caches, script loading);
-    refused at the price check in Redis, so nothing is bought."""
-    body = {
-        "lines": [{"variant_id": spec.variant_id, "quantity": 1, "unit_price_minor": FLASH_PRICE_MINOR + 1}],
-        "currency": "USD",
-        "buyer": {"ref": "warm-up"},
-        "live_session_id": spec.live_session_id,
-    }
-    for n in range(count):
-        requests.post(
-            f"http://127.0.0.1:{spec.port}/v1/orders",
-            json=body,
-            headers={"Authorization": f"Bearer {spec.auth}", "Idempotency-Key": f"warm-{spec.tag}-{n}"},
-            timeout=30,
-        )

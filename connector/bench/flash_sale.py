@@ -30,11 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import requests
 from flask import Flask, Response, request
 from rich.console import Console
 from rich.table import Table
 
-from connector.bench.buyers import ACCEPTED, FLASH_PRICE_MINOR, REFUSED, LoadResult, SaleSpec, load, warm
+from connector.bench.buyers import ACCEPTED, FLASH_PRICE_MINOR, REFUSED, LoadResult, SaleSpec, load
 from connector.bench.load import percentile
 from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
 from connector.infra import runtime
@@ -256,6 +257,24 @@ class SaleResult:
     def ratio(self) -> float:
         bare = self.bare.rate
         return self.ours.rate / bare if bare else 0.0
+
+
+def warm(spec: SaleSpec, count: int = 40) -> None:
+    """Requests every gunicorn worker answers before the clock starts (imports, caches, script loading);
+    refused at the price check in Redis, so nothing is bought."""
+    body = {
+        "lines": [{"variant_id": spec.variant_id, "quantity": 1, "unit_price_minor": FLASH_PRICE_MINOR + 1}],
+        "currency": "USD",
+        "buyer": {"ref": "warm-up"},
+        "live_session_id": spec.live_session_id,
+    }
+    for n in range(count):
+        requests.post(
+            f"http://127.0.0.1:{spec.port}/v1/orders",
+            json=body,
+            headers={"Authorization": f"Bearer {spec.auth}", "Idempotency-Key": f"warm-{spec.tag}-{n}"},
+            timeout=30,
+        )
 
 
 def _start_workers(stack: Stack) -> None:

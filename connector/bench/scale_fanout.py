@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from connector.bench.platform_receivers import fanout_receiver
 from connector.bench.processes import piped_process
 from connector.domain.event_types import INVENTORY_UPDATED
 
@@ -25,21 +26,9 @@ logger = logging.getLogger(__name__)
 PUBLISH_BATCH = 10
 
 
-def receiver_process(conn: Any) -> None:
-    """The platform's receiver, driven over a pipe: sends its URL, takes a list of secrets, stops on None."""
-    from connector.sandbox.platform import serve
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    with serve() as platform:
-        conn.send(platform.url)
-        while (command := conn.recv()) is not None:
-            platform.receiver.set_secrets(command)
-            conn.send("ok")
-
-
 @contextmanager
 def _receiver() -> Iterator[tuple[Any, str]]:
-    with piped_process(receiver_process, "the platform receiver") as parent:
+    with piped_process(fanout_receiver, "the platform receiver") as parent:
         try:
             yield parent, parent.recv()
         finally:

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select
 
 from connector.bench.load import flood, percentile
 from connector.bench.processes import Stack, free_port, start_gunicorn, worker_argv
-from connector.bench.webhooks import _build_requests
+from connector.bench.signed_pushes import build_requests
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def intake_run(
     start_gunicorn(stack, f"web-{tag}", "connector.app:create_app()", port)
     spec = {"merchants": shops, "count": count, "port": port, "tag": tag}
     try:
-        result = flood(functools.partial(_build_requests, spec), port, seconds=seconds, warmup=0.5)
+        result = flood(functools.partial(build_requests, spec), port, seconds=seconds, warmup=0.5)
     finally:
         stack.stop()
     drained = _drain(stack, rt, [mid for mid, _, _ in shops], f"drain-{tag}")

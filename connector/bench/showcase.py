@@ -6,7 +6,7 @@ real app runs under gunicorn (`config/gunicorn.conf.py`) with one `storelink wor
 applies the stock webhooks and refreshes showcases). During both measured runs a changer in this process
 sends signed `inventory.updated` webhooks to the real app, `share` of the items per second, each setting a
 new, ever-growing quantity (so a read's figure names the change it reflects). Readers in processes of their
-own send `GET /v1/showcases/{id}?limit=<items>` and parse every answer.
+own (`connector.bench.readers`) send `GET /v1/showcases/{id}?limit=<items>` and parse every answer.
 
 The baseline, under the same gunicorn settings and the same load in the same run, is a bare Flask endpoint
 that returns the showcase's JSON precomputed in Redis. The figure is the ratio of Storelink's read rate to
@@ -21,11 +21,9 @@ The target is 0 stale reads. The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import logging
-import multiprocessing as mp
 import os
 import tempfile
 import threading
@@ -39,6 +37,7 @@ from rich.console import Console
 
 from connector.bench.load import percentile
 from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
+from connector.bench.readers import Read, read_load
 from connector.infra import runtime
 
 logger = logging.getLogger(__name__)
@@ -194,77 +193,7 @@ class Changer:
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
 
-# --- the readers ----------------------------------------------------------------------------------------------
-
-
-Read = tuple[float, float, int, dict[int, int]]
-"""(wall-clock start, latency ms, status, sellable per product id)."""
-
-
-async def _read(port: int, payload: bytes) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(payload)
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    try:
-        return int(head.split(b" ", 2)[1]), body
-    except (IndexError, ValueError):
-        return 0, b""
-
-
-async def _readers(port: int, payload: bytes, concurrency: int, seconds: float) -> list[Read]:
-    stop_at = time.perf_counter() + seconds
-    reads: list[Read] = []
-
-    async def loop() -> None:
-        while time.perf_counter() < stop_at:
-            began, wall = time.perf_counter(), time.time()
-            try:
-                status, body = await _read(port, payload)
-            except OSError:
-                status, body = 0, b""
-            latency = (time.perf_counter() - began) * 1000
-            shown: dict[int, int] = {}
-            if status == 200:
-                shown = {item["product_id"]: item["sellable"] for item in json.loads(body)["items"]}
-            reads.append((wall, latency, status, shown))
-
-    await asyncio.gather(*(loop() for _ in range(concurrency)))
-    return reads
-
-
-def _reader_process(port: int, payload: bytes, concurrency: int, seconds: float, out: Any) -> None:
-    out.put(asyncio.run(_readers(port, payload, concurrency, seconds)))
-
-
-def read_load(
-    port: int, path: str, key: str, *, processes: int, concurrency: int, seconds: float
-) -> list[Read]:
-    """Closed-loop reads of `path` from `processes` processes of `concurrency` connections each."""
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
-        f"Authorization: Bearer {key}\r\n\r\n"
-    ).encode()
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_reader_process, args=(port, request, concurrency, seconds, out))
-        for _ in range(processes)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        parts = [out.get(timeout=seconds + 300) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-    return [read for part in parts for read in part]
+# --- staleness --------------------------------------------------------------------------------------------------
 
 
 def stale_reads(reads: list[Read], sent: dict[int, list[tuple[float, int]]], bound: float) -> int:

@@ -19,7 +19,6 @@ import functools
 import hashlib
 import hmac
 import json
-import logging
 import os
 import subprocess
 import tempfile
@@ -35,7 +34,8 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.bench.latency_stages import STAGES, stage_latencies
-from connector.bench.load import flood, http_request, percentile
+from connector.bench.load import flood, percentile
+from connector.bench.platform_receivers import latency_receiver
 from connector.bench.processes import (
     Stack,
     free_port,
@@ -44,6 +44,7 @@ from connector.bench.processes import (
     start_gunicorn,
     worker_argv,
 )
+from connector.bench.signed_pushes import build_requests
 from connector.domain.event_types import INVENTORY_UPDATED
 
 TARGET_ACCEPT_RATIO = 0.85
@@ -94,27 +95,6 @@ def noop() -> None:
 # --- set-up ------------------------------------------------------------------------------------------------
 
 
-def _build_requests(spec: dict[str, Any], index: int) -> list[bytes]:
-    """Process `index`'s share of signed inventory deliveries: one item each, store time increasing."""
-    from connector.sandbox.feed_push import FeedPusher
-
-    port, count = spec["port"], spec["count"]
-    merchants = spec["merchants"]  # [(merchant id, secret, [variant refs])]
-    pushers = [FeedPusher(f"/webhooks/feed/{mid}", secret) for mid, secret, _ in merchants]
-    base = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=index)
-    out = []
-    for n in range(count):
-        slot = n % len(merchants)
-        refs = merchants[slot][2]
-        delivery = pushers[slot].inventory(
-            [(refs[(n // len(merchants)) % len(refs)], 1000 + n)],
-            at=base + timedelta(milliseconds=n),
-            webhook_id=f"msg_{spec['tag']}_{index}_{n}",
-        )
-        out.append(http_request(pushers[slot].url, delivery.headers, delivery.body, port))
-    return out
-
-
 def _workers(
     stack: Stack, name: str, queues: str, *, burst: bool, count: int = 2
 ) -> list[subprocess.Popen[bytes]]:
@@ -156,7 +136,7 @@ def _accept(
             port = free_port()
             start_gunicorn(stack, "bare" if name == "bare" else "web", app, port, extra)
             console.print(f"(a) round {round_no + 1}: flooding the {name} receiver…")
-            build = functools.partial(_build_requests, {**spec, "port": port, "tag": f"{name}{round_no}"})
+            build = functools.partial(build_requests, {**spec, "port": port, "tag": f"{name}{round_no}"})
             result = flood(build, port, seconds=seconds)
             stack.stop()
             if name not in best or result.rate > best[name].rate:
@@ -245,38 +225,13 @@ def _process(
     }
 
 
-def platform_process(conn: Any) -> None:
-    """The platform's receiver in a process of its own (as the platform is another service), driven over a
-    pipe: it sends its URL, takes `("secret", s)`, answers `"count"` and, on `"stop"`, sends what arrived."""
-    from connector.sandbox.platform import serve
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the receiver's own access log
-    with serve() as platform:
-        conn.send(platform.url)
-        while True:
-            command = conn.recv()
-            if command == "count":
-                conn.send(len(platform.receiver.received()))
-            elif isinstance(command, tuple) and command[0] == "secret":
-                platform.receiver.set_secrets([command[1]])
-                conn.send("ok")
-            else:
-                arrived: dict[str, float] = {}
-                for req in platform.receiver.requests():
-                    if req.webhook_id and req.status == 200 and req.webhook_id not in arrived:
-                        arrived[req.webhook_id] = req.at
-                received = {int(r.data["available"]): r.webhook_id for r in platform.receiver.received()}
-                conn.send((arrived, received, platform.receiver.duplicates))
-                return
-
-
 def _latency(
     stack: Stack, rt: Any, spec: dict[str, Any], rate: int, seconds: float, console: Console
 ) -> dict[str, Any]:
     from connector.sandbox.feed_push import FeedPusher
     from webhooks.outbound import endpoints
 
-    with piped_process(platform_process, "the platform receiver") as platform:
+    with piped_process(latency_receiver, "the platform receiver") as platform:
         platform_url = platform.recv()
         with rt.db.session() as session:
             created = endpoints.create_endpoint(
