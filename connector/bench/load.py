@@ -34,18 +34,27 @@ class FloodResult:
         return self.ok / self.seconds if self.seconds else 0.0
 
 
-async def _send(port: int, payload: bytes) -> int:
+async def exchange(port: int, payload: bytes) -> bytes:
+    """Send one raw HTTP request (asking the server to close) to 127.0.0.1:`port`; the whole answer."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(payload)
         await writer.drain()
-        data = await reader.read()
+        return await reader.read()
     finally:
         writer.close()
+
+
+def status_of(answer: bytes) -> int:
+    """The status code of a raw HTTP answer; 0 when there is none."""
     try:
-        return int(data.split(b" ", 2)[1])
+        return int(answer.split(b" ", 2)[1])
     except (IndexError, ValueError):
         return 0
+
+
+async def _send(port: int, payload: bytes) -> int:
+    return status_of(await exchange(port, payload))
 
 
 async def _flood(

@@ -14,23 +14,16 @@ import multiprocessing as mp
 import time
 from typing import Any
 
+from connector.bench.load import exchange, status_of
+
 Read = tuple[float, float, int, dict[int, int]]
 """(wall-clock start, latency ms, status, sellable per product id)."""
 
 
 async def _read(port: int, payload: bytes) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(payload)
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    try:
-        return int(head.split(b" ", 2)[1]), body
-    except (IndexError, ValueError):
-        return 0, b""
+    head, _, body = (await exchange(port, payload)).partition(b"\r\n\r\n")
+    status = status_of(head)
+    return status, body if status else b""
 
 
 async def _readers(port: int, payload: bytes, concurrency: int, seconds: float) -> list[Read]:

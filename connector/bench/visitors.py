@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from connector.bench.load import LoadResult, run_processes
+from connector.bench.load import LoadResult, exchange, run_processes, status_of
 
 BROWSER: Final = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 BOT: Final = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -82,17 +82,6 @@ def plan(spec: VisitSpec) -> tuple[list[bytes], int]:
     return prepared, len(counted)
 
 
-async def _exchange(port: int, payload: bytes) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(payload)
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-    return int(data.split(b" ", 2)[1])
-
-
 async def _send_all(port: int, payloads: list[bytes], concurrency: int) -> LoadResult:
     result = LoadResult(started=time.monotonic())
     cursor = iter(payloads)
@@ -101,8 +90,8 @@ async def _send_all(port: int, payloads: list[bytes], concurrency: int) -> LoadR
         for payload in cursor:
             began = time.monotonic()
             try:
-                status = await _exchange(port, payload)
-            except (OSError, ValueError, IndexError):
+                status = status_of(await exchange(port, payload))
+            except OSError:
                 status = 0
             result.latencies_ms.append((time.monotonic() - began) * 1000)
             result.statuses[status] = result.statuses.get(status, 0) + 1
