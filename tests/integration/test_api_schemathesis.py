@@ -32,7 +32,7 @@ from tests.helpers import ON_POSTGRESQL
 from tests.integration.api_support import Runtime, build_app, make_client, seed_catalog
 
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 10}
-PARTS = 8
+PARTS = 4
 LISTINGS = ("GET /v1/merchants", "GET /v1/products", "GET /v1/webhook-endpoints", "GET /v1/orders")
 
 
