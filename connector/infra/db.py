@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, Executable, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,12 +28,51 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
+DEAD_PEER_SECONDS = 60.0
+"""How long a PostgreSQL connection outlives a peer it cannot reach, unless told otherwise (the default lease)."""
+
+
+def dead_peer_args(url: str, seconds: float) -> dict[str, Any]:
+    """PostgreSQL connection arguments that end a connection within about `seconds` once its peer is out of
+    reach (a host cut off, a cable pulled), on both ends.
+
+    TCP keepalives are asked of the client (libpq's `keepalives_*`) and, through `options`, of the server
+    (`tcp_keepalives_*`), with `tcp_user_timeout` for data sent and never acknowledged. Without them the
+    server keeps the session of a worker cut off mid-transaction, with its row locks, for as long as the
+    kernel's default keepalive (two hours): every worker that touches those rows waits for it, long after the
+    cut-off worker's lease has run out and its work was meant to be taken over. Probes are answered by the
+    peer's kernel, so a busy but reachable worker never loses its connection. What the URL sets is kept."""
+    query = make_url(url).query
+    idle = max(1, int(seconds // 4))
+    interval = max(1, int(seconds // 8))
+    count = 3
+    user_timeout_ms = max(1000, int(seconds * 1000))
+    args: dict[str, Any] = {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": count,
+        "tcp_user_timeout": user_timeout_ms,
+    }
+    args = {key: value for key, value in args.items() if key not in query}
+    server = (
+        f"-c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={interval} "
+        f"-c tcp_keepalives_count={count} -c tcp_user_timeout={user_timeout_ms}"
+    )
+    given = query.get("options")
+    args["options"] = f"{server} {given if isinstance(given, str) else ' '.join(given)}" if given else server
+    return args
+
+
+def make_engine(
+    url: str, *, autocommit: bool = False, dead_peer_seconds: float = DEAD_PEER_SECONDS, **kwargs: Any
+) -> Engine:
     """Create an engine with the settings each backend needs for concurrent workers.
 
     `autocommit`: every statement is its own transaction, committed as it runs (one round trip for a
     single-row write on PostgreSQL instead of four); pool pre-ping is left out, so callers retry a
-    statement once on a dropped connection (`Database.autocommit_execute`)."""
+    statement once on a dropped connection (`Database.autocommit_execute`). `dead_peer_seconds`: how long a
+    PostgreSQL connection outlives a peer out of reach (`dead_peer_args`)."""
     if autocommit:
         kwargs.setdefault("isolation_level", "AUTOCOMMIT")
     kwargs.setdefault("json_serializer", _json)
@@ -63,7 +103,9 @@ def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
         return engine
     # No server-side prepared statements: a plan cached while a merchant's tables were small (a first sync
     # fills them) would keep scanning them whole after they grew.
-    connect_args = {"prepare_threshold": None} if "+psycopg" in url else {}
+    connect_args: dict[str, Any] = {"prepare_threshold": None} if "+psycopg" in url else {}
+    if url.startswith("postgresql"):
+        connect_args.update(dead_peer_args(url, dead_peer_seconds))
     return create_engine(
         url, pool_pre_ping=not autocommit, pool_size=5, max_overflow=5, connect_args=connect_args, **kwargs
     )
@@ -93,15 +135,18 @@ class _Held(threading.local):
 class Database:
     """The process's engine and session factory, built lazily from settings."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, dead_peer_seconds: float = DEAD_PEER_SECONDS):
         self.url = url
+        self.dead_peer_seconds = dead_peer_seconds
         self._held = _Held()
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, dead_peer_seconds=dead_peer_seconds)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(settings.effective_database_url)
+        # A worker out of reach for longer than its lease loses its sessions, and with them its row locks, as
+        # it loses its leases: the work taken over from it is not held up by what it had locked.
+        return cls(settings.effective_database_url, dead_peer_seconds=settings.stale_after_seconds)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -135,7 +180,7 @@ class Database:
     @cached_property
     def autocommit_engine(self) -> Engine:
         """For single statements that must be durable at once and cheap: the webhook intake."""
-        return make_engine(self.url, autocommit=True)
+        return make_engine(self.url, autocommit=True, dead_peer_seconds=self.dead_peer_seconds)
 
     def autocommit_execute(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         """Run one statement in its own transaction; a connection the server dropped is retried once."""

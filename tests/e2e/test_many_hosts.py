@@ -9,7 +9,9 @@ again after it, and the order push worker-b held is taken over by another host w
 
 The lease is LEASE seconds (5): STALE_AFTER_SECONDS (sync runs' heartbeats and, with HTTP_TIMEOUT_SECONDS at
 2.5, the order push lease: two store timeouts) and WORKER_LOCK_SECONDS (the Redis lock and wake-up flag of
-store-webhook drains). An outbound attempt holds its delivery OUTBOUND_LEASE seconds (10:
+store-webhook drains); it also bounds how long PostgreSQL keeps the session of a host it cannot reach
+(`connector.infra.db.dead_peer_args`), so the row locks of a transaction cut off midway are let go within it
+and the takeover is not held up by them (`test_dead_peer.py`). An outbound attempt holds its delivery OUTBOUND_LEASE seconds (10:
 WEBHOOK_TIMEOUT_SECONDS + WEBHOOK_LEASE_MARGIN_SECONDS; a dispatcher sends a round for half the margin). The
 scheduler sweeps every second, so the takeover is due within LEASE + 1 s; the test allows twice the lease plus
 a second for a loaded machine. The Shopify emulator answers each call after 0.1 s, as a store takes a moment,
@@ -21,8 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
-import shutil
 import subprocess
 import sys
 import threading
@@ -44,7 +44,6 @@ from sqlalchemy import func, select
 import config
 from config.settings import Settings, load_settings
 from connector.infra import runtime
-from connector.infra.embedded_redis import find_redis_server
 from connector.infra.migrate import upgrade
 from connector.infra.models import (
     Delivery,
@@ -58,7 +57,7 @@ from connector.orders import push
 from connector.sandbox.faults import ApiFault
 from connector.sandbox.shopify import Server, serve
 from connector.worker import wire_outbound
-from tests import netns
+from tests import data_host, netns
 from tests.helpers import (
     assert_store_webhooks_handled,
     platform_client,
@@ -84,7 +83,7 @@ CUT_HOST = "worker-b"
 HOSTS = ("data", "web", "platform", *WORKERS)
 SUBSCRIBED = "order.*"  # the platform's endpoint takes the order events
 SENDERS = 4  # the store sends webhooks four at a time, as a store sends from many machines
-PORT_REDIS, PORT_PG, PORT_WEB, PORT_PLATFORM = 6379, 5432, 8000, 9000
+PORT_WEB, PORT_PLATFORM = 8000, 9000
 RECEIVER = """
 import sys, threading
 from connector.sandbox.platform import PlatformReceiver, Server
@@ -93,47 +92,16 @@ threading.Event().wait()
 """
 
 
-def _postgres_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
-        return str(candidate)
-    return None
-
-
-def _postgres_user() -> str | None:
-    """PostgreSQL refuses to run as root: the account it runs as."""
-    for name in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return name
-    return None
-
-
 OPT_IN: Final = "STORELINK_TEST_MANY_HOSTS"
 
 
 def _skip_reason() -> str | None:
     if os.environ.get(OPT_IN) != "1":
         return (
-            f"runs with {OPT_IN}=1 only: under the whole suite's load on two cores the takeover has missed its"
-            " bound"
+            f"runs with {OPT_IN}=1 only: it costs about two minutes of CPU (nine service processes, 5,000"
+            " webhooks and 500 orders), a third of the suite's time budget on two cores"
         )
-    reason = netns.unavailable()
-    if reason:
-        return reason
-    if not (_postgres_bin("initdb") and _postgres_bin("postgres")):
-        return "PostgreSQL's initdb and postgres are not installed (the data host runs its own)"
-    if _postgres_user() is None:
-        return "no unprivileged account (postgres, nobody) to run PostgreSQL as"
-    try:
-        find_redis_server()
-    except Exception as exc:
-        return f"no redis-server: {exc}"
-    return None
+    return data_host.unavailable()
 
 
 @dataclass
@@ -156,49 +124,8 @@ class Hosts:
 
 
 def _start_data(lab: netns.Lab, logs: Path) -> tuple[str, str]:
-    """A private Redis and a private PostgreSQL (initdb into a temporary directory) on the data host."""
-    address = lab.addresses["data"]
-    redis = [find_redis_server(), "--bind", address, "--port", str(PORT_REDIS), "--save", ""]
-    redis += ["--appendonly", "no", "--protected-mode", "no"]
-    lab.start("data", redis, env=dict(os.environ), log=logs / "redis.log")
-    user = _postgres_user()
-    assert user is not None
-    pgdata = Path(lab.scratch) / "pgdata"
-    pgdata.mkdir(mode=0o700)
-    shutil.chown(pgdata, user, user)
-    initdb = _postgres_bin("initdb")
-    assert initdb is not None
-    lab.run("data", [initdb, "-D", str(pgdata), "-U", "postgres", "-A", "trust", "--no-sync"], user=user)
-    with (pgdata / "pg_hba.conf").open("a") as hba:
-        hba.write(f"host all all {lab.subnet} trust\n")
-    postgres = [str(_postgres_bin("postgres")), "-D", str(pgdata), "-h", address, "-p", str(PORT_PG)]
-    postgres += ["-k", str(pgdata), "-c", "fsync=off", "-c", "synchronous_commit=off"]
-    postgres += ["-c", "full_page_writes=off", "-c", "max_connections=300"]
-    lab.start("data", postgres, env=dict(os.environ), log=logs / "postgres.log", user=user)
-    redis_url = f"redis://{address}:{PORT_REDIS}/0"
-    database_url = f"postgresql://postgres@{address}:{PORT_PG}/postgres"
-    wait_for(lambda: _answers(Redis.from_url(redis_url)), 20, "the data host's Redis")
-    wait_for(lambda: _pg_ready(database_url), 30, "the data host's PostgreSQL")
-    return redis_url, database_url
-
-
-def _answers(conn: Redis) -> bool:
-    try:
-        return bool(conn.ping())
-    except Exception:
-        return False
-    finally:
-        conn.close()
-
-
-def _pg_ready(url: str) -> bool:
-    import psycopg
-
-    try:
-        psycopg.connect(url, connect_timeout=2).close()
-    except psycopg.Error:
-        return False
-    return True
+    """A private Redis and a private PostgreSQL on the data host."""
+    return data_host.start_redis(lab, "data", logs), data_host.start_postgres(lab, "data", logs)
 
 
 @pytest.fixture
