@@ -14,6 +14,7 @@ its merchant's capabilities leave out order push) gets the sale as a stock reduc
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,8 @@ _STORE_DID_NOTHING: Final = frozenset({"throttled", "rate_limited", "connect"})
 """Failures that prove the store did not act on the request; any other may have created the order."""
 _ADAPTER_CACHE_SIZE: Final = 32
 _WAITING: Final = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED})
+_TAKEN_OVER: Final = "storelink:order-push-taken-over:{}:{}"
+"""Set when the sweeper takes over one stale attempt (order id, the attempt's start), for a lease."""
 PUSH_SUCCESS: Final = (
     problems.PUSH_FAILING,
     problems.THROTTLED,
@@ -426,6 +429,16 @@ def _died_before_claiming(
     return (since if since.tzinfo else since.replace(tzinfo=UTC)) < stale
 
 
+def _first_takeover(rt: runtime.Runtime, order_id: int, started_at: datetime) -> bool:
+    """Whether this sweep is the first to take over the stale attempt that started at `started_at`. The job
+    taking it over runs under the same job id, so while it waits (on the row the lost worker still holds,
+    until the database drops that worker's session) RQ calls it started as it called the lost one: without
+    this mark every sweep would queue one more copy, each holding a worker on the same row. The mark lasts a
+    lease, after which a takeover that was itself lost is taken over again."""
+    key = _TAKEN_OVER.format(order_id, started_at.timestamp())
+    return bool(rt.redis.set(key, 1, nx=True, ex=math.ceil(queue.lease_seconds(rt.settings))))
+
+
 def sweep(rt: runtime.Runtime | None = None) -> list[int]:
     """Periodic: re-enqueue `accepted` orders with no live push job, and take over pushes whose worker died
     (lease older than `lease_seconds` while the job still looks started). Returns the order ids."""
@@ -460,7 +473,7 @@ def sweep(rt: runtime.Runtime | None = None) -> list[int]:
             if status in LIVE_STATUSES and not _died_before_claiming(rt, order_id, stale, queued):
                 continue
             takeover = status is not None
-        elif started_at < stale and status not in _WAITING:
+        elif started_at < stale and status not in _WAITING and _first_takeover(rt, order_id, started_at):
             takeover = True
         else:
             continue

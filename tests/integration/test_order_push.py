@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from config.settings import Settings
 from connector.bench.shopify import add_shopify_merchant, bind_variants, create_orders
 from connector.domain.errors import PermanentError, RetryableError
-from connector.infra import runtime
+from connector.infra import queue, runtime
 from connector.infra.models import EventPayload, Order, Variant
 from connector.orders import push
 from connector.sandbox.shopify.app import Server, serve
@@ -144,6 +144,28 @@ def test_the_sweeper_requeues_lost_pushes_and_takes_over_dead_ones(fast, shop):
     assert _order(fast, fresh).status == "accepted"  # too young for the sweeper, and never enqueued
     assert len(shop.store.orders) == 2
     assert _order(fast, dead).push_attempts == 2  # looked up first: it was not in the store, so created
+
+
+def test_a_stale_attempt_is_taken_over_once_per_lease(fast, shop):
+    """The job taking a stale attempt over runs under the lost one's job id: while it waits (on a row the lost
+    worker still holds) RQ calls it started, as it called the lost one, and no sweep queues another copy
+    until a lease has passed."""
+    [dead] = _orders(fast, shop, 1)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    with fast.db.session() as session:
+        session.execute(update(Order).values(created_at=old, push_attempts=1, push_started_at=old))
+    push.enqueue(fast, dead)
+    fast.queues["orders"].fetch_job(push.job_id(dead)).set_status(JobStatus.STARTED)  # type: ignore[union-attr]
+
+    assert push.sweep(fast) == [dead]
+    # A worker takes the takeover and waits on the order's row: its job looks as the lost one did.
+    fast.queues["orders"].fetch_job(push.job_id(dead)).set_status(JobStatus.STARTED)  # type: ignore[union-attr]
+    assert push.sweep(fast) == [] and push.sweep(fast) == []
+
+    (mark,) = fast.redis.keys("storelink:order-push-taken-over:*")
+    assert 0 < fast.redis.ttl(mark) <= queue.lease_seconds(fast.settings)
+    fast.redis.delete(mark)  # a lease later: a takeover that was itself lost is taken over again
+    assert push.sweep(fast) == [dead]
 
 
 def test_a_push_whose_worker_died_before_claiming_is_taken_over(fast, shop):
