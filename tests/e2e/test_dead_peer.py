@@ -17,6 +17,8 @@ import pytest
 from tests import data_host, netns
 from tests.helpers import wait_for
 
+pytestmark = pytest.mark.slow
+
 LEASE = 4.0
 """The holder's dead-peer bound: keepalive probes after 1 s of silence, 1 s apart, three of them."""
 SLACK = 3.0
