@@ -10,7 +10,14 @@ from typing import Any
 import orjson
 
 from adapters.shopify import const
-from adapters.shopify.mapper import collection, gid_type, media_url, product_header, variant
+from adapters.shopify.mapper import (
+    collection,
+    gid_type,
+    is_product_gid,
+    media_url,
+    product_header,
+    variant,
+)
 from connector.domain.catalog import CollectionRef, Product, Variant, clean_collections
 
 
@@ -101,13 +108,13 @@ class BulkAssembler:
             kind = "unknown"
         if kind == "Product" and parent is None:
             return self._add_product(position, record_id, record)
-        if kind == "ProductVariant" and parent is not None and gid_type(parent) == "Product":
+        if kind == "ProductVariant" and parent is not None and is_product_gid(parent):
             if record_id is None:
                 self._skip(position, f"line {position}: a variant without an id", parent)
                 return iter(())
             self._add_variant(position, parent, record)
             return self._relieve()
-        if parent is not None and gid_type(parent) == "Product":
+        if parent is not None and is_product_gid(parent):
             self._referred.add(parent)
             found = collection(record) if kind == "Collection" else None
             if found is not None:
@@ -182,11 +189,27 @@ class BulkAssembler:
     def _part(self, product_id: str, pending: _Pending) -> Product:
         header = self._headers[product_id]
         if product_id not in self._emitted:
-            header = self._headers[product_id] = replace(header, media=tuple(self._media.pop(product_id, ())))
+            media = self._media.pop(product_id, None)
+            if media:
+                header = self._headers[product_id] = replace(header, media=tuple(media))
         self._emitted.add(product_id)
         self.products += 1
-        groups = clean_collections(self._collections.get(product_id, ()))
-        return replace(header, variants=tuple(pending.variants), collections=groups)
+        held = self._collections.get(product_id)
+        h = header  # the header's fields, with this part's variants and the collections read so far
+        return Product(
+            external_id=h.external_id,
+            title=h.title,
+            variants=tuple(pending.variants),
+            description=h.description,
+            vendor=h.vendor,
+            url=h.url,
+            media=h.media,
+            status=h.status,
+            source_updated_at=h.source_updated_at,
+            extra=h.extra,
+            tags=h.tags,
+            collections=clean_collections(held) if held else (),
+        )
 
     def _relieve(self) -> Iterator[Product]:
         if self._buffered <= self.max_buffered:

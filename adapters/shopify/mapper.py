@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Final
 
 from adapters.shopify import const
@@ -54,6 +55,20 @@ def gid(resource: str, numeric: object) -> str:
     return f"{GID_PREFIX}{resource}/{text}"
 
 
+_VARIANT_GID: Final = f"{GID_PREFIX}ProductVariant/"
+_PRODUCT_GID: Final = f"{GID_PREFIX}Product/"
+
+
+def _is_gid_of(value: str, prefix: str) -> bool:
+    """`gid_type(value)` is the type `prefix` (`gid://shopify/<Type>/`) names, without splitting `value`."""
+    return value.startswith(prefix) and len(value) > len(prefix)
+
+
+def is_product_gid(value: str) -> bool:
+    """`gid_type(value) == "Product"`, in one string comparison."""
+    return value.startswith(_PRODUCT_GID) and len(value) > len(_PRODUCT_GID)
+
+
 def gid_type(value: str) -> str | None:
     """The resource type of a GID ("ProductVariant"), None when `value` is not one."""
     if not value.startswith(GID_PREFIX):
@@ -74,6 +89,18 @@ def parse_time(value: object) -> datetime | None:
 
 def money(amount: object, currency: str) -> Money:
     """A Shopify Money/Decimal value ("12.99") in `currency`; ValueError when it is not a non-negative amount."""
+    if type(amount) is str:
+        return _money_text(amount, currency)
+    return _money(amount, currency)
+
+
+@lru_cache(maxsize=8192)
+def _money_text(amount: str, currency: str) -> Money:
+    """`money` of a text: a catalog repeats a small set of prices, each parsed once."""
+    return _money(amount, currency)
+
+
+def _money(amount: object, currency: str) -> Money:
     if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
         raise ValueError(f"amount {amount!r} is not a decimal")
     try:
@@ -115,43 +142,53 @@ def _text(value: object) -> str:
 
 def _options(node: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     selected = node.get("selectedOptions") or []
-    options = tuple(
-        (_text(option.get("name")), _text(option.get("value")))
-        for option in selected
-        if isinstance(option, dict)
-    )
-    return () if options == (DEFAULT_OPTION,) else options
+    options = []
+    for option in selected:
+        if isinstance(option, dict):
+            name, value = option.get("name"), option.get("value")
+            options.append(
+                (
+                    name.strip() if isinstance(name, str) else "",
+                    value.strip() if isinstance(value, str) else "",
+                )
+            )
+    found = tuple(options)
+    return () if found == (DEFAULT_OPTION,) else found
 
 
 def variant(
     node: Mapping[str, Any], currency: str, product_status: ProductStatus, product_title: str
 ) -> Variant:
     """One ProductVariant node; ValueError naming the field when it is unusable."""
-    variant_id = node.get("id")
-    if not isinstance(variant_id, str) or gid_type(variant_id) != "ProductVariant":
+    get = node.get
+    variant_id = get("id")
+    if not isinstance(variant_id, str) or not _is_gid_of(variant_id, _VARIANT_GID):
         raise ValueError(f"variant id {variant_id!r} is not a ProductVariant GID")
-    price = money(node.get("price"), currency)
-    compare = node.get("compareAtPrice")
-    compare_at = money(compare, currency) if compare not in (None, "") else None
+    price = money(get("price"), currency)
+    compare = get("compareAtPrice")
+    compare_at = money(compare, currency) if compare is not None and compare != "" else None
     if compare_at is not None and compare_at.minor <= price.minor:
         compare_at = None
-    item = node.get("inventoryItem")
+    item = get("inventoryItem")
     item = item if isinstance(item, dict) else {}
-    title = _text(node.get("title"))
+    item_ref = item.get("id")
+    title = get("title")
+    title = title.strip() if isinstance(title, str) else ""
     if not title or title == DEFAULT_OPTION[1]:
         title = product_title
-    sku = node.get("sku")
+    sku = get("sku")
+    barcode = get("barcode")
     return Variant(
-        external_id=variant_id,
-        title=title,
-        price=price,
-        sku=_text(sku) if isinstance(sku, str) else None,  # an empty SKU stays "", a missing one None
-        barcode=_text(node.get("barcode")) or None,
-        compare_at_price=compare_at,
-        status=product_status,
-        inventory_item_ref=item.get("id") if isinstance(item.get("id"), str) else None,
-        quantity=quantity(node.get("inventoryQuantity"), item.get("tracked", True)),
-        options=_options(node),
+        variant_id,
+        title,
+        price,
+        sku.strip() if isinstance(sku, str) else None,  # an empty SKU stays "", a missing one None
+        (barcode.strip() if isinstance(barcode, str) else "") or None,
+        compare_at,
+        product_status,
+        item_ref if isinstance(item_ref, str) else None,
+        quantity(get("inventoryQuantity"), item.get("tracked", True)),
+        _options(node),
     )
 
 
