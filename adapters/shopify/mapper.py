@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from typing import Any, Final
 
 from adapters.shopify import const
@@ -28,11 +27,14 @@ from connector.domain.catalog import (
     clean_collections,
     clean_tags,
 )
-from connector.domain.money import Money
+from connector.domain.money import Money, exponent
 
 GID_PREFIX: Final = "gid://shopify/"
 DEFAULT_OPTION: Final = ("Title", "Default Title")
 AVAILABLE: Final = "available"
+
+_MAX_PLAIN_AMOUNT: Final = 20
+"""Longest amount text read without a `Decimal` (well within the 28 digits `Decimal` keeps)."""
 
 _STATUSES: Final = {
     "ACTIVE": ProductStatus.ACTIVE,
@@ -88,19 +90,20 @@ def parse_time(value: object) -> datetime | None:
 
 
 def money(amount: object, currency: str) -> Money:
-    """A Shopify Money/Decimal value ("12.99") in `currency`; ValueError when it is not a non-negative amount."""
-    if type(amount) is str:
-        return _money_text(amount, currency)
-    return _money(amount, currency)
+    """A Shopify Money/Decimal value ("12.99") in `currency`; ValueError when it is not a non-negative amount.
 
-
-@lru_cache(maxsize=8192)
-def _money_text(amount: str, currency: str) -> Money:
-    """`money` of a text: a catalog repeats a small set of prices, each parsed once."""
+    The usual text, ASCII digits with no more decimals than the currency has, is read without a `Decimal`:
+    to the same amount `Decimal` quantizing reads it as."""
+    if type(amount) is str and len(amount) <= _MAX_PLAIN_AMOUNT and amount.isascii():
+        whole, dot, fraction = amount.strip().partition(".")
+        places = exponent(currency)
+        if whole.isdigit() and (fraction.isdigit() or not dot) and len(fraction) <= places:
+            return Money(int(whole + fraction.ljust(places, "0")), currency)
     return _money(amount, currency)
 
 
 def _money(amount: object, currency: str) -> Money:
+    """`money` in full: any text `Decimal` reads, ints and Decimals, rounded half-even to the currency."""
     if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
         raise ValueError(f"amount {amount!r} is not a decimal")
     try:
