@@ -14,11 +14,15 @@ from adapters.shopify.mapper import (
     collection,
     gid_type,
     is_product_gid,
+    is_variant_gid,
     media_url,
     product_header,
     variant,
 )
 from connector.domain.catalog import CollectionRef, Product, Variant, clean_collections
+
+_NOTHING: Iterator[Product] = iter(())
+"""What a line that completes no product yields (an exhausted iterator, shared)."""
 
 
 @dataclass(slots=True)
@@ -92,6 +96,20 @@ class BulkAssembler:
         return self.add(position, record)
 
     def add(self, position: int, record: dict[str, Any]) -> Iterator[Product]:
+        get = record.get
+        record_id, parent = get("id"), get("__parentId")
+        if (  # the usual line, a variant under its product: read without working out its type
+            type(record_id) is str
+            and type(parent) is str
+            and "__typename" not in record
+            and is_variant_gid(record_id)
+            and is_product_gid(parent)
+        ):
+            self._add_variant(position, parent, record)
+            return self._relieve() if self._buffered > self.max_buffered else _NOTHING
+        return self._add_any(position, record)
+
+    def _add_any(self, position: int, record: dict[str, Any]) -> Iterator[Product]:
         record_id = record.get("id")
         record_id = record_id if isinstance(record_id, str) and record_id else None
         typename = record.get("__typename")

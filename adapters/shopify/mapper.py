@@ -66,6 +66,11 @@ def _is_gid_of(value: str, prefix: str) -> bool:
     return value.startswith(prefix) and len(value) > len(prefix)
 
 
+def is_variant_gid(value: str) -> bool:
+    """`gid_type(value) == "ProductVariant"`, in one string comparison."""
+    return value.startswith(_VARIANT_GID) and len(value) > len(_VARIANT_GID)
+
+
 def is_product_gid(value: str) -> bool:
     """`gid_type(value) == "Product"`, in one string comparison."""
     return value.startswith(_PRODUCT_GID) and len(value) > len(_PRODUCT_GID)
