@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from connector.catalog import change_lists, groups, rows
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 INCREMENTAL_OVERLAP = timedelta(minutes=5)
 MAX_RECORDED_ERRORS = 1000
 MAX_RECORDED_DIFF = 1000
+SYNC_RUNS: Table = SyncRun.__table__  # type: ignore[assignment]
 
 
 class LeaseLostError(Exception):
@@ -582,10 +583,11 @@ class CatalogSync:
         if final:
             values["row_errors"] = self.counts.row_errors
             values["diff"] = self.counts.diff
-        result = session.execute(
-            update(SyncRun)
-            .where(SyncRun.id == self.run_id, SyncRun.lease_token == self.lease_token)
+        runs = SYNC_RUNS.c
+        result = session.connection().execute(  # Core: no ORM session bookkeeping, once per batch
+            update(SYNC_RUNS)
+            .where(runs.id == self.run_id, runs.lease_token == self.lease_token)
             .values(**values)
         )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        if result.rowcount == 0:
             raise LeaseLostError(f"sync run {self.run_id} was taken over")

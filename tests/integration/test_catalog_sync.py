@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -288,3 +289,12 @@ def test_a_pass_that_wrote_every_live_row_reads_none_back(rt, feed, monkeypatch)
     assert run.deleted == 1
     with rt.db.session() as s:
         assert s.scalars(select(Variant).where(Variant.external_id == "SKU-000004")).one().status == "deleted"
+
+
+def test_events_of_a_batch_have_distinct_well_formed_ids(rt, feed):
+    merchant_id = add_feed_merchant(rt, feed)
+    sync_now(rt, merchant_id)
+    with rt.db.session() as s:
+        ids = s.scalars(select(EventPayload.id).where(EventPayload.merchant_id == merchant_id)).all()
+    assert len(ids) == 100 and len(set(ids)) == 100
+    assert all(re.fullmatch(r"msg_[0-9a-f]{32}", event_id) for event_id in ids)
