@@ -10,8 +10,19 @@ from typing import Any
 import orjson
 
 from adapters.shopify import const
-from adapters.shopify.mapper import collection, gid_type, media_url, product_header, variant
+from adapters.shopify.mapper import (
+    collection,
+    gid_type,
+    is_product_gid,
+    is_variant_gid,
+    media_url,
+    product_header,
+    variant,
+)
 from connector.domain.catalog import CollectionRef, Product, Variant, clean_collections
+
+_NOTHING: Iterator[Product] = iter(())
+"""What a line that completes no product yields (an exhausted iterator, shared)."""
 
 
 @dataclass(slots=True)
@@ -85,6 +96,20 @@ class BulkAssembler:
         return self.add(position, record)
 
     def add(self, position: int, record: dict[str, Any]) -> Iterator[Product]:
+        get = record.get
+        record_id, parent = get("id"), get("__parentId")
+        if (  # the usual line, a variant under its product: read without working out its type
+            type(record_id) is str
+            and type(parent) is str
+            and "__typename" not in record
+            and is_variant_gid(record_id)
+            and is_product_gid(parent)
+        ):
+            self._add_variant(position, parent, record)
+            return self._relieve() if self._buffered > self.max_buffered else _NOTHING
+        return self._add_any(position, record)
+
+    def _add_any(self, position: int, record: dict[str, Any]) -> Iterator[Product]:
         record_id = record.get("id")
         record_id = record_id if isinstance(record_id, str) and record_id else None
         typename = record.get("__typename")
@@ -101,13 +126,13 @@ class BulkAssembler:
             kind = "unknown"
         if kind == "Product" and parent is None:
             return self._add_product(position, record_id, record)
-        if kind == "ProductVariant" and parent is not None and gid_type(parent) == "Product":
+        if kind == "ProductVariant" and parent is not None and is_product_gid(parent):
             if record_id is None:
                 self._skip(position, f"line {position}: a variant without an id", parent)
                 return iter(())
             self._add_variant(position, parent, record)
             return self._relieve()
-        if parent is not None and gid_type(parent) == "Product":
+        if parent is not None and is_product_gid(parent):
             self._referred.add(parent)
             found = collection(record) if kind == "Collection" else None
             if found is not None:
@@ -182,11 +207,27 @@ class BulkAssembler:
     def _part(self, product_id: str, pending: _Pending) -> Product:
         header = self._headers[product_id]
         if product_id not in self._emitted:
-            header = self._headers[product_id] = replace(header, media=tuple(self._media.pop(product_id, ())))
+            media = self._media.pop(product_id, None)
+            if media:
+                header = self._headers[product_id] = replace(header, media=tuple(media))
         self._emitted.add(product_id)
         self.products += 1
-        groups = clean_collections(self._collections.get(product_id, ()))
-        return replace(header, variants=tuple(pending.variants), collections=groups)
+        held = self._collections.get(product_id)
+        h = header  # the header's fields, with this part's variants and the collections read so far
+        return Product(
+            external_id=h.external_id,
+            title=h.title,
+            variants=tuple(pending.variants),
+            description=h.description,
+            vendor=h.vendor,
+            url=h.url,
+            media=h.media,
+            status=h.status,
+            source_updated_at=h.source_updated_at,
+            extra=h.extra,
+            tags=h.tags,
+            collections=clean_collections(held) if held else (),
+        )
 
     def _relieve(self) -> Iterator[Product]:
         if self._buffered <= self.max_buffered:

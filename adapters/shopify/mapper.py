@@ -27,11 +27,14 @@ from connector.domain.catalog import (
     clean_collections,
     clean_tags,
 )
-from connector.domain.money import Money
+from connector.domain.money import Money, exponent
 
 GID_PREFIX: Final = "gid://shopify/"
 DEFAULT_OPTION: Final = ("Title", "Default Title")
 AVAILABLE: Final = "available"
+
+_MAX_PLAIN_AMOUNT: Final = 20
+"""Longest amount text read without a `Decimal` (well within the 28 digits `Decimal` keeps)."""
 
 _STATUSES: Final = {
     "ACTIVE": ProductStatus.ACTIVE,
@@ -54,6 +57,25 @@ def gid(resource: str, numeric: object) -> str:
     return f"{GID_PREFIX}{resource}/{text}"
 
 
+_VARIANT_GID: Final = f"{GID_PREFIX}ProductVariant/"
+_PRODUCT_GID: Final = f"{GID_PREFIX}Product/"
+
+
+def _is_gid_of(value: str, prefix: str) -> bool:
+    """`gid_type(value)` is the type `prefix` (`gid://shopify/<Type>/`) names, without splitting `value`."""
+    return value.startswith(prefix) and len(value) > len(prefix)
+
+
+def is_variant_gid(value: str) -> bool:
+    """`gid_type(value) == "ProductVariant"`, in one string comparison."""
+    return value.startswith(_VARIANT_GID) and len(value) > len(_VARIANT_GID)
+
+
+def is_product_gid(value: str) -> bool:
+    """`gid_type(value) == "Product"`, in one string comparison."""
+    return value.startswith(_PRODUCT_GID) and len(value) > len(_PRODUCT_GID)
+
+
 def gid_type(value: str) -> str | None:
     """The resource type of a GID ("ProductVariant"), None when `value` is not one."""
     if not value.startswith(GID_PREFIX):
@@ -73,7 +95,20 @@ def parse_time(value: object) -> datetime | None:
 
 
 def money(amount: object, currency: str) -> Money:
-    """A Shopify Money/Decimal value ("12.99") in `currency`; ValueError when it is not a non-negative amount."""
+    """A Shopify Money/Decimal value ("12.99") in `currency`; ValueError when it is not a non-negative amount.
+
+    The usual text, ASCII digits with no more decimals than the currency has, is read without a `Decimal`:
+    to the same amount `Decimal` quantizing reads it as."""
+    if type(amount) is str and len(amount) <= _MAX_PLAIN_AMOUNT and amount.isascii():
+        whole, dot, fraction = amount.strip().partition(".")
+        places = exponent(currency)
+        if whole.isdigit() and (fraction.isdigit() or not dot) and len(fraction) <= places:
+            return Money(int(whole + fraction.ljust(places, "0")), currency)
+    return _money(amount, currency)
+
+
+def _money(amount: object, currency: str) -> Money:
+    """`money` in full: any text `Decimal` reads, ints and Decimals, rounded half-even to the currency."""
     if isinstance(amount, bool) or not isinstance(amount, str | int | Decimal):
         raise ValueError(f"amount {amount!r} is not a decimal")
     try:
@@ -115,43 +150,53 @@ def _text(value: object) -> str:
 
 def _options(node: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     selected = node.get("selectedOptions") or []
-    options = tuple(
-        (_text(option.get("name")), _text(option.get("value")))
-        for option in selected
-        if isinstance(option, dict)
-    )
-    return () if options == (DEFAULT_OPTION,) else options
+    options = []
+    for option in selected:
+        if isinstance(option, dict):
+            name, value = option.get("name"), option.get("value")
+            options.append(
+                (
+                    name.strip() if isinstance(name, str) else "",
+                    value.strip() if isinstance(value, str) else "",
+                )
+            )
+    found = tuple(options)
+    return () if found == (DEFAULT_OPTION,) else found
 
 
 def variant(
     node: Mapping[str, Any], currency: str, product_status: ProductStatus, product_title: str
 ) -> Variant:
     """One ProductVariant node; ValueError naming the field when it is unusable."""
-    variant_id = node.get("id")
-    if not isinstance(variant_id, str) or gid_type(variant_id) != "ProductVariant":
+    get = node.get
+    variant_id = get("id")
+    if not isinstance(variant_id, str) or not _is_gid_of(variant_id, _VARIANT_GID):
         raise ValueError(f"variant id {variant_id!r} is not a ProductVariant GID")
-    price = money(node.get("price"), currency)
-    compare = node.get("compareAtPrice")
-    compare_at = money(compare, currency) if compare not in (None, "") else None
+    price = money(get("price"), currency)
+    compare = get("compareAtPrice")
+    compare_at = money(compare, currency) if compare is not None and compare != "" else None
     if compare_at is not None and compare_at.minor <= price.minor:
         compare_at = None
-    item = node.get("inventoryItem")
+    item = get("inventoryItem")
     item = item if isinstance(item, dict) else {}
-    title = _text(node.get("title"))
+    item_ref = item.get("id")
+    title = get("title")
+    title = title.strip() if isinstance(title, str) else ""
     if not title or title == DEFAULT_OPTION[1]:
         title = product_title
-    sku = node.get("sku")
+    sku = get("sku")
+    barcode = get("barcode")
     return Variant(
-        external_id=variant_id,
-        title=title,
-        price=price,
-        sku=_text(sku) if isinstance(sku, str) else None,  # an empty SKU stays "", a missing one None
-        barcode=_text(node.get("barcode")) or None,
-        compare_at_price=compare_at,
-        status=product_status,
-        inventory_item_ref=item.get("id") if isinstance(item.get("id"), str) else None,
-        quantity=quantity(node.get("inventoryQuantity"), item.get("tracked", True)),
-        options=_options(node),
+        variant_id,
+        title,
+        price,
+        sku.strip() if isinstance(sku, str) else None,  # an empty SKU stays "", a missing one None
+        (barcode.strip() if isinstance(barcode, str) else "") or None,
+        compare_at,
+        product_status,
+        item_ref if isinstance(item_ref, str) else None,
+        quantity(get("inventoryQuantity"), item.get("tracked", True)),
+        _options(node),
     )
 
 

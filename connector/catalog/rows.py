@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from connector.catalog.levels import reserved_by_variant
-from connector.domain.catalog import Product, Variant
+from connector.domain.catalog import STATUS_TEXT, Product, Variant
 from connector.infra import bulk_insert
 from connector.infra.models import InventoryLevel as LevelRow
 from connector.infra.models import Product as ProductRow
@@ -60,27 +60,28 @@ def read_stored(
     variant_refs: Collection[str],
 ) -> StoredRows:
     """The stored rows of a batch's products and variants, with the variants' levels at `location` and
-    the units reservations hold."""
-    dialect = session.get_bind().dialect.name
+    the units reservations hold. Core selects on the session's connection, each result fetched whole: no ORM
+    result machinery and no fetch per row."""
+    conn = session.connection()
+    dialect = conn.dialect.name
+    p, v, lv = PRODUCTS.c, VARIANTS.c, LEVELS.c
     products = {
         ext: (pid, h)
-        for ext, pid, h in session.execute(
-            select(ProductRow.external_id, ProductRow.id, ProductRow.content_hash).where(
-                ProductRow.merchant_id == merchant_id,
-                bulk_insert.in_values(dialect, ProductRow.external_id, list(product_refs)),
+        for ext, pid, h in conn.execute(
+            select(p.external_id, p.id, p.content_hash).where(
+                p.merchant_id == merchant_id,
+                bulk_insert.in_values(dialect, p.external_id, list(product_refs)),
             )
-        )
+        ).all()
     }
     variants = {
         ext: (vid, pid, h)
-        for ext, vid, pid, h in session.execute(
-            select(
-                VariantRow.external_id, VariantRow.id, VariantRow.product_id, VariantRow.content_hash
-            ).where(
-                VariantRow.merchant_id == merchant_id,
-                bulk_insert.in_values(dialect, VariantRow.external_id, list(variant_refs)),
+        for ext, vid, pid, h in conn.execute(
+            select(v.external_id, v.id, v.product_id, v.content_hash).where(
+                v.merchant_id == merchant_id,
+                bulk_insert.in_values(dialect, v.external_id, list(variant_refs)),
             )
-        )
+        ).all()
     }
     variant_ids = [row[0] for row in variants.values()]
     levels: dict[int, tuple[int, int, datetime | None]] = {}
@@ -88,14 +89,11 @@ def read_stored(
     if variant_ids:
         levels = {
             vid: (lid, avail, seen)
-            for vid, lid, avail, seen in session.execute(
-                select(
-                    LevelRow.variant_id, LevelRow.id, LevelRow.available, LevelRow.source_updated_at
-                ).where(
-                    bulk_insert.in_values(dialect, LevelRow.variant_id, variant_ids),
-                    LevelRow.location_ref == location,
+            for vid, lid, avail, seen in conn.execute(
+                select(lv.variant_id, lv.id, lv.available, lv.source_updated_at).where(
+                    bulk_insert.in_values(dialect, lv.variant_id, variant_ids), lv.location_ref == location
                 )
-            )
+            ).all()
         }
         reserved = reserved_by_variant(session, variant_ids, dialect)
     return StoredRows(products, variants, levels, reserved)
@@ -128,7 +126,7 @@ def bulk_insert_rows(
             bulk_insert.in_values(conn.dialect.name, table.c.external_id, [r["external_id"] for r in rows]),
         )
     )
-    return {ext: pk for ext, pk in created}
+    return {ext: pk for ext, pk in created.all()}
 
 
 def product_values(p: Product, content_hash: str) -> dict[str, Any]:
@@ -138,7 +136,7 @@ def product_values(p: Product, content_hash: str) -> dict[str, Any]:
         "vendor": p.vendor,
         "url": p.url,
         "media": p.media,
-        "status": p.status.value,
+        "status": STATUS_TEXT[p.status],
         "source_updated_at": p.source_updated_at,
         "content_hash": content_hash,
     }
@@ -152,7 +150,7 @@ def variant_values(v: Variant, content_hash: str) -> dict[str, Any]:
         "price_minor": v.price.minor,
         "compare_at_minor": v.compare_at_price.minor if v.compare_at_price else None,
         "currency": v.price.currency,
-        "status": v.status.value,
+        "status": STATUS_TEXT[v.status],
         "inventory_item_ref": v.inventory_item_ref,
         "inventory_tracked": v.quantity is not None,
         "options": v.options,
@@ -208,6 +206,20 @@ def unseen(
         if ext not in seen_variants
     ]
     return products, variants
+
+
+def live_counts(session: Session, merchant_id: int) -> tuple[int, int]:
+    """How many of the merchant's products and variants are not deleted (two index-only counts)."""
+    conn = session.connection()
+    counts = [
+        conn.execute(
+            select(func.count())
+            .select_from(table)
+            .where(table.c.merchant_id == merchant_id, table.c.status != DELETED)
+        ).scalar_one()
+        for table in (PRODUCTS, VARIANTS)
+    ]
+    return counts[0], counts[1]
 
 
 def soft_delete(session: Session, table: Table, ids: Iterable[int], now: datetime) -> None:

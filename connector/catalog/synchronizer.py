@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from connector.catalog import change_lists, groups, rows
 from connector.catalog.levels import sellable
 from connector.catalog.statistics import Analyzer
 from connector.domain import event_types
-from connector.domain.catalog import Product, Variant
+from connector.domain.catalog import STATUS_TEXT, Product, Variant
 from connector.domain.errors import PermanentError
 from connector.domain.ports import StoreAdapter
 from connector.infra import bulk_insert, outbox
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 INCREMENTAL_OVERLAP = timedelta(minutes=5)
 MAX_RECORDED_ERRORS = 1000
 MAX_RECORDED_DIFF = 1000
+SYNC_RUNS: Table = SyncRun.__table__  # type: ignore[assignment]
 
 
 class LeaseLostError(Exception):
@@ -116,6 +117,8 @@ class CatalogSync:
         self.counts = SyncCounts()
         self._seen_products: set[str] = set()
         self._seen_variants: set[str] = set()
+        self._written = (0, 0)
+        """How many products and variants the batches wrote (all of them live afterwards)."""
         self._analyzer = Analyzer(db)
         with db.session() as session:
             merchant = session.get(Merchant, merchant_id)
@@ -143,6 +146,7 @@ class CatalogSync:
                 batch, pending = [], 0
         if batch:
             self._flush(batch)
+        self._written = (len(self._seen_products), len(self._seen_variants))
         self._record_row_errors()
         # A row that failed to parse this time is not a row that disappeared: keep its variant, and the
         # product it names (an adapter names the product of a refused record too).
@@ -433,7 +437,7 @@ class CatalogSync:
                 "id": pid,
                 "external_id": p.external_id,
                 "title": p.title,
-                "status": p.status.value,
+                "status": STATUS_TEXT[p.status],
                 "url": p.url,
                 "tags": list(p.tags),
                 "collections": [
@@ -524,6 +528,10 @@ class CatalogSync:
                     code="empty_catalog",
                 )
         with self._writes() as session:
+            # Every product and variant a pass wrote is live: when that is all the merchant has live, nothing
+            # went unseen, and the stored rows need not be read back.
+            if not self.dry_run and rows.live_counts(session, m) == self._written:
+                return
             gone_products, gone_variants = rows.unseen(session, m, self._seen_products, self._seen_variants)
             if not gone_products and not gone_variants:
                 return
@@ -575,10 +583,11 @@ class CatalogSync:
         if final:
             values["row_errors"] = self.counts.row_errors
             values["diff"] = self.counts.diff
-        result = session.execute(
-            update(SyncRun)
-            .where(SyncRun.id == self.run_id, SyncRun.lease_token == self.lease_token)
+        runs = SYNC_RUNS.c
+        result = session.connection().execute(  # Core: no ORM session bookkeeping, once per batch
+            update(SYNC_RUNS)
+            .where(runs.id == self.run_id, runs.lease_token == self.lease_token)
             .values(**values)
         )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        if result.rowcount == 0:
             raise LeaseLostError(f"sync run {self.run_id} was taken over")

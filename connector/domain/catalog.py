@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final
 
 from connector.domain.money import Money
@@ -30,11 +31,16 @@ class ProductStatus(StrEnum):
     ARCHIVED = "archived"
 
 
+STATUS_TEXT: Final[dict[ProductStatus, str]] = {status: status.value for status in ProductStatus}
+"""Each status's text, looked up without the enum's `value` descriptor (read once per row in a sync)."""
+
+
 def _digest(*parts: object) -> str:
     """Stable fingerprint of plain values (str, int, None, tuples of them): their repr, hashed."""
     return hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=16).hexdigest()
 
 
+@lru_cache(maxsize=16384)
 def tag_key(tag: str) -> str:
     """The form two spellings of one tag share (`Summer` and `summer `): trimmed, NFKC, case-folded."""
     return unicodedata.normalize("NFKC", tag).strip().casefold()
@@ -113,7 +119,7 @@ class Variant:
             self.sku,
             self.barcode,
             compare,
-            str(self.status),
+            STATUS_TEXT[self.status],
             self.inventory_item_ref,
             self.options,
         )
@@ -149,7 +155,7 @@ class Product:
             self.vendor,
             self.url,
             self.media,
-            str(self.status),
+            STATUS_TEXT[self.status],
             self.extra,
         )
         if self.tags or self.collections:

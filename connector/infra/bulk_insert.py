@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -113,7 +114,7 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     missing = [name for name, _ in processors if name not in rows[0]]
     if missing:  # columns with defaults are part of the statement: callers give every value
         raise ValueError(f"bulk insert into {table.name} lacks values for {', '.join(missing)}")
-    columns_out = [_encode([row[name] for row in rows], proc) for name, proc in processors]
+    columns_out = [_encode(list(map(itemgetter(name), rows)), proc) for name, proc in processors]
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
         _copy(conn, table, [name for name, _ in processors], columns_out)
         return

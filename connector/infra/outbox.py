@@ -40,6 +40,13 @@ def new_event_id() -> str:
     return f"msg_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
 
 
+def _event_ids(count: int) -> Iterator[str]:
+    """`count` ids as `new_event_id` makes them, with one read of the system's random source for all."""
+    stamp = f"msg_{int(time.time() * 1000):012x}"
+    random = os.urandom(10 * count).hex()
+    return (stamp + random[i : i + 20] for i in range(0, 20 * count, 20))
+
+
 def subscribe(subscriber: Subscriber) -> None:
     """Called with (session, stored rows) inside the publishing transaction; composition roots register."""
     if subscriber not in _subscribers:
@@ -56,9 +63,10 @@ def publish(session: Session, events: Sequence[DomainEvent]) -> int:
     Inside `deferred(session)` they are stored with the block's other events when it ends."""
     if not events:
         return 0
+    ids = _event_ids(len(events))
     rows = [
         {
-            "id": new_event_id(),
+            "id": next(ids),
             "merchant_id": e.merchant_id,
             "type": e.type,
             "occurred_at": e.occurred_at,

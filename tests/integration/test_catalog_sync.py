@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from connector.catalog import syncs
+from connector.catalog import rows, syncs
 from connector.catalog.synchronizer import CatalogSync, LeaseLostError
 from connector.infra import outbox
 from connector.infra.models import (
@@ -266,3 +267,34 @@ def test_a_run_taken_over_by_another_worker_stops_writing(rt, feed):
         sync.run()
     with rt.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Product)) == 0  # the first batch was rolled back
+
+
+def test_a_pass_that_wrote_every_live_row_reads_none_back(rt, feed, monkeypatch):
+    merchant_id = add_feed_merchant(rt, feed)
+    sync_now(rt, merchant_id)
+    rewrite_feed(feed, lambda i, row: None if i <= 2 else row)  # P-000001 goes
+    assert sync_now(rt, merchant_id).deleted == 3
+
+    def unseen(*args: object) -> None:
+        raise AssertionError("the stored rows were read back")
+
+    monkeypatch.setattr(rows, "unseen", unseen)
+    # Every live row is in the feed (the deleted ones do not count): nothing to look for.
+    run = sync_now(rt, merchant_id)
+    assert (run.status, run.unchanged, run.deleted, run.events_emitted) == ("succeeded", 297, 0, 0)
+    # A live row the feed lacks makes the counts differ, so the rows are read back and it is found.
+    monkeypatch.undo()
+    rewrite_feed(feed, lambda i, row: None if row["id"] == "SKU-000004" else row)
+    run = sync_now(rt, merchant_id)
+    assert run.deleted == 1
+    with rt.db.session() as s:
+        assert s.scalars(select(Variant).where(Variant.external_id == "SKU-000004")).one().status == "deleted"
+
+
+def test_events_of_a_batch_have_distinct_well_formed_ids(rt, feed):
+    merchant_id = add_feed_merchant(rt, feed)
+    sync_now(rt, merchant_id)
+    with rt.db.session() as s:
+        ids = s.scalars(select(EventPayload.id).where(EventPayload.merchant_id == merchant_id)).all()
+    assert len(ids) == 100 and len(set(ids)) == 100
+    assert all(re.fullmatch(r"msg_[0-9a-f]{32}", event_id) for event_id in ids)

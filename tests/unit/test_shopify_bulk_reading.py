@@ -84,3 +84,32 @@ def test_an_empty_sku_stays_empty():
     assert read(sku=" AB-1 ") == "AB-1"
     page = mapper.page_product({**product_node(P1), "variants": {"nodes": [variant_node(2, sku="")]}}, "USD")
     assert page.product.variants[0].sku == ""
+
+
+def test_a_part_carries_every_field_of_its_product():
+    lines = [
+        bulk_line(product_node(P1, tags=["Summer", "sale"])),
+        bulk_line(
+            {"__typename": "MediaImage", "id": "gid://shopify/MediaImage/7", "image": {"url": "u"}}, P1
+        ),
+        bulk_line({"id": "gid://shopify/Collection/4", "handle": "summer", "title": "Summer"}, P1),
+        bulk_line(variant_node(11, price="12.50", compareAtPrice="20.00"), P1),
+        bulk_line(variant_node(12, price="12.50"), P1),
+    ]
+    (product,), _ = assemble(lines)
+    header = mapper.product_header(product_node(P1, tags=["Summer", "sale"]))
+    variants = tuple(
+        mapper.variant(variant_node(n, price="12.50"), "USD", header.status, "Tee") for n in (11, 12)
+    )
+    fields = {f: getattr(product, f) for f in product.__slots__}
+    expected = {f: getattr(header, f) for f in header.__slots__}
+    expected["media"] = ("u",)
+    expected["collections"] = (mapper.CollectionRef("gid://shopify/Collection/4", "summer", "Summer"),)
+    expected["variants"] = product.variants
+    assert fields == expected
+    assert [v.price.minor for v in product.variants] == [1250, 1250]
+    assert [v.compare_at_price.minor if v.compare_at_price else None for v in product.variants] == [
+        2000,
+        None,
+    ]
+    assert product.variants[1] == variants[1]

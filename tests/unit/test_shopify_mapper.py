@@ -318,3 +318,41 @@ def test_search_values_and_tags():
     assert order_mapper.search_literal("a'b\\c") == "'a\\'b\\\\c'"
     assert len(order_mapper.key_tag("x" * 300)) <= 40
     assert order_mapper.key_tag("a") != order_mapper.key_tag("b")
+
+
+@pytest.mark.parametrize("currency", ["USD", "JPY", "KWD"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12.99",
+        "12.9",
+        "12",
+        "0",
+        "0.00",
+        "007.50",
+        " 12.99 ",
+        "12.999",
+        "12.995",
+        "1500",
+        "12.",
+        ".5",
+        "-1.00",
+        "+1.00",
+        "1e3",
+        "1_000",
+        "\uff11\uff12",  # full-width digits
+        "12.5 ",
+        "99999999999999999.99",
+        "123456789012345678901",
+    ],
+)
+def test_a_price_text_reads_as_decimal_quantizing_reads_it(text, currency):
+    try:
+        expected: object = mapper._money(text, currency)
+    except ValueError:
+        expected = ValueError
+    try:
+        found: object = mapper.money(text, currency)
+    except ValueError:
+        found = ValueError
+    assert found == expected
