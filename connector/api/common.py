@@ -4,7 +4,9 @@
   successful lookup is kept in-process for `KEY_CACHE_SECONDS` (keyed by the key's digest) under the key
   generation read from Redis before the lookup (`connector.merchants.clients.key_generation`); rotating, deactivating or
   removing a client increments it, so every process refuses the old key on its next request. Without Redis
-  the cache is bypassed (every request looks the key up). Failures are never cached.
+  the cache is bypassed (every request looks the key up). Failures are never cached. A live purchase
+  (`authenticate_deferred`) does not read the generation first: its one Lua call compares it with the cached
+  one before deciding, and a request answered without that call is authenticated before its answer leaves.
 - `visible_merchants(session, client)` is the one place that decides which merchants a client may see.
 - `parse_body(model)` and `parse_query(model)` return validated pydantic objects or raise problems: 415 for a
   body that is not JSON, 400 for malformed JSON, 422 (`invalid_request`, with field errors) for the rest.
@@ -41,6 +43,7 @@ from connector.domain.errors import PermanentError, ValidationError
 from connector.infra.models import Merchant
 from connector.infra.runtime import Runtime
 from connector.merchants import clients
+from connector.stock import counters
 from connector.web.problems import problem
 
 logger = logging.getLogger(__name__)
@@ -146,6 +149,16 @@ class KeyCache:
                 return None
             return entry[2]
 
+    def peek(self, digest: str) -> tuple[int, ApiClient | None]:
+        """The generation and client cached for `digest` (unexpired), to be confirmed against the current
+        generation by the caller; (0, None) when there is none."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(digest)
+        if entry is None or entry[0] <= now:
+            return 0, None
+        return entry[1], entry[2]
+
     def put(self, digest: str, client: ApiClient, generation: int = 0) -> None:
         if self.ttl <= 0:
             return
@@ -196,11 +209,20 @@ def _key_generation() -> int | None:
         return None
 
 
-def authenticate() -> ApiClient:
-    """The client of this request's bearer key (looked up once per request), else a 401 problem."""
-    found = g.get("api_client")
-    if isinstance(found, ApiClient):
-        return found
+def _lookup(digest: str, key: str, generation: int | None) -> ApiClient:
+    """The key's client from the database (cached under `generation` when Redis answered), else a 401."""
+    with api_runtime().db.session() as session:
+        row = clients.authenticate(session, key)
+        client = ApiClient(id=row.id, name=row.name) if row is not None else None
+    if client is None:
+        logger.info("API key refused", extra={"path": request.path})
+        raise _unauthorized("the API key is not valid")
+    if generation is not None:
+        key_cache().put(digest, client, generation)
+    return client
+
+
+def _bearer_key() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip()
@@ -210,21 +232,54 @@ def authenticate() -> ApiClient:
         raise _unauthorized("the Authorization header must be 'Bearer <key>'")
     if not clients.looks_like_key(key):
         raise _unauthorized("the API key is not valid")
+    return key
+
+
+def authenticate() -> ApiClient:
+    """The client of this request's bearer key (looked up once per request), else a 401 problem. A client
+    taken by `authenticate_deferred` is confirmed here first."""
+    found = g.get("api_client")
+    check: counters.KeyCheck | None = g.get("api_key_check")
+    if isinstance(found, ApiClient) and (check is None or check.confirmed):
+        return found
+    key = _bearer_key()
     digest = clients.hash_key(key)
-    cache = key_cache()
     generation = _key_generation()
-    client = cache.get(digest, generation) if generation is not None else None
+    client = key_cache().get(digest, generation) if generation is not None else None
     if client is None:
-        with api_runtime().db.session() as session:
-            row = clients.authenticate(session, key)
-            client = ApiClient(id=row.id, name=row.name) if row is not None else None
-        if client is None:
-            logger.info("API key refused", extra={"path": request.path})
-            raise _unauthorized("the API key is not valid")
-        if generation is not None:
-            cache.put(digest, client, generation)
-    g.api_client = client
+        client = _lookup(digest, key, generation)
+    g.api_client, g.api_key_check = client, None
     return client
+
+
+def authenticate_deferred() -> tuple[ApiClient, counters.KeyCheck | None]:
+    """`authenticate()` for a request whose one Redis call can confirm the key generation itself (a live
+    purchase, `connector.stock.counters.buy_from_pins`): a client cached for the key is taken without reading
+    the generation, and returned with the `KeyCheck` that call must confirm (None when the client was looked
+    up now). A request that ends without confirming it is confirmed by `confirm_deferred_key` before its
+    answer leaves, so a revoked key is refused as `authenticate()` refuses it."""
+    found = g.get("api_client")
+    if isinstance(found, ApiClient):
+        return found, g.get("api_key_check")
+    key = _bearer_key()
+    generation, client = key_cache().peek(clients.hash_key(key))
+    if client is None:
+        return authenticate(), None
+    check = counters.KeyCheck(clients.KEY_GENERATION, generation)
+    g.api_client, g.api_key_check = client, check
+    return client, check
+
+
+def confirm_deferred_key(response: Response) -> Response:
+    """An `after_request` hook: a request whose deferred key check was not confirmed is authenticated now, and
+    answered 401 instead when the key was revoked meanwhile."""
+    check: counters.KeyCheck | None = g.get("api_key_check")
+    if check is not None and not check.confirmed:
+        try:
+            authenticate()
+        except ApiError as exc:
+            return _answer(exc)
+    return response
 
 
 def require_client() -> None:

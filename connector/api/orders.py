@@ -29,6 +29,8 @@ from connector.api.common import (
     api_runtime,
     as_utc,
     authenticate,
+    authenticate_deferred,
+    confirm_deferred_key,
     decode_id_cursor,
     encode_cursor,
     parse_body,
@@ -41,13 +43,25 @@ from connector.domain.errors import NotFoundError, RefusedError
 from connector.domain.orders import OrderStatus
 from connector.orders import accept, cancel, checkout, queries, refunds
 from connector.orders.accept import STORE_TAKES_NO_ORDERS
+from connector.stock import counters
 from connector.web.context import quiet_access_log
 from connector.web.problems import SERVICE_UNAVAILABLE, problem
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("api_orders", __name__)
-bp.before_request(require_client)
+
+
+@bp.before_request
+def _require_client() -> None:
+    """Every route needs a key; creating an order may leave its key generation to the purchase's Lua call."""
+    if request.endpoint == "api_orders.create_order":
+        authenticate_deferred()
+    else:
+        require_client()
+
+
+bp.after_request(confirm_deferred_key)
 
 TAG = "orders"
 CURSOR_KIND = "orders"
@@ -319,9 +333,11 @@ def _order_id(order_id: str) -> str:
 def create_order() -> Response:
     """Validate the lines, hold the stock and accept the order; the store push follows asynchronously
     (`order.confirmed` or `order.rejected`)."""
-    client = authenticate()
+    client, check = authenticate_deferred()
     key = _idempotency_key()
     body = parse_body(OrderCreate)
+    if body.live_session_id is None and check is not None:
+        client, check = authenticate(), None  # only a live purchase's Lua call confirms the key
     dumped = body.model_dump(mode="json")
     if dumped["attribution"] is None:
         del dumped["attribution"]  # the digest of an order without attribution is what it always was
@@ -341,7 +357,11 @@ def create_order() -> Response:
         live_session_id=body.live_session_id,
         attribution=attribution.resolve(api_runtime(), claim, [line.variant_id for line in body.lines]),
     )
-    answer = checkout.create_order(api_runtime(), client.id, key, order_request, digest)
+    try:
+        answer = checkout.create_order(api_runtime(), client.id, key, order_request, digest, check)
+    except counters.KeyChangedError:  # keys changed since the lookup was cached: look it up again
+        client = authenticate()
+        answer = checkout.create_order(api_runtime(), client.id, key, order_request, digest)
     response = _json(answer.body, answer.status)
     response.headers["Location"] = url_for(".get_order", order_id=answer.body["id"])
     if answer.replayed:

@@ -6,7 +6,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -102,6 +102,35 @@ class Queues:
             failure_ttl=7 * 24 * 3600,
             result_ttl=3600,
             at_front=at_front,
+        )
+
+    def enqueue_new(
+        self,
+        queue: str,
+        func: Callable[..., Any] | str,
+        calls: Sequence[tuple[str, tuple[Any, ...], Retry]],
+        *,
+        timeout: int | None = None,
+    ) -> list[Job]:
+        """Enqueue jobs that cannot be live yet (no dedupe), each `(job_id, args, retry)`, in one pipeline: the
+        same jobs as `enqueue(..., dedupe=False)` of each, in one round trip."""
+        for job_id, _, _ in calls:
+            if not _JOB_ID.fullmatch(job_id):
+                raise ValueError(f"job id {job_id!r} must match [A-Za-z0-9_-]+")
+        target = self.by_name[queue]
+        return target.enqueue_many(
+            [
+                Queue.prepare_data(  # type: ignore[type-var]
+                    func,
+                    args,
+                    job_id=job_id,
+                    retry=retry,
+                    timeout=timeout,
+                    failure_ttl=7 * 24 * 3600,
+                    result_ttl=3600,
+                )
+                for job_id, args, retry in calls
+            ]
         )
 
     def depths(self) -> dict[str, int]:

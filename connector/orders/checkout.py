@@ -172,11 +172,19 @@ def _create_regular(
 
 
 def create_order(
-    rt: runtime.Runtime, client_id: int, idempotency_key: str, request: OrderRequest, digest: str
+    rt: runtime.Runtime,
+    client_id: int,
+    idempotency_key: str,
+    request: OrderRequest,
+    digest: str,
+    key_check: counters.KeyCheck | None = None,
 ) -> Answer:
-    """Accept an order once per (client, key): validate, hold stock, persist `accepted`, queue the push."""
+    """Accept an order once per (client, key): validate, hold stock, persist `accepted`, queue the push. A
+    `key_check` is confirmed by a live purchase's Lua call (`live_checkout.create_live`); a regular order
+    needs its key confirmed before."""
     if request.live_session_id is not None:
-        return live_checkout.create_live(rt, client_id, idempotency_key, digest, request)
+        return live_checkout.create_live(rt, client_id, idempotency_key, digest, request, key_check)
+    assert key_check is None or key_check.confirmed, "a regular order's API key is confirmed first"
     found = replay(rt, client_id, idempotency_key, digest)
     if found is not None:
         return found

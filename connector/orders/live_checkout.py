@@ -189,8 +189,17 @@ def _give_back(rt: runtime.Runtime, taken: Sequence[Hold], mark: str, token: str
     counters.drop_mark(rt.redis, mark, token)
 
 
-def create_live(rt: runtime.Runtime, client_id: int, key: str, digest: str, request: OrderRequest) -> Answer:
-    """Buy from the session's pins once per (client, key): Redis decides, then one short write."""
+def create_live(
+    rt: runtime.Runtime,
+    client_id: int,
+    key: str,
+    digest: str,
+    request: OrderRequest,
+    key_check: counters.KeyCheck | None = None,
+) -> Answer:
+    """Buy from the session's pins once per (client, key): Redis decides, then one short write. With
+    `key_check` (a cached API key lookup), the same Lua call confirms the key generation first:
+    `counters.KeyChangedError` when it changed."""
     buyer, pins = _pins(rt, client_id, request)
     mark = counters.idempotency_mark(client_id, key)
     token = secrets.token_hex(8)
@@ -207,8 +216,17 @@ def create_live(rt: runtime.Runtime, client_id: int, key: str, digest: str, requ
             for line in request.lines
         ]
         outcome = counters.buy_from_pins(
-            rt.redis, lines, buyer=buyer, expires_at=expires_at, mark=mark, token=token, skip_mark=skip_mark
+            rt.redis,
+            lines,
+            buyer=buyer,
+            expires_at=expires_at,
+            mark=mark,
+            token=token,
+            skip_mark=skip_mark,
+            key_check=key_check,
         )
+        if outcome.status == "key":
+            raise counters.KeyChangedError()
         if outcome.status == "replay":
             found = replay(rt, client_id, key, digest, wait=REPLAY_WAIT_SECONDS)
             if found is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
@@ -105,14 +105,40 @@ def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False, new: 
     return job is not None
 
 
+def enqueue_new(rt: runtime.Runtime, order_ids: Sequence[int]) -> bool:
+    """Queue the pushes of orders just committed (no job of theirs can be live), in one Redis round trip;
+    best effort as `enqueue`."""
+    try:
+        rt.queues.enqueue_new(
+            ORDERS,
+            JOB_FUNC,
+            [(job_id(order_id), (order_id,), push_retry()) for order_id in order_ids],
+            timeout=queue.attempt_timeout(rt.settings),
+        )
+    except Exception:
+        logger.exception("order push enqueue failed; the sweeper will retry", extra={"order_ids": order_ids})
+        return False
+    return True
+
+
+_PUSHES: Final = "storelink.new_pushes"
+
+
 def request_push(session: Session, order_id: int) -> None:
     """Queue the push of the new order `order_id` once `session`'s transaction commits (nothing is queued on
-    rollback). The order was just written, so no job of it can be live: no dedupe lookup first."""
+    rollback). The order was just written, so no job of it can be live: no dedupe lookup first. The pushes
+    a transaction requested are queued together (`enqueue_new`)."""
+    pending: list[int] | None = session.info.get(_PUSHES)
+    if pending is None:
+        pending = session.info[_PUSHES] = []
 
-    def _after_commit(_session: Session) -> None:
-        enqueue(runtime.current(), order_id, new=True)
+        def _after_commit(done: Session) -> None:
+            ids = done.info.pop(_PUSHES, [])
+            if ids:
+                enqueue_new(runtime.current(), ids)
 
-    event.listen(session, "after_commit", _after_commit, once=True)
+        event.listen(session, "after_commit", _after_commit, once=True)
+    pending.append(order_id)
 
 
 # --- the job -------------------------------------------------------------------------------------------------

@@ -98,11 +98,18 @@ return {'ok', 0, 0}
 """
 
 _PIN_BUY_LUA = """
--- KEYS: pin, holds, buyers per line, then the idempotency mark.
--- ARGV: buyer, expires, now, skip_mark, mark token, mark ttl, then per line: reservation id, quantity,
--- unit price. On success the mark is set: a concurrent request with the key waits for this one's answer.
-local lines = (#KEYS - 1) / 3
-if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[#KEYS]) == 1 then return {'replay', 0, 0} end
+-- KEYS: pin, holds, buyers per line, then the idempotency mark, then (with a key generation in ARGV[7]) the
+-- API key generation. ARGV: buyer, expires, now, skip_mark, mark token, mark ttl, expected key generation
+-- (or ''), then per line: reservation id, quantity, unit price. 'key' when the key generation is not the one
+-- expected (nothing checked or taken). On success the mark is set: a concurrent request with the key waits
+-- for this one's answer.
+local mark = #KEYS
+if ARGV[7] ~= '' then
+  mark = #KEYS - 1
+  if (redis.call('GET', KEYS[#KEYS]) or '0') ~= ARGV[7] then return {'key', 0, 0} end
+end
+local lines = (mark - 1) / 3
+if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[mark]) == 1 then return {'replay', 0, 0} end
 local buyer = ARGV[1]
 local now = tonumber(ARGV[3])
 for i = 1, lines do
@@ -111,7 +118,7 @@ for i = 1, lines do
   if f[2] ~= '1' then return {'inactive', i, 0} end
   local untl = tonumber(f[5])
   if untl > 0 and now >= untl then return {'inactive', i, 0} end
-  local a = 6 + 3 * (i - 1)
+  local a = 7 + 3 * (i - 1)
   if f[3] ~= ARGV[a + 3] then return {'price', i, tonumber(f[3])} end
   local q = tonumber(ARGV[a + 2])
   local lim = tonumber(f[4])
@@ -121,10 +128,10 @@ for i = 1, lines do
   end
   if tonumber(f[1]) < q then return {'short', i, tonumber(f[1])} end
 end
-redis.call('SET', KEYS[#KEYS], ARGV[5], 'EX', tonumber(ARGV[6]))
+redis.call('SET', KEYS[mark], ARGV[5], 'EX', tonumber(ARGV[6]))
 local out = {'ok', 0, 0}
 for i = 1, lines do
-  local a = 6 + 3 * (i - 1)
+  local a = 7 + 3 * (i - 1)
   local q = tonumber(ARGV[a + 2])
   redis.call('HSET', KEYS[3 * i - 1], ARGV[a + 1], q .. '|' .. ARGV[2] .. '|' .. buyer)
   redis.call('HINCRBY', KEYS[3 * i], buyer, q)
@@ -250,6 +257,21 @@ class VariantLine:
     level_version: int
 
 
+@dataclass(slots=True)
+class KeyCheck:
+    """The API key generation (in Redis at `key`) a cached key lookup was made under, for the purchase script
+    to confirm with its decision; `confirmed` once a script found it current."""
+
+    key: str
+    generation: int
+    confirmed: bool = False
+
+
+class KeyChangedError(Exception):
+    """A purchase script found the API key generation changed since the key's lookup was cached: nothing was
+    decided; look the key up again."""
+
+
 @dataclass(frozen=True, slots=True)
 class PinLine:
     pin_id: int
@@ -280,10 +302,12 @@ def buy_from_pins(
     mark: str,
     token: str,
     skip_mark: bool = False,
+    key_check: KeyCheck | None = None,
 ) -> Outcome:
     """One Lua call: every pin on sale, price as stated, the buyer's limit and the allocation, then take and
     set the idempotency `mark` to `token`. `replay` when the mark exists (an order was made, or is being
-    made, with the key) unless `skip_mark`."""
+    made, with the key) unless `skip_mark`. With `key_check`, first the API key generation: `key` (nothing
+    done) when it is not the expected one, else the check is marked confirmed."""
     keys: list[str] = []
     args: list[Any] = [
         buyer,
@@ -292,13 +316,19 @@ def buy_from_pins(
         "1" if skip_mark else "0",
         token,
         IDEMPOTENCY_MARK_SECONDS,
+        str(key_check.generation) if key_check is not None else "",
     ]
     for line in lines:
         counter = pin_key(line.pin_id)
         keys += [counter, holds_key(counter), buyers_key(counter)]
         args += [line.reservation_id, line.quantity, str(line.unit_price_minor)]
     keys.append(mark)
-    return _outcome(scripts(redis).pin_buy(keys=keys, args=args))
+    if key_check is not None:
+        keys.append(key_check.key)
+    outcome = _outcome(scripts(redis).pin_buy(keys=keys, args=args))
+    if key_check is not None and outcome.status != "key":
+        key_check.confirmed = True
+    return outcome
 
 
 def same_generations(redis: Redis, counters: Mapping[str, str]) -> bool:

@@ -305,3 +305,45 @@ def test_a_pin_whose_countdown_is_over_is_ended_by_the_reconciler(shop: Shop) ->
     got = shop.http().get(f"/v1/live-sessions/{session_id}/pins/{pin['id']}", headers=shop.auth).get_json()
     assert got["status"] == "ended"
     assert counter(shop.rt, counters.variant_key(shop.variants[0])) == 50
+
+
+def _rotate_key(rt: Runtime, client_id: int) -> None:
+    from connector.merchants import clients
+
+    with rt.db.session() as session:
+        clients.rotate_key(session, client_id)
+    assert clients.invalidate_cached_keys(rt.redis)
+
+
+def test_a_live_purchase_with_a_cached_key_confirms_it_in_its_one_lua_call(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.api import common
+
+    session_id = _session(shop)
+    _pin(shop, session_id, per_buyer_limit=1)
+    assert _buy(shop, session_id, "b1").status_code == 201  # the key's lookup is cached now
+    reads: list[int] = []
+    real = common.clients.key_generation
+    monkeypatch.setattr(common.clients, "key_generation", lambda redis: reads.append(1) or real(redis))
+
+    assert _buy(shop, session_id, "b2").status_code == 201
+    assert_problem(_buy(shop, session_id, "b1"), 409, "buyer_limit_exceeded")
+    assert reads == []  # the purchase script compared the key generation itself
+    assert_problem(_buy(shop, session_id, ""), 422, "invalid_request")
+    assert reads == [1]  # answered without the script: the key was confirmed before the answer left
+
+
+def test_a_revoked_key_cached_by_live_purchases_is_refused_at_once(shop: Shop) -> None:
+    session_id = _session(shop)
+    pin = _pin(shop, session_id)
+    assert _buy(shop, session_id, "b1").status_code == 201
+    assert_problem(_buy(shop, session_id, "b1", price=PRICE), 409, "price_changed")
+
+    _rotate_key(shop.rt, shop.client_id)
+
+    assert _buy(shop, session_id, "b2").status_code == 401  # refused by the script's check, nothing taken
+    assert _buy(shop, session_id, "b2", price=PRICE).status_code == 401
+    assert _buy(shop, session_id, "").status_code == 401  # refused before the script: confirmed after
+    assert _sold(shop.rt, session_id) == Counter({"b1": 1})
+    assert counter(shop.rt, counters.pin_key(pin["id"])) == 19

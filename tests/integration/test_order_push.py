@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis import Redis
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 from sqlalchemy import select, update
 
 from config.settings import Settings
@@ -223,3 +223,17 @@ def test_request_push_enqueues_after_commit_and_never_on_rollback(fast, shop):
         push.request_push(session, second)
         raise RuntimeError("checkout failed")
     assert fast.queues.job_status(push.job_id(second)) is None
+
+
+def test_the_pushes_a_transaction_requested_are_queued_together_after_its_commit(fast, shop):
+    orders = _orders(fast, shop, 3)
+    with fast.db.session() as session:
+        for order_id in orders:
+            push.request_push(session, order_id)
+        assert [fast.queues.job_status(push.job_id(i)) for i in orders] == [None] * 3
+    assert [fast.queues.job_status(push.job_id(i)) for i in orders] == [JobStatus.QUEUED] * 3
+    assert fast.queues[queue.ORDERS].job_ids == [push.job_id(i) for i in orders]
+    job = Job.fetch(push.job_id(orders[1]), connection=fast.redis)
+    assert job.args == (orders[1],) and job.timeout == queue.attempt_timeout(fast.settings)
+    assert job.retries_left == len(push.PUSH_RETRY_BASE) and job.failure_ttl == 7 * 24 * 3600
+    assert job.func_name == push.JOB_FUNC and job.result_ttl == 3600
