@@ -40,7 +40,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from connector.infra import bulk_insert, problems, runtime
-from connector.infra.models import Delivery, DeliveryAttempt, EventPayload, WebhookEndpoint
+from connector.infra.models import Delivery, DeliveryAttempt, EventPayload, UTCDateTime, WebhookEndpoint
 from webhooks.outbound import breaker, delivery, isolation, retry, scheduling, transport
 from webhooks.outbound.endpoints import signing_secrets
 from webhooks.outbound.payload import body_for
@@ -173,23 +173,41 @@ def _ordinary(rt: runtime.Runtime, endpoint_id: int, queue: str, config: deliver
     return target == queue or (job is not None and job.origin == target)
 
 
-def _due(endpoint_id: int, now: datetime, config: delivery.DeliveryConfig) -> Any:
-    return (
-        select(Delivery.id)
-        .where(
-            Delivery.endpoint_id == endpoint_id,
-            Delivery.status == delivery.PENDING,
-            Delivery.attempt_count == 0,
-            Delivery.next_attempt_at.is_(None) | (Delivery.next_attempt_at <= now + config.due_tolerance),
-        )
-        .order_by(Delivery.id)
-        .limit(ROUND)
+_DUE: Final = (
+    select(Delivery.id)
+    .where(
+        Delivery.endpoint_id == bindparam("due_endpoint_id"),
+        Delivery.status == delivery.PENDING,
+        Delivery.attempt_count == 0,
+        Delivery.next_attempt_at.is_(None)
+        | (Delivery.next_attempt_at <= bindparam("due_by", type_=UTCDateTime())),
     )
+    .order_by(Delivery.id)
+    .limit(ROUND)
+)
+"""Up to ROUND deliveries of an endpoint due for their first attempt by `due_by` (built once)."""
+_CLAIM: Final = (
+    update(Delivery)
+    .where(
+        Delivery.id.in_(_DUE.scalar_subquery()),
+        Delivery.status == delivery.PENDING,
+        Delivery.attempt_count == 0,
+    )
+    .values(next_attempt_at=bindparam("lease_until", type_=UTCDateTime()))
+    .returning(Delivery.id, Delivery.payload_id)
+    .execution_options(synchronize_session=False)
+)
+_PAYLOADS: Final = select(EventPayload).where(EventPayload.id.in_(bindparam("payload_ids", expanding=True)))
+
+
+def _due(endpoint_id: int, now: datetime, config: delivery.DeliveryConfig) -> dict[str, Any]:
+    """The parameters of `_DUE` (and `_CLAIM`) for the endpoint at `now`."""
+    return {"due_endpoint_id": endpoint_id, "due_by": now + config.due_tolerance}
 
 
 def _due_ids(rt: runtime.Runtime, endpoint_id: int, config: delivery.DeliveryConfig) -> list[int]:
     with rt.db.session() as session:
-        return list(session.scalars(_due(endpoint_id, _now(), config)))
+        return list(session.scalars(_DUE, _due(endpoint_id, _now(), config)))
 
 
 def _acquire_slots(
@@ -221,26 +239,14 @@ def _claim(
         endpoint = session.get(WebhookEndpoint, endpoint_id)
         if endpoint is None:
             return []
-        due = _due(endpoint_id, now, config).scalar_subquery()
-        claimed = list(
-            session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id.in_(due),
-                    Delivery.status == delivery.PENDING,
-                    Delivery.attempt_count == 0,
-                )
-                .values(next_attempt_at=now + config.lease)
-                .returning(Delivery.id, Delivery.payload_id)
-                .execution_options(synchronize_session=False)
-            )
-        )
+        params = {**_due(endpoint_id, now, config), "lease_until": now + config.lease}
+        claimed = list(session.execute(_CLAIM, params))
         if not claimed:
             return []
         payloads = {
             p.id: p
             for p in session.scalars(
-                select(EventPayload).where(EventPayload.id.in_({payload_id for _, payload_id in claimed}))
+                _PAYLOADS, {"payload_ids": sorted({payload_id for _, payload_id in claimed})}
             )
         }
         secret, previous = signing_secrets(rt.secrets, endpoint, now=now)
