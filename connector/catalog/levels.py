@@ -13,6 +13,7 @@ counters (`connector.stock.rebuild`), the catalog sync, store stock events and t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from typing import Any, Final, TypeVar
 
@@ -91,14 +92,19 @@ def reserved_by_variant(
     if not variant_ids:
         return {}
     name = dialect or session.get_bind().dialect.name
-    rows = session.execute(
-        holding_rows(
-            select(Reservation.variant_id, func.sum(Reservation.quantity)).where(
-                bulk_insert.in_values(name, Reservation.variant_id, sorted(set(variant_ids)))
-            )
-        ).group_by(Reservation.variant_id)
-    )
+    values = bulk_insert.param_values(name, sorted(set(variant_ids)))
+    rows = session.execute(_reserved_statement(name), {"variant_ids": values})
     return {variant_id: int(total or 0) for variant_id, total in rows}
+
+
+@functools.cache
+def _reserved_statement(dialect: str) -> Select[int, Any]:
+    """`reserved_by_variant`'s query, built once per dialect (its ids bound at execution)."""
+    return holding_rows(
+        select(Reservation.variant_id, func.sum(Reservation.quantity)).where(
+            bulk_insert.in_param(dialect, Reservation.variant_id, "variant_ids")
+        )
+    ).group_by(Reservation.variant_id)
 
 
 def sellable_by_variant(session: Session, variants: Sequence[Any]) -> dict[int, int | None]:

@@ -151,3 +151,23 @@ def in_values(
         doc = bindparam(None, orjson.dumps(list(values)).decode(), type_=String())
         return column.in_(select(literal_column("value")).select_from(func.json_each(doc)))
     return column.in_(list(values))
+
+
+def in_param(
+    dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any], key: str
+) -> ColumnElement[bool]:
+    """`in_values` with the values bound at execution under `key` (as `param_values` encodes them): a
+    statement built once around it is not built again, nor its cache key computed, per execution."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(key, type_=ARRAY(column.type)))
+    if dialect == "sqlite":
+        doc = bindparam(key, type_=String())
+        return column.in_(select(literal_column("value")).select_from(func.json_each(doc)))
+    return column.in_(bindparam(key, expanding=True))
+
+
+def param_values(dialect: str, values: Sequence[Any]) -> Any:
+    """The parameter value of an `in_param` for `values`."""
+    if dialect == "sqlite":
+        return orjson.dumps(list(values)).decode()
+    return list(values)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from redis import Redis
-from sqlalchemy import event, or_, select
+from sqlalchemy import bindparam, event, or_, select
 from sqlalchemy.orm import Session
 
 from connector.domain import event_types
@@ -193,18 +193,25 @@ def affected(session: Session, merchant_id: int) -> list[int]:
 
 def with_showcases(session: Session, merchant_ids: set[int]) -> set[int]:
     """The merchants among `merchant_ids` whose products a showcase may show (two indexed queries)."""
-    found = set(
-        session.scalars(select(Showcase.merchant_id).where(Showcase.merchant_id.in_(merchant_ids)).distinct())
-    )
+    found = set(session.scalars(_SHOWN, {"merchant_ids": sorted(merchant_ids)}))
     rest = merchant_ids - found
     if rest:
-        clients = select(Showcase.platform_client_id).where(Showcase.owner_kind == views.CREATOR)
-        found |= set(
-            session.scalars(
-                select(Merchant.id).where(Merchant.id.in_(rest), Merchant.platform_client_id.in_(clients))
-            )
-        )
+        found |= set(session.scalars(_CREATORS_SHOW, {"merchant_ids": sorted(rest)}))
     return {m for m in found if m is not None}
+
+
+_SHOWN: Final = (
+    select(Showcase.merchant_id)
+    .where(Showcase.merchant_id.in_(bindparam("merchant_ids", expanding=True)))
+    .distinct()
+)
+_CREATORS_SHOW: Final = select(Merchant.id).where(
+    Merchant.id.in_(bindparam("merchant_ids", expanding=True)),
+    Merchant.platform_client_id.in_(
+        select(Showcase.platform_client_id).where(Showcase.owner_kind == views.CREATOR)
+    ),
+)
+"""The queries of `with_showcases`, built once (the merchant ids bound at execution)."""
 
 
 def refresh_showcase(rt: runtime.Runtime, showcase_id: int) -> int:

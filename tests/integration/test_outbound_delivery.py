@@ -16,11 +16,12 @@ from rq.registry import FinishedJobRegistry, ScheduledJobRegistry, StartedJobReg
 from rq.utils import utcformat
 from sqlalchemy import func, select, update
 
-from connector.infra import outbox, runtime
+from connector.infra import outbox, problems, runtime
 from connector.infra.models import Delivery, DeliveryAttempt, WebhookEndpoint
+from connector.infra.models_ops import Problem
 from connector.sandbox.platform import Fault, Server, serve
 from tests.helpers import drain, wait_for
-from webhooks.outbound import delivery, fanout, isolation, scheduling
+from webhooks.outbound import delivery, dispatch, fanout, isolation, scheduling
 from webhooks.outbound.endpoints import create_endpoint, rotate_secret, update_endpoint
 
 Runtime = runtime.Runtime
@@ -427,6 +428,34 @@ def test_a_burst_to_one_endpoint_is_one_dispatcher_job_and_every_attempt_is_reco
     assert not scheduling.dispatching_endpoints(outbound.redis, [endpoint_id])  # it let go of its flag
     publish(outbound, "order.confirmed")  # so the next delivery wakes a new one
     assert [j.func_name for j in queue.jobs] == [scheduling.DISPATCH_FUNC]
+
+
+def test_a_round_of_successes_is_recorded_as_one_attempt_each_would_be(
+    outbound: Runtime, platform: Server
+) -> None:
+    """The dispatcher records an all-success round in bulk: each delivery succeeded on attempt 1 with its
+    attempt row, the endpoint's failure count is reset and its open failing problem cleared."""
+    endpoint_id, _ = add_endpoint(outbound, platform)
+    with outbound.db.session() as session:
+        row = session.get(WebhookEndpoint, endpoint_id)
+        assert row is not None
+        row.consecutive_failures = 0
+        problems.raise_problem(session, problems.ENDPOINT_FAILING, endpoint_id=endpoint_id, detail="x")
+    platform.receiver.set_default(Fault(body="ok" * 600))  # an excerpt longer than is kept
+    publish(outbound, *["order.confirmed"] * 5)
+    assert dispatch.dispatch(endpoint_id, "events") == {"success": 5}
+    rows = deliveries(outbound)
+    assert {
+        (r.status, r.attempt_count, r.last_status_code, r.last_error, r.next_attempt_at) for r in rows
+    } == {("succeeded", 1, 200, None, None)}
+    for r in rows:
+        [attempt] = attempts(outbound, r.id)
+        assert attempt.status_code == 200 and attempt.error is None
+        assert attempt.response_excerpt == ("ok" * 600)[: delivery.EXCERPT_CHARS]
+    assert endpoint(outbound, endpoint_id).consecutive_failures == 0
+    with outbound.db.session() as session:
+        assert not session.scalars(select(Problem).where(Problem.open_key.is_not(None))).all()
+    assert isolation.in_flight(outbound.redis, endpoint_id) == 0
 
 
 def test_a_dispatcher_round_stops_at_the_first_failure_and_the_rest_go_one_by_one(

@@ -136,6 +136,16 @@ def test_a_slot_left_by_a_killed_worker_lapses_with_the_lease(redis: Redis) -> N
     assert isolation.acquire(redis, 8, cap=1, lease=0.3) is not None  # endpoints do not share slots
 
 
+def test_slots_are_taken_as_many_as_are_free_in_one_call_and_given_back_together(redis: Redis) -> None:
+    held = isolation.acquire(redis, 9, cap=4, lease=60)
+    taken = isolation.acquire_many(redis, 9, 5, cap=4, lease=60)
+    assert len(taken) == 3 and held not in taken and isolation.in_flight(redis, 9) == 4
+    assert isolation.acquire_many(redis, 9, 2, cap=4, lease=60) == []  # full: none, not some
+    isolation.release(redis, 9, *taken)
+    assert isolation.in_flight(redis, 9) == 1
+    assert len(isolation.acquire_many(redis, 9, 2, cap=4, lease=60)) == 2
+
+
 def test_an_endpoint_is_slow_from_its_average_and_stops_being_slow_below_half(redis: Redis) -> None:
     policy = isolation.IsolationPolicy(slow_after=2.0, smoothing=0.5)
     assert isolation.observe(redis, 1, 100, policy) is False

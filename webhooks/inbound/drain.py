@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import orjson
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy import Integer, Select, bindparam, func, literal_column, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -140,6 +140,11 @@ def _pending(session: Session, shard: int, limit: int) -> list[Any]:
     so it holds a prefix of every merchant's queue (its order is kept across batches) and one merchant's
     backlog does not hold back the others: each of them has its oldest delivery in the batch before any
     merchant has its second."""
+    return list(session.execute(_PENDING, {"shard": shard, "limit": limit}))
+
+
+def _pending_statement() -> Select[Any]:
+    """`_pending`'s query, built once (shard and limit bound at execution)."""
     store_time = func.coalesce(InboundEvent.triggered_at, InboundEvent.received_at)
     place = (
         func.row_number()
@@ -151,25 +156,28 @@ def _pending(session: Session, shard: int, limit: int) -> list[Any]:
         .join(Merchant, Merchant.id == InboundEvent.merchant_id)
         .where(
             _is_pending,
-            InboundEvent.merchant_id % scheduling.SHARDS == shard,
+            InboundEvent.merchant_id % scheduling.SHARDS == bindparam("shard"),
             InboundEvent.source == Merchant.kind,
         )
         .subquery()
     )
-    return list(
-        session.execute(
-            select(
-                InboundEvent.id,
-                InboundEvent.merchant_id,
-                InboundEvent.topic,
-                InboundEvent.headers,
-                InboundEvent.raw_body,
-            )
-            .join(queued, queued.c.id == InboundEvent.id)
-            .order_by(queued.c.place, InboundEvent.id)
-            .limit(limit)
+    return (
+        select(
+            InboundEvent.id,
+            InboundEvent.merchant_id,
+            InboundEvent.topic,
+            InboundEvent.headers,
+            InboundEvent.raw_body,
         )
+        .join(queued, queued.c.id == InboundEvent.id)
+        .order_by(queued.c.place, InboundEvent.id)
+        .limit(bindparam("limit", type_=Integer))
     )
+
+
+_PENDING: Final = _pending_statement()
+_MERCHANTS: Final = select(Merchant).where(Merchant.id.in_(bindparam("ids", expanding=True)))
+"""The merchants of a batch, by id (built once)."""
 
 
 @dataclass
@@ -236,8 +244,8 @@ def drain_batch(rt: runtime.Runtime, merchant_id: int, counts: DrainCounts, limi
     to, in one transaction; returns how many deliveries it took."""
     with rt.db.session() as session:
         rows = _pending(session, scheduling.shard(merchant_id), limit or BATCH)
-        owners = {row.merchant_id for row in rows}
-        merchants = {m.id: m for m in session.scalars(select(Merchant).where(Merchant.id.in_(owners)))}
+        owners = sorted({row.merchant_id for row in rows})
+        merchants = {m.id: m for m in session.scalars(_MERCHANTS, {"ids": owners})}
     if not rows:
         return 0
     counts.batches += 1
@@ -298,7 +306,7 @@ def _apply(rt: runtime.Runtime, works: list[_Work], counts: DrainCounts) -> None
     after: list[_After] = []
     with rt.db.session() as session:
         wanted = [work.merchant_id for work in works]
-        merchants = {m.id: m for m in session.scalars(select(Merchant).where(Merchant.id.in_(wanted)))}
+        merchants = {m.id: m for m in session.scalars(_MERCHANTS, {"ids": wanted})}
         events = {work.merchant_id: [e for _, found in work.parsed for e in found] for work in works}
         now = datetime.now(UTC)
         # One read of the batch's variants, levels and holds, one write of its levels, one store of its events.

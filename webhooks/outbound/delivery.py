@@ -358,20 +358,26 @@ def apply_result(
             endpoint.enabled = False
             endpoint.disabled_reason = "the endpoint answered 410 Gone"
             logger.warning("endpoint disabled: 410 Gone", extra={"endpoint_id": endpoint.id})
-    # One line per delivery would flood the log; successes show at DEBUG, anything else at INFO.
+    log_attempt(delivery.id, endpoint.id, prepared.attempt, result, outcome)
+    return Recorded(outcome.value, schedule, breaker_open)
+
+
+def log_attempt(
+    delivery_id: int, endpoint_id: int, attempt: int, result: transport.SendResult, outcome: retry.Outcome
+) -> None:
+    """One line per delivery would flood the log; successes show at DEBUG, anything else at INFO."""
     logger.log(
         logging.DEBUG if outcome is retry.Outcome.SUCCESS else logging.INFO,
         "delivery attempt",
         extra={
-            "delivery_id": delivery.id,
-            "endpoint_id": endpoint.id,
-            "attempt": prepared.attempt,
+            "delivery_id": delivery_id,
+            "endpoint_id": endpoint_id,
+            "attempt": attempt,
             "status_code": result.status_code,
             "outcome": outcome.value,
             "duration_ms": result.duration_ms,
         },
     )
-    return Recorded(outcome.value, schedule, breaker_open)
 
 
 def observe(rt: runtime.Runtime, endpoint_id: int, duration_ms: int, config: DeliveryConfig) -> bool:

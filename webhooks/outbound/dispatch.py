@@ -36,11 +36,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from rq import get_current_job
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
 
-from connector.infra import runtime
-from connector.infra.models import Delivery, EventPayload, WebhookEndpoint
-from webhooks.outbound import delivery, isolation, retry, scheduling, transport
+from connector.infra import bulk_insert, problems, runtime
+from connector.infra.models import Delivery, DeliveryAttempt, EventPayload, UTCDateTime, WebhookEndpoint
+from webhooks.outbound import breaker, delivery, isolation, retry, scheduling, transport
 from webhooks.outbound.endpoints import signing_secrets
 from webhooks.outbound.payload import body_for
 from webhooks.outbound.signing import sign
@@ -122,8 +123,7 @@ def _round(
         window = min(config.lease_margin.total_seconds() / 2, SEND_WINDOW_MAX)
         results, unsent, troubled = _send(items, len(slots), time.monotonic() + window, config, stop_after)
     finally:
-        for token in slots:
-            isolation.release(rt.redis, endpoint_id, token)
+        isolation.release(rt.redis, endpoint_id, *slots)
     if results:  # recorded first, so the deliveries handed over see the endpoint's failures
         counts.update(_record(rt, endpoint_id, results, queue, config, slow))
     if unsent:
@@ -173,23 +173,41 @@ def _ordinary(rt: runtime.Runtime, endpoint_id: int, queue: str, config: deliver
     return target == queue or (job is not None and job.origin == target)
 
 
-def _due(endpoint_id: int, now: datetime, config: delivery.DeliveryConfig) -> Any:
-    return (
-        select(Delivery.id)
-        .where(
-            Delivery.endpoint_id == endpoint_id,
-            Delivery.status == delivery.PENDING,
-            Delivery.attempt_count == 0,
-            Delivery.next_attempt_at.is_(None) | (Delivery.next_attempt_at <= now + config.due_tolerance),
-        )
-        .order_by(Delivery.id)
-        .limit(ROUND)
+_DUE: Final = (
+    select(Delivery.id)
+    .where(
+        Delivery.endpoint_id == bindparam("due_endpoint_id"),
+        Delivery.status == delivery.PENDING,
+        Delivery.attempt_count == 0,
+        Delivery.next_attempt_at.is_(None)
+        | (Delivery.next_attempt_at <= bindparam("due_by", type_=UTCDateTime())),
     )
+    .order_by(Delivery.id)
+    .limit(ROUND)
+)
+"""Up to ROUND deliveries of an endpoint due for their first attempt by `due_by` (built once)."""
+_CLAIM: Final = (
+    update(Delivery)
+    .where(
+        Delivery.id.in_(_DUE.scalar_subquery()),
+        Delivery.status == delivery.PENDING,
+        Delivery.attempt_count == 0,
+    )
+    .values(next_attempt_at=bindparam("lease_until", type_=UTCDateTime()))
+    .returning(Delivery.id, Delivery.payload_id)
+    .execution_options(synchronize_session=False)
+)
+_PAYLOADS: Final = select(EventPayload).where(EventPayload.id.in_(bindparam("payload_ids", expanding=True)))
+
+
+def _due(endpoint_id: int, now: datetime, config: delivery.DeliveryConfig) -> dict[str, Any]:
+    """The parameters of `_DUE` (and `_CLAIM`) for the endpoint at `now`."""
+    return {"due_endpoint_id": endpoint_id, "due_by": now + config.due_tolerance}
 
 
 def _due_ids(rt: runtime.Runtime, endpoint_id: int, config: delivery.DeliveryConfig) -> list[int]:
     with rt.db.session() as session:
-        return list(session.scalars(_due(endpoint_id, _now(), config)))
+        return list(session.scalars(_DUE, _due(endpoint_id, _now(), config)))
 
 
 def _acquire_slots(
@@ -197,18 +215,14 @@ def _acquire_slots(
 ) -> list[str]:
     """Up to `wanted` of the endpoint's in-flight slots, waiting up to `SLOT_WAIT` seconds for the first
     (a healthy endpoint frees one within milliseconds); none when the endpoint stays full."""
-    slots: list[str] = []
     lease = config.lease.total_seconds()
     give_up = time.monotonic() + SLOT_WAIT
-    while len(slots) < wanted:
-        token = isolation.acquire(rt.redis, endpoint_id, cap=config.isolation.concurrency, lease=lease)
-        if token is not None:
-            slots.append(token)
-        elif slots or time.monotonic() > give_up:
-            break
-        else:
-            time.sleep(SLOT_POLL)
-    return slots
+    while True:
+        cap = config.isolation.concurrency
+        slots = isolation.acquire_many(rt.redis, endpoint_id, wanted, cap=cap, lease=lease)
+        if slots or time.monotonic() > give_up:
+            return slots
+        time.sleep(SLOT_POLL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,26 +239,14 @@ def _claim(
         endpoint = session.get(WebhookEndpoint, endpoint_id)
         if endpoint is None:
             return []
-        due = _due(endpoint_id, now, config).scalar_subquery()
-        claimed = list(
-            session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id.in_(due),
-                    Delivery.status == delivery.PENDING,
-                    Delivery.attempt_count == 0,
-                )
-                .values(next_attempt_at=now + config.lease)
-                .returning(Delivery.id, Delivery.payload_id)
-                .execution_options(synchronize_session=False)
-            )
-        )
+        params = {**_due(endpoint_id, now, config), "lease_until": now + config.lease}
+        claimed = list(session.execute(_CLAIM, params))
         if not claimed:
             return []
         payloads = {
             p.id: p
             for p in session.scalars(
-                select(EventPayload).where(EventPayload.id.in_({payload_id for _, payload_id in claimed}))
+                _PAYLOADS, {"payload_ids": sorted({payload_id for _, payload_id in claimed})}
             )
         }
         secret, previous = signing_secrets(rt.secrets, endpoint, now=now)
@@ -352,6 +354,8 @@ def _record(
         endpoint = session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
         if endpoint is None:
             return Counter({"missing": len(results)})
+        if _record_successes(session, endpoint, results, now):
+            return Counter({retry.Outcome.SUCCESS.value: len(results)})
         rows = {
             row.id: row
             for row in session.scalars(
@@ -373,3 +377,70 @@ def _record(
     for delivery_id, when in retries:
         delivery.schedule_next(rt, delivery_id, 2, when, queue, config, slow or breaker_open)
     return outcomes
+
+
+_succeeded = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"))
+    .values(
+        status=delivery.SUCCEEDED,
+        attempt_count=1,
+        last_status_code=bindparam("status_code"),
+        last_error=None,
+        next_attempt_at=None,
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def _record_successes(
+    session: Session,
+    endpoint: WebhookEndpoint,
+    results: list[tuple[_Item, transport.SendResult]],
+    now: datetime,
+) -> bool:
+    """The usual round, recorded in bulk: every answer a success, every delivery still pending on its first
+    attempt (rows locked here). Then one INSERT of the attempts and one UPDATE of the deliveries write what
+    `delivery.apply_result` would, delivery by delivery; anything else returns False with nothing written,
+    and the caller records one attempt at a time."""
+    ids = [item.delivery_id for item, _ in results]
+    if any(retry.classify(r.status_code, blocked=r.blocked) is not retry.Outcome.SUCCESS for _, r in results):
+        return False
+    if any(item.prepared.attempt != 1 for item, _ in results):
+        return False
+    states = session.execute(
+        select(Delivery.id, Delivery.status, Delivery.attempt_count)
+        .where(Delivery.id.in_(ids))
+        .with_for_update()
+    ).all()
+    if len(states) != len(set(ids)) or any(s.status != delivery.PENDING or s.attempt_count for s in states):
+        return False
+    ordered = sorted(results, key=lambda pair: pair[0].delivery_id)
+    conn = session.connection()
+    bulk_insert.insert_many(
+        conn,
+        DeliveryAttempt.__table__,  # type: ignore[arg-type]
+        [
+            {
+                "delivery_id": item.delivery_id,
+                "attempted_at": now,
+                "status_code": result.status_code,
+                "duration_ms": result.duration_ms,
+                "response_excerpt": (
+                    result.excerpt[: delivery.EXCERPT_CHARS] if result.excerpt is not None else None
+                ),
+                "error": result.error,
+            }
+            for item, result in ordered
+        ],
+    )
+    conn.execute(
+        _succeeded,
+        [{"delivery_id": item.delivery_id, "status_code": r.status_code, "now": now} for item, r in ordered],
+    )
+    problems.clear_problems(session, [problems.ENDPOINT_FAILING], endpoint_id=endpoint.id, now=now)
+    breaker.record_success(endpoint)
+    if logger.isEnabledFor(logging.DEBUG):
+        for item, result in ordered:
+            delivery.log_attempt(item.delivery_id, endpoint.id, 1, result, retry.Outcome.SUCCESS)
+    return True

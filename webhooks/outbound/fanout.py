@@ -15,12 +15,13 @@ with other clients' endpoints; only a batch holding an event without a merchant 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from connector.infra import bulk_insert, outbox
@@ -33,6 +34,22 @@ logger = logging.getLogger(__name__)
 _queue_name = scheduling.DEFAULT_QUEUE
 
 
+_CLIENTS: Final = select(Merchant.id, Merchant.platform_client_id).where(
+    Merchant.id.in_(bindparam("merchant_ids", expanding=True))
+)
+_ENABLED: Final = select(
+    WebhookEndpoint.id, WebhookEndpoint.platform_client_id, WebhookEndpoint.event_types
+).where(WebhookEndpoint.enabled.is_(True))
+_UNSCOPED: Final = _ENABLED.where(WebhookEndpoint.platform_client_id.is_(None))
+_SCOPED: Final = _ENABLED.where(
+    or_(
+        WebhookEndpoint.platform_client_id.is_(None),
+        WebhookEndpoint.platform_client_id.in_(bindparam("client_ids", expanding=True)),
+    )
+)
+"""The lookups of `_reachable`, built once (their ids bound at execution)."""
+
+
 def _reachable(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[list[Any], dict[int, int | None]]:
     """The enabled endpoints `rows` may reach (id, client, event types), and each merchant's client."""
     merchant_ids = {r["merchant_id"] for r in rows if r.get("merchant_id") is not None}
@@ -40,22 +57,34 @@ def _reachable(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[list[A
     if merchant_ids:
         client_of = {
             merchant_id: client_id
-            for merchant_id, client_id in session.execute(
-                select(Merchant.id, Merchant.platform_client_id).where(Merchant.id.in_(merchant_ids))
-            )
+            for merchant_id, client_id in session.execute(_CLIENTS, {"merchant_ids": sorted(merchant_ids)})
         }
-    query = select(WebhookEndpoint.id, WebhookEndpoint.platform_client_id, WebhookEndpoint.event_types).where(
-        WebhookEndpoint.enabled.is_(True)
-    )
-    if all(
+    if not all(
         r.get("merchant_id") is not None for r in rows
     ):  # an event without a merchant reaches every client
-        client_ids = {client_id for client_id in client_of.values() if client_id is not None}
-        scope: ColumnElement[bool] = WebhookEndpoint.platform_client_id.is_(None)
-        if client_ids:
-            scope = or_(scope, WebhookEndpoint.platform_client_id.in_(client_ids))
-        query = query.where(scope)
-    return list(session.execute(query)), client_of
+        return list(session.execute(_ENABLED)), client_of
+    client_ids = sorted({client_id for client_id in client_of.values() if client_id is not None})
+    if client_ids:
+        return list(session.execute(_SCOPED, {"client_ids": client_ids})), client_of
+    return list(session.execute(_UNSCOPED)), client_of
+
+
+@functools.cache
+def _stored_pairs(dialect: str) -> Select[str, int]:
+    """The deliveries already stored for some payload ids (bound at execution), built once per dialect."""
+    return select(Delivery.payload_id, Delivery.endpoint_id).where(
+        bulk_insert.in_param(dialect, Delivery.payload_id, "payload_ids")
+    )
+
+
+@functools.cache
+def _stored_ids(dialect: str) -> Select[int, str, int]:
+    """The deliveries of some payload ids (bound at execution) with their ids, built once per dialect."""
+    return (
+        select(Delivery.id, Delivery.payload_id, Delivery.endpoint_id)
+        .where(bulk_insert.in_param(dialect, Delivery.payload_id, "payload_ids"))
+        .order_by(Delivery.id)
+    )
 
 
 def plan(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -80,14 +109,9 @@ def plan(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[str, in
             pairs.append((row["id"], endpoint.id))
     if not pairs:
         return []
-    payload_ids = list({p for p, _ in pairs})
-    existing = set(
-        session.execute(
-            select(Delivery.payload_id, Delivery.endpoint_id).where(
-                bulk_insert.in_values(session.get_bind().dialect.name, Delivery.payload_id, payload_ids)
-            )
-        )
-    )
+    dialect = session.get_bind().dialect.name
+    payload_ids = bulk_insert.param_values(dialect, list({p for p, _ in pairs}))
+    existing = set(session.execute(_stored_pairs(dialect), {"payload_ids": payload_ids}))
     return [pair for pair in pairs if pair not in existing]
 
 
@@ -115,14 +139,13 @@ def on_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             for payload_id, endpoint_id in pairs
         ],
     )
-    payload_ids = list({p for p, _ in pairs})
+    dialect = session.get_bind().dialect.name
+    payload_ids = bulk_insert.param_values(dialect, list({p for p, _ in pairs}))
     wanted = set(pairs)
     due = [
         scheduling.Due(delivery_id, 1, endpoint_id)
         for delivery_id, payload_id, endpoint_id in session.execute(
-            select(Delivery.id, Delivery.payload_id, Delivery.endpoint_id)
-            .where(bulk_insert.in_values(session.get_bind().dialect.name, Delivery.payload_id, payload_ids))
-            .order_by(Delivery.id)
+            _stored_ids(dialect), {"payload_ids": payload_ids}
         )
         if (payload_id, endpoint_id) in wanted
     ]

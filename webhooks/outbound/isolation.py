@@ -56,17 +56,25 @@ def stats_key(endpoint_id: int) -> str:
     return f"storelink:webhooks:endpoint:{endpoint_id}"
 
 
-# KEYS[1] slots; ARGV: now, lease seconds, cap, token. Expired slots (taken more than a lease ago) go first.
+# KEYS[1] slots; ARGV: now, lease seconds, cap, tokens. Expired slots (taken more than a lease ago) go first;
+# then as many of the tokens as there are free slots, in order. Returns how many it took.
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
+local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
+local taken = 0
+for i = 4, #ARGV do
+  if taken >= free then
+    break
+  end
+  redis.call('ZADD', KEYS[1], now, ARGV[i])
+  taken = taken + 1
 end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000))
-return 1
+if taken > 0 then
+  redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000))
+end
+return taken
 """
 
 # KEYS[1] stats; ARGV: duration ms, smoothing, threshold ms, ttl. Returns 1 when the endpoint is slow.
@@ -95,15 +103,26 @@ return slow
 
 def acquire(redis: Redis, endpoint_id: int, *, cap: int, lease: float) -> str | None:
     """Take one of the endpoint's `cap` slots for at most `lease` seconds; the token, or None when full."""
-    token = uuid.uuid4().hex
-    taken = redis.eval(_ACQUIRE, 1, slots_key(endpoint_id), repr(time.time()), repr(lease), cap, token)
-    return token if taken else None
+    taken = acquire_many(redis, endpoint_id, 1, cap=cap, lease=lease)
+    return taken[0] if taken else None
 
 
-def release(redis: Redis, endpoint_id: int, token: str) -> None:
-    """Give the slot back; never raises (a slot not given back lapses with the lease)."""
+def acquire_many(redis: Redis, endpoint_id: int, wanted: int, *, cap: int, lease: float) -> list[str]:
+    """Take up to `wanted` of the endpoint's `cap` slots, as many as are free, in one round trip; their
+    tokens (none when the endpoint is full)."""
+    tokens = [uuid.uuid4().hex for _ in range(max(wanted, 0))]
+    if not tokens:
+        return []
+    taken = redis.eval(_ACQUIRE, 1, slots_key(endpoint_id), repr(time.time()), repr(lease), cap, *tokens)
+    return tokens[: int(taken or 0)]
+
+
+def release(redis: Redis, endpoint_id: int, *tokens: str) -> None:
+    """Give the slots back (one round trip); never raises (a slot not given back lapses with the lease)."""
+    if not tokens:
+        return
     try:
-        redis.zrem(slots_key(endpoint_id), token)
+        redis.zrem(slots_key(endpoint_id), *tokens)
     except Exception:
         logger.warning("endpoint slot not released", extra={"endpoint_id": endpoint_id}, exc_info=True)
 
