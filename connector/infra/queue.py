@@ -56,6 +56,17 @@ def jittered_retry(base: tuple[int, ...] = RETRY_BASE, jitter: float = 0.2) -> R
     return Retry(max=len(intervals), interval=intervals)
 
 
+FAILURE_TTL = 7 * 24 * 3600
+"""Seconds a failed job (and its exception) is kept for support to look at and requeue."""
+RESULT_TTL = 3600
+"""Seconds a finished job's result is kept."""
+
+
+def _check_job_id(job_id: str) -> None:
+    if not _JOB_ID.fullmatch(job_id):
+        raise ValueError(f"job id {job_id!r} must match [A-Za-z0-9_-]+")
+
+
 class Queues:
     """The queues on one Redis connection, with deduplicated enqueue by job id."""
 
@@ -88,8 +99,7 @@ class Queues:
     ) -> Job | None:
         """Enqueue `func(*args)` once: with `dedupe`, a live job with the same id makes this a no-op;
         `at_front` puts it ahead of the queue's waiting jobs."""
-        if not _JOB_ID.fullmatch(job_id):
-            raise ValueError(f"job id {job_id!r} must match [A-Za-z0-9_-]+")
+        _check_job_id(job_id)
         if dedupe and self.is_live(job_id):
             logger.debug("job already live", extra={"job_id": job_id})
             return None
@@ -99,8 +109,8 @@ class Queues:
             job_id=job_id,
             retry=retry if retry is not None else jittered_retry(),
             job_timeout=timeout,
-            failure_ttl=7 * 24 * 3600,
-            result_ttl=3600,
+            failure_ttl=FAILURE_TTL,
+            result_ttl=RESULT_TTL,
             at_front=at_front,
         )
 
@@ -115,8 +125,7 @@ class Queues:
         """Enqueue jobs that cannot be live yet (no dedupe), each `(job_id, args, retry)`, in one pipeline: the
         same jobs as `enqueue(..., dedupe=False)` of each, in one round trip."""
         for job_id, _, _ in calls:
-            if not _JOB_ID.fullmatch(job_id):
-                raise ValueError(f"job id {job_id!r} must match [A-Za-z0-9_-]+")
+            _check_job_id(job_id)
         target = self.by_name[queue]
         return target.enqueue_many(
             [
@@ -126,8 +135,8 @@ class Queues:
                     job_id=job_id,
                     retry=retry,
                     timeout=timeout,
-                    failure_ttl=7 * 24 * 3600,
-                    result_ttl=3600,
+                    failure_ttl=FAILURE_TTL,
+                    result_ttl=RESULT_TTL,
                 )
                 for job_id, args, retry in calls
             ]

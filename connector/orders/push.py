@@ -85,9 +85,9 @@ def push_retry() -> Retry:
     return jittered_retry(PUSH_RETRY_BASE)
 
 
-def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False, new: bool = False) -> bool:
+def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> bool:
     """Queue the push of one order (best effort: a failure here only delays it until the sweeper); a
-    takeover goes to the front of the queue; a `new` order (just committed) has no job to dedupe against."""
+    takeover goes to the front of the queue. Orders just committed go through `enqueue_new`."""
     try:
         job = rt.queues.enqueue(
             ORDERS,
@@ -96,7 +96,7 @@ def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False, new: 
             job_id=job_id(order_id),
             retry=push_retry(),
             timeout=queue.attempt_timeout(rt.settings),
-            dedupe=not (takeover or new),
+            dedupe=not takeover,
             at_front=takeover,  # it has waited its turn once: a backlog of new pushes does not hold it back
         )
     except Exception:

@@ -28,7 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from connector.infra import runtime
-from connector.infra.queue import EVENTS, LIVE_STATUSES
+from connector.infra.queue import EVENTS, FAILURE_TTL, LIVE_STATUSES
 from webhooks.outbound import isolation
 
 logger = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ def signal_dispatch(redis: Redis, endpoint_ids: list[int], *, queue: str = DEFAU
                     pipeline=pipe,
                     job_timeout=DISPATCH_JOB_TIMEOUT,
                     result_ttl=300,
-                    failure_ttl=7 * 24 * 3600,
+                    failure_ttl=FAILURE_TTL,
                     retry=Retry(max=1, interval=30),
                 )
                 pipe.set(dispatch_job_key(endpoint_id), job.id, ex=DISPATCH_JOB_KEY_TTL)
