@@ -145,12 +145,7 @@ def in_values(
 ) -> ColumnElement[bool]:
     """`column IN (values)` bound as one parameter (a PostgreSQL array, a JSON array on SQLite), so a
     thousand-id lookup compiles and binds once instead of a thousand times."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    if dialect == "sqlite":
-        doc = bindparam(None, orjson.dumps(list(values)).decode(), type_=String())
-        return column.in_(select(literal_column("value")).select_from(func.json_each(doc)))
-    return column.in_(list(values))
+    return _in_one_parameter(dialect, column, None, value=param_values(dialect, values))
 
 
 def in_param(
@@ -158,12 +153,19 @@ def in_param(
 ) -> ColumnElement[bool]:
     """`in_values` with the values bound at execution under `key` (as `param_values` encodes them): a
     statement built once around it is not built again, nor its cache key computed, per execution."""
+    return _in_one_parameter(dialect, column, key)
+
+
+def _in_one_parameter(
+    dialect: str, column: ColumnElement[Any] | QueryableAttribute[Any], key: str | None, **value: Any
+) -> ColumnElement[bool]:
+    """`column IN` one parameter `key`, bound now when `value` is given, else at execution."""
     if dialect == "postgresql":
-        return column == any_(bindparam(key, type_=ARRAY(column.type)))
+        return column == any_(bindparam(key, type_=ARRAY(column.type), **value))
     if dialect == "sqlite":
-        doc = bindparam(key, type_=String())
+        doc = bindparam(key, type_=String(), **value)
         return column.in_(select(literal_column("value")).select_from(func.json_each(doc)))
-    return column.in_(bindparam(key, expanding=True))
+    return column.in_(bindparam(key, expanding=True, **value))
 
 
 def param_values(dialect: str, values: Sequence[Any]) -> Any:
