@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rq import get_current_job
 from sqlalchemy import Update, select, update
@@ -297,6 +298,18 @@ class Recorded:
     breaker_open: bool = False
 
 
+def attempt_values(delivery_id: int, result: transport.SendResult, now: datetime) -> dict[str, Any]:
+    """The `delivery_attempts` row of one attempt's answer (its excerpt cut to EXCERPT_CHARS)."""
+    return {
+        "delivery_id": delivery_id,
+        "attempted_at": now,
+        "status_code": result.status_code,
+        "duration_ms": result.duration_ms,
+        "response_excerpt": result.excerpt[:EXCERPT_CHARS] if result.excerpt is not None else None,
+        "error": result.error,
+    }
+
+
 def apply_result(
     session: Session,
     delivery: Delivery,
@@ -311,16 +324,7 @@ def apply_result(
     outcome = retry.classify(result.status_code, blocked=result.blocked)
     schedule: datetime | None = None
     breaker_open = False
-    session.add(
-        DeliveryAttempt(
-            delivery_id=delivery.id,
-            attempted_at=now,
-            status_code=result.status_code,
-            duration_ms=result.duration_ms,
-            response_excerpt=result.excerpt[:EXCERPT_CHARS] if result.excerpt is not None else None,
-            error=result.error,
-        )
-    )
+    session.add(DeliveryAttempt(**attempt_values(delivery.id, result, now)))
     if delivery.status != PENDING or delivery.attempt_count != prepared.attempt - 1:
         # This attempt outlived its lease and another one was recorded first: history only.
         logger.warning(

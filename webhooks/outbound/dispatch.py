@@ -420,19 +420,7 @@ def _record_successes(
     bulk_insert.insert_many(
         conn,
         DeliveryAttempt.__table__,  # type: ignore[arg-type]
-        [
-            {
-                "delivery_id": item.delivery_id,
-                "attempted_at": now,
-                "status_code": result.status_code,
-                "duration_ms": result.duration_ms,
-                "response_excerpt": (
-                    result.excerpt[: delivery.EXCERPT_CHARS] if result.excerpt is not None else None
-                ),
-                "error": result.error,
-            }
-            for item, result in ordered
-        ],
+        [delivery.attempt_values(item.delivery_id, result, now) for item, result in ordered],
     )
     conn.execute(
         _succeeded,
