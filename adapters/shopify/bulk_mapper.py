@@ -213,21 +213,8 @@ class BulkAssembler:
         self._emitted.add(product_id)
         self.products += 1
         held = self._collections.get(product_id)
-        h = header  # the header's fields, with this part's variants and the collections read so far
-        return Product(
-            external_id=h.external_id,
-            title=h.title,
-            variants=tuple(pending.variants),
-            description=h.description,
-            vendor=h.vendor,
-            url=h.url,
-            media=h.media,
-            status=h.status,
-            source_updated_at=h.source_updated_at,
-            extra=h.extra,
-            tags=h.tags,
-            collections=clean_collections(held) if held else (),
-        )
+        groups = clean_collections(held) if held else ()
+        return replace(header, variants=tuple(pending.variants), collections=groups)
 
     def _relieve(self) -> Iterator[Product]:
         if self._buffered <= self.max_buffered:

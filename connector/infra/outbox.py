@@ -37,11 +37,11 @@ class DomainEvent:
 
 def new_event_id() -> str:
     """Time-ordered, unique id used as the event's `webhook-id`: msg_<48-bit ms><80 random bits>."""
-    return f"msg_{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+    return next(_event_ids(1))
 
 
 def _event_ids(count: int) -> Iterator[str]:
-    """`count` ids as `new_event_id` makes them, with one read of the system's random source for all."""
+    """`count` ids of the form `new_event_id` gives, with one read of the system's random source for all."""
     stamp = f"msg_{int(time.time() * 1000):012x}"
     random = os.urandom(10 * count).hex()
     return (stamp + random[i : i + 20] for i in range(0, 20 * count, 20))
