@@ -32,6 +32,9 @@ from webhooks.outbound import delivery, fanout, isolation
 
 logger = logging.getLogger(__name__)
 
+PUBSUB_POLL_SECONDS = 0.25
+"""How long the command channel's thread waits for a message before it looks whether to stop (RQ waits 60 s,
+and redis-py's `stop()` joins the thread, so stopping a worker would wait that long)."""
 LOCK_RETRY_SECONDS = 15.0  # how often a scheduler thread without all its locks tries to take the missing ones
 SCHEDULER_JOIN_SECONDS = 5.0
 
@@ -136,6 +139,15 @@ class StorelinkWorker(SimpleWorker):
         if not self.watch.wait():
             raise StopRequested()
         return super().heartbeat(timeout)
+
+    def subscribe(self) -> None:
+        """RQ's command channel (`rq:pubsub:<worker>`), its thread polling every PUBSUB_POLL_SECONDS."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]  # RQ declares it None
+            sleep_time=PUBSUB_POLL_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
     def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
         """The command channel's thread: waits quietly while Redis is away (the main loop reports it) and

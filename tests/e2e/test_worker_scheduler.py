@@ -51,3 +51,27 @@ def test_a_killed_worker_leaves_no_scheduler_holding_the_locks(
         for proc in family:
             if proc.is_running():
                 proc.kill()
+
+
+@SQLITE_ONLY
+def test_a_worker_asked_to_stop_does_not_wait_on_its_command_channel(
+    settings: Settings, redis: Redis, tmp_path: Path
+) -> None:
+    """RQ's command-channel thread waits 60 s for a message and redis-py joins it on stop: the worker polls
+    it more often, so SIGTERM (or a burst worker running out of jobs) ends the process at once."""
+    procs = Processes(process_env(settings, tmp_path), tmp_path)
+    try:
+        worker = procs.start("worker", "worker", "--queues", "orders")
+        wait_for(
+            lambda: bool(redis.pubsub_channels("rq:pubsub:*")),
+            60,
+            "the worker to subscribe to its command channel",
+            interval=0.1,
+        )
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 0  # it took the command channel's full minute before
+
+        burst = procs.start("burst", "worker", "--queues", "orders", "--burst")
+        assert burst.wait(timeout=30) == 0
+    finally:
+        procs.stop()
