@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job, JobStatus
 
 from config.settings import Settings
@@ -62,14 +62,15 @@ def test_a_worker_asked_to_stop_does_not_wait_on_its_command_channel(
     procs = Processes(process_env(settings, tmp_path), tmp_path)
     try:
         worker = procs.start("worker", "worker", "--queues", "orders")
-        wait_for(
-            lambda: bool(redis.pubsub_channels("rq:pubsub:*")),
-            60,
-            "the worker to subscribe to its command channel",
-            interval=0.1,
-        )
+
+        def subscribed() -> bool:
+            """Pub/sub channels are server-wide: look for this database's worker's own."""
+            channels = [f"rq:pubsub:{w.name}" for w in Worker.all(connection=redis)]
+            return bool(channels) and all(count for _, count in redis.pubsub_numsub(*channels))
+
+        wait_for(subscribed, 60, "the worker to subscribe to its command channel", interval=0.1)
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=10) == 0  # it took the command channel's full minute before
+        assert worker.wait(timeout=20) == 0  # it took the command channel's full minute before
 
         burst = procs.start("burst", "worker", "--queues", "orders", "--burst")
         assert burst.wait(timeout=30) == 0
