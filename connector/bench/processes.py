@@ -140,6 +140,20 @@ def start_gunicorn(
     raise RuntimeError(f"{name} did not start listening on port {port}")
 
 
+def wait_for_workers(redis: Any, count: int, timeout: float = 60) -> None:
+    """Wait until `count` RQ workers have registered with `redis` (started `storelink worker`s take seconds
+    to import, and a measurement started before them would time their start-up)."""
+    import time
+
+    from rq import Worker
+
+    deadline = time.monotonic() + timeout
+    while Worker.count(connection=redis) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{count} workers did not register within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 def worker_argv(queues: str, *, burst: bool = False) -> list[str]:
     """The command line of a `storelink worker` on `queues`."""
     return [sys.executable, "-m", "connector.cli", "worker", "--queues", queues] + (

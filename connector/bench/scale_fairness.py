@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import select
 
 from connector.bench.load import percentile
-from connector.bench.processes import Stack, worker_argv
-from connector.bench.shopify import _wait_for_workers, add_shopify_merchant, bind_variants, create_orders
+from connector.bench.processes import Stack, wait_for_workers, worker_argv
+from connector.bench.shopify import add_shopify_merchant, bind_variants, create_orders
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def fairness(
         for n in range(2):
             stack.start(f"fair-worker-{n}", worker_argv(queues))
         try:
-            _wait_for_workers(rt, 2)
+            wait_for_workers(rt.redis, 2)
             say(f"fairness: {baseline_orders} orders at {rate:g}/s with idle workers…")
             alone = send_orders(rt, shop, variant_ids, rate=rate, minimum=baseline_orders, until=lambda: True)
             say(f"fairness: orders at {rate:g}/s during a full resync of {variants:,} variants…")

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from connector.bench.load import flood, percentile
-from connector.bench.processes import Stack, free_port, start_gunicorn, worker_argv
+from connector.bench.processes import Stack, free_port, start_gunicorn, wait_for_workers, worker_argv
 from connector.bench.signed_pushes import build_requests
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,6 @@ def _drain(stack: Stack, rt: Any, merchant_ids: list[int], name: str) -> dict[st
     merchants (as the receiver does) to the last delivery processed, so worker start-up is not counted."""
     from rq import Queue
 
-    from connector.bench.shopify import _wait_for_workers
     from webhooks.inbound import scheduling
 
     pending = _statuses(rt, merchant_ids).get("pending", 0)
@@ -103,7 +102,7 @@ def _drain(stack: Stack, rt: Any, merchant_ids: list[int], name: str) -> dict[st
     for n in range(2):
         stack.start(f"{name}-{n}", worker_argv(scheduling.DEFAULT_QUEUE))
     try:
-        _wait_for_workers(rt, 2)
+        wait_for_workers(rt.redis, 2)
         started = time.perf_counter()
         for mid in merchant_ids:
             scheduling.signal(rt.redis, mid, ttl=rt.settings.worker_lock_seconds)

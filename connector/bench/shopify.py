@@ -29,7 +29,7 @@ from rich.table import Table
 from sqlalchemy import func, insert, select
 
 from connector.bench.databases import drop_schema, fresh_url
-from connector.bench.processes import Stack, in_process, service_environment, worker_argv
+from connector.bench.processes import Stack, in_process, service_environment, wait_for_workers, worker_argv
 from connector.infra import runtime
 from connector.infra.models import Order, OrderLine, Product, Variant
 
@@ -204,7 +204,7 @@ def _throttle(
         try:
             for n in range(2):
                 workers.start(f"worker-{n}", worker_argv("orders"))
-            _wait_for_workers(rt, 2)
+            wait_for_workers(rt.redis, 2)
             meter = _Meter(server.emulator.bucket)
             server.emulator.bucket.drain(0)
             started = time.perf_counter()
@@ -237,16 +237,6 @@ def _throttle(
         "utilization": achieved / allowed,
         "throttled": meter.throttled,
     }
-
-
-def _wait_for_workers(rt: runtime.Runtime, count: int, timeout: float = 30) -> None:
-    from rq import Worker
-
-    deadline = time.monotonic() + timeout
-    while Worker.count(connection=rt.redis) < count:
-        if time.monotonic() > deadline:
-            raise RuntimeError("workers did not start")
-        time.sleep(0.05)
 
 
 # --- (b) bulk catalog sync -------------------------------------------------------------------------------------

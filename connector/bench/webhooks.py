@@ -42,6 +42,7 @@ from connector.bench.processes import (
     piped_process,
     service_environment,
     start_gunicorn,
+    wait_for_workers,
     worker_argv,
 )
 from connector.bench.signed_pushes import build_requests
@@ -242,6 +243,7 @@ def _latency(
         port = free_port()
         start_gunicorn(stack, "web", "connector.app:create_app()", port)
         _workers(stack, "worker", "orders,events,sync,bulk", burst=False)
+        wait_for_workers(rt.redis, 2)
         merchants = spec["merchants"]
         pushers = [
             FeedPusher(f"http://127.0.0.1:{port}/webhooks/feed/{mid}", secret_)
