@@ -147,6 +147,25 @@ def flood(
     )
 
 
+async def _paced(port: int, payloads: list[bytes], rate: float, start: float) -> list[tuple[float, int]]:
+    async def one(n: int, payload: bytes) -> tuple[float, int]:
+        await asyncio.sleep(max(0.0, start + n / rate - time.time()))
+        sent_at = time.time()
+        try:
+            return sent_at, await _send(port, payload)
+        except OSError:
+            return sent_at, 0
+
+    return await asyncio.gather(*(one(n, payload) for n, payload in enumerate(payloads)))
+
+
+def paced(port: int, payloads: list[bytes], *, rate: float, start: float) -> list[tuple[float, int]]:
+    """Open-loop load: payload n is sent at `start + n / rate` (wall clock) on a fresh connection, whether or
+    not earlier answers came; returns when each was sent and its status (0 when no answer came). The
+    payloads are prepared before, so the sender costs the measured machine as little as it can."""
+    return asyncio.run(_paced(port, payloads, rate, start))
+
+
 @dataclass
 class LoadResult:
     """What processes of load generators sent: answers by status, latencies, and the burst's first and last

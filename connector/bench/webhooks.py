@@ -22,19 +22,18 @@ import json
 import os
 import subprocess
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import requests
 from flask import Flask, Response, request
 from rich.console import Console
 from rich.table import Table
 
 from connector.bench.latency_stages import STAGES, stage_latencies
-from connector.bench.load import flood, percentile
+from connector.bench.load import flood, http_request, paced, percentile
 from connector.bench.platform_receivers import latency_receiver
 from connector.bench.processes import (
     Stack,
@@ -251,9 +250,8 @@ def _latency(
         ]
         warmup = max(1.0, seconds / 5)
         total = int(rate * (warmup + seconds))
-        start = time.time() + 0.5
         console.print(f"(c) sending {total:,} store webhooks at {rate}/s…")
-        sent, failures = _send_store_webhooks(pushers, merchants, rate, total, start)
+        sent, failures, start = _send_store_webhooks(pushers, merchants, port, rate, total)
         deadline = time.time() + 60
         while time.time() < deadline:
             platform.send("count")
@@ -269,48 +267,23 @@ def _latency(
 
 
 def _send_store_webhooks(
-    pushers: list[Any], merchants: list[tuple[int, str, list[str]]], rate: int, total: int, start: float
-) -> tuple[dict[int, float], int]:
-    """Push `total` signed inventory webhooks at `rate`/s from `start` on, over 4 threads; returns when each
-    accepted one was sent (by its unique quantity) and how many were not accepted."""
-    sent: dict[int, float] = {}
-    failures = 0
-    lock = threading.Lock()
-    threads = 4
-
-    def sender(offset: int) -> None:
-        nonlocal failures
-        session = requests.Session()
-        for n in range(offset, total, threads):
-            due = start + n / rate
-            pause = due - time.time()
-            if pause > 0:
-                time.sleep(pause)
-            slot = n % len(merchants)
-            refs = merchants[slot][2]
-            quantity = 200_000 + n  # unique, so the platform event names its store webhook
-            delivery = pushers[slot].inventory([(refs[(n // len(merchants)) % len(refs)], quantity)])
-            t0 = time.time()
-            try:
-                answer = session.post(
-                    pushers[slot].url, data=delivery.body, headers=delivery.headers, timeout=10
-                )
-                ok = answer.status_code == 200
-            except requests.RequestException:
-                ok = False
-            with lock:
-                if ok:
-                    sent[quantity] = t0
-                else:
-                    failures += 1
-        session.close()
-
-    workers = [threading.Thread(target=sender, args=(i,)) for i in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    return sent, failures
+    pushers: list[Any], merchants: list[tuple[int, str, list[str]]], port: int, rate: int, total: int
+) -> tuple[dict[int, float], int, float]:
+    """Push `total` signed inventory webhooks at `rate`/s (all signed before the first is sent); returns when
+    each accepted one was sent (by its unique quantity), how many were not accepted, and when sending began."""
+    quantities, payloads = [], []
+    for n in range(total):
+        slot = n % len(merchants)
+        refs = merchants[slot][2]
+        quantity = 200_000 + n  # unique, so the platform event names its store webhook
+        delivery = pushers[slot].inventory([(refs[(n // len(merchants)) % len(refs)], quantity)])
+        path = urlsplit(pushers[slot].url).path
+        quantities.append(quantity)
+        payloads.append(http_request(path, delivery.headers, delivery.body, port))
+    start = time.time() + 0.2
+    answers = paced(port, payloads, rate=rate, start=start)
+    sent = {q: at for q, (at, status) in zip(quantities, answers, strict=True) if status == 200}
+    return sent, total - len(sent), start
 
 
 def _latencies(
