@@ -22,6 +22,52 @@ from connector.bench.processes import in_process
 
 TARGET_RATIO = 1.5
 TARGET_RSS_MB = 300
+STEP = 1_000
+"""Variants per mark: a sync's per-unit latency is the time between two marks, its p99 the sync's tail."""
+
+
+class Marks:
+    """When a sync reached each STEP-th variant, from `start()`; `intervals_ms` are the times between marks
+    (the time of a batch's write falls in the interval that waited for it)."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self._count = 0
+        self.intervals_ms: list[float] = []
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._count = 0
+        self.intervals_ms.clear()
+
+    def add(self, variants: int) -> None:
+        self._count += variants
+        while self._count >= STEP:
+            self._count -= STEP
+            now = time.perf_counter()
+            self.intervals_ms.append((now - self._last) * 1000)
+            self._last = now
+
+    def leave_out(self, seconds: float) -> None:
+        """Take out time that is not the sync's own (the store building an export)."""
+        self._last += seconds
+
+    def p99_ms(self) -> float:
+        from connector.bench.load import percentile
+
+        return percentile(self.intervals_ms, 99)
+
+
+def timed_catalog(adapter: Any, marks: Marks) -> None:
+    """Mark `adapter`'s catalog as the sync consumes it: a product counts once the sync asks for the next."""
+    iter_catalog = adapter.iter_catalog
+
+    def timed(since: Any = None) -> Any:
+        for product in iter_catalog(since):
+            yield product
+            marks.add(len(product.variants))
+
+    adapter.iter_catalog = timed
 
 
 def _peak_rss_mb() -> float:
@@ -49,6 +95,7 @@ def _baseline(feed: Path, url: str, out: Any) -> None:
             {"kind": "feed", "store_ref": str(feed), "name": "baseline", "config": {}, "price_rules": {}},
         ).scalar_one()
     started = time.perf_counter()
+    marks = Marks()
     rows = 0
     products: list[dict[str, Any]] = []
     variants: list[dict[str, Any]] = []
@@ -72,6 +119,7 @@ def _baseline(feed: Path, url: str, out: Any) -> None:
         last_group = None
         for row in csv.DictReader(fh):
             rows += 1
+            marks.add(1)
             group = row["item_group_id"] or row["id"]
             if group != last_group:
                 if len(variants) >= 1000:
@@ -108,7 +156,14 @@ def _baseline(feed: Path, url: str, out: Any) -> None:
             )
     if variants:
         flush()
-    out.put({"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()})
+    out.put(
+        {
+            "seconds": time.perf_counter() - started,
+            "rows": rows,
+            "peak_rss_mb": _peak_rss_mb(),
+            "p99_ms": marks.p99_ms(),
+        }
+    )
     engine.dispose()
 
 
@@ -137,10 +192,14 @@ def _storelink(feed: Path, url: str, passes: int, out: Any) -> None:
             run_id = run.id
         token = syncs.claim(rt, run_id)
         assert token is not None
+        adapter = build_adapter(merchant, box, settings)
+        marks = Marks()
+        timed_catalog(adapter, marks)
         started = time.perf_counter()
+        marks.start()
         counts = CatalogSync(
             rt.db,
-            build_adapter(merchant, box, settings),
+            adapter,
             merchant_id=merchant.id,
             run_id=run_id,
             lease_token=token,
@@ -154,6 +213,7 @@ def _storelink(feed: Path, url: str, passes: int, out: Any) -> None:
                 "events": counts.events_emitted,
                 "created": counts.created,
                 "unchanged": counts.unchanged,
+                "p99_ms": marks.p99_ms(),
             }
         )
     out.put({"passes": results, "peak_rss_mb": _peak_rss_mb()})
@@ -191,12 +251,13 @@ def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 
         round(r["passes"][0]["seconds"] / b["seconds"], 3) for r, b in zip(runs, baselines, strict=True)
     ]
     table = Table(title=f"feed-sync, {rows:,} rows ({'SQLite' if not database_url else 'PostgreSQL'})")
-    for col in ("run", "seconds", "rows/s", "events", "peak RSS MB"):
+    for col in ("run", "seconds", "rows/s", f"p99 ms / {STEP:,} rows", "events", "peak RSS MB"):
         table.add_column(col, justify="right" if col != "run" else "left")
     table.add_row(
         "baseline: parse + Core bulk insert",
         f"{baseline['seconds']:.2f}",
         f"{baseline['rows'] / baseline['seconds']:,.0f}",
+        f"{baseline['p99_ms']:.0f}",
         "-",
         f"{baseline['peak_rss_mb']:.0f}",
     )
@@ -204,6 +265,7 @@ def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 
         "storelink: first full sync",
         f"{first['seconds']:.2f}",
         f"{first['rows'] / first['seconds']:,.0f}",
+        f"{first['p99_ms']:.0f}",
         f"{first['events']:,}",
         f"{storelink['peak_rss_mb']:.0f}",
     )
@@ -211,6 +273,7 @@ def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 
         "storelink: unchanged resync",
         f"{second['seconds']:.2f}",
         f"{second['rows'] / second['seconds']:,.0f}",
+        f"{second['p99_ms']:.0f}",
         f"{second['events']:,}",
         "",
     )
@@ -226,6 +289,9 @@ def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 
         "seconds": round(first["seconds"], 3),
         "rows_per_s": round(first["rows"] / first["seconds"]),
         "baseline_seconds": round(baseline["seconds"], 3),
+        "p99_ms": round(first["p99_ms"], 1),
+        "baseline_p99_ms": round(baseline["p99_ms"], 1),
+        "resync_p99_ms": round(second["p99_ms"], 1),
         "ratio": round(ratio, 3),
         "ratio_rounds": ratio_rounds,
         "peak_rss_mb": round(storelink["peak_rss_mb"]),
