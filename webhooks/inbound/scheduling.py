@@ -82,7 +82,7 @@ def signal(
 
 QUIET: Final = 0.02
 """Seconds after seeing a shard's flag set during which a web process does not look again (`wake`)."""
-SETTLE: Final = 0.05
+SETTLE: Final = 0.025
 """Seconds a drain job waits between clearing its flag and its last read; more than QUIET, so that read sees
 every delivery whose wake-up was skipped because the flag had been seen set."""
 
