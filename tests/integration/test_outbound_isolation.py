@@ -157,6 +157,22 @@ def test_an_endpoint_is_slow_from_its_average_and_stops_being_slow_below_half(re
     assert isolation.slow_endpoints(redis, [1, 2]) == {2}
 
 
+def test_a_round_folds_its_answers_locally_as_redis_would_and_writes_them_in_one_call(redis: Redis) -> None:
+    """The dispatcher's Observer decides per answer from a local copy of the average and writes the round's
+    durations at its end: the same average and flag as one `observe` per answer."""
+    policy = isolation.IsolationPolicy(slow_after=2.0, smoothing=0.5)
+    durations = [100, 5000, 500, 100, 3000, 4000, 50]
+    one_by_one = [isolation.observe(redis, 1, d, policy) for d in durations]
+
+    isolation.observe(redis, 2, 100, policy)  # the round starts from a stored average, as round 1 above did
+    observer = isolation.Observer(redis, 2, policy)
+    local = [observer.add(d) for d in durations[1:]]
+    assert local == one_by_one[1:] == [True, True, False, False, True, True]
+    assert redis.hget(isolation.stats_key(2), "avg_ms") == b"100"  # nothing written during the round
+    assert isolation.observe_many(redis, 2, observer.durations, policy) is True
+    assert redis.hgetall(isolation.stats_key(2)) == redis.hgetall(isolation.stats_key(1))
+
+
 def test_waits_grow_and_stay_short() -> None:
     assert 1.0 <= isolation.wait_delay(0) <= 1.25
     assert 3.0 <= isolation.wait_delay(2) <= 5.0

@@ -386,8 +386,16 @@ def log_attempt(
 
 def observe(rt: runtime.Runtime, endpoint_id: int, duration_ms: int, config: DeliveryConfig) -> bool:
     """Fold an attempt's duration into the endpoint's average; whether it is slow now (False on error)."""
+    return observe_many(rt, endpoint_id, [duration_ms], config)
+
+
+def observe_many(rt: runtime.Runtime, endpoint_id: int, durations: list[int], config: DeliveryConfig) -> bool:
+    """Fold attempts' durations, in order, into the endpoint's average in one call; whether it is slow now
+    (False when there are none, or on error)."""
+    if not durations:
+        return False
     try:
-        return isolation.observe(rt.redis, endpoint_id, duration_ms, config.isolation)
+        return isolation.observe_many(rt.redis, endpoint_id, durations, config.isolation)
     except Exception:  # a routing hint only
         logger.warning("endpoint timing not recorded", extra={"endpoint_id": endpoint_id}, exc_info=True)
         return False

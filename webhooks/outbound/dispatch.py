@@ -108,12 +108,11 @@ def _round(
         return 0
     job = get_current_job()
     on_slow_queue = job is not None and job.origin == config.isolation.slow_queue
-    slow = False
+    observer = isolation.Observer(rt.redis, endpoint_id, config.isolation)
 
     def stop_after(result: transport.SendResult) -> bool:
         """Observe one answer; True when the rest should go one by one (failing or newly slow endpoint)."""
-        nonlocal slow
-        slow = delivery.observe(rt, endpoint_id, result.duration_ms, config)
+        slow = observer.add(result.duration_ms)
         outcome = retry.classify(result.status_code, blocked=result.blocked)
         return outcome in _TROUBLE or (slow and not on_slow_queue)
 
@@ -124,6 +123,9 @@ def _round(
         results, unsent, troubled = _send(items, len(slots), time.monotonic() + window, config, stop_after)
     finally:
         isolation.release(rt.redis, endpoint_id, *slots)
+    slow = delivery.observe_many(
+        rt, endpoint_id, observer.durations, config
+    )  # the round's answers, in one call
     if results:  # recorded first, so the deliveries handed over see the endpoint's failures
         counts.update(_record(rt, endpoint_id, results, queue, config, slow))
     if unsent:

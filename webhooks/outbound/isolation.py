@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -77,26 +78,35 @@ end
 return taken
 """
 
-# KEYS[1] stats; ARGV: duration ms, smoothing, threshold ms, ttl. Returns 1 when the endpoint is slow.
+# KEYS[1] stats; ARGV: smoothing, threshold ms, ttl, then the durations (ms) in the order they were seen, each
+# folded in as `fold` does. Returns 1 when the endpoint is slow after the last.
 _OBSERVE = """
-local sample = tonumber(ARGV[1])
-local alpha = tonumber(ARGV[2])
-local threshold = tonumber(ARGV[3])
-local previous = tonumber(redis.call('HGET', KEYS[1], 'avg_ms'))
-local avg = sample
-if previous then
-  avg = alpha * sample + (1 - alpha) * previous
-end
-local limit = threshold
-if redis.call('HGET', KEYS[1], 'slow') == '1' then
-  limit = threshold / 2
-end
+local alpha = tonumber(ARGV[1])
+local threshold = tonumber(ARGV[2])
+local avg = tonumber(redis.call('HGET', KEYS[1], 'avg_ms'))
 local slow = 0
-if avg >= limit then
+if redis.call('HGET', KEYS[1], 'slow') == '1' then
   slow = 1
 end
+for i = 4, #ARGV do
+  local sample = tonumber(ARGV[i])
+  if avg then
+    avg = alpha * sample + (1 - alpha) * avg
+  else
+    avg = sample
+  end
+  local limit = threshold
+  if slow == 1 then
+    limit = threshold / 2
+  end
+  if avg >= limit then
+    slow = 1
+  else
+    slow = 0
+  end
+end
 redis.call('HSET', KEYS[1], 'avg_ms', tostring(avg), 'slow', slow)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return slow
 """
 
@@ -135,16 +145,60 @@ def observe(
     redis: Redis, endpoint_id: int, duration_ms: int, policy: IsolationPolicy = DEFAULT_POLICY
 ) -> bool:
     """Fold one attempt's duration into the endpoint's average; returns whether the endpoint is now slow."""
+    return observe_many(redis, endpoint_id, [duration_ms], policy)
+
+
+def observe_many(
+    redis: Redis, endpoint_id: int, durations_ms: Iterable[int], policy: IsolationPolicy = DEFAULT_POLICY
+) -> bool:
+    """Fold attempts' durations, in order, into the endpoint's average in one call; whether it is slow now."""
     slow = redis.eval(
         _OBSERVE,
         1,
         stats_key(endpoint_id),
-        max(int(duration_ms), 0),
         repr(policy.smoothing),
         repr(policy.slow_after * 1000),
         STATS_TTL,
+        *(max(int(d), 0) for d in durations_ms),
     )
     return bool(slow)
+
+
+def fold(average: float | None, slow: bool, duration_ms: int, policy: IsolationPolicy) -> tuple[float, bool]:
+    """One duration folded into (average, slow) as `observe` folds it in Redis: the moving average, slow at
+    or above the threshold and, once slow, until it falls under half of it."""
+    sample = max(int(duration_ms), 0)
+    folded = sample if average is None else policy.smoothing * sample + (1 - policy.smoothing) * average
+    limit = policy.slow_after * 1000 / (2 if slow else 1)
+    return folded, folded >= limit
+
+
+class Observer:
+    """A round's attempts to one endpoint: each duration folded at once into a copy of the endpoint's average
+    read when the round began (so the round can stop at the answer that makes the endpoint slow), and all of
+    them written to Redis in one call at its end (`observe_many`). Thread-safe."""
+
+    def __init__(self, redis: Redis, endpoint_id: int, policy: IsolationPolicy) -> None:
+        self.endpoint_id = endpoint_id
+        self.policy = policy
+        self.durations: list[int] = []
+        self._lock = threading.Lock()
+        self._average: float | None = None
+        self._slow = False
+        try:
+            average, flag = redis.hmget(stats_key(endpoint_id), ["avg_ms", "slow"])
+        except Exception:  # a hint only: the round starts from a fast endpoint with no average
+            logger.warning("endpoint timing not read", extra={"endpoint_id": endpoint_id}, exc_info=True)
+            return
+        self._average = float(average) if average is not None else None
+        self._slow = flag in (b"1", "1")
+
+    def add(self, duration_ms: int) -> bool:
+        """Fold one answer's duration; whether the endpoint is slow now."""
+        with self._lock:
+            self.durations.append(duration_ms)
+            self._average, self._slow = fold(self._average, self._slow, duration_ms, self.policy)
+            return self._slow
 
 
 def slow_endpoints(redis: Redis, endpoint_ids: Iterable[int]) -> set[int]:
