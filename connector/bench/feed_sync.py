@@ -83,10 +83,31 @@ def _engine(url: str) -> Any:
     return engine
 
 
+def _insert_batch(engine: Any, products: list[dict[str, Any]], variants: list[dict[str, Any]]) -> None:
+    """The baseline's write of one batch: its products, then its variants under their products' ids."""
+    from sqlalchemy import insert
+
+    from connector.infra.models import Product, Variant
+
+    with engine.begin() as conn:
+        ids = dict(
+            (ext, pid)
+            for pid, ext in conn.execute(
+                insert(Product).returning(Product.id, Product.external_id, sort_by_parameter_order=True),
+                products,
+            )
+        )
+        for v in variants:
+            v["product_id"] = ids[v.pop("group")]
+        conn.execute(insert(Variant), variants)
+    products.clear()
+    variants.clear()
+
+
 def _baseline(feed: Path, url: str, out: Any) -> None:
     from sqlalchemy import insert
 
-    from connector.infra.models import Merchant, Product, Variant
+    from connector.infra.models import Merchant
 
     engine = _engine(url)
     with engine.begin() as conn:
@@ -100,21 +121,6 @@ def _baseline(feed: Path, url: str, out: Any) -> None:
     products: list[dict[str, Any]] = []
     variants: list[dict[str, Any]] = []
 
-    def flush() -> None:
-        with engine.begin() as conn:
-            ids = dict(
-                (ext, pid)
-                for pid, ext in conn.execute(
-                    insert(Product).returning(Product.id, Product.external_id, sort_by_parameter_order=True),
-                    products,
-                )
-            )
-            for v in variants:
-                v["product_id"] = ids[v.pop("group")]
-            conn.execute(insert(Variant), variants)
-        products.clear()
-        variants.clear()
-
     with feed.open(newline="", encoding="utf-8") as fh:
         last_group = None
         for row in csv.DictReader(fh):
@@ -123,7 +129,7 @@ def _baseline(feed: Path, url: str, out: Any) -> None:
             group = row["item_group_id"] or row["id"]
             if group != last_group:
                 if len(variants) >= 1000:
-                    flush()
+                    _insert_batch(engine, products, variants)
                 products.append(
                     {
                         "merchant_id": merchant_id,
@@ -155,7 +161,7 @@ def _baseline(feed: Path, url: str, out: Any) -> None:
                 }
             )
     if variants:
-        flush()
+        _insert_batch(engine, products, variants)
     out.put(
         {
             "seconds": time.perf_counter() - started,
@@ -220,6 +226,39 @@ def _storelink(feed: Path, url: str, passes: int, out: Any) -> None:
     rt.close()
 
 
+def _table(rows: int, database_url: str | None, baseline: dict[str, Any], storelink: dict[str, Any]) -> Table:
+    """The baseline's run and Storelink's two passes."""
+    first, second = storelink["passes"]
+    table = Table(title=f"feed-sync, {rows:,} rows ({'SQLite' if not database_url else 'PostgreSQL'})")
+    for col in ("run", "seconds", "rows/s", f"p99 ms / {STEP:,} rows", "events", "peak RSS MB"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    table.add_row(
+        "baseline: parse + Core bulk insert",
+        f"{baseline['seconds']:.2f}",
+        f"{baseline['rows'] / baseline['seconds']:,.0f}",
+        f"{baseline['p99_ms']:.0f}",
+        "-",
+        f"{baseline['peak_rss_mb']:.0f}",
+    )
+    table.add_row(
+        "storelink: first full sync",
+        f"{first['seconds']:.2f}",
+        f"{first['rows'] / first['seconds']:,.0f}",
+        f"{first['p99_ms']:.0f}",
+        f"{first['events']:,}",
+        f"{storelink['peak_rss_mb']:.0f}",
+    )
+    table.add_row(
+        "storelink: unchanged resync",
+        f"{second['seconds']:.2f}",
+        f"{second['rows'] / second['seconds']:,.0f}",
+        f"{second['p99_ms']:.0f}",
+        f"{second['events']:,}",
+        "",
+    )
+    return table
+
+
 def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 3) -> dict[str, Any]:
     """Alternate baseline and Storelink `repeat` times on fresh databases; the fastest of each counts
     (on a shared machine the minimum is the least disturbed measurement), and each round's own ratio is
@@ -250,34 +289,7 @@ def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 
     ratio_rounds = [
         round(r["passes"][0]["seconds"] / b["seconds"], 3) for r, b in zip(runs, baselines, strict=True)
     ]
-    table = Table(title=f"feed-sync, {rows:,} rows ({'SQLite' if not database_url else 'PostgreSQL'})")
-    for col in ("run", "seconds", "rows/s", f"p99 ms / {STEP:,} rows", "events", "peak RSS MB"):
-        table.add_column(col, justify="right" if col != "run" else "left")
-    table.add_row(
-        "baseline: parse + Core bulk insert",
-        f"{baseline['seconds']:.2f}",
-        f"{baseline['rows'] / baseline['seconds']:,.0f}",
-        f"{baseline['p99_ms']:.0f}",
-        "-",
-        f"{baseline['peak_rss_mb']:.0f}",
-    )
-    table.add_row(
-        "storelink: first full sync",
-        f"{first['seconds']:.2f}",
-        f"{first['rows'] / first['seconds']:,.0f}",
-        f"{first['p99_ms']:.0f}",
-        f"{first['events']:,}",
-        f"{storelink['peak_rss_mb']:.0f}",
-    )
-    table.add_row(
-        "storelink: unchanged resync",
-        f"{second['seconds']:.2f}",
-        f"{second['rows'] / second['seconds']:,.0f}",
-        f"{second['p99_ms']:.0f}",
-        f"{second['events']:,}",
-        "",
-    )
-    console.print(table)
+    console.print(_table(rows, database_url, baseline, storelink))
     console.print(
         f"ratio (storelink / baseline): {ratio:.2f} (target <= {TARGET_RATIO}; each round: "
         f"{', '.join(f'{r:.2f}' for r in ratio_rounds)}); "

@@ -36,7 +36,14 @@ from flask import Flask, Response
 from rich.console import Console
 
 from connector.bench.load import percentile
-from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
+from connector.bench.processes import (
+    Stack,
+    free_port,
+    service_environment,
+    start_gunicorn,
+    wait_for_workers,
+    worker_argv,
+)
 from connector.bench.readers import Read, read_load
 from connector.infra import runtime
 
@@ -242,6 +249,7 @@ def _measure(
         {"BENCH_REDIS_URL": stack.env["REDIS_URL"]},
     )
     stack.start("worker", worker_argv("events"))
+    wait_for_workers(rt.redis, 1)  # the changes the readers look for are applied from the start
     path = f"/v1/showcases/{made.showcase_id}?limit={items}"
     first = requests.get(
         f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {made.api_key}"}, timeout=30
