@@ -3,15 +3,51 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from connector.cli.common import console
 
 
+def _reachable_postgresql(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """`--database-url`: empty (a fresh SQLite file), or a PostgreSQL URL that answers, checked before the
+    bench starts anything (one line naming the cause, exit 2, when it does not)."""
+    if not value:
+        return ""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        backend = make_url(value).get_backend_name()
+    except ArgumentError:
+        raise click.BadParameter(f"{value!r} is not a database URL (postgresql://USER@HOST/DB)") from None
+    if backend != "postgresql":
+        raise click.BadParameter(f"benches run on PostgreSQL here, not {backend} (omit it for SQLite)")
+    engine = create_engine(value, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+        raise click.BadParameter(f"cannot connect: {reason}") from None
+    finally:
+        engine.dispose()
+    return value
+
+
+def database_url_option(command: Any) -> Any:
+    return click.option(
+        "--database-url",
+        default="",
+        callback=_reachable_postgresql,
+        help="PostgreSQL database to measure on, in a fresh schema of its own (default: a fresh SQLite file).",
+    )(command)
+
+
 @click.command("feed-sync")
 @click.option("--rows", default=100_000, show_default=True, help="Feed rows to generate and sync.")
-@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+@database_url_option
 @click.option(
     "--repeat", default=3, show_default=True, type=click.IntRange(1, 20), help="Rounds; fastest counts."
 )
@@ -37,7 +73,7 @@ def bench_feed_sync(rows: int, database_url: str, repeat: int) -> None:
     type=click.IntRange(1000, 1_000_000),
     help="(b) deliveries drained.",
 )
-@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+@database_url_option
 def bench_webhooks(seconds: float, rate: int, events: int, database_url: str) -> None:
     """Inbound acceptance, batched processing and store-to-platform latency against bare baselines."""
     from connector.bench.webhooks import run
@@ -61,7 +97,7 @@ def bench_webhooks(seconds: float, rate: int, events: int, database_url: str) ->
     "--restore-rate", default=50.0, show_default=True, help="(a) emulator bucket restore rate, points/s."
 )
 @click.option("--bucket", default=1000.0, show_default=True, help="(a) emulator bucket size, points.")
-@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+@database_url_option
 def bench_shopify(orders: int, variants: int, restore_rate: float, bucket: float, database_url: str) -> None:
     """Order push against the emulator's cost throttle, and a bulk catalog sync against the feed baseline."""
     from connector.bench.shopify import run
@@ -93,7 +129,7 @@ def bench_shopify(orders: int, variants: int, restore_rate: float, bucket: float
 )
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(0, 1_000_000), help="Per buyer.")
 @click.option("--push-during-sale", is_flag=True, help="Run the push workers during the burst, not after.")
-@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+@database_url_option
 def bench_flash_sale(
     buyers: int, attempts: int, allocation: int, limit: int, push_during_sale: bool, database_url: str
 ) -> None:
@@ -131,7 +167,7 @@ def bench_flash_sale(
     type=click.IntRange(1, 500),
     help="Connections in flight per visitor process (2 processes).",
 )
-@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+@database_url_option
 def bench_clicks(requests_count: int, links: int, concurrency: int, database_url: str) -> None:
     """Link redirects (`GET /l/{code}`) by concurrent visitors through gunicorn against a bare Flask redirect."""
     from connector.bench.clicks import run
@@ -157,7 +193,7 @@ def bench_clicks(requests_count: int, links: int, concurrency: int, database_url
 )
 @click.option("--seconds", default=10.0, show_default=True, type=click.FloatRange(1, 300), help="Each run.")
 @click.option("--readers", default=8, show_default=True, type=click.IntRange(1, 256), help="Per process.")
-@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+@database_url_option
 def bench_showcase(items: int, share: float, seconds: float, readers: int, database_url: str) -> None:
     """Showcase reads through gunicorn while stock webhooks change items, against precomputed JSON."""
     from connector.bench.showcase import run
@@ -175,7 +211,7 @@ def bench_showcase(items: int, share: float, seconds: float, readers: int, datab
 
 @click.command("scale")
 @click.option("--quick", is_flag=True, help="Small sizes throughout (seconds, for tests); not the targets'.")
-@click.option("--database-url", default="", help="Database to measure on (default: a fresh SQLite file).")
+@database_url_option
 @click.option(
     "--only",
     type=click.Choice(["all", "intake"]),

@@ -20,8 +20,16 @@ def fresh_url(database_url: str | None, workdir: Path, name: str) -> str:
     return f"{database_url}{sep}options=-csearch_path%3D{schema}"
 
 
-def drop_schema(database_url: str | None, url: str) -> None:
+def drop_fresh(database_url: str | None, url: str) -> None:
+    """Remove what `fresh_url` made: the SQLite file (with its journal files) or the PostgreSQL schema, so a
+    later round under the same name starts from empty again."""
     if not database_url:
+        path = Path(url.removeprefix("sqlite:///"))
+        for leftover in (
+            path,
+            *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")),
+        ):
+            leftover.unlink(missing_ok=True)
         return
     from sqlalchemy import create_engine, text
 

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from connector.bench.databases import drop_schema, fresh_url
+from connector.bench.databases import drop_fresh, fresh_url
 from connector.bench.processes import in_process
 
 TARGET_RATIO = 1.5
@@ -278,8 +278,8 @@ def run(*, rows: int, database_url: str | None, console: Console, repeat: int = 
                 baselines.append(in_process(_baseline, feed, base_url))
                 runs.append(in_process(_storelink, feed, sl_url, 2))
             finally:
-                drop_schema(database_url, base_url)
-                drop_schema(database_url, sl_url)
+                drop_fresh(database_url, base_url)
+                drop_fresh(database_url, sl_url)
     baseline = min(baselines, key=lambda r: r["seconds"])
     storelink = min(runs, key=lambda r: r["passes"][0]["seconds"])
     storelink["passes"][1] = min((r["passes"][1] for r in runs), key=lambda p: p["seconds"])

@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.bench.buyers import ACCEPTED, FLASH_PRICE_MINOR, REFUSED, LoadResult, SaleSpec, load
+from connector.bench.errors import BenchError
 from connector.bench.load import percentile
 from connector.bench.processes import Stack, free_port, service_environment, start_gunicorn, worker_argv
 from connector.infra import runtime
@@ -190,7 +191,7 @@ def _wait_pushed(rt: runtime.Runtime, live_session_id: int, timeout: float) -> d
         if not counts.get("accepted"):
             return counts
         if time.monotonic() > deadline:
-            raise RuntimeError(f"orders not pushed within {timeout:.0f} s: {counts}")
+            raise BenchError(f"orders not pushed within {timeout:.0f} s: {counts}")
         time.sleep(0.1)
 
 

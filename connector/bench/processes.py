@@ -14,12 +14,15 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+from connector.bench.errors import BenchError
+
 
 def in_process(target: Any, *args: Any) -> dict[str, Any]:
-    """Run `target(*args, queue)` in a fresh (spawned) process and return what it put on the queue."""
+    """Run `target(*args, queue)` in a fresh (spawned) process and return what it put on the queue; a
+    `BenchError` naming the target and the child's error (its type and message) when it fails."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
+    proc = ctx.Process(target=_child, args=(target, args, queue))
     proc.start()
     while True:
         try:
@@ -27,11 +30,25 @@ def in_process(target: Any, *args: Any) -> dict[str, Any]:
             break
         except Empty:
             if not proc.is_alive():  # it died before answering
-                raise RuntimeError(f"benchmark process failed with exit code {proc.exitcode}") from None
+                raise BenchError(f"{target.__name__} exited with code {proc.exitcode}") from None
     proc.join()
+    if CHILD_ERROR in result:
+        raise BenchError(f"{target.__name__} failed: {result[CHILD_ERROR]}")
     if proc.exitcode:
-        raise RuntimeError(f"benchmark process failed with exit code {proc.exitcode}")
+        raise BenchError(f"{target.__name__} exited with code {proc.exitcode}")
     return result
+
+
+CHILD_ERROR = "__bench_error__"
+
+
+def _child(target: Any, args: tuple[Any, ...], queue: Any) -> None:
+    """The spawned process of `in_process`: an error is put on the queue as one line, not printed."""
+    try:
+        target(*args, queue)
+    except Exception as exc:
+        queue.put({CHILD_ERROR: f"{type(exc).__name__}: {exc}"})
+        sys.exit(1)
 
 
 @contextmanager
@@ -45,7 +62,7 @@ def piped_process(target: Any, what: str) -> Iterator[Any]:
     proc.start()
     try:
         if not parent.poll(60):
-            raise RuntimeError(f"{what} did not start")
+            raise BenchError(f"{what} did not start")
         yield parent
     finally:
         proc.join(timeout=10)
@@ -68,7 +85,7 @@ def service_environment(
     from cryptography.fernet import Fernet
 
     from config.settings import load_settings
-    from connector.bench.databases import drop_schema, fresh_url
+    from connector.bench.databases import drop_fresh, fresh_url
     from connector.infra import runtime
     from connector.infra.db import make_engine
     from connector.infra.embedded_redis import EmbeddedRedis
@@ -103,7 +120,7 @@ def service_environment(
             rt.close()
     finally:
         redis_server.stop()
-        drop_schema(database_url, url)
+        drop_fresh(database_url, url)
 
 
 def free_port() -> int:
@@ -131,13 +148,13 @@ def start_gunicorn(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}; see {stack.logdir / name}.log")
+            raise BenchError(f"{name} exited with {proc.returncode}; see {stack.logdir / name}.log")
         try:
             requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
             return
         except requests.RequestException:  # not listening yet, or still importing on a busy machine
             time.sleep(0.1)
-    raise RuntimeError(f"{name} did not start listening on port {port}")
+    raise BenchError(f"{name} did not start listening on port {port}")
 
 
 def wait_for_workers(redis: Any, count: int, timeout: float = 60) -> None:
@@ -150,7 +167,7 @@ def wait_for_workers(redis: Any, count: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while Worker.count(connection=redis) < count:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{count} workers did not register within {timeout:.0f} s")
+            raise BenchError(f"{count} workers did not register within {timeout:.0f} s")
         time.sleep(0.05)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connector.bench.errors import BenchError
 from connector.bench.load import percentile
 from connector.bench.processes import Stack, wait_for_workers, worker_argv
 from connector.bench.shopify import add_shopify_merchant, bind_variants, create_orders
@@ -40,7 +41,7 @@ def _seeded_feed_merchant(rt: Any, feed: Path) -> int:
     build_worker(rt).work(burst=True, with_scheduler=False, logging_level="WARNING")
     done = syncs.get_run(rt, run.id)
     if done.status != "succeeded":
-        raise RuntimeError(f"the resync merchant's first sync ended {done.status}: {done.error}")
+        raise BenchError(f"the resync merchant's first sync ended {done.status}: {done.error}")
     return merchant_id
 
 

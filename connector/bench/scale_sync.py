@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from connector.bench.databases import drop_schema, fresh_url
+from connector.bench.databases import drop_fresh, fresh_url
 from connector.bench.feed_sync import _storelink
 from connector.bench.processes import in_process
 
@@ -28,7 +28,7 @@ def sync_point(database_url: str | None, workdir: Path, variants: int) -> dict[s
     try:
         result = in_process(_storelink, feed, url, 1)
     finally:
-        drop_schema(database_url, url)
+        drop_fresh(database_url, url)
         feed.unlink()
     first = result["passes"][0]
     return {

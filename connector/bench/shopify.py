@@ -28,7 +28,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, insert, select
 
-from connector.bench.databases import drop_schema, fresh_url
+from connector.bench.databases import drop_fresh, fresh_url
+from connector.bench.errors import BenchError
 from connector.bench.feed_sync import STEP, Marks, timed_catalog
 from connector.bench.processes import Stack, in_process, service_environment, wait_for_workers, worker_argv
 from connector.infra import runtime
@@ -217,7 +218,7 @@ def _throttle(
                 if counts.get("confirmed", 0) + counts.get("rejected", 0) >= orders:
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"orders not pushed within {timeout:.0f} s: {counts}")
+                    raise BenchError(f"orders not pushed within {timeout:.0f} s: {counts}")
                 time.sleep(0.05)
             elapsed = time.perf_counter() - started
         finally:
@@ -331,8 +332,8 @@ def _bulk(database_url: str | None, workdir: Path, variants: int, per_product: i
             server.store.seed_catalog(variants // per_product, per_product)
             shopify = in_process(_bulk_sync, server.url, sync_url, str(workdir / "data"))
     finally:
-        drop_schema(database_url, base_url)
-        drop_schema(database_url, sync_url)
+        drop_fresh(database_url, base_url)
+        drop_fresh(database_url, sync_url)
     return {"baseline": baseline, "shopify": shopify, "ratio": shopify["seconds"] / baseline["seconds"]}
 
 

@@ -32,6 +32,7 @@ from flask import Flask, Response, request
 from rich.console import Console
 from rich.table import Table
 
+from connector.bench.errors import BenchError
 from connector.bench.latency_stages import STAGES, stage_latencies
 from connector.bench.load import flood, http_request, paced, percentile
 from connector.bench.platform_receivers import latency_receiver
@@ -106,7 +107,7 @@ def _wait_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> float:
     for proc in procs:
         proc.wait(timeout=timeout)
         if proc.returncode:
-            raise RuntimeError(f"worker exited with {proc.returncode}")
+            raise BenchError(f"worker exited with {proc.returncode}")
     return time.perf_counter() - started
 
 

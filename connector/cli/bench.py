@@ -5,12 +5,28 @@ The commands and their options live beside the benchmarks they run (`connector.b
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from connector.bench.commands import COMMANDS
+from connector.bench.errors import BenchError
+from connector.domain.errors import StorelinkError
 
 
-@click.group()
+class BenchGroup(click.Group):
+    """A benchmark that stops short of its figures ends with one line saying why, and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BenchError as exc:
+            raise click.ClickException(str(exc)) from None
+        except StorelinkError as exc:
+            raise click.ClickException(f"{exc.message} [{exc.code}]") from None
+
+
+@click.group(cls=BenchGroup)
 def bench() -> None:
     """Benchmarks: each prints a table and, last, one JSON line with its figures and targets."""
 
