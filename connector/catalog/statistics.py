@@ -7,7 +7,11 @@ and filters every stored row of the merchant, instead of using the (merchant, ex
 each batch costs in proportion to the catalog written so far and the pass grows quadratically (a 1M-variant
 sync went from 166 to over 900 µs per variant by the 800,000th). `Analyzer` runs ANALYZE on those tables each
 time the rows the pass created double, from `first` on, in a short transaction of its own: a handful of
-runs for any catalog size, each sampling a bounded number of rows.
+runs for any catalog size, each sampling a bounded number of rows. Each run computes the statistics of the
+columns the sync's lookups filter and join on only (`COLUMNS`): the row counts the planner needs are refreshed
+by any ANALYZE, and the wide text and JSON columns (titles, descriptions, options), whose statistics no lookup
+of the sync uses, made up five sixths of its cost (about 310 ms against 56 ms per run at 100,000 variants);
+autovacuum keeps analysing whole tables as before.
 """
 
 from __future__ import annotations
@@ -21,7 +25,12 @@ from connector.infra.db import Database
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("products", "variants", "inventory_levels")
+COLUMNS = {
+    "products": ("merchant_id", "external_id", "status"),
+    "variants": ("merchant_id", "external_id", "product_id", "status", "inventory_item_ref"),
+    "inventory_levels": ("merchant_id", "variant_id", "location_ref"),
+}
+"""The tables a first sync grows, each with the columns its lookups filter and join on."""
 
 
 class Analyzer:
@@ -38,8 +47,8 @@ class Analyzer:
         started = time.perf_counter()
         try:
             with self.db.engine.begin() as conn:
-                for table in TABLES:
-                    conn.execute(text(f"ANALYZE {table}"))
+                for table, columns in COLUMNS.items():
+                    conn.execute(text(f"ANALYZE {table} ({', '.join(columns)})"))
         except Exception:  # statistics only steer plans: a sync never fails for them
             logger.warning("refreshing planner statistics failed", exc_info=True)
             return

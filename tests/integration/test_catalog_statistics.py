@@ -1,10 +1,11 @@
-"""Planner statistics are refreshed on PostgreSQL each time a sync's created rows double, never on SQLite."""
+"""Planner statistics (of the columns the sync's lookups use; a column misnamed fails the ANALYZE, and the count
+would not move) are refreshed on PostgreSQL each time a sync's created rows double, never on SQLite."""
 
 from __future__ import annotations
 
 from sqlalchemy import text
 
-from connector.catalog.statistics import TABLES, Analyzer
+from connector.catalog.statistics import COLUMNS, Analyzer
 from connector.infra import runtime
 
 
@@ -33,6 +34,6 @@ def test_statistics_are_refreshed_when_the_created_rows_double(rt: runtime.Runti
     analyzer.created(150)
     after = _analyzed(rt)
     assert analyzer.next_at == 300
-    assert all(after[table] == before.get(table, 0) + 1 for table in TABLES)
+    assert all(after[table] == before.get(table, 0) + 1 for table in COLUMNS)
     analyzer.created(299)
     assert _analyzed(rt) == after
