@@ -16,7 +16,9 @@ def _reachable_postgresql(_ctx: click.Context, _param: click.Parameter, value: s
     if not value:
         return ""
     from sqlalchemy import create_engine, make_url, text
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError
+
+    from connector.infra import preflight
 
     try:
         backend = make_url(value).get_backend_name()
@@ -26,11 +28,10 @@ def _reachable_postgresql(_ctx: click.Context, _param: click.Parameter, value: s
         raise click.BadParameter(f"benches run on PostgreSQL here, not {backend} (omit it for SQLite)")
     engine = create_engine(value, connect_args={"connect_timeout": 5})
     try:
-        with engine.connect() as conn:
+        with preflight.database_errors(engine, "--database-url"), engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
-        raise click.BadParameter(f"cannot connect: {reason}") from None
+    except preflight.StartupError as exc:
+        raise click.BadParameter(exc.message) from None
     finally:
         engine.dispose()
     return value

@@ -11,19 +11,19 @@ import click
 
 from connector.bench.commands import COMMANDS
 from connector.bench.errors import BenchError
-from connector.domain.errors import StorelinkError
+from connector.cli.common import _errors
 
 
 class BenchGroup(click.Group):
-    """A benchmark that stops short of its figures ends with one line saying why, and exit code 1."""
+    """A benchmark that stops short of its figures ends with one line saying why, and exit code 1 (Storelink's
+    typed errors as every command ends on them)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _errors():
+                return super().invoke(ctx)
         except BenchError as exc:
             raise click.ClickException(str(exc)) from None
-        except StorelinkError as exc:
-            raise click.ClickException(f"{exc.message} [{exc.code}]") from None
 
 
 @click.group(cls=BenchGroup)

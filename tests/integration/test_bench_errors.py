@@ -26,7 +26,10 @@ def failing_target(rows: int, queue: object) -> None:
 @pytest.mark.parametrize(
     ("url", "cause"),
     [
-        ("postgresql://nobody@127.0.0.1:1/test", "cannot connect: connection failed"),
+        (
+            "postgresql://nobody@127.0.0.1:1/test",
+            "cannot use the database at --database-url (postgresql://nobody@127.0.0.1:1/test): connection failed",
+        ),
         ("mysql://nobody@127.0.0.1/test", "benches run on PostgreSQL here, not mysql"),
         ("no url at all", "'no url at all' is not a database URL"),
     ],
