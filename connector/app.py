@@ -10,7 +10,7 @@ from config.settings import Settings, get_settings
 from connector import api as platform_api
 from connector import console
 from connector.affiliates import ledger
-from connector.api import clicks
+from connector.api import clicks, live_purchases
 from connector.infra import logs, runtime
 from connector.showcases import events as showcase_events
 from connector.web import context, health, install, metrics, problems
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, rt: runtime.Runtime | None = No
     receiver.init_app(app)  # store webhooks: /webhooks/<source>
     install.init_app(app)  # store installs: /<kind>/install, /<kind>/callback
     console.init_app(app, rt)  # the web console: /console (and / redirects there)
+    live_purchases.install(app)  # live purchases are answered ahead of Flask
     clicks.install(app)  # known links' redirects are answered ahead of Flask
     context.init_app(
         app, settings.max_request_bytes

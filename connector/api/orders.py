@@ -41,6 +41,7 @@ from connector.api.common import (
 from connector.api.openapi import MAX_ID, doc
 from connector.domain.errors import NotFoundError, RefusedError
 from connector.domain.orders import OrderStatus
+from connector.infra.runtime import Runtime
 from connector.orders import accept, cancel, checkout, queries, refunds
 from connector.orders.accept import STORE_TAKES_NO_ORDERS
 from connector.stock import counters
@@ -69,7 +70,7 @@ MAX_LINES = 100
 MAX_QUANTITY = 10_000
 MAX_AMOUNT = 10**15
 MAX_CLICKS = 20
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
@@ -282,7 +283,7 @@ def _idempotency_key() -> str:
             "an Idempotency-Key header is required to create an order",
             title="Idempotency key required",
         )
-    if not _IDEMPOTENCY_KEY.fullmatch(key):
+    if not IDEMPOTENCY_KEY.fullmatch(key):
         raise ApiError(
             400,
             "idempotency_key_invalid",
@@ -338,6 +339,18 @@ def create_order() -> Response:
     body = parse_body(OrderCreate)
     if body.live_session_id is None and check is not None:
         client, check = authenticate(), None  # only a live purchase's Lua call confirms the key
+    order_request, digest = order_request_of(api_runtime(), body)
+    try:
+        answer = checkout.create_order(api_runtime(), client.id, key, order_request, digest, check)
+    except counters.KeyChangedError:  # keys changed since the lookup was cached: look it up again
+        client = authenticate()
+        answer = checkout.create_order(api_runtime(), client.id, key, order_request, digest)
+    return answer_response(answer, url_for(".get_order", order_id=answer.body["id"]))
+
+
+def order_request_of(rt: Runtime, body: OrderCreate) -> tuple[accept.OrderRequest, str]:
+    """The checkout's request of a validated body, and the body's digest (an idempotency key's replay must
+    carry the same)."""
     dumped = body.model_dump(mode="json")
     if dumped["attribution"] is None:
         del dumped["attribution"]  # the digest of an order without attribution is what it always was
@@ -355,15 +368,16 @@ def create_order() -> Response:
         shipping_address=body.shipping_address.model_dump(exclude_none=True) if body.shipping_address else {},
         platform_order_id=body.platform_order_id,
         live_session_id=body.live_session_id,
-        attribution=attribution.resolve(api_runtime(), claim, [line.variant_id for line in body.lines]),
+        attribution=attribution.resolve(rt, claim, [line.variant_id for line in body.lines]),
     )
-    try:
-        answer = checkout.create_order(api_runtime(), client.id, key, order_request, digest, check)
-    except counters.KeyChangedError:  # keys changed since the lookup was cached: look it up again
-        client = authenticate()
-        answer = checkout.create_order(api_runtime(), client.id, key, order_request, digest)
+    return order_request, digest
+
+
+def answer_response(answer: accept.Answer, location: str) -> Response:
+    """A checkout's answer: the order (201, or the first answer again), where it lives, and whether it is a
+    replay."""
     response = _json(answer.body, answer.status)
-    response.headers["Location"] = url_for(".get_order", order_id=answer.body["id"])
+    response.headers["Location"] = location
     if answer.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
