@@ -45,6 +45,7 @@ from connector.stock import holds, store_orders
 logger = logging.getLogger(__name__)
 
 JOB_FUNC: Final = "connector.orders.push.push_order"
+QUEUE_PUSHES_FUNC: Final = "connector.orders.push.queue_pushes"
 SWEEP_GRACE: Final = timedelta(seconds=5)
 """An accepted order younger than this is left to the enqueue that follows its commit."""
 MAX_SWEPT_ATTEMPTS: Final = 25
@@ -107,18 +108,40 @@ def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> bo
 
 def enqueue_new(rt: runtime.Runtime, order_ids: Sequence[int]) -> bool:
     """Queue the pushes of orders just committed (no job of theirs can be live), in one Redis round trip;
-    best effort as `enqueue`."""
+    best effort as `enqueue`. One order's push is queued itself; a transaction's several (a group commit's
+    purchases) are queued by one job of `queue_pushes`, so that the request path writes one job, not one
+    per order, and a worker writes the rest."""
+    calls: list[tuple[str, tuple[Any, ...], Retry]]
+    if len(order_ids) == 1:
+        func, calls = JOB_FUNC, [(job_id(order_ids[0]), (order_ids[0],), push_retry())]
+    else:
+        batch_id = f"order-pushes-{order_ids[0]}-{len(order_ids)}"
+        func, calls = QUEUE_PUSHES_FUNC, [(batch_id, (list(order_ids),), push_retry())]
     try:
-        rt.queues.enqueue_new(
-            ORDERS,
-            JOB_FUNC,
-            [(job_id(order_id), (order_id,), push_retry()) for order_id in order_ids],
-            timeout=queue.attempt_timeout(rt.settings),
-        )
+        rt.queues.enqueue_new(ORDERS, func, calls, timeout=queue.attempt_timeout(rt.settings))
     except Exception:
         logger.exception("order push enqueue failed; the sweeper will retry", extra={"order_ids": order_ids})
         return False
     return True
+
+
+def queue_pushes(order_ids: list[int]) -> int:
+    """The job that queues the pushes of orders committed together (`enqueue_new`), each once: a push the
+    sweeper queued meanwhile is left as it is. Returns how many it queued."""
+    rt = runtime.current()
+    queued = 0
+    for order_id in order_ids:
+        job = rt.queues.enqueue(
+            ORDERS,
+            JOB_FUNC,
+            order_id,
+            job_id=job_id(order_id),
+            retry=push_retry(),
+            timeout=queue.attempt_timeout(rt.settings),
+        )
+        queued += job is not None
+    logger.info("order pushes queued", extra={"orders": len(order_ids), "queued": queued})
+    return queued
 
 
 _PUSHES: Final = "storelink.new_pushes"

@@ -225,15 +225,34 @@ def test_request_push_enqueues_after_commit_and_never_on_rollback(fast, shop):
     assert fast.queues.job_status(push.job_id(second)) is None
 
 
-def test_the_pushes_a_transaction_requested_are_queued_together_after_its_commit(fast, shop):
+def test_the_pushes_a_transaction_requested_are_queued_by_one_job_after_its_commit(fast, shop):
     orders = _orders(fast, shop, 3)
+    batch_id = f"order-pushes-{orders[0]}-3"
     with fast.db.session() as session:
         for order_id in orders:
             push.request_push(session, order_id)
-        assert [fast.queues.job_status(push.job_id(i)) for i in orders] == [None] * 3
-    assert [fast.queues.job_status(push.job_id(i)) for i in orders] == [JobStatus.QUEUED] * 3
-    assert fast.queues[queue.ORDERS].job_ids == [push.job_id(i) for i in orders]
-    job = Job.fetch(push.job_id(orders[1]), connection=fast.redis)
-    assert job.args == (orders[1],) and job.timeout == queue.attempt_timeout(fast.settings)
+        assert fast.queues.job_status(batch_id) is None
+    assert fast.queues[queue.ORDERS].job_ids == [batch_id]
+    job = Job.fetch(batch_id, connection=fast.redis)
+    assert job.func_name == push.QUEUE_PUSHES_FUNC and job.args == (orders,)
     assert job.retries_left == len(push.PUSH_RETRY_BASE) and job.failure_ttl == 7 * 24 * 3600
-    assert job.func_name == push.JOB_FUNC and job.result_ttl == 3600
+
+    assert push.queue_pushes(orders) == 3  # what the worker runs
+    assert fast.queues[queue.ORDERS].job_ids == [batch_id, *(push.job_id(i) for i in orders)]
+    pushed = Job.fetch(push.job_id(orders[1]), connection=fast.redis)
+    assert pushed.args == (orders[1],) and pushed.timeout == queue.attempt_timeout(fast.settings)
+    assert pushed.retries_left == len(push.PUSH_RETRY_BASE) and pushed.result_ttl == 3600
+    assert push.queue_pushes(orders) == 0  # each push queued once, whoever queued it first
+
+    drain(fast)
+    assert {_order(fast, i).status for i in orders} == {"confirmed"}
+    assert len(shop.store.orders) == 3
+
+
+def test_one_new_orders_push_is_queued_itself(fast, shop):
+    (order_id,) = _orders(fast, shop, 1)
+    with fast.db.session() as session:
+        push.request_push(session, order_id)
+    assert fast.queues[queue.ORDERS].job_ids == [push.job_id(order_id)]
+    job = Job.fetch(push.job_id(order_id), connection=fast.redis)
+    assert job.func_name == push.JOB_FUNC and job.args == (order_id,)
