@@ -88,6 +88,16 @@ def _store(session: Session, rows: list[dict[str, Any]]) -> None:
         subscriber(session, rows)
 
 
+def flush(session: Session) -> None:
+    """Inside `deferred(session)`: store the events published so far now (and their subscribers' rows),
+    so that the writes after it are the transaction's last; outside it, events are already stored."""
+    waiting = session.info.get(_DEFERRED)
+    if waiting:
+        rows = list(waiting)
+        waiting.clear()
+        _store(session, rows)
+
+
 @contextmanager
 def deferred(session: Session) -> Iterator[None]:
     """The events published in `session` inside the block are stored together when it ends without error,

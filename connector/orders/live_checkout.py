@@ -126,62 +126,70 @@ class _Purchase:
     expires_at: datetime
 
 
-def _take(session: Session, purchases: Sequence[_Purchase]) -> list[dict[int, int]]:
-    """Take the purchases' units out of their pins' allocations (one update per pin); what each pin has left
-    after each purchase, in their order. The counters' generations must be those the purchases were made
-    against (checked under the allocation rows' lock)."""
-    totals: dict[int, int] = {}
+def _generations(purchases: Sequence[_Purchase]) -> dict[str, str]:
+    """The counters' generations the purchases were made against: one per counter, else `AgainError` (a
+    counter rebuilt between two of them: each again, alone)."""
     gens: dict[str, str] = {}
     for purchase in purchases:
         for line, gen in zip(purchase.lines, purchase.outcome.gens, strict=True):
-            totals[line.pin_id] = totals.get(line.pin_id, 0) + line.quantity
             if gens.setdefault(counters.pin_key(line.pin_id), gen) != gen:
-                raise AgainError()  # a counter rebuilt between two of them: each again, alone
-    left: dict[int, int] = {}
+                raise AgainError()
+    return gens
+
+
+def _take(session: Session, purchases: Sequence[_Purchase], gens: dict[str, str]) -> None:
+    """Take the purchases' units out of their pins' allocation rows (one update per pin), the counters'
+    generations checked under the rows' lock: `AgainError` when the database disagrees with a counter
+    (rebuilt from the database then) or a counter was rebuilt since."""
+    totals: dict[int, int] = {}
+    for purchase in purchases:
+        for line in purchase.lines:
+            totals[line.pin_id] = totals.get(line.pin_id, 0) + line.quantity
     for pin_id in sorted(totals):
-        taken = holds.take_from_allocation(session, pin_id, totals[pin_id])
-        if taken is None:  # the database disagrees with the counter: rebuild it from the database
+        if holds.take_from_allocation(session, pin_id, totals[pin_id]) is None:
             raise AgainError(pins=[pin_id], force=True)
-        left[pin_id] = taken
     if not counters.same_generations(purchases[0].rt.redis, gens):
         raise AgainError()
-    after: list[dict[int, int]] = []
-    for purchase in reversed(purchases):
-        after.append({line.pin_id: left[line.pin_id] for line in purchase.lines})
-        for line in purchase.lines:
-            left[line.pin_id] += line.quantity
-    return after[::-1]
+
+
+def _new_order(session: Session, purchase: _Purchase) -> NewOrder:
+    """The order of a purchase, with its pins' events: what each pin had left once the purchase script took
+    its units (the counter decides the purchases' order)."""
+    pins, request = purchase.pins, purchase.request
+    crossings: list[outbox.DomainEvent] = []
+    remaining = {
+        line.pin_id: left for line, left in zip(purchase.lines, purchase.outcome.remaining, strict=True)
+    }
+    for pin in pins.values():
+        crossings += _crossings(session, pin, remaining[pin.pin_id])
+    creator = next(iter(pins.values())).creator_ref
+    if creator:  # the session's creator sold it, whatever link the buyer came through
+        request = replace(request, attribution=Attribution(via=LIVE, creator_ref=creator))
+    return NewOrder(
+        client_id=purchase.client_id,
+        key=purchase.key,
+        digest=purchase.digest,
+        request=request,
+        merchant_id=next(iter(pins.values())).merchant_id,
+        lines=[
+            AcceptedLine(req, line.reservation_id, line.pin_id)
+            for req, line in zip(request.lines, purchase.lines, strict=True)
+        ],
+        variant_merchants={vid: pin.merchant_id for vid, pin in pins.items()},
+        expires_at=purchase.expires_at,
+        events=crossings,
+    )
 
 
 def _write(session: Session, purchases: list[_Purchase]) -> list[dict[str, Any]]:
-    """The purchases' write (a `connector.infra.group_commit` write): the allocations, the orders, the pin
-    events, a few statements for all of them."""
-    news: list[NewOrder] = []
-    for purchase, remaining in zip(purchases, _take(session, purchases), strict=True):
-        pins, request = purchase.pins, purchase.request
-        crossings: list[outbox.DomainEvent] = []
-        for pin in pins.values():
-            crossings += _crossings(session, pin, remaining[pin.pin_id])
-        creator = next(iter(pins.values())).creator_ref
-        if creator:  # the session's creator sold it, whatever link the buyer came through
-            request = replace(request, attribution=Attribution(via=LIVE, creator_ref=creator))
-        news.append(
-            NewOrder(
-                client_id=purchase.client_id,
-                key=purchase.key,
-                digest=purchase.digest,
-                request=request,
-                merchant_id=next(iter(pins.values())).merchant_id,
-                lines=[
-                    AcceptedLine(req, line.reservation_id, line.pin_id)
-                    for req, line in zip(request.lines, purchase.lines, strict=True)
-                ],
-                variant_merchants={vid: pin.merchant_id for vid, pin in pins.items()},
-                expires_at=purchase.expires_at,
-                events=crossings,
-            )
-        )
-    return persist_many(session, news)
+    """The purchases' write (a `connector.infra.group_commit` write), a few statements for all of them: the
+    orders with their events (and the events' deliveries) first, the pins' allocation rows last, so that
+    their lock, which every purchase of a pin waits for, is held only from that update to the commit."""
+    gens = _generations(purchases)
+    bodies = persist_many(session, [_new_order(session, purchase) for purchase in purchases])
+    outbox.flush(session)
+    _take(session, purchases, gens)
+    return bodies
 
 
 def _give_back(rt: runtime.Runtime, taken: Sequence[Hold], mark: str, token: str) -> None:
