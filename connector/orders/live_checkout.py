@@ -160,7 +160,7 @@ def _new_order(session: Session, purchase: _Purchase) -> NewOrder:
     remaining = {
         line.pin_id: left for line, left in zip(purchase.lines, purchase.outcome.remaining, strict=True)
     }
-    for pin in pins.values():
+    for pin in sorted(pins.values(), key=lambda pin: pin.pin_id):  # the pin rows' locks in one order
         crossings += _crossings(session, pin, remaining[pin.pin_id])
     creator = next(iter(pins.values())).creator_ref
     if creator:  # the session's creator sold it, whatever link the buyer came through

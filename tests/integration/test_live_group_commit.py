@@ -59,8 +59,11 @@ class Gate:
     """Holds the purchase of buyer `gate` inside its write (so it leads and commits alone) until the other
     purchases wait in the group commit's queue; then the rest commit as one batch. Records the batch sizes."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, rt: Runtime, fail_for: str | None = None):
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, rt: Runtime, fail_for: str | None = None, leaders: int = 1
+    ):
         self.rt = rt
+        monkeypatch.setattr(rt.group_commit, "max_leaders", leaders)
         self.inside = threading.Event()
         self.open = threading.Event()
         self.batches: list[int] = []
@@ -183,3 +186,38 @@ def test_a_purchase_whose_write_fails_in_a_batch_fails_alone(
     again = post_order(shop.http(), shop.auth, _body(shop, session_id, "b2"), key="k-b2")
     assert again.status_code == 201, again.get_json()  # the failed request left its key free
     assert counter(shop.rt, counters.pin_key(pin_id)) == 10 - WAITING - 1
+
+
+def test_on_postgresql_a_second_transaction_commits_while_the_first_waits(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shop.rt.db.is_sqlite:
+        pytest.skip("SQLite's writers take turns: one transaction in flight per process")
+    assert shop.rt.group_commit.max_leaders == 2
+    session_id, pin_id = _live_pin(shop, allocation=10)
+    gate = Gate(monkeypatch, shop.rt, leaders=2)
+    answers: dict[str, Any] = {}
+
+    def buy(buyer: str) -> None:
+        answers[buyer] = post_order(shop.http(), shop.auth, _body(shop, session_id, buyer), key=f"k-{buyer}")
+
+    first = threading.Thread(target=buy, args=("gate",))
+    first.start()
+    assert gate.inside.wait(30)
+    others = [threading.Thread(target=buy, args=(f"b{n}",)) for n in range(WAITING)]
+    for thread in others:
+        thread.start()
+    for thread in others:
+        thread.join(60)
+    # Committed while the gate's transaction is still open (it takes the pin's allocation row last).
+    assert {answers[f"b{n}"].status_code for n in range(WAITING)} == {201}
+    assert "gate" not in answers and order_count(shop.rt) == WAITING
+    gate.open.set()
+    first.join(60)
+    assert answers["gate"].status_code == 201
+    assert gate.batches[0] == 1 and sum(gate.batches) == WAITING + 1
+    assert order_count(shop.rt) == WAITING + 1
+    assert counter(shop.rt, counters.pin_key(pin_id)) == 10 - (WAITING + 1)
+    with shop.rt.db.session() as session:
+        allocation = session.get(Reservation, counters.allocation_id(pin_id))
+        assert allocation is not None and allocation.quantity == 10 - (WAITING + 1)

@@ -230,3 +230,29 @@ def test_answers_ahead_of_flask_are_counted_and_logged_under_the_route(
         and 'status="409"' in line
     )
     assert float(line.rsplit(" ", 1)[1]) >= 2
+
+
+def test_a_purchase_takes_from_the_pins_allocation_row_last(shop: Shop) -> None:
+    """The allocation row's lock, which every purchase of the pin waits for, is held from its update to the
+    commit only: the orders, holds, events and deliveries are written before it."""
+    from sqlalchemy import event
+
+    session_id = _live(shop, allocation=5, limit=5)
+    assert _by_route(shop, _body(shop, session_id, "cached")).status_code == 201
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()[:3]).upper())
+
+    event.listen(shop.rt.db.engine, "before_cursor_execute", record)
+    try:
+        assert post_order(shop.http(), shop.auth, _body(shop, session_id, "b1")).status_code == 201
+    finally:
+        event.remove(shop.rt.db.engine, "before_cursor_execute", record)
+    writes = [s for s in statements if s.startswith(("INSERT", "UPDATE", "COPY"))]
+    # (PostgreSQL copies the holds and events in: those statements are not seen here.)
+    assert writes[0].startswith("INSERT INTO ORDERS") and writes[1].startswith("INSERT INTO ORDER_LINES"), (
+        writes
+    )
+    assert writes[-1].startswith("UPDATE RESERVATIONS"), writes
+    assert sum(s.startswith("UPDATE RESERVATIONS") for s in writes) == 1, writes
