@@ -3,24 +3,29 @@
 The raw body is read before anything parses it, the merchant's adapter verifies it (401 and nothing stored
 when it fails), its envelope gives the delivery id, topic and store time (400 when malformed, logged as
 rejected, nothing stored), the delivery is stored once per merchant (a repeat is acknowledged as a
-duplicate) and the drain job of the merchant's shard is woken. The answer
-is fast: processing happens in `webhooks.inbound.drain`. A failure to wake the job does not fail the
+duplicate) and the drain job of the merchant's shard is woken. A failure to wake the job does not fail the
 request, because the delivery is already stored and the sweeper wakes its merchant.
+
+The answer is fast: processing happens in `webhooks.inbound.drain`, and `Receiver` answers a delivery ahead
+of Flask (`handle`, as the routes do, without Flask's request context, routing and hooks).
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import EnvironHeaders
 
 from connector.domain import registry
 from connector.domain.errors import PermanentError
@@ -31,9 +36,12 @@ from connector.infra.models import Merchant
 from connector.infra.runtime import Runtime
 from connector.infra.store_adapters import build_adapter
 from connector.merchants import installs
-from connector.web.context import quiet_access_log
+from connector.web.context import ACCESS_LOG_LEVEL, ROUTE
 from connector.web.problems import problem
 from webhooks.inbound import intake, scheduling
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,7 @@ bp = Blueprint("inbound_webhooks", __name__)
 
 CACHE_SECONDS: Final = 5.0
 """How long a process reuses a merchant's adapter (and so its webhook secret) between lookups."""
+ROUTES: Final = ("/webhooks/<source>", "/webhooks/<source>/<int:merchant_id>")
 PAGE: Final = 256
 """Merchants addressed by id are read by pages of this many ids: a flood spread over a thousand merchants
 costs a web process a few reads, not one per merchant (each adapter is still built on first use)."""
@@ -137,15 +146,27 @@ def _lowered(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers}
 
 
-@bp.post("/webhooks/<source>")
-@bp.post("/webhooks/<source>/<int:merchant_id>")
+@bp.post(ROUTES[0])
+@bp.post(ROUTES[1])
 def receive(source: str, merchant_id: int | None = None) -> Response:
     rt: Runtime = current_app.extensions["storelink"]
+    raw_body = request.get_data(cache=False)  # the bytes as sent: signatures are over these
+    return handle(rt, request.environ, source, merchant_id, _lowered(request.headers.items()), raw_body)
+
+
+def handle(
+    rt: Runtime,
+    environ: WSGIEnvironment,
+    source: str,
+    merchant_id: int | None,
+    headers: dict[str, str],
+    raw_body: bytes,
+) -> Response:
+    """A delivery's answer, whether Flask routed it (`receive`) or `Receiver` answered it ahead of Flask:
+    `headers` lower-cased, `raw_body` as sent."""
     adapter_cls = registry.adapters().get(source)
     if adapter_cls is None or Capability.WEBHOOKS not in adapter_cls.capabilities:
         return problem(404, "unknown_source", f"no store kind {source!r} receives webhooks here")
-    raw_body = request.get_data(cache=False)  # the bytes as sent: signatures are over these
-    headers = _lowered(request.headers.items())
     store_ref = None if merchant_id is not None else adapter_cls.webhook_store_ref(headers)
     if merchant_id is None and not store_ref:
         return problem(
@@ -162,7 +183,7 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
                 "inbound delivery for a store with no merchant acknowledged",
                 extra={"source": source, "store_ref": store_ref, "topic": _header_topic(source, headers)},
             )
-            quiet_access_log()
+            environ[ACCESS_LOG_LEVEL] = logging.DEBUG
             return _answer({"status": "no_merchant"})
         # Unknown and unverifiable look the same from outside: nothing is stored either way.
         return problem(401, "unknown_store", "the delivery does not come from a connected store")
@@ -195,7 +216,9 @@ def receive(source: str, merchant_id: int | None = None) -> Response:
         raw_body=raw_body,
     )
     log = {"source": source, "merchant_id": target.merchant_id, "delivery_id": envelope.delivery_id}
-    quiet_access_log()  # stored (or already stored): the InboundEvent row is the record
+    environ[ACCESS_LOG_LEVEL] = (
+        logging.DEBUG
+    )  # stored (or already stored): the InboundEvent row is the record
     if event_id is None:
         logger.info("inbound duplicate acknowledged", extra=log)
         return _answer({"status": "duplicate", "delivery_id": envelope.delivery_id})
@@ -235,5 +258,47 @@ def _header_topic(source: str, headers: dict[str, str]) -> str | None:
     return cls.webhook_topic(headers) if isinstance(cls, NamesWebhookTopic) else None
 
 
+_PATH: Final = re.compile(r"/webhooks/([a-z][a-z0-9_]{0,31})(?:/([1-9][0-9]{0,17}))?")
+"""The receiver's paths as `Receiver` takes them (a store kind's name, a merchant id without leading zeros);
+any other spelling goes to the Flask routes, which answer it as they always have."""
+
+
+class Receiver:
+    """WSGI middleware: a delivery to `/webhooks/<source>[/<merchant id>]` with a `Content-Length` is answered
+    by `handle` ahead of Flask (no request context, routing or hooks: a store's burst is thousands of these);
+    everything else goes on to the Flask app."""
+
+    def __init__(self, app: WSGIApplication, flask_app: Flask) -> None:
+        self.app = app
+        self.flask_app = flask_app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        found = _PATH.fullmatch(environ.get("PATH_INFO", ""))
+        length = environ.get("CONTENT_LENGTH", "")
+        if (
+            found is None
+            or environ.get("REQUEST_METHOD") != "POST"
+            or not length.isdigit()
+            or "HTTP_TRANSFER_ENCODING" in environ
+        ):
+            return self.app(environ, start_response)
+        source, merchant = found.groups()
+        raw_body: bytes = environ["wsgi.input"].read(int(length))
+        headers = _lowered(EnvironHeaders(environ).items())
+        try:
+            rt: Runtime = self.flask_app.extensions["storelink"]
+            response = handle(rt, environ, source, int(merchant) if merchant else None, headers, raw_body)
+        except Exception as exc:  # the app's error handlers answer it, as they answer the route's failures
+            response = self._error(environ, exc, raw_body)
+        environ[ROUTE] = ROUTES[1] if merchant else ROUTES[0]
+        return response(environ, start_response)
+
+    def _error(self, environ: WSGIEnvironment, exc: Exception, raw_body: bytes) -> Response:
+        environ["wsgi.input"] = io.BytesIO(raw_body)
+        with self.flask_app.request_context(environ):
+            return self.flask_app.make_response(self.flask_app.handle_user_exception(exc))
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.wsgi_app = Receiver(app.wsgi_app, app)  # type: ignore[method-assign]
