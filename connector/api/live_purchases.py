@@ -32,7 +32,7 @@ from connector.merchants import clients
 from connector.orders import checkout
 from connector.stock import counters
 from connector.web import context
-from connector.web.problems import problem
+from connector.web.problems import error_answer, problem
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -139,15 +139,10 @@ class LivePurchases:
 
     def _refusal(self, environ: WSGIEnvironment, exc: Exception) -> Response:
         if not isinstance(exc, RefusedError):
-            return self._error(environ, exc)
+            return error_answer(self.flask_app, environ, exc)
         if exc.code in orders.STOCK_REFUSALS:
             environ[context.ACCESS_LOG_LEVEL] = logging.DEBUG
         return problem(exc.status, exc.code, exc.message, **exc.extra)
-
-    def _error(self, environ: WSGIEnvironment, exc: Exception) -> Response:
-        """The problem document Flask's error handlers answer `exc` with (rare: a request context for it)."""
-        with self.flask_app.request_context(environ):
-            return self.flask_app.make_response(self.flask_app.handle_user_exception(exc))
 
 
 def install(app: Flask) -> None:

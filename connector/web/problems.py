@@ -78,6 +78,13 @@ def _unexpected(exc: Exception) -> Response:
     return problem(500, "internal_error", "An unexpected error occurred; it has been logged.")
 
 
+def error_answer(app: Flask, environ: dict[str, Any], exc: Exception) -> Response:
+    """The answer the app's error handlers give `exc`, for a request answered ahead of Flask by WSGI middleware
+    (a request context is made for it: errors are rare on those paths)."""
+    with app.request_context(environ):
+        return app.make_response(app.handle_user_exception(exc))
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http)
     app.register_error_handler(PermanentError, _storelink)

@@ -12,7 +12,6 @@ of Flask (`handle`, as the routes do, without Flask's request context, routing a
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import threading
@@ -37,7 +36,7 @@ from connector.infra.runtime import Runtime
 from connector.infra.store_adapters import build_adapter
 from connector.merchants import installs
 from connector.web.context import ACCESS_LOG_LEVEL, ROUTE
-from connector.web.problems import problem
+from connector.web.problems import error_answer, problem
 from webhooks.inbound import intake, scheduling
 
 if TYPE_CHECKING:
@@ -289,14 +288,9 @@ class Receiver:
             rt: Runtime = self.flask_app.extensions["storelink"]
             response = handle(rt, environ, source, int(merchant) if merchant else None, headers, raw_body)
         except Exception as exc:  # the app's error handlers answer it, as they answer the route's failures
-            response = self._error(environ, exc, raw_body)
+            response = error_answer(self.flask_app, environ, exc)
         environ[ROUTE] = ROUTES[1] if merchant else ROUTES[0]
         return response(environ, start_response)
-
-    def _error(self, environ: WSGIEnvironment, exc: Exception, raw_body: bytes) -> Response:
-        environ["wsgi.input"] = io.BytesIO(raw_body)
-        with self.flask_app.request_context(environ):
-            return self.flask_app.make_response(self.flask_app.handle_user_exception(exc))
 
 
 def init_app(app: Flask) -> None:
