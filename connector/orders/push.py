@@ -86,20 +86,25 @@ def push_retry() -> Retry:
     return jittered_retry(PUSH_RETRY_BASE)
 
 
+def _enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> Job | None:
+    """Queue the push of one order unless a job of it is live (a takeover is queued anyway, at the front)."""
+    return rt.queues.enqueue(
+        ORDERS,
+        JOB_FUNC,
+        order_id,
+        job_id=job_id(order_id),
+        retry=push_retry(),
+        timeout=queue.attempt_timeout(rt.settings),
+        dedupe=not takeover,
+        at_front=takeover,  # it has waited its turn once: a backlog of new pushes does not hold it back
+    )
+
+
 def enqueue(rt: runtime.Runtime, order_id: int, *, takeover: bool = False) -> bool:
     """Queue the push of one order (best effort: a failure here only delays it until the sweeper); a
     takeover goes to the front of the queue. Orders just committed go through `enqueue_new`."""
     try:
-        job = rt.queues.enqueue(
-            ORDERS,
-            JOB_FUNC,
-            order_id,
-            job_id=job_id(order_id),
-            retry=push_retry(),
-            timeout=queue.attempt_timeout(rt.settings),
-            dedupe=not takeover,
-            at_front=takeover,  # it has waited its turn once: a backlog of new pushes does not hold it back
-        )
+        job = _enqueue(rt, order_id, takeover=takeover)
     except Exception:
         logger.exception("order push enqueue failed; the sweeper will retry", extra={"order_id": order_id})
         return False
@@ -130,16 +135,8 @@ def queue_pushes(order_ids: list[int]) -> int:
     sweeper queued meanwhile is left as it is. Returns how many it queued."""
     rt = runtime.current()
     queued = 0
-    for order_id in order_ids:
-        job = rt.queues.enqueue(
-            ORDERS,
-            JOB_FUNC,
-            order_id,
-            job_id=job_id(order_id),
-            retry=push_retry(),
-            timeout=queue.attempt_timeout(rt.settings),
-        )
-        queued += job is not None
+    for order_id in order_ids:  # a failure fails the job: RQ retries it
+        queued += _enqueue(rt, order_id) is not None
     logger.info("order pushes queued", extra={"orders": len(order_ids), "queued": queued})
     return queued
 

@@ -115,6 +115,29 @@ def order_body(variant_id: int, price: int, quantity: int = 1, **extra: Any) -> 
     }
 
 
+def live_pin(shop: Shop, *, flash: int, allocation: int = 3, limit: int | None = None) -> tuple[int, int]:
+    """A started live session with the shop's first variant pinned at `flash`; (session id, pin id)."""
+    http = shop.http()
+    made = http.post(
+        "/v1/live-sessions", json={"merchant_id": shop.merchant_id, "title": "Drop"}, headers=shop.auth
+    )
+    assert made.status_code == 201, made.get_json()
+    session_id: int = made.get_json()["id"]
+    pin = http.post(
+        f"/v1/live-sessions/{session_id}/pins",
+        json={
+            "variant_id": shop.variants[0],
+            "flash_price_minor": flash,
+            "allocation": allocation,
+            **({"per_buyer_limit": limit} if limit else {}),
+        },
+        headers=shop.auth,
+    )
+    assert pin.status_code == 201, pin.get_json()
+    assert http.post(f"/v1/live-sessions/{session_id}/start", headers=shop.auth).status_code == 200
+    return session_id, int(pin.get_json()["id"])
+
+
 def post_order(http: FlaskClient, auth: dict[str, str], body: dict[str, Any], key: str | None = None) -> Any:
     headers = {**auth, "Idempotency-Key": key or f"key-{next(_keys)}"}
     return http.post("/v1/orders", json=body, headers=headers)

@@ -22,7 +22,14 @@ from connector.catalog import levels
 from connector.infra import addresses, runtime
 from connector.infra.models import Delivery, EventPayload, InventoryLevel, Merchant, Reservation, Variant
 from connector.stock import rebuild
-from tests.integration.checkout_support import Shop, assert_problem, make_shop, order_body, post_order
+from tests.integration.checkout_support import (
+    Shop,
+    assert_problem,
+    live_pin,
+    make_shop,
+    order_body,
+    post_order,
+)
 
 Runtime = runtime.Runtime
 PRICE = 1_000
@@ -65,25 +72,7 @@ def statements(rt: Runtime) -> Iterator[list[str]]:
 
 def _live(shop: Shop, *, allocation: int = 3, limit: int | None = None) -> tuple[int, int]:
     """A live session with the first variant pinned; (session id, pin id)."""
-    http = shop.http()
-    made = http.post(
-        "/v1/live-sessions", json={"merchant_id": shop.merchant_id, "title": "Drop"}, headers=shop.auth
-    )
-    assert made.status_code == 201, made.get_json()
-    session_id: int = made.get_json()["id"]
-    pin = http.post(
-        f"/v1/live-sessions/{session_id}/pins",
-        json={
-            "variant_id": shop.variants[0],
-            "flash_price_minor": FLASH,
-            "allocation": allocation,
-            **({"per_buyer_limit": limit} if limit else {}),
-        },
-        headers=shop.auth,
-    )
-    assert pin.status_code == 201, pin.get_json()
-    assert http.post(f"/v1/live-sessions/{session_id}/start", headers=shop.auth).status_code == 200
-    return session_id, pin.get_json()["id"]
+    return live_pin(shop, flash=FLASH, allocation=allocation, limit=limit)
 
 
 def _live_body(shop: Shop, session_id: int, buyer: str = "b-1") -> dict[str, Any]:

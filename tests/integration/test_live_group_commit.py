@@ -18,7 +18,15 @@ from connector.infra.group_commit import GroupCommit
 from connector.infra.models import Order, Reservation
 from connector.orders import live_checkout
 from connector.stock import counters
-from tests.integration.checkout_support import Shop, counter, events_of, make_shop, order_count, post_order
+from tests.integration.checkout_support import (
+    Shop,
+    counter,
+    events_of,
+    live_pin,
+    make_shop,
+    order_count,
+    post_order,
+)
 
 Runtime = runtime.Runtime
 FLASH = 700
@@ -31,19 +39,7 @@ def shop(rt: Runtime, tmp_path: Path) -> Shop:
 
 
 def _live_pin(shop: Shop, allocation: int) -> tuple[int, int]:
-    http = shop.http()
-    made = http.post(
-        "/v1/live-sessions", json={"merchant_id": shop.merchant_id, "title": "Drop"}, headers=shop.auth
-    )
-    session_id: int = made.get_json()["id"]
-    assert http.post(f"/v1/live-sessions/{session_id}/start", headers=shop.auth).status_code == 200
-    pin = http.post(
-        f"/v1/live-sessions/{session_id}/pins",
-        json={"variant_id": shop.variants[0], "flash_price_minor": FLASH, "allocation": allocation},
-        headers=shop.auth,
-    )
-    assert pin.status_code == 201, pin.get_json()
-    return session_id, int(pin.get_json()["id"])
+    return live_pin(shop, flash=FLASH, allocation=allocation)
 
 
 def _body(shop: Shop, session_id: int, buyer: str) -> dict[str, Any]:

@@ -13,7 +13,14 @@ import pytest
 from connector.api.common import key_cache
 from connector.infra import runtime
 from connector.orders import live_checkout
-from tests.integration.checkout_support import Shop, assert_problem, make_shop, order_count, post_order
+from tests.integration.checkout_support import (
+    Shop,
+    assert_problem,
+    live_pin,
+    make_shop,
+    order_count,
+    post_order,
+)
 
 Runtime = runtime.Runtime
 FLASH = 700
@@ -43,24 +50,7 @@ def routed(shop: Shop) -> list[str]:
 
 
 def _live(shop: Shop, allocation: int, limit: int) -> int:
-    http = shop.http()
-    made = http.post(
-        "/v1/live-sessions", json={"merchant_id": shop.merchant_id, "title": "Drop"}, headers=shop.auth
-    )
-    session_id: int = made.get_json()["id"]
-    assert http.post(f"/v1/live-sessions/{session_id}/start", headers=shop.auth).status_code == 200
-    pin = http.post(
-        f"/v1/live-sessions/{session_id}/pins",
-        json={
-            "variant_id": shop.variants[0],
-            "flash_price_minor": FLASH,
-            "allocation": allocation,
-            "per_buyer_limit": limit,
-        },
-        headers=shop.auth,
-    )
-    assert pin.status_code == 201, pin.get_json()
-    return session_id
+    return live_pin(shop, flash=FLASH, allocation=allocation, limit=limit)[0]
 
 
 def _body(
