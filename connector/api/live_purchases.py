@@ -18,6 +18,7 @@ import io
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from flask import Flask
@@ -45,19 +46,15 @@ ROUTE: Final = "/v1/orders"
 _JSON_TYPES: Final = frozenset({"application/json"})
 
 
+@dataclass(frozen=True, slots=True)
 class _Purchase:
     """A request the middleware can answer: its client's cached key check, idempotency key and body."""
 
-    __slots__ = ("body", "check", "client_id", "key", "raw")
-
-    def __init__(
-        self, client_id: int, check: counters.KeyCheck, key: str, body: orders.OrderCreate, raw: bytes
-    ) -> None:
-        self.client_id = client_id
-        self.check = check
-        self.key = key
-        self.body = body
-        self.raw = raw
+    client_id: int
+    check: counters.KeyCheck
+    key: str
+    body: orders.OrderCreate
+    raw: bytes
 
 
 def _cached_client(environ: WSGIEnvironment, cache: KeyCache) -> tuple[int, counters.KeyCheck] | None:

@@ -4,9 +4,10 @@ One Lua call (`connector.stock.counters.buy_from_pins`) checks that each pin is 
 limit and the allocation together, and sets the request's idempotency mark, so a refusal (sold out, over the
 limit) touches no database; an accepted purchase then writes in one short transaction, shared with the
 purchases of the same web process waiting meanwhile (`connector.infra.group_commit`; a 201 only once it
-committed): the allocation rows (`connector.stock.holds.take_from_allocation`, one update per pin), the orders
-(`connector.orders.accept.persist_many`) and the pins' `live.pin_updated`, `live.stock_low` and
-`live.sold_out` events.
+committed): the orders (`connector.orders.accept.persist_many`) with the pins' `live.pin_updated`,
+`live.stock_low` and `live.sold_out` events, then, last, the allocation rows
+(`connector.stock.holds.take_from_allocation`, one update per pin), whose lock every purchase of the pin waits
+for.
 """
 
 from __future__ import annotations
