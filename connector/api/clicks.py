@@ -152,7 +152,7 @@ class LinkRedirects:
             if target is None:
                 return self.app(environ, start_response)  # the Flask route answers 404
             environ[context.ROUTE] = ROUTE
-            environ[context.ACCESS_LOG_LEVEL] = logging.DEBUG  # as quiet_access_log()
+            quiet_access_log(environ)
             headers = redirect_headers(self.rt, environ, target)
         except Exception:
             # The database down, say: the Flask route tries again and answers its problem document if it fails

@@ -14,7 +14,6 @@ handlers, as the route's failure would be.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Iterable
@@ -41,8 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PATH: Final = "/v1/orders"
-ROUTE: Final = "/v1/orders"
-"""The route's rule, as the metrics and the access log name it."""
+"""The path this middleware answers, which is also the route's rule (as the metrics name it)."""
 _JSON_TYPES: Final = frozenset({"application/json"})
 
 
@@ -54,7 +52,6 @@ class _Purchase:
     check: counters.KeyCheck
     key: str
     body: orders.OrderCreate
-    raw: bytes
 
 
 def _cached_client(environ: WSGIEnvironment, cache: KeyCache) -> tuple[int, counters.KeyCheck] | None:
@@ -68,14 +65,12 @@ def _cached_client(environ: WSGIEnvironment, cache: KeyCache) -> tuple[int, coun
     return client.id, counters.KeyCheck(clients.KEY_GENERATION, generation)
 
 
-def _body(environ: WSGIEnvironment) -> tuple[orders.OrderCreate, bytes] | None:
+def _body(environ: WSGIEnvironment) -> orders.OrderCreate | None:
     """The validated live purchase body, or None (the route answers); the body stays readable for it."""
     mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-    length = environ.get("CONTENT_LENGTH", "")
-    if mimetype not in _JSON_TYPES or not length.isdigit() or "HTTP_TRANSFER_ENCODING" in environ:
+    raw = context.sized_body(environ) if mimetype in _JSON_TYPES else None
+    if raw is None:
         return None
-    raw: bytes = environ["wsgi.input"].read(int(length))
-    environ["wsgi.input"] = io.BytesIO(raw)
     try:
         data = json.loads(raw)
         body = orders.OrderCreate.model_validate(data) if isinstance(data, dict) else None
@@ -83,7 +78,7 @@ def _body(environ: WSGIEnvironment) -> tuple[orders.OrderCreate, bytes] | None:
         return None
     if body is None or body.live_session_id is None:
         return None
-    return body, raw
+    return body
 
 
 class LivePurchases:
@@ -108,11 +103,10 @@ class LivePurchases:
             # Before the purchase script confirmed the cached key (a session or pin not found, say) nothing was
             # bought: the route answers, checking the key first. After it, a refusal is answered here and any
             # other failure (the database down, say) by the app's error handlers, as the route's would be.
-            response = self._refusal(environ, exc) if purchase.check.confirmed else None
-        if response is None:
-            environ["wsgi.input"] = io.BytesIO(purchase.raw)
+            response = self._failure(environ, exc) if purchase.check.confirmed else None
+        if response is None:  # the body is still unread for the route (`context.sized_body`)
             return self.app(environ, start_response)
-        environ[context.ROUTE] = ROUTE
+        environ[context.ROUTE] = PATH
         return response(environ, start_response)
 
     def _purchase(self, environ: WSGIEnvironment) -> _Purchase | None:
@@ -120,10 +114,10 @@ class LivePurchases:
         key = environ.get("HTTP_IDEMPOTENCY_KEY")
         if cached is None or key is None or not orders.IDEMPOTENCY_KEY.fullmatch(key):
             return None
-        found = _body(environ)
-        if found is None:
+        body = _body(environ)
+        if body is None:
             return None
-        return _Purchase(cached[0], cached[1], key, *found)
+        return _Purchase(cached[0], cached[1], key, body)
 
     def _answer(self, environ: WSGIEnvironment, purchase: _Purchase) -> Response:
         """The route's answer to a purchase: the order (201, or the first answer again) and where it lives."""
@@ -134,11 +128,12 @@ class LivePurchases:
         location = environ.get("SCRIPT_NAME", "") + f"{PATH}/{answer.body['id']}"
         return orders.answer_response(answer, location)
 
-    def _refusal(self, environ: WSGIEnvironment, exc: Exception) -> Response:
+    def _failure(self, environ: WSGIEnvironment, exc: Exception) -> Response:
+        """A checkout refusal's problem document, as the route's; any other failure, the error handlers'."""
         if not isinstance(exc, RefusedError):
             return error_answer(self.flask_app, environ, exc)
         if exc.code in orders.STOCK_REFUSALS:
-            environ[context.ACCESS_LOG_LEVEL] = logging.DEBUG
+            context.quiet_access_log(environ)
         return problem(exc.status, exc.code, exc.message, **exc.extra)
 
 

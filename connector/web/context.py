@@ -12,6 +12,7 @@ thousands a second would drown the log; refusals and errors are still logged at 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -38,9 +39,21 @@ ROUTE: Final = "storelink.route"
 UNLOGGED_PATHS: Final = frozenset({"/healthz", "/metrics"})
 
 
-def quiet_access_log() -> None:
-    """Log this request's access line at DEBUG instead of INFO."""
-    request.environ[ACCESS_LOG_LEVEL] = logging.DEBUG
+def quiet_access_log(environ: WSGIEnvironment | None = None) -> None:
+    """Log this request's access line at DEBUG instead of INFO: Flask's request's, or the one whose `environ`
+    a handler ahead of Flask answers."""
+    (request.environ if environ is None else environ)[ACCESS_LOG_LEVEL] = logging.DEBUG
+
+
+def sized_body(environ: WSGIEnvironment) -> bytes | None:
+    """For a handler ahead of Flask: the body of a request sent with a `Content-Length` (None for one sent
+    without, chunked say, which Flask reads), left readable for Flask should it answer after all."""
+    length = environ.get("CONTENT_LENGTH", "")
+    if not length.isdigit() or "HTTP_TRANSFER_ENCODING" in environ:
+        return None
+    raw: bytes = environ["wsgi.input"].read(int(length))
+    environ["wsgi.input"] = io.BytesIO(raw)
+    return raw
 
 
 class _Answer:

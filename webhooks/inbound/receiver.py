@@ -35,7 +35,7 @@ from connector.infra.models import Merchant
 from connector.infra.runtime import Runtime
 from connector.infra.store_adapters import build_adapter
 from connector.merchants import installs
-from connector.web.context import ACCESS_LOG_LEVEL, ROUTE
+from connector.web.context import ROUTE, quiet_access_log, sized_body
 from connector.web.problems import error_answer, problem
 from webhooks.inbound import intake, scheduling
 
@@ -182,7 +182,7 @@ def handle(
                 "inbound delivery for a store with no merchant acknowledged",
                 extra={"source": source, "store_ref": store_ref, "topic": _header_topic(source, headers)},
             )
-            environ[ACCESS_LOG_LEVEL] = logging.DEBUG
+            quiet_access_log(environ)
             return _answer({"status": "no_merchant"})
         # Unknown and unverifiable look the same from outside: nothing is stored either way.
         return problem(401, "unknown_store", "the delivery does not come from a connected store")
@@ -215,9 +215,7 @@ def handle(
         raw_body=raw_body,
     )
     log = {"source": source, "merchant_id": target.merchant_id, "delivery_id": envelope.delivery_id}
-    environ[ACCESS_LOG_LEVEL] = (
-        logging.DEBUG
-    )  # stored (or already stored): the InboundEvent row is the record
+    quiet_access_log(environ)  # stored (or already stored): the InboundEvent row is the record
     if event_id is None:
         logger.info("inbound duplicate acknowledged", extra=log)
         return _answer({"status": "duplicate", "delivery_id": envelope.delivery_id})
@@ -273,16 +271,12 @@ class Receiver:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         found = _PATH.fullmatch(environ.get("PATH_INFO", ""))
-        length = environ.get("CONTENT_LENGTH", "")
-        if (
-            found is None
-            or environ.get("REQUEST_METHOD") != "POST"
-            or not length.isdigit()
-            or "HTTP_TRANSFER_ENCODING" in environ
-        ):
+        raw_body = (
+            sized_body(environ) if found is not None and environ.get("REQUEST_METHOD") == "POST" else None
+        )
+        if found is None or raw_body is None:
             return self.app(environ, start_response)
         source, merchant = found.groups()
-        raw_body: bytes = environ["wsgi.input"].read(int(length))
         headers = _lowered(EnvironHeaders(environ).items())
         try:
             rt: Runtime = self.flask_app.extensions["storelink"]
