@@ -31,9 +31,9 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from connector.sandbox.control import ControlError, answer, body, control_app, fault, faults, mount
+from connector.sandbox.serving import SOCKET, KeepAliveServer, make_server
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class PlatformReceiver:
             time.sleep(fault.latency)
         if fault.drop:
             self._log(Request(msg_id, True, None))
-            sock = request.environ.get("werkzeug.socket")
+            sock = request.environ.get(SOCKET)
             if isinstance(sock, socket.socket):
                 sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
@@ -306,7 +306,7 @@ class Server:
     def __init__(self, receiver: PlatformReceiver, port: int = 0, host: str = "127.0.0.1"):
         self.receiver = receiver
         served = mount(receiver.app, control(receiver))
-        self._server: BaseWSGIServer = make_server(host, port, served, threaded=True)
+        self._server: KeepAliveServer = make_server(host, port, served)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}{PATH}"
         self._thread = threading.Thread(

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 from flask import Flask, Response, redirect, request
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from connector.sandbox import control
+from connector.sandbox.serving import SOCKET, KeepAliveServer, make_server
 from connector.sandbox.shopify import control as shop_control
 from connector.sandbox.shopify.api import GraphQLEndpoint
 from connector.sandbox.shopify.bulk import BulkRunner
@@ -82,7 +82,7 @@ class ShopifyEmulator:
         if fault.latency:
             time.sleep(fault.latency)
         if fault.drop:
-            sock = request.environ.get("werkzeug.socket")
+            sock = request.environ.get(SOCKET)
             if isinstance(sock, socket.socket):
                 sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
@@ -164,7 +164,7 @@ class Server:
         self.emulator = emulator
         self.store = emulator.store
         served = control.mount(emulator.app, shop_control.build(emulator))
-        self._server: BaseWSGIServer = make_server(host, port, served, threaded=True)
+        self._server: KeepAliveServer = make_server(host, port, served)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self.graphql_url = f"{self.url}{GRAPHQL_PATH}"

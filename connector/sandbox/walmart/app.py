@@ -124,9 +124,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from connector.sandbox import control
+from connector.sandbox.serving import KeepAliveServer, make_server
 from connector.sandbox.walmart import control as seller_control
 from connector.sandbox.walmart.deliveries import WebhookSender
 from connector.sandbox.walmart.faults import FaultPlan
@@ -139,20 +139,6 @@ from connector.sandbox.walmart.wire import ACCESS_TOKEN, CORRELATION_ID, SERVICE
 __all__ = ["ACCESS_TOKEN", "CORRELATION_ID", "SERVICE_NAME", "Server", "WalmartEmulator", "serve"]
 
 logger = logging.getLogger(__name__)
-
-
-class _Handler(WSGIRequestHandler):
-    """Werkzeug's handler drops headers whose names contain `_`; Walmart's all do (WM_SEC.ACCESS_TOKEN)."""
-
-    def make_environ(self) -> Any:
-        environ = super().make_environ()
-        for key, value in self.headers.items():
-            if "_" in key:
-                environ[f"HTTP_{key.upper().replace('-', '_')}"] = value.replace("\r\n", "")
-        return environ
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
 
 
 class WalmartEmulator:
@@ -255,9 +241,7 @@ class Server:
         self.emulator = emulator
         self.store = emulator.store
         served = control.mount(emulator.app, seller_control.build(emulator))
-        self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, served, threaded=True, request_handler=_Handler
-        )
+        self._server: KeepAliveServer = make_server("127.0.0.1", port, served)
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self._stop = threading.Event()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from connector.sandbox.serving import SOCKET
 from connector.sandbox.walmart.envelopes import WalmartError, gateway_error, resource_errors
 from connector.sandbox.walmart.faults import ApiFault
 from connector.sandbox.walmart.routes.token import check_headers, check_token
@@ -93,7 +94,7 @@ def fault_response(fault: ApiFault) -> Response | None:
 
 
 def drop_connection() -> None:
-    sock = request.environ.get("werkzeug.socket")
+    sock = request.environ.get(SOCKET)
     if isinstance(sock, socket.socket):
         with suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
