@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,10 +17,14 @@ class _KeepAlive(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     connections: set[int] = set()  # client ports seen
     body = b"ok"
+    delay = 0.0
+    seen: list[tuple[str, dict[str, str], bytes]] = []  # path, headers, body of each request
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        sent = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).seen.append((self.path, dict(self.headers.items()), sent))
         type(self).connections.add(self.client_address[1])
+        time.sleep(self.delay)
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(self.body)))
@@ -31,7 +37,7 @@ class _KeepAlive(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, type[_KeepAlive]]]:
-    handler = type("Handler", (_KeepAlive,), {"connections": set()})
+    handler = type("Handler", (_KeepAlive,), {"connections": set(), "seen": []})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -62,3 +68,33 @@ def test_a_long_answer_is_not_read_to_its_end_and_its_connection_goes(server) ->
     results = [transport.post(url, b"{}", {}, timeout=5, allow_private=True) for _ in range(3)]
     assert [r.status_code for r in results] == [200] * 3
     assert len(handler.connections) == 3
+
+
+def test_the_endpoint_gets_the_body_and_headers_at_its_path_and_query(server) -> None:
+    url, handler = server
+    result = transport.post(
+        f"{url}?token=a%20b", b'{"a":1}', {"webhook-id": "msg_1"}, timeout=5, allow_private=True
+    )
+    assert result.status_code == 200 and result.excerpt == "ok" and result.error is None
+    ((path, headers, body),) = handler.seen
+    assert path == "/hooks?token=a%20b" and body == b'{"a":1}'
+    assert headers["webhook-id"] == "msg_1"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"] == transport.USER_AGENT
+    assert headers["Content-Length"] == "7"
+
+
+def test_an_answer_slower_than_the_timeout_is_a_failure_that_says_so(server) -> None:
+    url, handler = server
+    handler.delay = 1.0
+    result = transport.post(url, b"{}", {}, timeout=0.2, allow_private=True)
+    assert result.status_code is None and result.error == "timed out" and not result.blocked
+
+
+def test_a_closed_port_is_a_connection_failure() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once it is closed
+    result = transport.post(f"http://127.0.0.1:{port}/hooks", b"{}", {}, timeout=5, allow_private=True)
+    assert result.status_code is None and not result.blocked
+    assert result.error is not None and result.error.startswith("connection failed")
