@@ -1,5 +1,5 @@
 """Processes of a benchmark run (gunicorn, `storelink worker`): started in sessions of their own, logged to
-files, and always stopped, politely first."""
+files, and always stopped, politely first; and what to say first when they would compile what they import."""
 
 from __future__ import annotations
 
@@ -15,6 +15,27 @@ from queue import Empty
 from typing import Any
 
 from connector.bench.errors import BenchError
+
+BYTECODE_NOTE = (
+    "note: PYTHONDONTWRITEBYTECODE is set and {module} has no bytecode cache: every process this benchmark "
+    "starts compiles the modules it imports, the job workers on their first jobs inside the measured windows. "
+    "Unset it, or compile the install once (python -m compileall), for figures of Storelink's own work."
+)
+
+
+def bytecode_note(modules: tuple[str, ...] = ("connector.app", "sqlalchemy.engine.base")) -> str | None:
+    """What to say before a benchmark whose processes would compile what they import: Python is told not to
+    write bytecode caches and one of `modules` (Storelink's and a dependency's) has none; None otherwise."""
+    import importlib.util
+
+    if not sys.dont_write_bytecode:
+        return None
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        if origin and origin.endswith(".py") and not os.path.exists(importlib.util.cache_from_source(origin)):
+            return BYTECODE_NOTE.format(module=name)
+    return None
 
 
 def in_process(target: Any, *args: Any) -> dict[str, Any]:

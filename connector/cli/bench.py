@@ -11,6 +11,7 @@ import click
 
 from connector.bench.commands import COMMANDS
 from connector.bench.errors import BenchError
+from connector.bench.processes import bytecode_note
 from connector.cli.common import _errors
 
 
@@ -29,6 +30,9 @@ class BenchGroup(click.Group):
 @click.group(cls=BenchGroup)
 def bench() -> None:
     """Benchmarks: each prints a table and, last, one JSON line with its figures and targets."""
+    note = bytecode_note()
+    if note is not None:
+        click.echo(note, err=True)
 
 
 for _command in COMMANDS:

@@ -8,8 +8,8 @@ reuse a connection. This server answers requests on a connection one after anoth
 (or sends `Connection: close`, or stays idle for `IDLE_SECONDS`), one thread per connection.
 
 A request's body (sized or chunked) is read whole before the app runs (a sandbox's bodies are small), so the
-next request on the connection always starts where this one ended, whatever the app read. `SOCKET` in the environ is the
-connection's socket, for a fault that drops it.
+next request on the connection always starts where this one ended, whatever the app read. `SOCKET` in the
+environ is the connection's socket, for a fault that drops it.
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class KeepAliveServer(ThreadingHTTPServer):
-    """Serves `app` on `host`:`port` (0 picks a free port) with HTTP/1.1 persistent connections; `close()`
-    ends the open connections too, so no connection thread is left waiting on an idle client."""
+    """Serves `app` on `host`:`port` (0 picks a free port) with HTTP/1.1 persistent connections.
+    `server_close()` ends the open connections too: no connection's thread is left waiting on an idle client."""
 
     daemon_threads = True
     block_on_close = False

@@ -42,3 +42,21 @@ def test_a_spawned_process_module_imports_no_heavy_package(module: str) -> None:
     assert module in loaded
     heavy = {name for name in HEAVY if name in loaded and name not in SPAWNED[module]}
     assert heavy == set(), f"{module} imports {sorted(heavy)}"
+
+
+def test_a_bench_says_when_its_processes_would_compile_what_they_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.bench.processes import bytecode_note
+
+    (tmp_path / "uncached_mod.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    assert bytecode_note(("uncached_mod",)) is None, "caches get written: nothing to say"
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    note = bytecode_note(("uncached_mod",))
+    assert note is not None and "PYTHONDONTWRITEBYTECODE" in note and "uncached_mod" in note
+    import py_compile
+
+    py_compile.compile(str(tmp_path / "uncached_mod.py"))
+    assert bytecode_note(("uncached_mod",)) is None, "a cache is there: nothing to say"

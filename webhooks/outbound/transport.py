@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import requests
 from urllib3 import BaseHTTPResponse, HTTPConnectionPool, Timeout
@@ -105,8 +105,7 @@ def _origin(url: str, allow_private: bool) -> _Origin:
     if found is not None and found.session is session:
         return found
     prepared = requests.Request("POST", url).prepare()
-    adapter = session.get_adapter(url)
-    assert isinstance(adapter, requests.adapters.HTTPAdapter)
+    adapter = cast(GuardedAdapter, session.get_adapter(url))  # mounted for http and https
     host_params, pool_kwargs = adapter.build_connection_pool_key_attributes(prepared, verify=True)
     found = _Origin(session, adapter, host_params, pool_kwargs, prepared.path_url)
     with _sessions_lock:
