@@ -62,6 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._run_wsgi()
         except OSError:  # the client went away, or the app dropped the connection on purpose
             self.close_connection = True
+        except ValueError:  # a Content-Length or chunk size that is not a number
+            self.send_error(400, "malformed body framing")
 
     def _environ(self, body: bytes) -> dict[str, Any]:
         path, _, query = self.path.partition("?")
@@ -163,6 +165,14 @@ class KeepAliveServer(ThreadingHTTPServer):
         with self._open_lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed outside the app (which answers its own errors): one line, no traceback."""
+        error = sys.exc_info()[1]
+        logger.warning(
+            "sandbox connection failed",
+            extra={"client": f"{client_address[0]}:{client_address[1]}", "error": repr(error)[:200]},
+        )
 
     def server_close(self) -> None:
         super().server_close()

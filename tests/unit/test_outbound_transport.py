@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,18 +17,25 @@ class _KeepAlive(BaseHTTPRequestHandler):
     connections: set[int] = set()  # client ports seen
     body = b"ok"
     delay = 0.0
+    release = threading.Event()  # ends a delay early
+    answered = threading.Event()  # set once the handler is done with a request, answer sent or not
     seen: list[tuple[str, dict[str, str], bytes]] = []  # path, headers, body of each request
 
     def do_POST(self) -> None:
         sent = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         type(self).seen.append((self.path, dict(self.headers.items()), sent))
         type(self).connections.add(self.client_address[1])
-        time.sleep(self.delay)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
+        type(self).release.wait(self.delay)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(self.body)))
+            self.end_headers()
+            self.wfile.write(self.body)
+        except OSError:  # the client stopped waiting and closed the connection
+            self.close_connection = True
+        finally:
+            type(self).answered.set()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -37,7 +43,11 @@ class _KeepAlive(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, type[_KeepAlive]]]:
-    handler = type("Handler", (_KeepAlive,), {"connections": set(), "seen": []})
+    handler = type(
+        "Handler",
+        (_KeepAlive,),
+        {"connections": set(), "seen": [], "release": threading.Event(), "answered": threading.Event()},
+    )
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -86,9 +96,11 @@ def test_the_endpoint_gets_the_body_and_headers_at_its_path_and_query(server) ->
 
 def test_an_answer_slower_than_the_timeout_is_a_failure_that_says_so(server) -> None:
     url, handler = server
-    handler.delay = 1.0
+    handler.delay = 10.0
     result = transport.post(url, b"{}", {}, timeout=0.2, allow_private=True)
     assert result.status_code is None and result.error == "timed out" and not result.blocked
+    handler.release.set()  # the late answer goes to a closed connection, inside this test
+    assert handler.answered.wait(5)
 
 
 def test_a_closed_port_is_a_connection_failure() -> None:

@@ -129,3 +129,10 @@ def test_closing_the_server_ends_idle_connections() -> None:
             assert not handler.is_alive(), "closing the server ended the idle connection's thread"
     finally:
         sock.close()
+
+
+def test_a_malformed_chunk_size_is_a_400(server: Any) -> None:
+    with socket.create_connection(("127.0.0.1", server.server_port)) as sock:
+        sock.sendall(b"POST /k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")

@@ -190,7 +190,6 @@ def _read(response: BaseHTTPResponse) -> tuple[str | None, str | None]:
     except Exception as exc:  # the status is known; a body cut short does not change the outcome
         return None, _describe(exc)[0]
     finally:
-        if response.closed:
-            response.release_conn()
-        else:
-            response.close()
+        if not response.closed:
+            response.close()  # the connection goes; the pool opens a new one in its place
+        response.release_conn()
