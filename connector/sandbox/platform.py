@@ -33,7 +33,7 @@ from flask import Flask, Response, request
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from connector.sandbox.control import ControlError, answer, body, control_app, fault, faults, mount
-from connector.sandbox.serving import SOCKET, KeepAliveServer, make_server
+from connector.sandbox.serving import SOCKET, KeepAliveServer
 
 logger = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class Server:
     def __init__(self, receiver: PlatformReceiver, port: int = 0, host: str = "127.0.0.1"):
         self.receiver = receiver
         served = mount(receiver.app, control(receiver))
-        self._server: KeepAliveServer = make_server(host, port, served)
+        self._server: KeepAliveServer = KeepAliveServer(host, port, served)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}{PATH}"
         self._thread = threading.Thread(

@@ -181,7 +181,3 @@ class KeepAliveServer(ThreadingHTTPServer):
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-
-
-def make_server(host: str, port: int, app: WSGIApplication) -> KeepAliveServer:
-    return KeepAliveServer(host, port, app)

@@ -62,7 +62,7 @@ def server() -> Iterator[tuple[str, type[_KeepAlive]]]:
 def test_connections_are_reused_when_the_answer_is_read_to_its_end(server, size: int) -> None:
     url, handler = server
     handler.body = b"x" * size
-    transport._sessions.clear()
+    transport._adapters.clear()
     results = [transport.post(url, b"{}", {}, timeout=5, allow_private=True) for _ in range(5)]
     assert [r.status_code for r in results] == [200] * 5
     assert all(
@@ -74,7 +74,7 @@ def test_connections_are_reused_when_the_answer_is_read_to_its_end(server, size:
 def test_a_long_answer_is_not_read_to_its_end_and_its_connection_goes(server) -> None:
     url, handler = server
     handler.body = b"x" * (transport.EXCERPT_BYTES + transport.DRAIN_BYTES + 10)
-    transport._sessions.clear()
+    transport._adapters.clear()
     results = [transport.post(url, b"{}", {}, timeout=5, allow_private=True) for _ in range(3)]
     assert [r.status_code for r in results] == [200] * 3
     assert len(handler.connections) == 3

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from connector.sandbox.serving import SOCKET, make_server
+from connector.sandbox.serving import SOCKET, KeepAliveServer
 
 
 def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -32,7 +32,7 @@ def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 @pytest.fixture
 def server() -> Iterator[Any]:
-    srv = make_server("127.0.0.1", 0, _app)
+    srv = KeepAliveServer("127.0.0.1", 0, _app)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -112,7 +112,7 @@ def test_the_app_may_drop_the_connection(server: Any) -> None:
 
 
 def test_closing_the_server_ends_idle_connections() -> None:
-    srv = make_server("127.0.0.1", 0, _app)
+    srv = KeepAliveServer("127.0.0.1", 0, _app)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     before = {t.ident for t in threading.enumerate()}

@@ -5,10 +5,10 @@ exactly the address that passed (so a name that resolved to a public address whe
 to a private one now, DNS rebinding, is refused). TLS still verifies the certificate for the URL's host name.
 Proxies from the environment are ignored: they would connect on our behalf, unchecked.
 
-The connections are a requests session's (its guarded adapter's pools, TLS settings and certificate bundle),
-but a POST goes straight to the urllib3 pool of its endpoint's origin, found once per URL: requests' own
-layers (settings merged, hooks, cookies, the request prepared again) cost as much CPU as the POST itself, and
-a dispatcher sends thousands.
+The connections are a guarded requests adapter's (its pools, TLS settings and certificate bundle), but a POST
+goes straight to the urllib3 pool of its endpoint's origin, found once per URL, not through a requests
+session: its layers (settings merged, hooks, cookies, the request prepared again) cost as much CPU as the
+POST itself, and a dispatcher sends thousands.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import requests
 from urllib3 import BaseHTTPResponse, HTTPConnectionPool, Timeout
@@ -58,36 +58,28 @@ class SendResult:
     blocked: bool = False
 
 
-_sessions: dict[tuple[int, bool], requests.Session] = {}
-_sessions_lock = threading.Lock()
+_adapters: dict[tuple[int, bool], GuardedAdapter] = {}
+_lock = threading.Lock()
 _origins: dict[tuple[int, bool, str], _Origin] = {}
 MAX_ORIGINS = 10_000
 
 
-def session_for(allow_private: bool) -> requests.Session:
-    """The process's session for this address policy (never shared across forks)."""
+def adapter_for(allow_private: bool) -> GuardedAdapter:
+    """The process's connection pools for this address policy (never shared across forks)."""
     key = (os.getpid(), allow_private)
-    with _sessions_lock:
-        existing = _sessions.get(key)
+    with _lock:
+        existing = _adapters.get(key)
         if existing is None:
-            existing = requests.Session()
-            existing.trust_env = False
-            existing.max_redirects = 0
-            existing.headers["User-Agent"] = USER_AGENT
-            adapter = GuardedAdapter(allow_private=allow_private, refusal_hint=PRIVATE_HINT)
-            existing.mount("http://", adapter)
-            existing.mount("https://", adapter)
-            _sessions[key] = existing
+            existing = _adapters[key] = GuardedAdapter(allow_private=allow_private, refusal_hint=PRIVATE_HINT)
         return existing
 
 
 @dataclass(frozen=True, slots=True)
 class _Origin:
-    """Where a URL's POSTs go: its session and adapter, the adapter's pool key for the URL (scheme, host,
-    port and TLS settings, as requests would choose them) and the request target (path and query)."""
+    """Where a URL's POSTs go: the adapter, its pool key for the URL (scheme, host, port and TLS settings, as
+    requests would choose them) and the request target (path and query)."""
 
-    session: requests.Session
-    adapter: requests.adapters.HTTPAdapter
+    adapter: GuardedAdapter
     host_params: Any
     pool_kwargs: Any
     path: str
@@ -99,16 +91,15 @@ class _Origin:
 
 
 def _origin(url: str, allow_private: bool) -> _Origin:
-    session = session_for(allow_private)
+    adapter = adapter_for(allow_private)
     key = (os.getpid(), allow_private, url)
     found = _origins.get(key)
-    if found is not None and found.session is session:
+    if found is not None and found.adapter is adapter:
         return found
     prepared = requests.Request("POST", url).prepare()
-    adapter = cast(GuardedAdapter, session.get_adapter(url))  # mounted for http and https
     host_params, pool_kwargs = adapter.build_connection_pool_key_attributes(prepared, verify=True)
-    found = _Origin(session, adapter, host_params, pool_kwargs, prepared.path_url)
-    with _sessions_lock:
+    found = _Origin(adapter, host_params, pool_kwargs, prepared.path_url)
+    with _lock:
         if len(_origins) >= MAX_ORIGINS:
             _origins.clear()
         _origins[key] = found

@@ -15,7 +15,7 @@ import orjson
 from flask import Flask, Response, redirect, request
 
 from connector.sandbox import control
-from connector.sandbox.serving import SOCKET, KeepAliveServer, make_server
+from connector.sandbox.serving import SOCKET, KeepAliveServer
 from connector.sandbox.shopify import control as shop_control
 from connector.sandbox.shopify.api import GraphQLEndpoint
 from connector.sandbox.shopify.bulk import BulkRunner
@@ -164,7 +164,7 @@ class Server:
         self.emulator = emulator
         self.store = emulator.store
         served = control.mount(emulator.app, shop_control.build(emulator))
-        self._server: KeepAliveServer = make_server(host, port, served)
+        self._server: KeepAliveServer = KeepAliveServer(host, port, served)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self.graphql_url = f"{self.url}{GRAPHQL_PATH}"

@@ -126,7 +126,7 @@ from typing import Any
 from flask import Flask
 
 from connector.sandbox import control
-from connector.sandbox.serving import KeepAliveServer, make_server
+from connector.sandbox.serving import KeepAliveServer
 from connector.sandbox.walmart import control as seller_control
 from connector.sandbox.walmart.deliveries import WebhookSender
 from connector.sandbox.walmart.faults import FaultPlan
@@ -241,7 +241,7 @@ class Server:
         self.emulator = emulator
         self.store = emulator.store
         served = control.mount(emulator.app, seller_control.build(emulator))
-        self._server: KeepAliveServer = make_server("127.0.0.1", port, served)
+        self._server: KeepAliveServer = KeepAliveServer("127.0.0.1", port, served)
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self._stop = threading.Event()
